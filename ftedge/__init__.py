@@ -1,0 +1,32 @@
+"""ftedge: fine-tune a lightweight pretrained classifier and prove it works on the edge device.
+
+The Python API mirrors the command line: `ftedge.tune(...)`, `ftedge.evaluate(...)`,
+`ftedge.predict(...)`, `ftedge.audit_dataset(...)`, `ftedge.write_demo_data(...)`,
+`ftedge.demo(...)`. Heavy imports happen on first use, so `import ftedge` stays cheap.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_API = {
+    "tune": ("ftedge.training", "tune"),
+    "evaluate": ("ftedge.runs", "evaluate"),
+    "predict": ("ftedge.runs", "predict"),
+    "load_run": ("ftedge.runs", "load_run"),
+    "audit_dataset": ("ftedge.data.audit", "audit_dataset"),
+    "write_demo_data": ("ftedge.data.demo", "write_demo_data"),
+    "demo": ("ftedge.pipeline", "demo"),
+    "build_model": ("ftedge.models", "build_model"),
+}
+
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str):
+    if name in _API:
+        import importlib
+
+        module, attr = _API[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'ftedge' has no attribute {name!r}")

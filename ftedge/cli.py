@@ -1,0 +1,170 @@
+"""Thin click layer over the Python API: parse flags, call one function, print where outputs went."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from ftedge.console import console
+from ftedge.errors import FtedgeError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ftedge")
+def cli() -> None:
+    """ftedge: fine-tune a lightweight classifier, quantize it, prove it works on the device."""
+
+
+def _tune_options(f):
+    opts = [
+        click.option("--data", type=click.Path(file_okay=False), help="Class-folder dataset (DIR/<class>/*.jpg, or DIR/train + DIR/val)."),
+        click.option("--model", help="efficientnet_lite0 (default), mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0, or any timm name."),
+        click.option("--weights", help="imagenet (default), none, or a state_dict file."),
+        click.option("--epochs", type=int, help="Total epochs, head warm-up included."),
+        click.option("--head-epochs", type=int, help="Epochs training only the new head."),
+        click.option("--batch-size", type=int),
+        click.option("--img-size", type=int, help="Input resolution (default: the model's)."),
+        click.option("--lr", type=float, help="Head learning rate (backbone: lr x backbone_lr_mult)."),
+        click.option("--optimizer", type=click.Choice(["adamw", "sgd"])),
+        click.option("--seed", type=int),
+        click.option("--device", help="auto (default), cpu, cuda, cuda:N, mps."),
+        click.option("--workers", type=int, help="DataLoader workers (default: auto)."),
+        click.option("--patience", type=int, help="Early-stopping patience in epochs; 0 disables."),
+        click.option("--amp/--no-amp", default=None, help="Mixed precision (default: on for CUDA)."),
+        click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<model>-<time>)."),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+@cli.command()
+@_tune_options
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="YAML config (data/model/train/augment sections); flags override it.")
+@click.option("--resume", type=click.Path(exists=True),
+              help="Continue an interrupted run folder with its saved config.")
+def tune(config_file, resume, **options) -> None:
+    """Fine-tune a pretrained classifier on your images."""
+    from ftedge.training import tune as tune_api
+
+    given = {k: v for k, v in options.items() if v is not None}
+    if resume:
+        tune_api(resume=resume, **given)
+    else:
+        tune_api(config_file=config_file, **given)
+
+
+@cli.command()
+@click.option("--out", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
+@click.option("--data", type=click.Path(file_okay=False), help="Where the demo images go.")
+@click.option("--device", help="auto (default), cpu, cuda.")
+def demo(out, data, device) -> None:
+    """Run the pipeline end to end on the built-in digits data."""
+    from ftedge.pipeline import demo as demo_api
+
+    result = demo_api(out=out, data=data, device=device)
+    console.print(f"demo finished: val top-1 {result.best_top1:.4f}; run in {result.run_dir}")
+
+
+@cli.command("demo-data")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+def demo_data(out, overwrite) -> None:
+    """Write scikit-learn's digits (1,797 images, 10 classes) as a PNG class-folder dataset."""
+    from ftedge.data.demo import write_demo_data
+
+    path = write_demo_data(out, overwrite=overwrite)
+    console.print(f"1,797 digit images in 10 class folders written to {path}")
+
+
+@cli.group()
+def data() -> None:
+    """Dataset tools."""
+
+
+@data.command("check")
+@click.argument("root", type=click.Path(file_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON on stdout.")
+def data_check(root, as_json) -> None:
+    """Audit a dataset: images per class, imbalance, sizes, and every unusable file."""
+    from ftedge.data.audit import audit_dataset, print_audit
+
+    audit = audit_dataset(root)
+    if as_json:
+        click.echo(json.dumps(audit.to_dict(), indent=2))
+    else:
+        print_audit(audit, console)
+
+
+@cli.command("eval")
+@click.argument("run", type=click.Path(exists=True))
+@click.option("--data", type=click.Path(file_okay=False), help="Dataset to evaluate on (default: the run's val split).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (top1, top5, per_class, ...).")
+def eval_cmd(run, data, as_json) -> None:
+    """Top-1/top-5, per-class precision/recall and the confusion matrix of a run."""
+    from ftedge.runs import evaluate
+
+    rep = evaluate(run, data)
+    if as_json:
+        click.echo(json.dumps(rep))
+        return
+    from rich.table import Table
+
+    console.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
+    table = Table("class", "precision", "recall", "support")
+    for c, m in rep["per_class"].items():
+        table.add_row(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
+    console.print(table)
+    console.print("confusion matrix (rows: true, columns: predicted):")
+    for c, row in zip(rep["classes"], rep["confusion_matrix"]):
+        console.print(f"  {c:>12} " + " ".join(f"{v:4d}" for v in row), highlight=False)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True))
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--topk", default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def predict(run, images, topk, as_json) -> None:
+    """Print the top-k classes for each image."""
+    from ftedge.runs import predict as predict_api
+
+    results = predict_api(run, list(images), topk)
+    if as_json:
+        click.echo(json.dumps(results))
+        return
+    for r in results:
+        if "error" in r:
+            click.echo(f"{r['image']}: error: {r['error']}")
+        else:
+            click.echo(f"{r['image']}: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in r["top"]))
+
+
+@cli.command()
+def models() -> None:
+    """List registered models (any timm model name works too)."""
+    from ftedge.models import available_models, get_spec
+
+    for name in available_models():
+        s = get_spec(name)
+        click.echo(f"{name:22} {s.source}:{s.arch}  weights: {s.weights_source}")
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except FtedgeError as e:
+        console.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        console.print("interrupted; continue with --resume RUN")
+        sys.exit(130)

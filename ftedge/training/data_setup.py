@@ -1,0 +1,106 @@
+"""Audited samples -> split -> loaders, with the split recorded in (and restored from) the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
+
+from ftedge.config import TuneConfig, resolve_workers
+from ftedge.data.audit import DatasetAudit, audit_dataset
+from ftedge.data.dataset import ImageSamples, cache_fits
+from ftedge.data.folder import Sample, stratified_split
+from ftedge.data.transforms import eval_transform, train_transform
+from ftedge.errors import DatasetError
+from ftedge.training.dist import DistContext
+
+
+@dataclass
+class PreparedData:
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample]
+    split_record: dict
+    audit: DatasetAudit
+
+
+def _split_record(root: Path, train, val, classes, source: str, cfg: TuneConfig) -> dict:
+    def rows(samples):
+        return [[s.path.relative_to(root).as_posix(), classes[s.label]] for s in samples]
+
+    return {"root": str(root), "source": source, "val_fraction": cfg.data.val_fraction,
+            "seed": cfg.data.split_seed, "classes": classes,
+            "train": rows(train), "val": rows(val)}
+
+
+def samples_from_record(record: dict, classes: list[str], split: str) -> list[Sample]:
+    """Rebuild a split saved in split.json, checking every file is still there."""
+    root = Path(record["root"])
+    index = {c: i for i, c in enumerate(classes)}
+    out = [Sample(root / rel, index[c]) for rel, c in record[split]]
+    missing = [str(s.path) for s in out if not s.path.is_file()]
+    if missing:
+        raise DatasetError(f"{len(missing)} file(s) of the recorded {split} split are gone, "
+                           f"e.g. {missing[0]}", "restore them, or start a new run")
+    return out
+
+
+def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None
+                 ) -> PreparedData:
+    """Audit the dataset (decoding each image once) and fix the train/val split."""
+    if cfg.data.path is None:
+        raise DatasetError("no dataset given", "pass --data DIR (one sub-folder per class)")
+    want_cache = cfg.data.cache
+    audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background), cache_short_side,
+                          cache=want_cache is not False)
+    if want_cache is None and not cache_fits(len(audit.train) + len(audit.val or []),
+                                             cache_short_side):
+        audit.images.clear()  # too large for RAM: decode per batch instead
+    classes = audit.classes
+    if saved_split is not None:
+        if saved_split["classes"] != classes:
+            raise DatasetError("the dataset's classes changed since this run started",
+                               "resume with the original data, or start a new run")
+        train = samples_from_record(saved_split, classes, "train")
+        val = samples_from_record(saved_split, classes, "val")
+        return PreparedData(classes, train, val, saved_split, audit)
+    if audit.val is not None:
+        train, val, source = audit.train, audit.val, "folders"
+    else:
+        train, val = stratified_split(audit.train, cfg.data.val_fraction, cfg.data.split_seed)
+        source = "stratified"
+    if not val:
+        raise DatasetError("the validation split is empty",
+                           "add images to DIR/val/<class>/ or use more images per class")
+    record = _split_record(audit.root, train, val, classes, source, cfg)
+    return PreparedData(classes, train, val, record, audit)
+
+
+def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, ctx: DistContext,
+                 device: str) -> DataLoader:
+    """Shuffled, augmented loader; shuffling is re-seeded per epoch by `seed_epoch`."""
+    ds = ImageSamples(data.train, train_transform(contract, cfg.augment), data.audit.images,
+                      cfg.data.background)
+    workers = resolve_workers(cfg.data.workers)
+    sampler = (DistributedSampler(ds, ctx.world_size, ctx.rank, shuffle=True,
+                                  seed=cfg.train.seed, drop_last=True) if ctx.enabled else None)
+    per_rank = len(ds) // ctx.world_size
+    return DataLoader(ds, batch_size=cfg.train.batch_size, shuffle=sampler is None,
+                      sampler=sampler, num_workers=workers, persistent_workers=workers > 0,
+                      pin_memory=device.startswith("cuda"),
+                      drop_last=per_rank > cfg.train.batch_size,  # no BatchNorm batch of 1
+                      generator=torch.Generator())
+
+
+def val_loader(data: PreparedData, contract: dict, cfg: TuneConfig) -> DataLoader:
+    """Validation images go through the deterministic eval transform once and stay in memory.
+
+    They are decoded from the files again, not from the shrunken training cache, so the
+    numbers match what `ftedge eval` and every exported artifact see.
+    """
+    ds = ImageSamples(data.val, eval_transform(contract), None, cfg.data.background)
+    xs = torch.stack([ds[i][0] for i in range(len(ds))])
+    ys = torch.tensor([s.label for s in data.val])
+    return DataLoader(TensorDataset(xs, ys), batch_size=cfg.train.batch_size, shuffle=False)

@@ -1,0 +1,79 @@
+"""What a run folder holds besides checkpoints: metrics tables and plots."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
+
+METRIC_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
+                  "val_top5", "images_per_s", "data_wait_frac", "epoch_s"]
+
+
+def write_metrics(run: Path, history: list[dict]) -> None:
+    """metrics.csv and metrics.json, one row per finished epoch."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(history)
+    atomic_write_text(run / "metrics.csv", buf.getvalue())
+    atomic_write_json(run / "metrics.json", history)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(run: Path, history: list[dict]) -> Path:
+    """training_curves.png: loss and top-1 per epoch, train vs val."""
+    plt = _pyplot()
+    ep = [h["epoch"] for h in history]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
+    a.plot(ep, [h["train_loss"] for h in history], "o-", label="train")
+    a.plot(ep, [h["val_loss"] for h in history], "o-", label="val")
+    a.set(xlabel="epoch", ylabel="loss", title="Loss")
+    b.plot(ep, [h["train_top1"] for h in history], "o-", label="train (augmented)")
+    b.plot(ep, [h["val_top1"] for h in history], "o-", label="val")
+    b.set(xlabel="epoch", ylabel="top-1", title="Accuracy", ylim=(0, 1.01))
+    heads = [h["epoch"] for h in history if h["phase"] == "head"]
+    for ax in (a, b):
+        if heads:
+            ax.axvspan(min(heads) - 0.5, max(heads) + 0.5, color="0.9", label="head only")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = atomic_save_figure(fig, run / "training_curves.png")
+    plt.close(fig)
+    return path
+
+
+def plot_confusion(path: Path, cm: np.ndarray, classes: list[str], title: str) -> Path:
+    """Row-normalised confusion matrix with counts in the cells."""
+    plt = _pyplot()
+    n = len(classes)
+    size = min(0.5 * n + 2.5, 24)
+    fig, ax = plt.subplots(figsize=(size, size))
+    norm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), classes, rotation=90 if n > 8 else 0)
+    ax.set_yticks(range(n), classes)
+    ax.set(xlabel="predicted", ylabel="true", title=title)
+    if n <= 30:
+        for i in range(n):
+            for j in range(n):
+                if cm[i, j]:
+                    ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    out = atomic_save_figure(fig, path)
+    plt.close(fig)
+    return out

@@ -1,0 +1,371 @@
+"""`ftedge.tune`: head warm-up, then full fine-tuning, with checkpoints, resume and DDP."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
+                           resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
+                           to_dict, validate_tune_config)
+from ftedge.console import console, make_progress
+from ftedge.errors import ConfigError, RunError
+from ftedge.io import atomic_write_json, atomic_write_text, read_json
+from ftedge.metrics import classification_report
+from ftedge.models import build_model, get_spec, preprocessing_contract
+from ftedge.training import dist as D
+from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last, unwrap
+from ftedge.training.data_setup import PreparedData, prepare_data, train_loader, val_loader
+from ftedge.training.loop import StepSettings, predict_logits, train_one_epoch
+from ftedge.training.outputs import plot_confusion, plot_curves, write_metrics
+from ftedge.training.perf import keep_freed_memory
+from ftedge.training.schedule import lr_factor, set_lr
+
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class TuneResult:
+    """What a finished (or early-stopped) run reached, and where it is."""
+
+    run_dir: Path
+    best_top1: float
+    best_epoch: int
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict]
+    seconds: float
+
+
+def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
+         resume: str | Path | None = None, callbacks: Sequence[EpochCallback] = (),
+         **options) -> TuneResult:
+    """Fine-tune a pretrained classifier on a folder of images; the API behind `ftedge tune`.
+
+    Args:
+        config: a full TuneConfig; or build one from `config_file` (YAML) and `options`.
+        config_file: YAML file with data/model/train/augment sections.
+        resume: a run folder (or its last.pt) to continue; it keeps its saved config.
+        callbacks: called with each epoch's metrics row after last.pt is written.
+        **options: flat overrides: data, model, weights, img_size, epochs, batch_size, lr,
+            optimizer, seed, device, out, ... (see `ftedge.config.FLAT_KEYS`).
+    Returns:
+        TuneResult with the run folder and the best validation top-1.
+    Raises:
+        ConfigError, DatasetError, WeightsError, RunError: with what to fix.
+    """
+    if resume is not None:
+        if config is not None or config_file or options:
+            raise ConfigError("--resume continues a run with its saved config",
+                              "drop the other options, or start a new run with --out")
+        cfg, ckpt = _load_resume(Path(resume))
+    else:
+        if config is not None and (config_file or options):
+            raise ConfigError("pass either a TuneConfig or config_file/options, not both")
+        cfg = config or build_tune_config(config_file, nest_overrides(options))
+        validate_tune_config(cfg)
+        ckpt = None
+    keep_freed_memory()
+    ctx, device = D.init_distributed(resolve_device(cfg.train.device))
+    try:
+        return Trainer(cfg, ctx, device, ckpt, callbacks).fit()
+    finally:
+        D.shutdown(ctx)
+
+
+def _load_resume(path: Path) -> tuple[TuneConfig, dict]:
+    run = path.parent if path.is_file() else path
+    last = run / "last.pt"
+    if not last.is_file():
+        raise RunError(f"nothing to resume in {run}: last.pt is missing",
+                       "point --resume at a run folder written by `ftedge tune`")
+    ckpt = load_checkpoint(last)
+    if "train_state" not in ckpt:
+        raise RunError(f"{last} holds no training state", "resume from the run's last.pt")
+    cfg = from_dict(TuneConfig, load_yaml(run / "config.yaml"))
+    return dataclasses.replace(cfg, out=str(run)), ckpt
+
+
+def default_run_dir(cfg: TuneConfig) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg.model.name.replace('/', '_')}-{stamp}"
+
+
+def seed_epoch(seed: int, epoch: int, loader) -> None:
+    """Seed every RNG from (seed, epoch): a resumed run replays the exact same epochs."""
+    s = seed * 1000 + epoch
+    random.seed(s)
+    np.random.seed(s % 2**32)
+    torch.manual_seed(s)
+    loader.generator.manual_seed(s)
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+
+
+def _param_groups(built, cfg: TuneConfig) -> list[dict]:
+    """Head and backbone at their own LRs; no weight decay on biases and norm parameters."""
+    t = cfg.train
+    groups = []
+    for role, params, lr in (("head", built.head_parameters(), t.lr),
+                             ("backbone", built.backbone_parameters(), t.lr * t.backbone_lr_mult)):
+        decay = [p for p in params if p.ndim > 1]
+        no_decay = [p for p in params if p.ndim <= 1]
+        groups += [{"params": decay, "weight_decay": t.weight_decay, "base_lr": lr, "role": role},
+                   {"params": no_decay, "weight_decay": 0.0, "base_lr": lr, "role": role}]
+    return [g for g in groups if g["params"]]
+
+
+def _make_optimizer(groups, cfg: TuneConfig):
+    t = cfg.train
+    for g in groups:
+        g["lr"] = g["base_lr"]
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum, nesterov=True)
+    return torch.optim.AdamW(groups, lr=t.lr)
+
+
+class Trainer:
+    """State of one run; `fit` drives the epochs. Only rank 0 writes files."""
+
+    def __init__(self, cfg: TuneConfig, ctx: D.DistContext, device: str, ckpt: dict | None,
+                 callbacks: Sequence[EpochCallback]):
+        self.cfg, self.ctx, self.device, self.callbacks = cfg, ctx, device, callbacks
+        self.run = Path(D.broadcast_object(cfg.out or str(default_run_dir(cfg)), ctx))
+        if ckpt is None:
+            self._claim_run_dir()
+        spec = get_spec(cfg.model.name)
+        self.contract = preprocessing_contract(spec, cfg.model.img_size, cfg.data.background)
+        size = self.contract["input_size"][-1]
+        saved_split = (read_json(self.run / "split.json") if ckpt is not None else None)
+        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split)
+        self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
+                                 cfg.model.dropout)
+        self._setup_model()
+        self.history: list[dict] = []
+        self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
+        self.step = 0
+        if ckpt is not None:
+            self._restore(ckpt)
+
+    # -- setup -------------------------------------------------------------------------
+    def _claim_run_dir(self) -> None:
+        if self.ctx.is_main and self.run.exists() and any(self.run.iterdir()):
+            raise RunError(f"run folder {self.run} already exists and is not empty",
+                           f"choose another --out, or continue it with --resume {self.run}")
+
+    def _setup_model(self) -> None:
+        cfg, dev = self.cfg, self.device
+        self.model: nn.Module = self.built.model.to(dev)
+        self.channels_last = resolve_channels_last(cfg.train.channels_last)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        amp = resolve_amp(cfg.train.amp, dev)
+        amp_dtype = None
+        if amp:
+            bf16 = dev.startswith("cuda") and torch.cuda.is_bf16_supported()
+            amp_dtype = torch.bfloat16 if bf16 or dev == "cpu" else torch.float16
+        scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+        self.settings = StepSettings(dev, self.channels_last, amp_dtype, scaler, cfg.train.grad_clip)
+        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size)
+        self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
+        self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)
+        self.val_loader = val_loader(self.data, self.contract, cfg)
+        self.train_model = self.model
+        if self.ctx.enabled:
+            ids = [int(dev.split(":")[1])] if dev.startswith("cuda") else None
+            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        steps = len(self.train_loader)
+        self.full_steps = (cfg.train.epochs - cfg.train.head_epochs) * steps
+        self.warmup_steps = round(cfg.train.warmup_epochs * steps)
+
+    def meta(self) -> dict:
+        """The contract stored with every checkpoint."""
+        return {"model_name": self.cfg.model.name, "arch": self.built.spec.arch,
+                "classes": self.data.classes, "num_classes": len(self.data.classes),
+                "preprocessing": self.contract, "config": to_dict(self.cfg),
+                "weights_source": self.built.weights_note}
+
+    def _restore(self, ckpt: dict) -> None:
+        self.model.load_state_dict(ckpt["model_state"])
+        ts = ckpt["train_state"]
+        self.optimizer.load_state_dict(ts["optimizer"])
+        if self.settings.scaler is not None and ts.get("scaler"):
+            self.settings.scaler.load_state_dict(ts["scaler"])
+        self.history = list(ts["history"])
+        self.best_top1, self.best_epoch = ts["best_top1"], ts["best_epoch"]
+        self.bad_epochs, self.start_epoch, self.step = ts["bad_epochs"], ts["epoch"], ts["step"]
+        torch.set_rng_state(ts["rng"]["torch"])
+
+    # -- epochs ------------------------------------------------------------------------
+    def _set_phase(self, head_only: bool) -> None:
+        for p in self.built.backbone_parameters():
+            p.requires_grad_(not head_only)
+        self.train_model.train()
+        if head_only or self.bn_frozen:
+            for name, m in self.model.named_modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
+                        self.bn_frozen or not name.startswith(self.built.head_prefixes)):
+                    m.eval()
+
+    def _lr_hook(self, head_only: bool):
+        def before_step():
+            if head_only:
+                set_lr(self.optimizer, 1.0)
+                for g in self.optimizer.param_groups:
+                    if g["role"] == "backbone":
+                        g["lr"] = 0.0
+            else:
+                set_lr(self.optimizer, lr_factor(self.step, self.full_steps, self.warmup_steps,
+                                                 self.cfg.train.min_lr_ratio))
+                self.step += 1
+        return before_step
+
+    def _run_epoch(self, epoch: int, progress, task) -> dict:
+        t = self.cfg.train
+        head_only = epoch < t.head_epochs
+        seed_epoch(t.seed, epoch, self.train_loader)
+        self._set_phase(head_only)
+        phase = "head" if head_only else "full"
+        progress.reset(task, total=len(self.train_loader),
+                       description=f"epoch {epoch + 1}/{t.epochs} [{phase}]", stats="")
+
+        def after_step(s):
+            progress.update(task, advance=1, stats=(
+                f"loss {s.loss_sum / s.seen:.3f}  acc {s.correct / s.seen:.3f}  "
+                f"{s.seen * self.ctx.world_size / max(s.compute_s + s.wait_s, 1e-9):.1f} img/s"))
+
+        t0 = time.perf_counter()
+        s = train_one_epoch(self.train_model, self.train_loader, self.optimizer, self.criterion,
+                            self.settings, self._lr_hook(head_only), after_step)
+        loss_sum, correct, seen, wait = D.all_reduce_sum(
+            [s.loss_sum, s.correct, s.seen, s.wait_s], self.ctx, self.device)
+        train_s = time.perf_counter() - t0
+        logits, labels = predict_logits(self.model, self.val_loader, self.settings)
+        val_loss = float(nn.functional.cross_entropy(torch.from_numpy(logits),
+                                                     torch.from_numpy(labels)))
+        rep = classification_report(logits, labels, self.data.classes)
+        return {"epoch": epoch + 1, "phase": phase,
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "train_loss": loss_sum / max(seen, 1), "train_top1": correct / max(seen, 1),
+                "val_loss": val_loss, "val_top1": rep["top1"], "val_top5": rep["top5"],
+                "images_per_s": seen / max(train_s, 1e-9),
+                "data_wait_frac": wait / self.ctx.world_size / max(train_s, 1e-9),
+                "epoch_s": time.perf_counter() - t0}
+
+    def _improved(self, row: dict) -> bool:
+        if row["val_top1"] > self.best_top1:
+            self.best_top1, self.best_epoch, self.bad_epochs = row["val_top1"], row["epoch"], 0
+            return True
+        self.bad_epochs += 1
+        return False
+
+    def _save(self, row: dict, improved: bool) -> None:
+        if not self.ctx.is_main:
+            return
+        if improved:
+            save_best(self.run / "best.pt", self.model, {**self.meta(), "epoch": row["epoch"],
+                                                          "val_top1": row["val_top1"]})
+        train_state = {
+            "epoch": row["epoch"], "step": self.step, "history": self.history,
+            "best_top1": self.best_top1, "best_epoch": self.best_epoch,
+            "bad_epochs": self.bad_epochs, "optimizer": self.optimizer.state_dict(),
+            "scaler": self.settings.scaler.state_dict() if self.settings.scaler else None,
+            "rng": rng_state()}
+        save_last(self.run / "last.pt", self.model, {**self.meta(), "epoch": row["epoch"]},
+                  train_state)
+        write_metrics(self.run, self.history)
+
+    def _write_run_header(self) -> None:
+        if not self.ctx.is_main:
+            return
+        self.run.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run / "config.yaml",
+                          yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
+        atomic_write_json(self.run / "classes.json", self.data.classes)
+        atomic_write_json(self.run / "split.json", self.data.split_record)
+        atomic_write_json(self.run / "dataset_audit.json", self.data.audit.to_dict())
+        atomic_write_json(self.run / "preprocessing.json", self.contract)
+
+    def fit(self) -> TuneResult:
+        t = self.cfg.train
+        t_start = time.perf_counter()
+        self._write_run_header()
+        if self.ctx.is_main:
+            self._announce()
+        stopped = False
+        with make_progress(disable=not self.ctx.is_main) as progress:
+            task = progress.add_task("train", total=len(self.train_loader), stats="")
+            for epoch in range(self.start_epoch, t.epochs):
+                row = self._run_epoch(epoch, progress, task)
+                self.history.append(row)
+                improved = self._improved(row) if self.ctx.is_main else False
+                self._save(row, improved)
+                if self.ctx.is_main:
+                    self._log_epoch(row, improved)
+                for cb in self.callbacks:
+                    cb(row)
+                stop = bool(t.patience) and self.bad_epochs >= t.patience and epoch >= t.head_epochs
+                if D.broadcast_flag(stop, self.ctx, self.device):
+                    stopped = True
+                    break
+        result = TuneResult(self.run, self.best_top1, self.best_epoch,
+                            len(self.history), stopped, self.history,
+                            time.perf_counter() - t_start)
+        if self.ctx.is_main:
+            self._finish(result)
+        return result
+
+    # -- reporting ---------------------------------------------------------------------
+    def _announce(self) -> None:
+        d = self.data
+        console.print(f"[bold]ftedge tune[/] {self.cfg.model.name} on {d.audit.root}: "
+                      f"{len(d.classes)} classes, {len(d.train)} train / {len(d.val)} val "
+                      f"images, {self.contract['input_size'][-1]} px, device {self.device}"
+                      + (f" x{self.ctx.world_size}" if self.ctx.enabled else ""))
+        console.print(f"weights: {self.built.weights_note}", highlight=False)
+        if d.audit.unusable:
+            console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
+                          f"(listed in {self.run / 'dataset_audit.json'})")
+        if self.bn_frozen:
+            console.print("BatchNorm statistics frozen (per-device batch < 16)")
+
+    def _log_epoch(self, row: dict, improved: bool) -> None:
+        console.print(f"epoch {row['epoch']:>3} \\[{row['phase']}] loss {row['train_loss']:.4f} "
+                      f"val_loss {row['val_loss']:.4f} val_top1 {row['val_top1']:.4f} "
+                      f"{row['images_per_s']:.1f} img/s" + ("  [green]best" if improved else ""))
+
+    def _finish(self, result: TuneResult) -> None:
+        best = load_checkpoint(self.run / "best.pt")
+        unwrap(self.model).load_state_dict(best["model_state"])
+        logits, labels = predict_logits(self.model, self.val_loader, self.settings)
+        rep = classification_report(logits, labels, self.data.classes)
+        atomic_write_json(self.run / "val_report.json", rep)
+        plot_confusion(self.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
+                       self.data.classes, f"val, best epoch {result.best_epoch}: "
+                                          f"top-1 {rep['top1']:.4f}")
+        plot_curves(self.run, self.history)
+        ips = [h["images_per_s"] for h in self.history if h["phase"] == "full"]
+        atomic_write_json(self.run / "summary.json", {
+            "best_top1": result.best_top1, "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+            "seconds": round(result.seconds, 1), "device": self.device,
+            "world_size": self.ctx.world_size, "weights_source": self.built.weights_note,
+            "train_images_per_s": round(float(np.median(ips)), 2) if ips else None})
+        console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
+                      + (" (stopped early)" if result.stopped_early else "")
+                      + f" in {result.seconds:.0f} s")
+        console.print(f"run written to [bold]{self.run}[/] (best.pt, last.pt, metrics.csv, "
+                      "training_curves.png, confusion_matrix.png)")
+
+
