@@ -70,7 +70,9 @@ class TrainConfig:
     min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
     label_smoothing: float = 0.1
     patience: int | None = 5  # early stopping on val top-1; None or 0 disables
-    bn: str = "auto"  # auto: freeze BatchNorm statistics when the per-device batch < 16
+    bn: str = "auto"  # auto: keep pretrained BatchNorm statistics when the per-device batch < 16
+    bn_momentum: float | None = 0.1  # None keeps the model's own (mobilenet_v3: 0.01, too slow
+    # for a few hundred steps: its running statistics would lag the weights and break eval)
     grad_clip: float | None = None
     amp: bool | None = None  # None: on for CUDA
     channels_last: bool | None = None  # None: on for CUDA
@@ -273,6 +275,7 @@ def resolve_channels_last(flag: bool | None) -> bool:
     return True if flag is None else flag
 
 
-def resolve_bn_frozen(bn: str, per_device_batch: int) -> bool:
-    """Freeze BatchNorm statistics when batches are too small to estimate them."""
-    return bn == "freeze" or (bn == "auto" and per_device_batch < 16)
+def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool) -> bool:
+    """Freeze BatchNorm statistics when batches are too small to estimate them and there are
+    pretrained statistics to keep (from scratch, BatchNorm must learn its statistics)."""
+    return bn == "freeze" or (bn == "auto" and pretrained and per_device_batch < 16)

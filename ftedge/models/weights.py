@@ -109,20 +109,41 @@ def _torchvision_state(arch: str) -> tuple[dict, str]:
     return state, f"ImageNet ({w}, downloaded to {cached})"
 
 
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache timm reads (HF_HUB_CACHE, else $HF_HOME/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    return Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser() / "hub"
+
+
+def _timm_cached_file(hub_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    for filename in ("model.safetensors", "pytorch_model.bin"):
+        found = try_to_load_from_cache(hub_id, filename, cache_dir=hf_hub_cache())
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
 def _timm_state(arch: str, model: nn.Module) -> tuple[dict, str]:
     import timm
 
-    cfg = model.pretrained_cfg
-    hub_id = cfg.get("hf_hub_id") or arch
+    hub_id = model.pretrained_cfg.get("hf_hub_id") or f"timm/{arch}"
     fix = (f"on a machine with internet run `python -c \"import timm; timm.create_model('{arch}', "
-           f"pretrained=True)\"` and copy the Hugging Face cache (~/.cache/huggingface/hub/"
-           f"models--{hub_id.replace('/', '--')}) here, or pass --weights FILE")
+           f"pretrained=True)\"` and copy {hf_hub_cache()}/models--{hub_id.replace('/', '--')} "
+           f"to the same place here, or pass --weights FILE")
+    cached = _timm_cached_file(hub_id)
+    if cached is None and offline():
+        raise WeightsError(f"ImageNet weights for timm model {arch} are not available offline "
+                           f"(not in {hf_hub_cache()})", fix)
+    overlay = {"file": str(cached)} if cached else None
     try:
-        pretrained = timm.create_model(arch, pretrained=True)
+        pretrained = timm.create_model(arch, pretrained=True, pretrained_cfg_overlay=overlay)
     except Exception as e:  # timm raises hub, network and file errors of many kinds
         raise WeightsError(f"ImageNet weights for timm model {arch} are not available: "
                            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", fix) from e
-    return pretrained.state_dict(), f"ImageNet (timm {hub_id})"
+    return pretrained.state_dict(), f"ImageNet (timm {hub_id}, {cached or 'downloaded'})"
 
 
 def load_starting_weights(model: nn.Module, spec, weights: str) -> str:

@@ -176,7 +176,12 @@ class Trainer:
             amp_dtype = torch.bfloat16 if bf16 or dev == "cpu" else torch.float16
         scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
         self.settings = StepSettings(dev, self.channels_last, amp_dtype, scaler, cfg.train.grad_clip)
-        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size)
+        if cfg.train.bn_momentum is not None:
+            for m in self.model.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.momentum = cfg.train.bn_momentum
+        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
+                                           cfg.model.weights != "none")
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)

@@ -1,0 +1,50 @@
+"""Shared fixtures: tiny synthetic datasets that a small model learns in a few epochs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("FTEDGE_OFFLINE", "1")  # tests never touch the network
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
+
+
+def make_image(colour, rng: np.random.Generator, size: int = 24) -> Image.Image:
+    """A noisy image dominated by `colour`: trivially separable, so tiny runs converge."""
+    base = np.array(colour, dtype=np.float32)
+    arr = base + rng.normal(0, 25, (size, size, 3))
+    return Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8))
+
+
+def write_class_folders(root: Path, per_class: int = 10, seed: int = 0,
+                        classes=tuple(COLOURS)) -> Path:
+    rng = np.random.default_rng(seed)
+    for name in classes:
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            make_image(COLOURS[name], rng).save(root / name / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture
+def colour_data(tmp_path) -> Path:
+    """3 classes x 12 PNGs, no val folder."""
+    return write_class_folders(tmp_path / "colours", per_class=12)
+
+
+def tiny_options(root: Path) -> dict:
+    """Options for a seconds-long CPU run: Lite0 from its ImageNet weights at 32 px."""
+    return dict(model="efficientnet_lite0", weights="imagenet", img_size=32, epochs=4,
+                head_epochs=1, batch_size=8, lr=0.005, device="cpu", workers=0, seed=0,
+                out=str(root / "run"))
+
+
+@pytest.fixture
+def tiny_tune_options(tmp_path) -> dict:
+    return tiny_options(tmp_path)

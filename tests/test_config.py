@@ -1,0 +1,54 @@
+import pytest
+
+from ftedge.config import (TrainConfig, TuneConfig, build_tune_config, from_dict, nest_overrides,
+                           resolve_bn_frozen, to_dict)
+from ftedge.errors import ConfigError
+
+
+def test_defaults_round_trip_through_dict():
+    cfg = TuneConfig()
+    assert from_dict(TuneConfig, to_dict(cfg)) == cfg
+
+
+def test_unknown_key_names_valid_keys(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epoch: 3\n")
+    with pytest.raises(ConfigError) as e:
+        build_tune_config(str(p))
+    assert "train" in str(e.value) and "epoch" in str(e.value) and "epochs" in e.value.hint
+
+
+def test_wrong_type_is_an_error():
+    with pytest.raises(ConfigError, match="train.batch_size must be int"):
+        from_dict(TuneConfig, {"train": {"batch_size": "32"}}, "config")
+
+
+def test_int_accepted_for_float_and_lists_for_tuples():
+    cfg = from_dict(TuneConfig, {"train": {"lr": 1}, "augment": {"scale": [0.5, 1]}})
+    assert cfg.train.lr == 1.0 and cfg.augment.scale == (0.5, 1.0)
+
+
+def test_flags_override_yaml(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epochs: 3\n  lr: 0.5\nmodel:\n  name: mobilenet_v2\n")
+    cfg = build_tune_config(str(p), nest_overrides({"epochs": 7, "lr": None}))
+    assert cfg.train.epochs == 7 and cfg.train.lr == 0.5 and cfg.model.name == "mobilenet_v2"
+
+
+def test_range_checks():
+    with pytest.raises(ConfigError, match="head_epochs"):
+        build_tune_config(None, {"train": {"epochs": 2, "head_epochs": 3}})
+    with pytest.raises(ConfigError, match="optimizer"):
+        build_tune_config(None, {"train": {"optimizer": "lamb"}})
+
+
+def test_unknown_flat_option():
+    with pytest.raises(ConfigError, match="unknown option"):
+        nest_overrides({"epoch": 1})
+
+
+def test_bn_freeze_rule():
+    assert resolve_bn_frozen("auto", 8, True) and not resolve_bn_frozen("auto", 32, True)
+    assert not resolve_bn_frozen("auto", 8, pretrained=False)
+    assert resolve_bn_frozen("freeze", 64, False) and not resolve_bn_frozen("train", 2, True)
+    assert TrainConfig().bn == "auto"
