@@ -148,6 +148,7 @@ class Trainer:
         size = self.contract["input_size"][-1]
         saved_split = (read_json(self.run / "split.json") if ckpt is not None else None)
         self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split)
+        torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)
         self._setup_model()
