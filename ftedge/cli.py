@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ftedge.console import console
+from ftedge.console import console, results
 from ftedge.errors import FtedgeError
 
 
@@ -96,7 +96,7 @@ def data_check(root, as_json) -> None:
     if as_json:
         click.echo(json.dumps(audit.to_dict(), indent=2))
     else:
-        print_audit(audit, console)
+        print_audit(audit, results)
 
 
 @cli.command("eval")
@@ -113,14 +113,14 @@ def eval_cmd(run, data, as_json) -> None:
         return
     from rich.table import Table
 
-    console.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
+    results.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
     table = Table("class", "precision", "recall", "support")
     for c, m in rep["per_class"].items():
         table.add_row(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
-    console.print(table)
-    console.print("confusion matrix (rows: true, columns: predicted):")
+    results.print(table)
+    results.print("confusion matrix (rows: true, columns: predicted):")
     for c, row in zip(rep["classes"], rep["confusion_matrix"]):
-        console.print(f"  {c:>12} " + " ".join(f"{v:4d}" for v in row), highlight=False)
+        results.print(f"  {c:>12} " + " ".join(f"{v:4d}" for v in row), highlight=False)
 
 
 @cli.command()

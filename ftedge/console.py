@@ -6,7 +6,8 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                            TimeElapsedColumn, TimeRemainingColumn)
 
-console = Console(stderr=True)
+console = Console(stderr=True)  # progress and logs
+results = Console(soft_wrap=True)  # what a command reports (tables, audits) goes to stdout
 
 
 def make_progress(**kw) -> Progress:

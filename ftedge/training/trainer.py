@@ -188,9 +188,7 @@ class Trainer:
         self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)
         self.val_loader = val_loader(self.data, self.contract, cfg)
         self.train_model = self.model
-        if self.ctx.enabled:
-            ids = [int(dev.split(":")[1])] if dev.startswith("cuda") else None
-            self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self._ddp_head_only: bool | None = None
         steps = len(self.train_loader)
         self.full_steps = (cfg.train.epochs - cfg.train.head_epochs) * steps
         self.warmup_steps = round(cfg.train.warmup_epochs * steps)
@@ -214,9 +212,18 @@ class Trainer:
         torch.set_rng_state(ts["rng"]["torch"])
 
     # -- epochs ------------------------------------------------------------------------
+    def _wrap_ddp(self, head_only: bool) -> None:
+        """DDP syncs the parameters that require grad when it is built: rebuild per phase."""
+        if not self.ctx.enabled or self._ddp_head_only == head_only:
+            return
+        ids = [int(self.device.split(":")[1])] if self.device.startswith("cuda") else None
+        self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self._ddp_head_only = head_only
+
     def _set_phase(self, head_only: bool) -> None:
         for p in self.built.backbone_parameters():
             p.requires_grad_(not head_only)
+        self._wrap_ddp(head_only)
         self.train_model.train()
         if head_only or self.bn_frozen:
             for name, m in self.model.named_modules():
@@ -372,6 +379,6 @@ class Trainer:
                       + (" (stopped early)" if result.stopped_early else "")
                       + f" in {result.seconds:.0f} s")
         console.print(f"run written to [bold]{self.run}[/] (best.pt, last.pt, metrics.csv, "
-                      "training_curves.png, confusion_matrix.png)")
+                      "training_curves.png, confusion_matrix.png)", soft_wrap=True)
 
 

@@ -1,0 +1,78 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ftedge.cli import main
+from tests.conftest import tiny_options, write_class_folders
+
+
+def run_cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["ftedge", *map(str, args)])
+    code = 0
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_data_check_lists_counts_and_bad_files(monkeypatch, capsys, colour_data):
+    (colour_data / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff")
+    code, out, err = run_cli(monkeypatch, capsys, "data", "check", colour_data)
+    assert code == 0
+    assert "3 classes, 36 train" in out and "broken.jpg" in out and "imbalance" in out
+    code, out, _ = run_cli(monkeypatch, capsys, "data", "check", colour_data, "--json")
+    rep = json.loads(out)
+    assert rep["train_counts"] == [12, 12, 12] and len(rep["unusable"]) == 1
+
+
+def test_user_errors_exit_2_with_a_fix(monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "data", "check", tmp_path / "missing")
+    assert code == 2 and "data folder not found" in err and "How to fix" in err
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", tmp_path, "--model", "resnet999")
+    assert code == 2 and "unknown model" in err
+
+
+def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    opts = tiny_options(tmp_path)
+    args = ["tune", "--data", data, "--out", opts["out"], "--model", opts["model"],
+            "--img-size", 32, "--epochs", 2, "--batch-size", 8, "--lr", opts["lr"],
+            "--device", "cpu", "--workers", 0]
+    code, _, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 0 and f"run written to {opts['out']}" in err.replace("\n", "")
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", opts["out"], "--json")
+    rep = json.loads(out)
+    assert {"top1", "top5", "per_class"} <= set(rep) and rep["n"] == 6
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", opts["out"], "--data", data)
+    assert code == 0
+    code, out, _ = run_cli(monkeypatch, capsys, "predict", opts["out"],
+                           data / "red" / "000.png", "--topk", 3)
+    assert code == 0 and out.startswith(str(data / "red" / "000.png")) and out.count(",") == 2
+
+
+def test_models_lists_registry(monkeypatch, capsys):
+    code, out, _ = run_cli(monkeypatch, capsys, "models")
+    assert "efficientnet_lite0" in out and "mobilenet_v3_large" in out
+
+
+@pytest.mark.slow
+def test_torchrun_two_cpu_processes(tmp_path):
+    """DDP on gloo with two CPU ranks: one run folder, written once, by rank 0."""
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+           "--master_port", "29517", "-m", "ftedge", "tune", "--data", str(data), "--out",
+           str(out), "--img-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "0.005",
+           "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["epochs_run"] == 3
+    assert proc.stderr.count("run written to") == 1  # only rank 0 reports and writes
+    assert not list(out.glob(".*.tmp"))
+    history = json.loads((out / "metrics.json").read_text())
+    assert all(h["train_loss"] > 0 for h in history)
