@@ -72,12 +72,17 @@ def demo(out, data, device) -> None:
 @cli.command("demo-data")
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
-def demo_data(out, overwrite) -> None:
+@click.option("--train-per-class", type=int,
+              help="Write OUT/train with N images per class and OUT/val with the rest.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the --train-per-class pick.")
+def demo_data(out, overwrite, train_per_class, seed) -> None:
     """Write scikit-learn's digits (1,797 images, 10 classes) as a PNG class-folder dataset."""
     from ftedge.data.demo import write_demo_data
 
-    path = write_demo_data(out, overwrite=overwrite)
-    console.print(f"1,797 digit images in 10 class folders written to {path}")
+    path = write_demo_data(out, overwrite=overwrite, train_per_class=train_per_class, seed=seed)
+    layout = (f"train ({train_per_class} per class) + val folders" if train_per_class
+              else "10 class folders")
+    console.print(f"1,797 digit images in {layout} written to {path}")
 
 
 @cli.group()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,26 +92,25 @@ class TuneConfig:
     out: str | None = None  # None: runs/<model>-<timestamp>
 
 
-def _check_value(cls: type, name: str, value: Any, hint: Any, where: str) -> Any:
+def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     """Coerce YAML values to the field's type, or raise naming the field and the type."""
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
     if value is None:
         if type(None) in args:
             return None
-        raise ConfigError(f"{where}.{name} may not be null", f"give a value or drop the key")
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        raise ConfigError(f"{where}.{name} may not be null", "give a value or drop the key")
+    if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _check_value(cls, name, value, inner[0], where)
+        return _check_value(name, value, inner[0], where)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
             raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got {value!r}")
-        return tuple(_check_value(cls, name, v, a, where) for v, a in zip(value, args))
+        return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint in (int, float, str, bool) and not isinstance(value, hint) or (
-        hint in (int, float) and isinstance(value, bool)
-    ):
+    wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
+    if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(
             f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {value!r}"
         )
@@ -136,7 +136,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
                 raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")
             kwargs[name] = from_dict(hint, value, f"{where}.{name}")
         else:
-            kwargs[name] = _check_value(cls, name, value, hint, where)
+            kwargs[name] = _check_value(name, value, hint, where)
     return cls(**kwargs)
 
 

@@ -167,6 +167,8 @@ class Trainer:
     def _setup_model(self) -> None:
         cfg, dev = self.cfg, self.device
         self.model: nn.Module = self.built.model.to(dev)
+        if dev.startswith("cuda"):
+            torch.backends.cudnn.benchmark = True  # fixed input size: pick the fastest kernels
         self.channels_last = resolve_channels_last(cfg.train.channels_last)
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
