@@ -34,6 +34,9 @@ def _tune_options(f):
         click.option("--patience", type=int, help="Early-stopping patience in epochs; 0 disables."),
         click.option("--amp/--no-amp", default=None, help="Mixed precision (default: on for CUDA)."),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<model>-<time>)."),
+        click.option("--qat/--no-qat", default=None, help="Add quantization-aware training and export FP32 + INT8 Q/DQ ONNX."),
+        click.option("--qat-epochs", type=int, help="Epochs of quantization-aware training."),
+        click.option("--max-drop", type=float, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -51,10 +54,19 @@ def tune(config_file, resume, **options) -> None:
     from ftedge.training import tune as tune_api
 
     given = {k: v for k, v in options.items() if v is not None}
-    if resume:
-        tune_api(resume=resume, **given)
-    else:
-        tune_api(config_file=config_file, **given)
+    result = tune_api(resume=resume, **given) if resume else tune_api(config_file=config_file,
+                                                                       **given)
+    _exit_on_failed_gate(result)
+
+
+GATE_FAILED = 3
+
+
+def _exit_on_failed_gate(result) -> None:
+    if result.gate is not None and not result.gate["passed"]:
+        console.print(f"[red]INT8 accuracy gate failed[/]: see {result.run_dir / 'gate.md'}; "
+                      "train longer (--qat-epochs), or raise --max-drop if the loss is acceptable")
+        sys.exit(GATE_FAILED)
 
 
 @cli.command()

@@ -82,6 +82,19 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class QatConfig:
+    """Quantization-aware training after the FP32 fine-tune (`ftedge tune --qat`)."""
+
+    enabled: bool = False
+    epochs: int = 3
+    lr: float = 1e-4  # one LR for all weights, cosine-decayed over the QAT epochs
+    freeze_observers_after: int = 1  # QAT epochs after which activation ranges stay fixed
+    calib_batches: int = 8  # batches that set the initial activation ranges
+    opset: int = 17
+    max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
+
+
+@dataclass(frozen=True)
 class TuneConfig:
     """Everything `ftedge tune` needs; saved resolved in the run as config.yaml."""
 
@@ -89,6 +102,7 @@ class TuneConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    qat: QatConfig = field(default_factory=QatConfig)
     out: str | None = None  # None: runs/<model>-<timestamp>
 
 
@@ -192,8 +206,12 @@ def build_tune_config(yaml_path: str | None = None, overrides: dict | None = Non
 
 def validate_tune_config(cfg: TuneConfig) -> None:
     """Range checks that types alone cannot express."""
-    t, d, a = cfg.train, cfg.data, cfg.augment
+    t, d, a, q = cfg.train, cfg.data, cfg.augment, cfg.qat
     checks = [
+        (q.epochs >= 1, "qat.epochs must be >= 1"),
+        (q.lr > 0, "qat.lr must be > 0"),
+        (q.opset >= 17, "qat.opset must be >= 17 (per-channel Q/DQ and TensorRT 10)"),
+        (q.max_drop >= 0, "qat.max_drop is in points of top-1 and must be >= 0"),
         (t.epochs >= 1, "train.epochs must be >= 1"),
         (0 <= t.head_epochs <= t.epochs, "train.head_epochs must be between 0 and train.epochs"),
         (t.batch_size >= 1, "train.batch_size must be >= 1"),
@@ -244,7 +262,8 @@ FLAT_KEYS = {
     "batch_size": ("train", "batch_size"), "lr": ("train", "lr"),
     "optimizer": ("train", "optimizer"), "seed": ("train", "seed"),
     "device": ("train", "device"), "patience": ("train", "patience"),
-    "amp": ("train", "amp"), "out": ("out",),
+    "amp": ("train", "amp"), "out": ("out",), "qat": ("qat", "enabled"),
+    "qat_epochs": ("qat", "epochs"), "max_drop": ("qat", "max_drop"),
 }
 
 

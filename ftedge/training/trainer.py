@@ -24,7 +24,8 @@ from ftedge.io import atomic_write_json, atomic_write_text, read_json
 from ftedge.metrics import classification_report
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.training import dist as D
-from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last, unwrap
+from ftedge.training import qat_stage
+from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last
 from ftedge.training.data_setup import PreparedData, prepare_data, train_loader, val_loader
 from ftedge.training.loop import StepSettings, predict_logits, train_one_epoch
 from ftedge.training.outputs import plot_confusion, plot_curves, write_metrics
@@ -45,6 +46,8 @@ class TuneResult:
     stopped_early: bool
     history: list[dict]
     seconds: float
+    gate: dict | None = None  # the INT8 accuracy gate, when --qat ran
+    qat_top1: float | None = None  # best val top-1 of the fake-quantized model
 
 
 def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
@@ -155,6 +158,8 @@ class Trainer:
         self.history: list[dict] = []
         self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
         self.step = 0
+        self.stage, self.qat_start_epoch, self.coverage = "fp32", None, None
+        self.fp32_best = None  # (top-1, epoch) of the FP32 stage once QAT has started
         if ckpt is not None:
             self._restore(ckpt)
 
@@ -194,17 +199,25 @@ class Trainer:
         steps = len(self.train_loader)
         self.full_steps = (cfg.train.epochs - cfg.train.head_epochs) * steps
         self.warmup_steps = round(cfg.train.warmup_epochs * steps)
+        self.qat_steps = cfg.qat.epochs * steps
 
     def meta(self) -> dict:
         """The contract stored with every checkpoint."""
         return {"model_name": self.cfg.model.name, "arch": self.built.spec.arch,
                 "classes": self.data.classes, "num_classes": len(self.data.classes),
                 "preprocessing": self.contract, "config": to_dict(self.cfg),
-                "weights_source": self.built.weights_note}
+                "weights_source": self.built.weights_note,
+                "quantization": ({**qat_stage.SCHEME, **self.coverage.to_dict()}
+                                 if self.stage == "qat" else None)}
 
     def _restore(self, ckpt: dict) -> None:
-        self.model.load_state_dict(ckpt["model_state"])
         ts = ckpt["train_state"]
+        if ts.get("stage") == "qat":
+            self.coverage = qat_stage.prepare_model(self)
+            self.optimizer = qat_stage.qat_optimizer(self)
+            self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]
+            self.fp32_best = tuple(ts["fp32_best"])
+        self.model.load_state_dict(ckpt["model_state"])
         self.optimizer.load_state_dict(ts["optimizer"])
         if self.settings.scaler is not None and ts.get("scaler"):
             self.settings.scaler.load_state_dict(ts["scaler"])
@@ -227,6 +240,8 @@ class Trainer:
             p.requires_grad_(not head_only)
         self._wrap_ddp(head_only)
         self.train_model.train()
+        if self.stage == "qat":
+            return  # BatchNorm is folded into the convolutions
         if head_only or self.bn_frozen:
             for name, m in self.model.named_modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and (
@@ -235,7 +250,11 @@ class Trainer:
 
     def _lr_hook(self, head_only: bool):
         def before_step():
-            if head_only:
+            if self.stage == "qat":
+                set_lr(self.optimizer, lr_factor(self.step, self.qat_steps, 0,
+                                                 self.cfg.train.min_lr_ratio))
+                self.step += 1
+            elif head_only:
                 set_lr(self.optimizer, 1.0)
                 for g in self.optimizer.param_groups:
                     if g["role"] == "backbone":
@@ -248,12 +267,15 @@ class Trainer:
 
     def _run_epoch(self, epoch: int, progress, task) -> dict:
         t = self.cfg.train
-        head_only = epoch < t.head_epochs
+        head_only = self.stage == "fp32" and epoch < t.head_epochs
         seed_epoch(t.seed, epoch, self.train_loader)
         self._set_phase(head_only)
-        phase = "head" if head_only else "full"
+        if self.stage == "qat":
+            qat_stage.observers_on(self, epoch)
+        phase = "qat" if self.stage == "qat" else "head" if head_only else "full"
+        last = (self.qat_start_epoch + self.cfg.qat.epochs) if self.stage == "qat" else t.epochs
         progress.reset(task, total=len(self.train_loader),
-                       description=f"epoch {epoch + 1}/{t.epochs} [{phase}]", stats="")
+                       description=f"epoch {epoch + 1}/{last} [{phase}]", stats="")
 
         def after_step(s):
             progress.update(task, advance=1, stats=(
@@ -289,9 +311,12 @@ class Trainer:
         if not self.ctx.is_main:
             return
         if improved:
-            save_best(self.run / "best.pt", self.model, {**self.meta(), "epoch": row["epoch"],
-                                                          "val_top1": row["val_top1"]})
+            name = "qat_best.pt" if self.stage == "qat" else "best.pt"
+            save_best(self.run / name, self.model, {**self.meta(), "epoch": row["epoch"],
+                                                    "val_top1": row["val_top1"]})
         train_state = {
+            "stage": self.stage, "qat_start_epoch": self.qat_start_epoch,
+            "fp32_best": list(self.fp32_best) if self.fp32_best else None,
             "epoch": row["epoch"], "step": self.step, "history": self.history,
             "best_top1": self.best_top1, "best_epoch": self.best_epoch,
             "bad_epochs": self.bad_epochs, "optimizer": self.optimizer.state_dict(),
@@ -312,8 +337,33 @@ class Trainer:
         atomic_write_json(self.run / "dataset_audit.json", self.data.audit.to_dict())
         atomic_write_json(self.run / "preprocessing.json", self.contract)
 
+    def _run_epochs(self, epochs: range, progress, task, stop_from: int) -> bool:
+        """Train `epochs`; returns True when early stopping ended them."""
+        patience = self.cfg.train.patience
+        for epoch in epochs:
+            row = self._run_epoch(epoch, progress, task)
+            self.history.append(row)
+            improved = self._improved(row) if self.ctx.is_main else False
+            self._save(row, improved)
+            if self.ctx.is_main:
+                self._log_epoch(row, improved)
+            for cb in self.callbacks:
+                cb(row)
+            stop = bool(patience) and self.bad_epochs >= patience and epoch >= stop_from
+            if D.broadcast_flag(stop, self.ctx, self.device):
+                return True
+        return False
+
+    def _begin_qat(self) -> None:
+        self.fp32_best = (self.best_top1, self.best_epoch)
+        self.qat_start_epoch = len(self.history)
+        self.stage = "qat"
+        self.coverage = qat_stage.enter_qat(self)
+        self.best_top1, self.best_epoch, self.bad_epochs, self.step = -1.0, 0, 0, 0
+        self._ddp_head_only = None  # new parameters: DDP must be rebuilt
+
     def fit(self) -> TuneResult:
-        t = self.cfg.train
+        t, q = self.cfg.train, self.cfg.qat
         t_start = time.perf_counter()
         self._write_run_header()
         if self.ctx.is_main:
@@ -321,25 +371,29 @@ class Trainer:
         stopped = False
         with make_progress(disable=not self.ctx.is_main) as progress:
             task = progress.add_task("train", total=len(self.train_loader), stats="")
-            for epoch in range(self.start_epoch, t.epochs):
-                row = self._run_epoch(epoch, progress, task)
-                self.history.append(row)
-                improved = self._improved(row) if self.ctx.is_main else False
-                self._save(row, improved)
-                if self.ctx.is_main:
-                    self._log_epoch(row, improved)
-                for cb in self.callbacks:
-                    cb(row)
-                stop = bool(t.patience) and self.bad_epochs >= t.patience and epoch >= t.head_epochs
-                if D.broadcast_flag(stop, self.ctx, self.device):
-                    stopped = True
-                    break
-        result = TuneResult(self.run, self.best_top1, self.best_epoch,
-                            len(self.history), stopped, self.history,
-                            time.perf_counter() - t_start)
+            if self.stage == "fp32":
+                stopped = self._run_epochs(range(self.start_epoch, t.epochs), progress, task,
+                                           t.head_epochs)
+                if q.enabled:
+                    self._begin_qat()
+            if self.stage == "qat":
+                first = max(self.start_epoch, self.qat_start_epoch)
+                self._run_epochs(range(first, self.qat_start_epoch + q.epochs), progress, task, 0)
+        fp32_top1, fp32_epoch = self.fp32_best or (self.best_top1, self.best_epoch)
+        result = TuneResult(self.run, fp32_top1, fp32_epoch, len(self.history), stopped,
+                            self.history, time.perf_counter() - t_start,
+                            qat_top1=self.best_top1 if self.stage == "qat" else None)
         if self.ctx.is_main:
             self._finish(result)
         return result
+
+    def _fp32_best_model(self) -> nn.Module:
+        """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
+        built = build_model(self.cfg.model.name, len(self.data.classes), "none",
+                            self.cfg.model.dropout)
+        built.model.load_state_dict(load_checkpoint(self.run / "best.pt")["model_state"])
+        model = built.model.to(self.device).eval()
+        return model.to(memory_format=torch.channels_last) if self.channels_last else model
 
     # -- reporting ---------------------------------------------------------------------
     def _announce(self) -> None:
@@ -361,22 +415,28 @@ class Trainer:
                       f"{row['images_per_s']:.1f} img/s" + ("  [green]best" if improved else ""))
 
     def _finish(self, result: TuneResult) -> None:
-        best = load_checkpoint(self.run / "best.pt")
-        unwrap(self.model).load_state_dict(best["model_state"])
-        logits, labels = predict_logits(self.model, self.val_loader, self.settings)
+        fp32_model = self._fp32_best_model()
+        logits, labels = predict_logits(fp32_model, self.val_loader, self.settings)
         rep = classification_report(logits, labels, self.data.classes)
         atomic_write_json(self.run / "val_report.json", rep)
         plot_confusion(self.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
                        self.data.classes, f"val, best epoch {result.best_epoch}: "
                                           f"top-1 {rep['top1']:.4f}")
         plot_curves(self.run, self.history)
+        if self.stage == "qat":
+            result.gate = qat_stage.finish_qat(self, fp32_model)
         ips = [h["images_per_s"] for h in self.history if h["phase"] == "full"]
         atomic_write_json(self.run / "summary.json", {
             "best_top1": result.best_top1, "best_epoch": result.best_epoch,
             "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 1), "device": self.device,
             "world_size": self.ctx.world_size, "weights_source": self.built.weights_note,
-            "train_images_per_s": round(float(np.median(ips)), 2) if ips else None})
+            "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
+            "qat": None if result.gate is None else {
+                "qat_val_top1": result.qat_top1, "coverage": self.coverage.to_dict(),
+                "int8_onnx_top1": result.gate["int8_top1"],
+                "fp32_onnx_top1": result.gate["fp32_top1"],
+                "drop_points": result.gate["drop_points"], "gate_passed": result.gate["passed"]}})
         console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
                       + (" (stopped early)" if result.stopped_early else "")
                       + f" in {result.seconds:.0f} s")

@@ -1,0 +1,85 @@
+"""The accuracy gate: an INT8 model against its FP32 reference on the same images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.io import atomic_write_json, atomic_write_text
+
+
+def mcnemar(ref_correct: np.ndarray, test_correct: np.ndarray) -> dict:
+    """Exact McNemar test on the images where exactly one of the two models is right."""
+    from scipy.stats import binomtest
+
+    only_ref = int(np.sum(ref_correct & ~test_correct))
+    only_test = int(np.sum(~ref_correct & test_correct))
+    n = only_ref + only_test
+    p = binomtest(min(only_ref, only_test), n, 0.5).pvalue if n else 1.0
+    return {"only_fp32_right": only_ref, "only_int8_right": only_test, "p_value": float(p)}
+
+
+def accuracy_gate(ref_logits: np.ndarray, test_logits: np.ndarray, labels: np.ndarray,
+                  classes: list[str], max_drop: float) -> dict:
+    """Top-1 of each, drop in points, agreement, per-class drop, McNemar; passed = drop <= max_drop."""
+    ref_pred, test_pred = ref_logits.argmax(1), test_logits.argmax(1)
+    ref_ok, test_ok = ref_pred == labels, test_pred == labels
+    per_class = {}
+    for i, c in enumerate(classes):
+        mask = labels == i
+        if mask.any():
+            r, t = float(ref_ok[mask].mean()), float(test_ok[mask].mean())
+            per_class[c] = {"fp32_top1": r, "int8_top1": t, "drop_points": 100 * (r - t),
+                            "n": int(mask.sum())}
+    drop = 100 * (float(ref_ok.mean()) - float(test_ok.mean()))
+    return {
+        "n": int(len(labels)),
+        "fp32_top1": float(ref_ok.mean()),
+        "int8_top1": float(test_ok.mean()),
+        "drop_points": drop,
+        "top1_agreement": float((ref_pred == test_pred).mean()),
+        "max_logit_abs_diff": float(np.abs(ref_logits - test_logits).max()),
+        "mcnemar": mcnemar(ref_ok, test_ok),
+        "per_class": per_class,
+        "max_drop_points": max_drop,
+        "passed": bool(drop <= max_drop),
+    }
+
+
+def gate_markdown(result: dict, title: str) -> str:
+    """A readable table of the gate result."""
+    m = result["mcnemar"]
+    lines = [
+        f"# {title}", "",
+        f"{'PASSED' if result['passed'] else 'FAILED'}: INT8 top-1 drop "
+        f"{result['drop_points']:+.2f} points (budget {result['max_drop_points']:.2f}) "
+        f"on {result['n']} images", "",
+        "| | FP32 | INT8 |", "|---|---|---|",
+        f"| top-1 | {result['fp32_top1']:.4f} | {result['int8_top1']:.4f} |", "",
+        f"top-1 agreement {result['top1_agreement']:.4f}; McNemar: {m['only_fp32_right']} images "
+        f"only FP32 got right, {m['only_int8_right']} only INT8, p = {m['p_value']:.3g}", "",
+        "| class | n | FP32 | INT8 | drop (points) |", "|---|---|---|---|---|",
+    ]
+    for c, v in result["per_class"].items():
+        lines.append(f"| {c} | {v['n']} | {v['fp32_top1']:.4f} | {v['int8_top1']:.4f} | "
+                     f"{v['drop_points']:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_gate(folder: Path, result: dict, name: str = "gate", title: str = "INT8 accuracy gate"
+               ) -> tuple[Path, Path]:
+    return (atomic_write_json(folder / f"{name}.json", result),
+            atomic_write_text(folder / f"{name}.md", gate_markdown(result, title)))
+
+
+def onnx_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32,
+                threads: int | None = None) -> np.ndarray:
+    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
+    from ftedge.quant.ort_session import inference_session
+
+    sess = inference_session(path, threads)
+    name = sess.get_inputs()[0].name
+    out = [sess.run(None, {name: batches[i:i + batch_size]})[0]
+           for i in range(0, len(batches), batch_size)]
+    return np.concatenate(out)

@@ -1,0 +1,155 @@
+"""Quantization-aware training: fake quantization as TensorRT's explicit quantization wants it.
+
+Every Conv2d and Linear gets
+  - its weight fake-quantized symmetric per output channel, INT8 (a parametrization, so any
+    forward, timm's TF-"same"-padding convolutions included, sees the quantized weight), and
+  - its input fake-quantized symmetric per tensor, INT8, zero-point 0 (a forward pre-hook).
+BatchNorm is folded into the convolutions first, so the exported graph needs no folding and
+BatchNorm statistics cannot drift on a small dataset. The fake-quant modules are PyTorch's own
+(torch.ao.quantization.FakeQuantize with its observers); the ONNX exporter turns each into a
+QuantizeLinear/DequantizeLinear pair.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
+                                   MovingAveragePerChannelMinMaxObserver)
+from torch.nn.utils import parametrize
+
+from ftedge.quant.fold import fold_batchnorm
+
+QUANTIZED_TYPES = (nn.Conv2d, nn.Linear)
+INPUT_QUANTIZER = "input_quantizer"
+
+
+def activation_quantizer() -> FakeQuantize:
+    """Symmetric per-tensor INT8, zero-point 0; running range averaged over batches."""
+    return FakeQuantize(observer=MovingAverageMinMaxObserver, quant_min=-128, quant_max=127,
+                        dtype=torch.qint8, qscheme=torch.per_tensor_symmetric,
+                        averaging_constant=0.01)
+
+
+def weight_quantizer() -> FakeQuantize:
+    """Symmetric per-output-channel INT8 from the current weights (averaging constant 1)."""
+    return FakeQuantize(observer=MovingAveragePerChannelMinMaxObserver, quant_min=-128,
+                        quant_max=127, dtype=torch.qint8, qscheme=torch.per_channel_symmetric,
+                        ch_axis=0, averaging_constant=1.0)
+
+
+def _quantize_input(module: nn.Module, args):
+    return (getattr(module, INPUT_QUANTIZER)(args[0]), *args[1:])
+
+
+RESIDUAL_FLAGS = ("has_skip", "use_res_connect")  # timm's and torchvision's residual blocks
+
+
+def _quantize_block_input(block: nn.Module, args):
+    return (block._ftedge_shortcut_quantizer(args[0]), *args[1:])
+
+
+def quantize_residual_shortcuts(model: nn.Module) -> int:
+    """Quantize the input of every residual block with its first layer's input quantizer.
+
+    The block input is both the first convolution's input and the shortcut of the residual
+    Add; quantizing it once, with the same scale, puts Q/DQ on the Add's shortcut as
+    TensorRT's explicit quantization wants, and the QAT model computes exactly what the
+    exported graph computes. Returns the number of residual blocks.
+    """
+    count = 0
+    for block in model.modules():
+        if not any(getattr(block, f, False) is True for f in RESIDUAL_FLAGS):
+            continue
+        first = next((m for m in block.modules() if hasattr(m, INPUT_QUANTIZER)), None)
+        if first is None:
+            continue
+        # Not registered as a submodule: the quantizer belongs (and is saved) with `first`.
+        object.__setattr__(block, "_ftedge_shortcut_quantizer", getattr(first, INPUT_QUANTIZER))
+        block.register_forward_pre_hook(_quantize_block_input)
+        count += 1
+    return count
+
+
+@dataclass
+class QatCoverage:
+    """How much of the network computes in INT8."""
+
+    folded_batchnorms: int
+    quantized_layers: int
+    total_layers: int  # Conv2d + Linear
+    residual_adds: int  # residual Adds whose shortcut is quantized
+    unquantized: list[str]
+
+    def to_dict(self) -> dict:
+        return {"folded_batchnorms": self.folded_batchnorms,
+                "quantized_layers": self.quantized_layers, "total_layers": self.total_layers,
+                "quantized_residual_adds": self.residual_adds, "unquantized": self.unquantized}
+
+    def __str__(self) -> str:
+        return (f"{self.quantized_layers}/{self.total_layers} Conv/Linear layers carry INT8 "
+                f"weights and inputs, {self.residual_adds} residual Adds get INT8 shortcuts; "
+                f"{self.folded_batchnorms} BatchNorms folded")
+
+
+def prepare_qat(model: nn.Module, example: torch.Tensor) -> QatCoverage:
+    """Fold BatchNorm and attach weight and input fake quantizers, in place."""
+    folded = fold_batchnorm(model, example)
+    layers = [(n, m) for n, m in model.named_modules() if isinstance(m, QUANTIZED_TYPES)]
+    for _, m in layers:
+        parametrize.register_parametrization(m, "weight", weight_quantizer())
+        m.add_module(INPUT_QUANTIZER, activation_quantizer())
+        m.register_forward_pre_hook(_quantize_input)
+    residuals = quantize_residual_shortcuts(model)
+    return QatCoverage(folded, len(layers), len(layers), residuals, unprepared_layers(model))
+
+
+def input_quantizers(model: nn.Module) -> list[FakeQuantize]:
+    return [getattr(m, INPUT_QUANTIZER) for m in model.modules() if hasattr(m, INPUT_QUANTIZER)]
+
+
+def set_activation_observers(model: nn.Module, enabled: bool) -> None:
+    """Let activation ranges follow the data (True) or freeze them (False)."""
+    for q in input_quantizers(model):
+        q.enable_observer(enabled)
+
+
+def set_fake_quant(model: nn.Module, enabled: bool) -> None:
+    for m in model.modules():
+        if isinstance(m, FakeQuantize):
+            m.enable_fake_quant(enabled)
+
+
+def freeze_all_observers(model: nn.Module) -> None:
+    """Fix every scale (weights too): what export and evaluation need."""
+    for m in model.modules():
+        if isinstance(m, FakeQuantize):
+            m.enable_observer(False)
+
+
+@torch.no_grad()
+def calibrate_activations(model: nn.Module, batches, to_device) -> int:
+    """Set initial activation ranges from a few batches with quantization off; returns images seen."""
+    was_training = model.training
+    model.eval()
+    set_fake_quant(model, False)
+    set_activation_observers(model, True)
+    seen = 0
+    for x, _ in batches:
+        model(to_device(x))
+        seen += x.shape[0]
+    set_fake_quant(model, True)
+    model.train(was_training)
+    return seen
+
+
+def is_prepared(model: nn.Module) -> bool:
+    return any(isinstance(m, FakeQuantize) for m in model.modules())
+
+
+def unprepared_layers(model: nn.Module) -> list[str]:
+    """Conv/Linear layers without quantizers (should be none after prepare_qat)."""
+    return [n for n, m in model.named_modules()
+            if isinstance(m, QUANTIZED_TYPES) and not hasattr(m, INPUT_QUANTIZER)]

@@ -1,0 +1,127 @@
+"""The QAT stage of `ftedge tune --qat`: from the best FP32 weights to a gated INT8 Q/DQ ONNX."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ftedge.console import console
+from ftedge.io import sha256_file
+from ftedge.quant.gate import accuracy_gate, onnx_logits, write_gate
+from ftedge.quant.onnx_export import export_onnx
+from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
+                              set_activation_observers)
+from ftedge.training.checkpoint import load_checkpoint, unwrap
+from ftedge.training.loop import predict_logits, to_device
+
+SCHEME = {"weights": "int8 symmetric per-channel (axis 0)",
+          "activations": "int8 symmetric per-tensor, zero-point 0",
+          "placement": "inputs of every Conv/Gemm; residual Add shortcuts share the block "
+                       "input's Q/DQ", "batchnorm": "folded before QAT"}
+
+
+def example_input(trainer) -> torch.Tensor:
+    x = next(iter(trainer.val_loader))[0][:2]
+    return to_device(x, trainer.settings)
+
+
+def prepare_model(trainer) -> QatCoverage:
+    """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers)."""
+    model = unwrap(trainer.model)
+    cov = prepare_qat(model, example_input(trainer))
+    model.to(trainer.device)
+    if trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    return cov
+
+
+def qat_optimizer(trainer):
+    t, q = trainer.cfg.train, trainer.cfg.qat
+    params = [p for p in trainer.model.parameters() if p.requires_grad]
+    group = {"params": params, "base_lr": q.lr, "lr": q.lr, "role": "qat",
+             "weight_decay": 0.0}  # no decay: weights sit on a quantization grid
+    if t.optimizer == "sgd":
+        return torch.optim.SGD([group], lr=q.lr, momentum=t.momentum, nesterov=True)
+    return torch.optim.AdamW([group], lr=q.lr)
+
+
+def enter_qat(trainer) -> QatCoverage:
+    """Load the best FP32 weights, prepare QAT, set activation ranges, new optimizer."""
+    best = load_checkpoint(trainer.run / "best.pt") if trainer.ctx.is_main else None
+    state = best["model_state"] if best else None
+    if trainer.ctx.enabled:
+        from ftedge.training.dist import broadcast_object
+
+        state = broadcast_object(state, trainer.ctx)
+    unwrap(trainer.model).load_state_dict(state)
+    cov = prepare_model(trainer)
+    n = trainer.cfg.qat.calib_batches
+    seen = calibrate_activations(unwrap(trainer.model),
+                                 itertools.islice(iter(trainer.train_loader), n),
+                                 lambda x: to_device(x, trainer.settings))
+    trainer.optimizer = qat_optimizer(trainer)
+    if trainer.ctx.is_main:
+        console.print(f"QAT: {cov}; activation ranges set from {seen} training images")
+    return cov
+
+
+def observers_on(trainer, epoch: int) -> None:
+    """Activation ranges follow the data for the first epochs, then stay fixed."""
+    done = epoch - trainer.qat_start_epoch
+    set_activation_observers(unwrap(trainer.model), done < trainer.cfg.qat.freeze_observers_after)
+
+
+def _cpu_copy(model: nn.Module) -> nn.Module:
+    return copy.deepcopy(unwrap(model)).cpu().to(memory_format=torch.contiguous_format).eval()
+
+
+def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
+    import onnx
+
+    from ftedge import __version__
+
+    return {"ftedge.version": __version__, "ftedge.model_name": trainer.cfg.model.name,
+            "ftedge.classes": trainer.data.classes, "ftedge.preprocessing": trainer.contract,
+            "ftedge.precision": precision, "ftedge.checkpoint": checkpoint.name,
+            "ftedge.checkpoint_sha256": sha256_file(checkpoint),
+            "ftedge.quantization": SCHEME if precision == "int8" else "none",
+            "ftedge.torch_version": torch.__version__, "ftedge.onnx_version": onnx.__version__}
+
+
+def finish_qat(trainer, fp32_model: nn.Module) -> dict:
+    """Export model.fp32.onnx and model.int8.onnx, then gate INT8 against FP32 in ONNX Runtime."""
+    run, q = trainer.run, trainer.cfg.qat
+    qat_best = load_checkpoint(run / "qat_best.pt")
+    unwrap(trainer.model).load_state_dict(qat_best["model_state"])
+    qat_model = _cpu_copy(trainer.model)
+    example = torch.zeros(1, *trainer.contract["input_size"])
+    fp32_info = export_onnx(_cpu_copy(fp32_model), example, run / "model.fp32.onnx", q.opset,
+                            onnx_metadata(trainer, "fp32", run / "best.pt"))
+    int8_info = export_onnx(qat_model, example, run / "model.int8.onnx", q.opset,
+                            onnx_metadata(trainer, "int8", run / "qat_best.pt"))
+    x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
+    labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
+    fp32_logits = onnx_logits(run / "model.fp32.onnx", x)
+    int8_logits = onnx_logits(run / "model.int8.onnx", x)
+    torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
+    torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
+    result = accuracy_gate(fp32_logits, int8_logits, labels, trainer.data.classes, q.max_drop)
+    result["parity"] = {
+        "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
+        "int8_onnx_vs_qat_torch_top1_agreement":
+            float((int8_logits.argmax(1) == torch_qat.argmax(1)).mean()),
+    }
+    result["onnx"] = {"fp32": fp32_info, "int8": int8_info,
+                      "size_ratio": (run / "model.int8.onnx").stat().st_size
+                      / (run / "model.fp32.onnx").stat().st_size}
+    json_path, md_path = write_gate(run, result)
+    verdict = "[green]passed" if result["passed"] else "[red]FAILED"
+    console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "
+                  f"Runtime) {result['int8_top1']:.4f}, drop {result['drop_points']:+.2f} points "
+                  f"(budget {q.max_drop}); report in {md_path}", soft_wrap=True)
+    return result

@@ -1,0 +1,81 @@
+import pytest
+import timm
+import torch
+import torchvision
+from torch.ao.quantization import FakeQuantize
+
+from ftedge.quant.fold import FoldError, fold_batchnorm
+from ftedge.quant.qat import (calibrate_activations, freeze_all_observers, input_quantizers,
+                              prepare_qat, set_activation_observers)
+
+
+def _randomise_bn(model):
+    g = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(m.num_features, generator=g) - 0.5)
+
+
+@pytest.mark.parametrize("make", [lambda: timm.create_model("tf_efficientnet_lite0", num_classes=5),
+                                  lambda: torchvision.models.mobilenet_v3_small(num_classes=5)],
+                         ids=["lite0", "mobilenet_v3_small"])
+def test_folding_keeps_the_function(make):
+    model = make().eval()
+    _randomise_bn(model)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        before = model(x)
+        n = fold_batchnorm(model, x)
+        after = model(x)
+    assert n > 10
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert torch.allclose(before, after, atol=1e-4, rtol=1e-4)
+
+
+def test_unfoldable_batchnorm_is_an_error():
+    model = torch.nn.Sequential(torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 4, 1))
+    with pytest.raises(FoldError, match="follow no convolution"):
+        fold_batchnorm(model, torch.randn(1, 3, 8, 8))
+
+
+def test_lite0_coverage_every_conv_and_linear_and_residual():
+    model = timm.create_model("tf_efficientnet_lite0", num_classes=5).eval()
+    cov = prepare_qat(model, torch.randn(2, 3, 64, 64))
+    assert cov.total_layers == 50 and cov.quantized_layers == 50 and cov.unquantized == []
+    assert cov.folded_batchnorms == 49 and cov.residual_adds == 9
+    fqs = [m for m in model.modules() if isinstance(m, FakeQuantize)]
+    assert len(fqs) == 100
+    for q in fqs:
+        assert q.quant_min == -128 and q.quant_max == 127 and q.dtype == torch.qint8
+        assert q.qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric)
+
+
+def test_observers_freeze_and_calibration_sets_ranges():
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    x = torch.randn(4, 3, 64, 64) * 3
+    prepare_qat(model, x)
+    calibrate_activations(model, [(x, None)], lambda t: t)
+    q = input_quantizers(model)[0]
+    assert float(q.scale) == pytest.approx(float(x.abs().max()) / 127.5, rel=1e-5)
+    set_activation_observers(model, False)
+    model(x * 10)
+    assert float(q.scale) == pytest.approx(float(x.abs().max()) / 127.5, rel=1e-5)
+    freeze_all_observers(model)
+    assert all(not bool(m.observer_enabled) for m in model.modules() if isinstance(m, FakeQuantize))
+
+
+def test_prepared_state_dict_round_trips():
+    x = torch.randn(2, 3, 32, 32)
+    a = torchvision.models.mobilenet_v2(num_classes=3).eval()
+    prepare_qat(a, x)
+    calibrate_activations(a, [(x, None)], lambda t: t)
+    b = torchvision.models.mobilenet_v2(num_classes=3).eval()
+    prepare_qat(b, x)
+    b.load_state_dict(a.state_dict())
+    freeze_all_observers(a)
+    freeze_all_observers(b)
+    with torch.no_grad():
+        assert torch.equal(a(x), b(x))

@@ -1,0 +1,107 @@
+"""`ftedge tune --qat` end to end on a tiny dataset: the Q/DQ graph, the gate, resume."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from onnx import numpy_helper
+
+import ftedge
+from ftedge.quant.onnx_export import read_metadata
+from ftedge.training.checkpoint import load_checkpoint
+from tests.conftest import tiny_options, write_class_folders
+
+
+@pytest.fixture(scope="module")
+def qat_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("qat")
+    data = write_class_folders(root / "colours", per_class=12)
+    return ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))
+
+
+def _graph(path):
+    model = onnx.load(str(path))
+    producer = {o: n for n in model.graph.node for o in n.output}
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    return model, producer, inits
+
+
+def test_run_holds_both_models_and_the_gate(qat_run):
+    run = qat_run.run_dir
+    for name in ("model.fp32.onnx", "model.int8.onnx", "gate.json", "gate.md", "qat_best.pt"):
+        assert (run / name).is_file(), name
+    gate = json.loads((run / "gate.json").read_text())
+    assert {"fp32_top1", "int8_top1", "drop_points", "top1_agreement", "mcnemar",
+            "per_class", "passed"} <= set(gate)
+    assert gate["parity"]["fp32_onnx_vs_torch_max_abs"] < 1e-3
+    assert [h["phase"] for h in qat_run.history][-2:] == ["qat", "qat"]
+    assert qat_run.gate == gate
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["qat"]["coverage"]["quantized_layers"] == 50
+
+
+def test_every_conv_and_gemm_reads_int8_weights_and_inputs(qat_run):
+    model, producer, inits = _graph(qat_run.run_dir / "model.int8.onnx")
+    layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
+    assert len(layers) == 50
+    for n in layers:
+        x_dq, w_dq = producer[n.input[0]], producer[n.input[1]]
+        assert x_dq.op_type == "DequantizeLinear" and w_dq.op_type == "DequantizeLinear"
+        w = inits[w_dq.input[0]]
+        assert w.dtype == np.int8 and np.abs(w).max() <= 128
+        axis = next((a.i for a in w_dq.attribute if a.name == "axis"), 1)
+        assert axis == 0 and inits[w_dq.input[1]].shape == (w.shape[0],)
+    for n in model.graph.node:
+        if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            zp = inits[n.input[2]]
+            assert zp.dtype == np.int8 and not zp.any()  # symmetric: zero-point 0
+
+
+def test_residual_adds_read_quantized_shortcuts(qat_run):
+    model, producer, _ = _graph(qat_run.run_dir / "model.int8.onnx")
+    adds = [n for n in model.graph.node if n.op_type == "Add"
+            and any(i in producer and producer[i].op_type == "DequantizeLinear" for i in n.input)]
+    assert len(adds) == 9  # every inverted-residual shortcut of EfficientNet-Lite0
+
+
+def test_onnx_contract_and_size(qat_run):
+    run = qat_run.run_dir
+    for name, precision in (("model.fp32.onnx", "fp32"), ("model.int8.onnx", "int8")):
+        model = onnx.load(str(run / name))
+        onnx.checker.check_model(model, full_check=True)
+        assert next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+        meta = read_metadata(run / name)
+        assert json.loads(meta["ftedge.classes"]) == ["blue", "green", "red"]
+        assert json.loads(meta["ftedge.preprocessing"])["input_size"] == [3, 32, 32]
+        assert meta["ftedge.precision"] == precision and len(meta["ftedge.checkpoint_sha256"]) == 64
+    ratio = (run / "model.int8.onnx").stat().st_size / (run / "model.fp32.onnx").stat().st_size
+    assert ratio <= 0.3
+
+
+def test_qat_checkpoint_carries_the_quantization_scheme(qat_run):
+    ckpt = torch.load(qat_run.run_dir / "qat_best.pt", weights_only=True)
+    assert "per-channel" in ckpt["quantization"]["weights"]
+    assert ckpt["quantization"]["quantized_layers"] == 50
+
+
+@pytest.mark.slow
+def test_resume_inside_the_qat_stage(tmp_path):
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=2)
+    ftedge.tune(data=str(data), **dict(opts, out=str(tmp_path / "full")))
+
+    def crash_in_qat(row):
+        if row["phase"] == "qat":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ftedge.tune(data=str(data), callbacks=[crash_in_qat], **dict(opts, out=str(tmp_path / "cut")))
+    resumed = ftedge.tune(resume=tmp_path / "cut")
+    assert [h["phase"] for h in resumed.history] == ["head", "full", "qat", "qat"]
+    a = load_checkpoint(tmp_path / "full" / "last.pt")["model_state"]
+    b = load_checkpoint(tmp_path / "cut" / "last.pt")["model_state"]
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
