@@ -18,17 +18,17 @@ from torch import nn
 from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
                            resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
                            to_dict, validate_tune_config)
-from ftedge.console import console, make_progress
+from ftedge.console import make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.io import atomic_write_json, atomic_write_text, read_json
 from ftedge.metrics import classification_report
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.training import dist as D
-from ftedge.training import qat_stage
+from ftedge.training import qat_stage, report
 from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last
 from ftedge.training.data_setup import PreparedData, prepare_data, train_loader, val_loader
 from ftedge.training.loop import StepSettings, predict_logits, train_one_epoch
-from ftedge.training.outputs import plot_confusion, plot_curves, write_metrics
+from ftedge.training.outputs import write_metrics
 from ftedge.training.perf import keep_freed_memory
 from ftedge.training.schedule import lr_factor, set_lr
 
@@ -346,7 +346,7 @@ class Trainer:
             improved = self._improved(row) if self.ctx.is_main else False
             self._save(row, improved)
             if self.ctx.is_main:
-                self._log_epoch(row, improved)
+                report.log_epoch(row, improved)
             for cb in self.callbacks:
                 cb(row)
             stop = bool(patience) and self.bad_epochs >= patience and epoch >= stop_from
@@ -367,7 +367,7 @@ class Trainer:
         t_start = time.perf_counter()
         self._write_run_header()
         if self.ctx.is_main:
-            self._announce()
+            report.announce(self)
         stopped = False
         with make_progress(disable=not self.ctx.is_main) as progress:
             task = progress.add_task("train", total=len(self.train_loader), stats="")
@@ -384,63 +384,13 @@ class Trainer:
                             self.history, time.perf_counter() - t_start,
                             qat_top1=self.best_top1 if self.stage == "qat" else None)
         if self.ctx.is_main:
-            self._finish(result)
+            report.finish(self, result)
         return result
 
-    def _fp32_best_model(self) -> nn.Module:
+    def fp32_best_model(self) -> nn.Module:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
         built = build_model(self.cfg.model.name, len(self.data.classes), "none",
                             self.cfg.model.dropout)
         built.model.load_state_dict(load_checkpoint(self.run / "best.pt")["model_state"])
         model = built.model.to(self.device).eval()
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
-
-    # -- reporting ---------------------------------------------------------------------
-    def _announce(self) -> None:
-        d = self.data
-        console.print(f"[bold]ftedge tune[/] {self.cfg.model.name} on {d.audit.root}: "
-                      f"{len(d.classes)} classes, {len(d.train)} train / {len(d.val)} val "
-                      f"images, {self.contract['input_size'][-1]} px, device {self.device}"
-                      + (f" x{self.ctx.world_size}" if self.ctx.enabled else ""))
-        console.print(f"weights: {self.built.weights_note}", highlight=False)
-        if d.audit.unusable:
-            console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
-                          f"(listed in {self.run / 'dataset_audit.json'})")
-        if self.bn_frozen:
-            console.print("BatchNorm statistics frozen (per-device batch < 16)")
-
-    def _log_epoch(self, row: dict, improved: bool) -> None:
-        console.print(f"epoch {row['epoch']:>3} \\[{row['phase']}] loss {row['train_loss']:.4f} "
-                      f"val_loss {row['val_loss']:.4f} val_top1 {row['val_top1']:.4f} "
-                      f"{row['images_per_s']:.1f} img/s" + ("  [green]best" if improved else ""))
-
-    def _finish(self, result: TuneResult) -> None:
-        fp32_model = self._fp32_best_model()
-        logits, labels = predict_logits(fp32_model, self.val_loader, self.settings)
-        rep = classification_report(logits, labels, self.data.classes)
-        atomic_write_json(self.run / "val_report.json", rep)
-        plot_confusion(self.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
-                       self.data.classes, f"val, best epoch {result.best_epoch}: "
-                                          f"top-1 {rep['top1']:.4f}")
-        plot_curves(self.run, self.history)
-        if self.stage == "qat":
-            result.gate = qat_stage.finish_qat(self, fp32_model)
-        ips = [h["images_per_s"] for h in self.history if h["phase"] == "full"]
-        atomic_write_json(self.run / "summary.json", {
-            "best_top1": result.best_top1, "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-            "seconds": round(result.seconds, 1), "device": self.device,
-            "world_size": self.ctx.world_size, "weights_source": self.built.weights_note,
-            "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
-            "qat": None if result.gate is None else {
-                "qat_val_top1": result.qat_top1, "coverage": self.coverage.to_dict(),
-                "int8_onnx_top1": result.gate["int8_top1"],
-                "fp32_onnx_top1": result.gate["fp32_top1"],
-                "drop_points": result.gate["drop_points"], "gate_passed": result.gate["passed"]}})
-        console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
-                      + (" (stopped early)" if result.stopped_early else "")
-                      + f" in {result.seconds:.0f} s")
-        console.print(f"run written to [bold]{self.run}[/] (best.pt, last.pt, metrics.csv, "
-                      "training_curves.png, confusion_matrix.png)", soft_wrap=True)
-
-

@@ -1,0 +1,65 @@
+"""What `ftedge tune` prints and writes besides checkpoints: the announcement, per-epoch lines,
+and the finished run's reports (val report, confusion matrix, curves, summary)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ftedge.console import console
+from ftedge.io import atomic_write_json
+from ftedge.metrics import classification_report
+from ftedge.training import qat_stage
+from ftedge.training.loop import predict_logits
+from ftedge.training.outputs import plot_confusion, plot_curves
+
+
+def announce(trainer) -> None:
+    """What is about to be trained, on what, from which weights."""
+    d = trainer.data
+    console.print(f"[bold]ftedge tune[/] {trainer.cfg.model.name} on {d.audit.root}: "
+                  f"{len(d.classes)} classes, {len(d.train)} train / {len(d.val)} val "
+                  f"images, {trainer.contract['input_size'][-1]} px, device {trainer.device}"
+                  + (f" x{trainer.ctx.world_size}" if trainer.ctx.enabled else ""))
+    console.print(f"weights: {trainer.built.weights_note}", highlight=False)
+    if d.audit.unusable:
+        console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
+                      f"(listed in {trainer.run / 'dataset_audit.json'})")
+    if trainer.bn_frozen:
+        console.print("BatchNorm statistics frozen (per-device batch < 16)")
+
+
+def log_epoch(row: dict, improved: bool) -> None:
+    console.print(f"epoch {row['epoch']:>3} \\[{row['phase']}] loss {row['train_loss']:.4f} "
+                  f"val_loss {row['val_loss']:.4f} val_top1 {row['val_top1']:.4f} "
+                  f"{row['images_per_s']:.1f} img/s" + ("  [green]best" if improved else ""))
+
+
+def finish(trainer, result) -> None:
+    """Reports of the finished run: val report, plots, summary; QAT export and gate."""
+    fp32_model = trainer.fp32_best_model()
+    logits, labels = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
+    rep = classification_report(logits, labels, trainer.data.classes)
+    atomic_write_json(trainer.run / "val_report.json", rep)
+    plot_confusion(trainer.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
+                   trainer.data.classes, f"val, best epoch {result.best_epoch}: "
+                                      f"top-1 {rep['top1']:.4f}")
+    plot_curves(trainer.run, trainer.history)
+    if trainer.stage == "qat":
+        result.gate = qat_stage.finish_qat(trainer, fp32_model)
+    ips = [h["images_per_s"] for h in trainer.history if h["phase"] == "full"]
+    atomic_write_json(trainer.run / "summary.json", {
+        "best_top1": result.best_top1, "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+        "seconds": round(result.seconds, 1), "device": trainer.device,
+        "world_size": trainer.ctx.world_size, "weights_source": trainer.built.weights_note,
+        "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
+        "qat": None if result.gate is None else {
+            "qat_val_top1": result.qat_top1, "coverage": trainer.coverage.to_dict(),
+            "int8_onnx_top1": result.gate["int8_top1"],
+            "fp32_onnx_top1": result.gate["fp32_top1"],
+            "drop_points": result.gate["drop_points"], "gate_passed": result.gate["passed"]}})
+    console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
+                  + (" (stopped early)" if result.stopped_early else "")
+                  + f" in {result.seconds:.0f} s")
+    console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
+                  "training_curves.png, confusion_matrix.png)", soft_wrap=True)
