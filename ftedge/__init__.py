@@ -18,6 +18,7 @@ _API = {
     "write_demo_data": ("ftedge.data.demo", "write_demo_data"),
     "demo": ("ftedge.pipeline", "demo"),
     "build_model": ("ftedge.models", "build_model"),
+    "quantize": ("ftedge.quant.quantize", "quantize"),
 }
 
 __all__ = ["__version__", *_API]

@@ -161,6 +161,27 @@ def predict(run, images, topk, as_json) -> None:
 
 
 @cli.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--method", default="ptq", show_default=True, type=click.Choice(["ptq"]),
+              help="Post-training quantization (QAT is `ftedge tune --qat`).")
+@click.option("--calib", default="stratified-256", show_default=True,
+              help="Calibration recipe: a name in calibration/ or a recipe YAML file.")
+@click.option("--calib-method", default="entropy", show_default=True,
+              type=click.Choice(["minmax", "percentile", "entropy"]))
+@click.option("--percentile", default=99.99, show_default=True)
+@click.option("--max-drop", default=1.0, show_default=True, help="Accuracy gate budget, top-1 points.")
+def quantize(run, method, calib, calib_method, percentile, max_drop) -> None:
+    """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
+    from ftedge.quant.quantize import quantize as quantize_api
+
+    result = quantize_api(run, method, calib, calib_method, percentile, max_drop)
+    if not result["passed"]:
+        console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/gate_ptq.md; try another "
+                      "--calib-method, more calibration images, or `ftedge tune --qat`")
+        sys.exit(GATE_FAILED)
+
+
+@cli.command()
 def models() -> None:
     """List registered models (any timm model name works too)."""
     from ftedge.models import available_models, get_spec

@@ -40,6 +40,8 @@ class LoadedRun:
     contract: dict
     runner: TorchRunner
     checkpoint: Path
+    model_name: str  # the registry name
+
 
 
 def load_run(run: str | Path, checkpoint: str = "best.pt") -> LoadedRun:
@@ -53,7 +55,7 @@ def load_run(run: str | Path, checkpoint: str = "best.pt") -> LoadedRun:
     built.model.load_state_dict(ckpt["model_state"])
     built.model.eval()
     return LoadedRun(path.parent, list(ckpt["classes"]), ckpt["preprocessing"],
-                     TorchRunner(built.model), path)
+                     TorchRunner(built.model), path, ckpt["model_name"])
 
 
 def _eval_samples(loaded: LoadedRun, data: str | Path | None) -> list[Sample]:
@@ -79,6 +81,15 @@ def batched_logits(runner, images, transform, batch_size: int = 32) -> np.ndarra
         x = torch.stack([transform(im) for im in images[i:i + batch_size]]).numpy()
         out.append(runner.infer(x))
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def preprocess_samples(samples: list[Sample], contract: dict) -> np.ndarray:
+    """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
+    background = tuple(contract.get("background", (255, 255, 255)))
+    transform = eval_transform(contract)
+    if not samples:
+        return np.zeros((0, *contract["input_size"]), np.float32)
+    return torch.stack([transform(load_image(s.path, background)) for s in samples]).numpy()
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32) -> dict:

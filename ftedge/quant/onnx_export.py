@@ -217,6 +217,23 @@ def set_metadata(model, metadata: dict) -> None:
         p.value = v if isinstance(v, str) else json.dumps(v)
 
 
+def contract_metadata(model_name: str, classes: list[str], contract: dict, precision: str,
+                      checkpoint: Path, **extra) -> dict:
+    """The facts every exported graph carries (ARCHITECTURE.md: every artifact carries its
+    contract)."""
+    import onnx
+
+    from ftedge import __version__
+    from ftedge.io import sha256_file
+
+    return {"ftedge.version": __version__, "ftedge.model_name": model_name,
+            "ftedge.classes": classes, "ftedge.preprocessing": contract,
+            "ftedge.precision": precision, "ftedge.checkpoint": checkpoint.name,
+            "ftedge.checkpoint_sha256": sha256_file(checkpoint),
+            "ftedge.torch_version": torch.__version__, "ftedge.onnx_version": onnx.__version__,
+            **{f"ftedge.{k}": v for k, v in extra.items()}}
+
+
 def read_metadata(path: str | Path) -> dict[str, str]:
     import onnx
 

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from ftedge.console import console
-from ftedge.io import sha256_file
 from ftedge.quant.gate import accuracy_gate, onnx_logits, write_gate
-from ftedge.quant.onnx_export import export_onnx
+from ftedge.quant.onnx_export import contract_metadata, export_onnx
 from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, unwrap
@@ -81,16 +80,9 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
 
 
 def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
-    import onnx
-
-    from ftedge import __version__
-
-    return {"ftedge.version": __version__, "ftedge.model_name": trainer.cfg.model.name,
-            "ftedge.classes": trainer.data.classes, "ftedge.preprocessing": trainer.contract,
-            "ftedge.precision": precision, "ftedge.checkpoint": checkpoint.name,
-            "ftedge.checkpoint_sha256": sha256_file(checkpoint),
-            "ftedge.quantization": SCHEME if precision == "int8" else "none",
-            "ftedge.torch_version": torch.__version__, "ftedge.onnx_version": onnx.__version__}
+    return contract_metadata(trainer.cfg.model.name, trainer.data.classes, trainer.contract,
+                             precision, checkpoint,
+                             quantization=SCHEME if precision == "int8" else "none")
 
 
 def finish_qat(trainer, fp32_model: nn.Module) -> dict:

@@ -1,0 +1,162 @@
+"""Dataset audit: decode every file once, count per class, and list every file we cannot use."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ftedge.data.folder import DatasetLayout, Sample, discover_dataset
+from ftedge.data.images import WHITE, ImageDecodeError, load_image
+from ftedge.errors import DatasetError
+
+
+@dataclass
+class DatasetAudit:
+    """Usable samples per split, what was skipped and why, and summary statistics."""
+
+    root: Path
+    classes: list[str]
+    train: list[Sample]
+    val: list[Sample] | None
+    unusable: list[tuple[Path, str]]  # (file, reason): undecodable files and ignored ones
+    sizes: list[tuple[int, int]]  # (width, height) of every usable image
+    images: dict[Path, Image.Image] = field(default_factory=dict, repr=False)  # optional cache
+
+    def counts(self, split: str = "train") -> list[int]:
+        samples = self.train if split == "train" else (self.val or [])
+        c = [0] * len(self.classes)
+        for s in samples:
+            c[s.label] += 1
+        return c
+
+    @property
+    def imbalance(self) -> float:
+        """Largest over smallest train class (1.0 is balanced)."""
+        c = [n for n in self.counts("train")]
+        return max(c) / max(min(c), 1)
+
+    def size_summary(self) -> dict[str, list[int]]:
+        if not self.sizes:
+            return {}
+        arr = np.asarray(self.sizes)
+        return {"min": arr.min(0).tolist(), "median": np.median(arr, 0).astype(int).tolist(),
+                "max": arr.max(0).tolist()}
+
+    def to_dict(self) -> dict:
+        return {
+            "root": str(self.root),
+            "classes": self.classes,
+            "train_counts": self.counts("train"),
+            "val_counts": self.counts("val") if self.val is not None else None,
+            "imbalance": round(self.imbalance, 3),
+            "image_sizes_wh": self.size_summary(),
+            "unusable": [[str(p), r] for p, r in self.unusable],
+        }
+
+
+def _shrink(img: Image.Image, short_side: int | None) -> Image.Image:
+    """Downsize so the short side is `short_side` (never upsizes): bounds the cache's memory."""
+    if short_side is None or min(img.size) <= short_side:
+        return img
+    scale = short_side / min(img.size)
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
+
+
+def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool):
+    def one(s: Sample):
+        try:
+            img = load_image(s.path, background)
+        except ImageDecodeError as e:
+            return s, None, str(e)
+        return s, img.size, (_shrink(img, keep_short_side) if cache else None)
+
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        return list(pool.map(one, samples))
+
+
+def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
+                  cache_short_side: int | None = None, cache: bool = False) -> DatasetAudit:
+    """Decode every image under `root` once and report what is usable.
+
+    Args:
+        root: class-folder dataset, optionally with train/ and val/ splits.
+        background: RGB colour transparent pixels are composited onto.
+        cache_short_side: when caching, shrink images to this short side.
+        cache: keep the decoded images in `DatasetAudit.images` for training.
+    Raises:
+        DatasetError: a class has no usable training image.
+    """
+    layout: DatasetLayout = discover_dataset(root)
+    unusable = list(layout.ignored)
+    sizes: list[tuple[int, int]] = []
+    images: dict[Path, Image.Image] = {}
+    kept: dict[str, list[Sample]] = {}
+    for split, samples in (("train", layout.train), ("val", layout.val)):
+        if samples is None:
+            continue
+        kept[split] = []
+        for s, size, extra in _decode_all(samples, background, cache_short_side, cache):
+            if size is None:
+                unusable.append((s.path, extra))
+                continue
+            kept[split].append(s)
+            sizes.append(size)
+            if cache:
+                images[s.path] = extra
+    audit = DatasetAudit(layout.root, layout.classes, kept["train"], kept.get("val"),
+                         sorted(unusable, key=lambda x: str(x[0])), sizes, images)
+    empty = [c for c, n in zip(audit.classes, audit.counts("train")) if n == 0]
+    if empty:
+        where = layout.root / "train" if layout.val is not None else layout.root
+        raise DatasetError(
+            f"class folder(s) with no usable image: {', '.join(empty)}"
+            + (f" ({len(unusable)} unusable file(s) found; run `ftedge data check {root}`)"
+               if unusable else ""),
+            f"add images to {where}/<class>/ or remove the empty folder(s)",
+        )
+    return audit
+
+
+def print_audit(audit: DatasetAudit, console) -> None:
+    """Render the audit as rich tables."""
+    from rich.table import Table
+
+    has_val = audit.val is not None
+    console.print(f"Dataset {audit.root}", soft_wrap=True, highlight=False)
+    table = Table()
+    table.add_column("class")
+    table.add_column("train", justify="right")
+    if has_val:
+        table.add_column("val", justify="right")
+    for i, name in enumerate(audit.classes):
+        row = [name, str(audit.counts("train")[i])]
+        if has_val:
+            row.append(str(audit.counts("val")[i]))
+        table.add_row(*row)
+    console.print(table)
+    n_train = len(audit.train)
+    n_val = len(audit.val) if has_val else 0
+    console.print(f"{len(audit.classes)} classes, {n_train} train"
+                  + (f" + {n_val} val images" if has_val else
+                     " images (no val folder: a stratified split will be made)"))
+    console.print(f"imbalance (largest/smallest class): {audit.imbalance:.2f}")
+    s = audit.size_summary()
+    if s:
+        console.print(f"image sizes (w x h): min {s['min'][0]}x{s['min'][1]}, median "
+                      f"{s['median'][0]}x{s['median'][1]}, max {s['max'][0]}x{s['max'][1]}")
+    if has_val:
+        missing = [c for c, n in zip(audit.classes, audit.counts("val")) if n == 0]
+        if missing:
+            console.print(f"[yellow]warning: val split has no image of: {', '.join(missing)}")
+    if audit.unusable:
+        console.print(f"[yellow]{len(audit.unusable)} file(s) cannot be used and will be skipped:")
+        for p, reason in audit.unusable:
+            console.print(f"  {p}: {reason}", markup=False, highlight=False, soft_wrap=True)
+    else:
+        console.print("every file is usable")

@@ -1,0 +1,93 @@
+"""`ftedge quantize`: post-training quantization of a run's FP32 model into a gated Q/DQ ONNX."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ftedge.console import console
+from ftedge.data.folder import Sample
+from ftedge.errors import ConfigError
+from ftedge.io import atomic_write_json, read_json
+from ftedge.quant.calibrate import METHODS
+from ftedge.quant.calibset import build_manifest, load_recipe
+from ftedge.quant.gate import accuracy_gate, onnx_logits, write_gate
+from ftedge.quant.onnx_export import contract_metadata, export_onnx
+from ftedge.quant.ptq import calibrate_ptq
+from ftedge.runs import load_run, preprocess_samples
+from ftedge.training.data_setup import samples_from_record
+
+PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
+              "activations": "int8 symmetric per-tensor, zero-point 0",
+              "batchnorm": "folded"}
+
+
+def _export_fp32(loaded, path: Path, opset: int) -> None:
+    example = torch.zeros(1, *loaded.contract["input_size"])
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
+                             loaded.checkpoint)
+    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
+
+
+def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
+             calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
+             opset: int = 17) -> dict:
+    """Calibrate the run's best FP32 model, export model.ptq.int8.onnx and gate it.
+
+    Args:
+        run: run folder written by `ftedge tune`.
+        method: "ptq" (QAT is `ftedge tune --qat`).
+        calib: calibration recipe name in calibration/ or a recipe YAML file.
+        calib_method: minmax, percentile or entropy (activation ranges).
+        max_drop: accuracy gate budget in top-1 points.
+    Returns:
+        the gate result, with the manifest's hash and warnings.
+    """
+    if method != "ptq":
+        raise ConfigError(f"--method {method!r} is not a post-training method",
+                          "use --method ptq; quantization-aware training is `ftedge tune --qat`")
+    if calib_method not in METHODS:
+        raise ConfigError(f"unknown calibration method {calib_method!r}",
+                          f"use one of {', '.join(METHODS)}")
+    loaded = load_run(run)
+    run = loaded.path
+    split = read_json(run / "split.json")
+    recipe, recipe_path = load_recipe(calib)
+    manifest = build_manifest(split, recipe, recipe_path)
+    atomic_write_json(run / "calibration_manifest.json", manifest)
+    for w in manifest["warnings"]:
+        console.print(f"[yellow]warning:[/] {w}")
+    root = Path(manifest["root"])
+    index = {c: i for i, c in enumerate(loaded.classes)}
+    calib_x = preprocess_samples([Sample(root / f["path"], index[f["class"]])
+                                  for f in manifest["files"]], loaded.contract)
+    model = copy.deepcopy(loaded.runner.model)
+    batches = [torch.from_numpy(calib_x[i:i + 32]) for i in range(0, len(calib_x), 32)]
+    coverage, _ = calibrate_ptq(model, batches, calib_method, percentile)
+    fp32_path, int8_path = run / "model.fp32.onnx", run / "model.ptq.int8.onnx"
+    if not fp32_path.is_file():
+        _export_fp32(loaded, fp32_path, opset)
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
+                             loaded.checkpoint, quantization={**PTQ_SCHEME,
+                                                              "calibration": calib_method},
+                             calibration_sha256=manifest["sha256"])
+    info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path, opset,
+                       meta)
+    val = samples_from_record(split, loaded.classes, "val")
+    x = preprocess_samples(val, loaded.contract)
+    labels = np.array([s.label for s in val])
+    result = accuracy_gate(onnx_logits(fp32_path, x), onnx_logits(int8_path, x), labels,
+                           loaded.classes, max_drop)
+    result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
+                  calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
+                  coverage=coverage.to_dict(), onnx=info,
+                  size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
+    json_path, md_path = write_gate(run, result, "gate_ptq", f"PTQ ({calib_method}) INT8 gate")
+    verdict = "[green]passed" if result["passed"] else "[red]FAILED"
+    console.print(f"PTQ INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
+                  f"{result['int8_top1']:.4f}, drop {result['drop_points']:+.2f} points; "
+                  f"{int8_path} and {md_path}", soft_wrap=True)
+    return result

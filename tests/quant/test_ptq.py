@@ -1,0 +1,86 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import ftedge
+from ftedge.errors import ConfigError
+from ftedge.quant.calibrate import AbsHistogram, entropy_amax
+from ftedge.quant.calibset import CalibRecipe, build_manifest, load_recipe, pick
+from ftedge.quant.onnx_export import read_metadata
+from tests.conftest import tiny_options, write_class_folders
+
+
+def test_histogram_methods_order_on_an_outlier():
+    h = AbsHistogram()
+    h.add(torch.cat([torch.randn(200_000, generator=torch.Generator().manual_seed(0)),
+                     torch.tensor([40.0])]))
+    mx, pc, en = h.amax("minmax"), h.amax("percentile"), h.amax("entropy")
+    assert mx == 40.0 and 3.0 < pc < 5.0 and 2.5 < en < 8.0
+
+
+def test_histogram_grows_without_losing_counts():
+    h = AbsHistogram(bins=64)
+    for scale in (1, 3, 10):
+        h.add(torch.randn(1000) * scale)
+    assert h.counts.sum() == 3000 and h.edge >= h.max
+
+
+def test_entropy_keeps_the_whole_range_of_a_uniform_histogram():
+    counts = np.ones(2048)
+    assert entropy_amax(counts, edge=2.0) == pytest.approx(2.0, rel=0.02)
+
+
+def test_stratified_pick_takes_equal_shares_and_is_seeded():
+    rows = [(f"{c}/{i}.png", c) for c in "abc" for i in range(50)]
+    chosen = pick(rows, CalibRecipe(images=30, seed=1))
+    assert [sum(1 for _, c in chosen if c == k) for k in "abc"] == [10, 10, 10]
+    assert chosen == pick(rows, CalibRecipe(images=30, seed=1))
+    assert chosen != pick(rows, CalibRecipe(images=30, seed=2))
+
+
+def test_manifest_warns_on_few_images_and_missing_classes(tmp_path):
+    root = write_class_folders(tmp_path / "d", per_class=3)
+    record = {"root": str(root), "classes": ["blue", "green", "red", "violet"],
+              "train": [[f"{c}/{i:03d}.png", c] for c in ("blue", "green", "red") for i in range(3)]}
+    m = build_manifest(record, CalibRecipe(images=6), "inline")
+    assert len(m["files"]) == 6 and all(len(f["sha256"]) == 64 for f in m["files"])
+    assert m["classes_missing"] == ["violet"]
+    assert any("fewer than 100" in w for w in m["warnings"])
+    assert any("violet" in w for w in m["warnings"])
+    assert build_manifest(record, CalibRecipe(images=6), "inline")["sha256"] == m["sha256"]
+
+
+def test_recipe_lookup():
+    recipe, path = load_recipe("stratified-256")
+    assert recipe.images == 256 and path.endswith("stratified-256.yaml")
+    with pytest.raises(ConfigError, match="not found") as e:
+        load_recipe("nope")
+    assert "stratified-256" in e.value.hint
+
+
+@pytest.fixture(scope="module")
+def fp32_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ptq")
+    data = write_class_folders(root / "colours", per_class=12)
+    return ftedge.tune(data=str(data), **tiny_options(root)).run_dir
+
+
+@pytest.mark.parametrize("method", ["minmax", "entropy"])
+def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
+    res = ftedge.quantize(fp32_run, calib="stratified-256", calib_method=method, max_drop=100)
+    assert (fp32_run / "model.ptq.int8.onnx").is_file() and (fp32_run / "gate_ptq.md").is_file()
+    manifest = json.loads((fp32_run / "calibration_manifest.json").read_text())
+    assert len(manifest["files"]) == 30  # the whole (tiny) training split
+    assert any("fewer than 100" in w for w in res["warnings"])
+    meta = read_metadata(fp32_run / "model.ptq.int8.onnx")
+    assert meta["ftedge.calibration_sha256"] == manifest["sha256"] == res["calibration_sha256"]
+    assert json.loads(meta["ftedge.quantization"])["calibration"] == method
+    assert res["coverage"]["quantized_layers"] == 50 and res["size_ratio"] <= 0.3
+    assert res["passed"] and 0.0 <= res["int8_top1"] <= 1.0
+
+
+def test_ptq_refuses_qat_as_a_method(fp32_run):
+    with pytest.raises(ConfigError, match="tune --qat"):
+        ftedge.quantize(fp32_run, method="qat")
