@@ -74,9 +74,14 @@ def entropy_amax(counts: np.ndarray, edge: float, start: int = QUANT_LEVELS) -> 
         ref[-1] += counts[i:].sum()  # clip the outliers into the last bin
         if ref.sum() == 0:
             continue
-        # quantize the first i bins into 128 levels, then expand back over the non-empty bins
-        chunks = np.array_split(counts[:i], QUANT_LEVELS)
-        q = np.concatenate([np.where(c > 0, c.sum() / max((c > 0).sum(), 1), 0) for c in chunks])
+        # quantize the first i bins into 128 levels, then spread each level's mass evenly over
+        # its non-empty bins
+        starts = (np.arange(QUANT_LEVELS) * i) // QUANT_LEVELS
+        part = counts[:i]
+        sums = np.add.reduceat(part, starts)
+        nonzero = np.add.reduceat((part > 0).astype(np.float64), starts)
+        level = np.repeat(np.arange(QUANT_LEVELS), np.diff(np.append(starts, i)))
+        q = np.where(part > 0, (sums / np.maximum(nonzero, 1))[level], 0.0)
         kl = _kl(ref / ref.sum(), q / max(q.sum(), 1e-12))
         if kl < best_kl:
             best_kl, best_i = kl, i
