@@ -66,6 +66,8 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
 
 def entropy_amax(counts: np.ndarray, edge: float, start: int = QUANT_LEVELS) -> float:
     """TensorRT's KL calibration over a histogram of |x| (bins of width edge/len(counts))."""
+    counts = counts.astype(np.float64).copy()
+    counts[0] = counts[1]  # the zero bin (ReLU outputs) would otherwise dominate the search
     bins = len(counts)
     best_kl, best_i = np.inf, bins
     stride = max(1, (bins - start) // 256)  # 256 candidates are plenty; keeps it fast

@@ -84,3 +84,10 @@ def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
 def test_ptq_refuses_qat_as_a_method(fp32_run):
     with pytest.raises(ConfigError, match="tune --qat"):
         ftedge.quantize(fp32_run, method="qat")
+
+
+def test_entropy_is_not_fooled_by_relu_zeros():
+    x = torch.relu(torch.randn(200_000, generator=torch.Generator().manual_seed(0)))
+    h = AbsHistogram()
+    h.add(x)
+    assert 2.0 < h.amax("entropy") <= h.amax("minmax")
