@@ -105,3 +105,20 @@ def test_resume_inside_the_qat_stage(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
+    ov = pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from ftedge.quant.gate import onnx_logits
+
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(qat_run.run_dir / "model.int8.onnx")),
+                                  "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    convs = [op.get_rt_info()["runtimePrecision"].astype(str)
+             for op in compiled.get_runtime_model().get_ordered_ops()
+             if op.get_rt_info()["layerType"].astype(str) == "Convolution"]
+    assert len(convs) == 49 and set(convs) <= {"u8", "i8"}  # no FP32 fallback
+    x = np.random.default_rng(0).normal(size=(4, 3, 32, 32)).astype(np.float32)
+    ov_logits = compiled(x)[0]
+    ort_logits = onnx_logits(qat_run.run_dir / "model.int8.onnx", x)
+    assert (ov_logits.argmax(1) == ort_logits.argmax(1)).mean() >= 0.75
