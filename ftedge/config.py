@@ -90,6 +90,8 @@ class QatConfig:
     lr: float = 1e-4  # one LR for all weights, cosine-decayed over the QAT epochs
     freeze_observers_after: int = 1  # QAT epochs after which activation ranges stay fixed
     calib_batches: int = 8  # batches that set the initial activation ranges
+    weight_bits: int = 7  # 7: weights within [-64, 64], safe for u8 x s8 kernels on x86 CPUs
+    # without VNNI (ONNX Runtime, OpenVINO); 8: the full INT8 range (TensorRT-only fleets)
     opset: int = 17
     max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
 
@@ -210,6 +212,7 @@ def validate_tune_config(cfg: TuneConfig) -> None:
     checks = [
         (q.epochs >= 1, "qat.epochs must be >= 1"),
         (q.lr > 0, "qat.lr must be > 0"),
+        (q.weight_bits in (7, 8), "qat.weight_bits must be 7 or 8"),
         (q.opset >= 17, "qat.opset must be >= 17 (per-channel Q/DQ and TensorRT 10)"),
         (q.max_drop >= 0, "qat.max_drop is in points of top-1 and must be >= 0"),
         (t.epochs >= 1, "train.epochs must be >= 1"),

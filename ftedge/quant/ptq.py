@@ -13,8 +13,8 @@ QMAX_SYMMETRIC = 127.5  # the scale PyTorch's symmetric qint8 observers use: ama
 
 
 @torch.no_grad()
-def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99.99
-                  ) -> tuple[QatCoverage, dict[str, float]]:
+def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99.99,
+                  weight_bits: int = 7) -> tuple[QatCoverage, dict[str, float]]:
     """Fold BatchNorm, attach quantizers and set every activation scale from `batches`.
 
     Activations are observed in FP32 (fake quantization off), one |x| histogram per
@@ -22,7 +22,7 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     """
     batches = list(batches)
     model.eval()
-    cov = prepare_qat(model, batches[0][:2])
+    cov = prepare_qat(model, batches[0][:2], weight_bits)
     set_fake_quant(model, False)
     names = {m: n for n, m in model.named_modules()}
     hists = {q: AbsHistogram() for q in input_quantizers(model)}

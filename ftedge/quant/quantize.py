@@ -34,7 +34,7 @@ def _export_fp32(loaded, path: Path, opset: int) -> None:
 
 def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
              calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
-             opset: int = 17) -> dict:
+             opset: int = 17, weight_bits: int = 7) -> dict:
     """Calibrate the run's best FP32 model, export model.ptq.int8.onnx and gate it.
 
     Args:
@@ -66,13 +66,14 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                                   for f in manifest["files"]], loaded.contract)
     model = copy.deepcopy(loaded.runner.model)
     batches = [torch.from_numpy(calib_x[i:i + 32]) for i in range(0, len(calib_x), 32)]
-    coverage, _ = calibrate_ptq(model, batches, calib_method, percentile)
+    coverage, _ = calibrate_ptq(model, batches, calib_method, percentile, weight_bits)
     fp32_path, int8_path = run / "model.fp32.onnx", run / "model.ptq.int8.onnx"
     if not fp32_path.is_file():
         _export_fp32(loaded, fp32_path, opset)
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
                              loaded.checkpoint, quantization={**PTQ_SCHEME,
-                                                              "calibration": calib_method},
+                                                              "calibration": calib_method,
+                                                              "weight_bits": weight_bits},
                              calibration_sha256=manifest["sha256"])
     info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path, opset,
                        meta)

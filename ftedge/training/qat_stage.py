@@ -18,7 +18,8 @@ from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
 from ftedge.training.checkpoint import load_checkpoint, unwrap
 from ftedge.training.loop import predict_logits, to_device
 
-SCHEME = {"weights": "int8 symmetric per-channel (axis 0)",
+SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
+                      "qat.weight_bits is 8",
           "activations": "int8 symmetric per-tensor, zero-point 0",
           "placement": "inputs of every Conv/Gemm; residual Add shortcuts share the block "
                        "input's Q/DQ", "batchnorm": "folded before QAT"}
@@ -32,7 +33,7 @@ def example_input(trainer) -> torch.Tensor:
 def prepare_model(trainer) -> QatCoverage:
     """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers)."""
     model = unwrap(trainer.model)
-    cov = prepare_qat(model, example_input(trainer))
+    cov = prepare_qat(model, example_input(trainer), trainer.cfg.qat.weight_bits)
     model.to(trainer.device)
     if trainer.channels_last:
         model.to(memory_format=torch.channels_last)

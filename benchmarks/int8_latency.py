@@ -1,0 +1,143 @@
+"""INT8 latency and accuracy, side by side in one run: torch eager FP32, ONNX Runtime FP32/INT8
+(our Q/DQ), OpenVINO FP32/INT8 (our Q/DQ) and OpenVINO INT8 from NNCF's own post-training
+quantization of the same network (the peer).
+
+Latency uses the run's weights re-exported at --size (default 224 px); accuracy uses the run's
+own resolution on its val split. Needs a run made with `ftedge tune --qat` and the openvino
+extra (plus nncf for the peer).
+
+Usage: python benchmarks/int8_latency.py runs/qat-demo [--size 224] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ftedge.io import read_json
+from ftedge.quant.gate import onnx_logits
+from ftedge.quant.onnx_export import export_onnx
+from ftedge.quant.ort_session import inference_session
+from ftedge.quant.qat import freeze_all_observers, prepare_qat
+from ftedge.runs import load_run, preprocess_samples
+from ftedge.training.checkpoint import load_checkpoint
+from ftedge.training.data_setup import samples_from_record
+
+
+def timed(fn, x, seconds: float = 3.0, min_iters: int = 5) -> float:
+    """Median ms per image after warm-up."""
+    for _ in range(3):
+        fn(x)
+    times, start = [], time.perf_counter()
+    while len(times) < min_iters or time.perf_counter() - start < seconds:
+        t = time.perf_counter()
+        fn(x)
+        times.append(time.perf_counter() - t)
+    return 1000 * float(np.median(times)) / len(x)
+
+
+def export_pair(run: Path, size: int, out: Path) -> tuple[Path, Path]:
+    """FP32 (best.pt) and INT8 (qat_best.pt) ONNX of the run's weights at `size` px."""
+    loaded = load_run(run)
+    example = torch.zeros(1, 3, size, size)
+    fp32 = out / "fp32.onnx"
+    export_onnx(copy.deepcopy(loaded.runner.model), example, fp32, 17, {})
+    qat = copy.deepcopy(loaded.runner.model)
+    ckpt = load_checkpoint(run / "qat_best.pt")
+    prepare_qat(qat, example.repeat(2, 1, 1, 1), ckpt["config"]["qat"].get("weight_bits", 8))
+    qat.load_state_dict(ckpt["model_state"])
+    freeze_all_observers(qat)
+    int8 = out / "int8.onnx"
+    export_onnx(qat, example, int8, 17, {})
+    return fp32, int8
+
+
+def ov_compile(core, model, threads: int):
+    return core.compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32",
+                                             "INFERENCE_NUM_THREADS": threads})
+
+
+def nncf_int8(core, fp32_onnx: Path, calib: np.ndarray):
+    import nncf
+
+    model = core.read_model(str(fp32_onnx))
+    data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
+    return nncf.quantize(model, data, subset_size=len(calib))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", default="1,32")
+    a = ap.parse_args()
+    import openvino as ov
+
+    torch.set_num_threads(a.threads)
+    core = ov.Core()
+    loaded = load_run(a.run)
+    split = read_json(a.run / "split.json")
+    val = samples_from_record(split, loaded.classes, "val")
+    train = samples_from_record(split, loaded.classes, "train")[:300]
+    x_val, y_val = preprocess_samples(val, loaded.contract), np.array([s.label for s in val])
+    calib = preprocess_samples(train, loaded.contract)
+
+    # accuracy at the run's own resolution
+    ov_ours = ov_compile(core, core.read_model(str(a.run / "model.int8.onnx")), a.threads)
+    ov_nncf_native = ov_compile(core, nncf_int8(core, a.run / "model.fp32.onnx", calib), a.threads)
+    acc = {
+        "FP32 (ONNX Runtime)": onnx_logits(a.run / "model.fp32.onnx", x_val),
+        "INT8 ours (ONNX Runtime)": onnx_logits(a.run / "model.int8.onnx", x_val),
+        "INT8 ours (OpenVINO)": np.concatenate([ov_ours(x_val[i:i + 32])[0]
+                                                for i in range(0, len(x_val), 32)]),
+        "INT8 NNCF PTQ (OpenVINO)": np.concatenate([ov_nncf_native(x_val[i:i + 32])[0]
+                                                    for i in range(0, len(x_val), 32)]),
+    }
+    print(f"\nTop-1 on {len(y_val)} val images at {loaded.contract['input_size'][-1]} px:")
+    for name, logits in acc.items():
+        print(f"  {name:28} {(logits.argmax(1) == y_val).mean():.4f}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fp32, int8 = export_pair(a.run, a.size, Path(tmp))
+        big_calib = torch.nn.functional.interpolate(torch.from_numpy(calib[:64]), size=a.size,
+                                                    mode="bilinear").numpy()
+        runners = {
+            "torch eager FP32": lambda x: loaded.runner.infer(x),
+            "ORT FP32": _ort(fp32, a.threads), "ORT INT8 (ours)": _ort(int8, a.threads),
+            "OpenVINO FP32": _ov(ov_compile(core, core.read_model(str(fp32)), a.threads)),
+            "OpenVINO INT8 (ours)": _ov(ov_compile(core, core.read_model(str(int8)), a.threads)),
+            "OpenVINO INT8 (NNCF)": _ov(ov_compile(core, nncf_int8(core, fp32, big_calib),
+                                                   a.threads)),
+        }
+        batches = [int(b) for b in a.batches.split(",")]
+        print(f"\n{loaded.model_name}, {a.size} px, {a.threads} threads, ms/img (median):")
+        print(f"{'runtime':24}" + "".join(f"{'batch ' + str(b):>12}" for b in batches))
+        res = {}
+        for name, fn in runners.items():
+            res[name] = [timed(fn, np.random.default_rng(0).normal(
+                size=(b, 3, a.size, a.size)).astype(np.float32)) for b in batches]
+            print(f"{name:24}" + "".join(f"{v:12.2f}" for v in res[name]))
+        for b_i, b in enumerate(batches):
+            print(f"batch {b}: ours/NNCF speed ratio (OpenVINO) "
+                  f"{res['OpenVINO INT8 (NNCF)'][b_i] / res['OpenVINO INT8 (ours)'][b_i]:.2f}, "
+                  f"ORT INT8/ORT FP32 speed ratio {res['ORT FP32'][b_i] / res['ORT INT8 (ours)'][b_i]:.2f}")
+
+
+def _ort(path, threads):
+    sess = inference_session(path, threads)
+    return lambda x: sess.run(None, {"input": x})
+
+
+def _ov(compiled):
+    return lambda x: compiled(x)
+
+
+if __name__ == "__main__":
+    main()
