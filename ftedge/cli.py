@@ -170,11 +170,14 @@ def predict(run, images, topk, as_json) -> None:
               type=click.Choice(["minmax", "percentile", "entropy"]))
 @click.option("--percentile", default=99.99, show_default=True)
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy gate budget, top-1 points.")
-def quantize(run, method, calib, calib_method, percentile, max_drop) -> None:
+@click.option("--weight-bits", default=7, show_default=True, type=click.Choice(["7", "8"]),
+              help="7: safe for u8 x s8 CPU kernels without VNNI; 8: full range (TensorRT).")
+def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
     from ftedge.quant.quantize import quantize as quantize_api
 
-    result = quantize_api(run, method, calib, calib_method, percentile, max_drop)
+    result = quantize_api(run, method, calib, calib_method, percentile, max_drop,
+                          weight_bits=int(weight_bits))
     if not result["passed"]:
         console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/gate_ptq.md; try another "
                       "--calib-method, more calibration images, or `ftedge tune --qat`")
