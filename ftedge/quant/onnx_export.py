@@ -16,6 +16,16 @@ from ftedge.quant.qat import freeze_all_observers, is_prepared
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
 
+def _edges(model) -> tuple[dict, dict]:
+    """Which node produces each tensor, and which nodes consume it."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    consumers: dict[str, list] = {}
+    for n in model.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    return producer, consumers
+
+
 def remove_repeated_qdq(model) -> int:
     """Drop a Q/DQ pair that re-quantizes an already dequantized tensor with the same scale.
 
@@ -24,11 +34,7 @@ def remove_repeated_qdq(model) -> int:
     no-op that only costs runtimes a re-quantization. Returns the pairs removed.
     """
     nodes = model.graph.node
-    producer = {o: n for n in nodes for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _edges(model)
     removed = 0
     for q in list(nodes):
         if q.op_type != "QuantizeLinear":
@@ -57,11 +63,7 @@ def hoist_pads_above_qdq(model) -> int:
     so moving it up changes no value. Returns the number of Pads moved.
     """
     nodes = model.graph.node
-    producer = {o: n for n in nodes for o in n.output}
-    consumers: dict[str, list] = {}
-    for n in nodes:
-        for i in n.input:
-            consumers.setdefault(i, []).append(n)
+    producer, consumers = _edges(model)
     inits = {t.name for t in model.graph.initializer}
     moved = 0
     for pad in [n for n in nodes if n.op_type == "Pad"]:
