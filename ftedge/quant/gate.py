@@ -59,6 +59,10 @@ def gate_markdown(result: dict, title: str) -> str:
         f"| top-1 | {result['fp32_top1']:.4f} | {result['int8_top1']:.4f} |", "",
         f"top-1 agreement {result['top1_agreement']:.4f}; McNemar: {m['only_fp32_right']} images "
         f"only FP32 got right, {m['only_int8_right']} only INT8, p = {m['p_value']:.3g}", "",
+        *([f"OpenVINO (CPU): INT8 top-1 {result['openvino']['int8_top1']:.4f}, drop "
+           f"{result['openvino']['drop_points']:+.2f} points, "
+           f"{'passed' if result['openvino']['passed'] else 'FAILED'}", ""]
+          if "openvino" in result else ["OpenVINO not installed: gated in ONNX Runtime only", ""]),
         "| class | n | FP32 | INT8 | drop (points) |", "|---|---|---|---|---|",
     ]
     for c, v in result["per_class"].items():
@@ -71,6 +75,35 @@ def write_gate(folder: Path, result: dict, name: str = "gate", title: str = "INT
                ) -> tuple[Path, Path]:
     return (atomic_write_json(folder / f"{name}.json", result),
             atomic_write_text(folder / f"{name}.md", gate_markdown(result, title)))
+
+
+def openvino_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32
+                    ) -> np.ndarray | None:
+    """Run an ONNX model in OpenVINO on the CPU at f32 inference precision; None without
+    OpenVINO installed."""
+    try:
+        import openvino as ov
+    except ImportError:
+        return None
+    core = ov.Core()
+    compiled = core.compile_model(core.read_model(str(path)), "CPU",
+                                  {"INFERENCE_PRECISION_HINT": "f32"})
+    return np.concatenate([compiled(batches[i:i + batch_size])[0]
+                           for i in range(0, len(batches), batch_size)])
+
+
+def gate_int8_model(fp32_logits: np.ndarray, int8_path: str | Path, x: np.ndarray,
+                    labels: np.ndarray, classes: list[str], max_drop: float) -> dict:
+    """The gate in ONNX Runtime, plus OpenVINO where installed: a graph that loses accuracy
+    in either runtime fails (their CPU INT8 kernels differ, see ort_session)."""
+    result = accuracy_gate(fp32_logits, onnx_logits(int8_path, x), labels, classes, max_drop)
+    ov_logits = openvino_logits(int8_path, x)
+    if ov_logits is not None:
+        ov = accuracy_gate(fp32_logits, ov_logits, labels, classes, max_drop)
+        result["openvino"] = {k: ov[k] for k in ("int8_top1", "drop_points", "top1_agreement",
+                                                 "mcnemar", "passed")}
+        result["passed"] = result["passed"] and ov["passed"]
+    return result
 
 
 def onnx_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32,

@@ -14,7 +14,7 @@ from ftedge.errors import ConfigError
 from ftedge.io import atomic_write_json, read_json
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
-from ftedge.quant.gate import accuracy_gate, onnx_logits, write_gate
+from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
 from ftedge.quant.onnx_export import contract_metadata, export_onnx
 from ftedge.quant.ptq import calibrate_ptq
 from ftedge.runs import load_run, preprocess_samples
@@ -80,8 +80,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     val = samples_from_record(split, loaded.classes, "val")
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    result = accuracy_gate(onnx_logits(fp32_path, x), onnx_logits(int8_path, x), labels,
-                           loaded.classes, max_drop)
+    result = gate_int8_model(onnx_logits(fp32_path, x), int8_path, x, labels, loaded.classes,
+                             max_drop)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
                   coverage=coverage.to_dict(), onnx=info,

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ftedge.console import console
-from ftedge.quant.gate import accuracy_gate, onnx_logits, write_gate
+from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
 from ftedge.quant.onnx_export import contract_metadata, export_onnx
 from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
@@ -100,10 +100,11 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
     labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
     fp32_logits = onnx_logits(run / "model.fp32.onnx", x)
-    int8_logits = onnx_logits(run / "model.int8.onnx", x)
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
-    result = accuracy_gate(fp32_logits, int8_logits, labels, trainer.data.classes, q.max_drop)
+    result = gate_int8_model(fp32_logits, run / "model.int8.onnx", x, labels,
+                             trainer.data.classes, q.max_drop)
+    int8_logits = onnx_logits(run / "model.int8.onnx", x)
     result["parity"] = {
         "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
         "int8_onnx_vs_qat_torch_top1_agreement":

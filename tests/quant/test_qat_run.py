@@ -36,6 +36,9 @@ def test_run_holds_both_models_and_the_gate(qat_run):
     assert {"fp32_top1", "int8_top1", "drop_points", "top1_agreement", "mcnemar",
             "per_class", "passed"} <= set(gate)
     assert gate["parity"]["fp32_onnx_vs_torch_max_abs"] < 1e-3
+    assert gate["parity"]["int8_onnx_vs_qat_torch_top1_agreement"] >= 0.99
+    if "openvino" in gate:  # the dev extra installs it: CI gates in both runtimes
+        assert gate["openvino"]["passed"] and "OpenVINO (CPU)" in (run / "gate.md").read_text()
     assert [h["phase"] for h in qat_run.history][-2:] == ["qat", "qat"]
     assert qat_run.gate == gate
     summary = json.loads((run / "summary.json").read_text())
