@@ -74,15 +74,6 @@ def _eval_samples(loaded: LoadedRun, data: str | Path | None) -> list[Sample]:
     return [Sample(s.path, remap[s.label]) for s in samples]
 
 
-def batched_logits(runner, images, transform, batch_size: int = 32) -> np.ndarray:
-    """Preprocess PIL images with the contract's transform and run them in batches."""
-    out = []
-    for i in range(0, len(images), batch_size):
-        x = torch.stack([transform(im) for im in images[i:i + batch_size]]).numpy()
-        out.append(runner.infer(x))
-    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
-
-
 def preprocess_samples(samples: list[Sample], contract: dict) -> np.ndarray:
     """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
     background = tuple(contract.get("background", (255, 255, 255)))
@@ -103,9 +94,10 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     """
     loaded = load_run(run)
     samples = _eval_samples(loaded, data)
-    background = tuple(loaded.contract.get("background", (255, 255, 255)))
-    images = [load_image(s.path, background) for s in samples]
-    logits = batched_logits(loaded.runner, images, eval_transform(loaded.contract), batch_size)
+    # batch by batch: decoded images of a large test set need not all sit in memory at once
+    logits = [loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
+              for i in range(0, len(samples), batch_size)]
+    logits = np.concatenate(logits) if logits else np.zeros((0, len(loaded.classes)), np.float32)
     return classification_report(logits, np.array([s.label for s in samples]), loaded.classes)
 
 

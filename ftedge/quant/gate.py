@@ -92,11 +92,13 @@ def openvino_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32
                            for i in range(0, len(batches), batch_size)])
 
 
-def gate_int8_model(fp32_logits: np.ndarray, int8_path: str | Path, x: np.ndarray,
-                    labels: np.ndarray, classes: list[str], max_drop: float) -> dict:
-    """The gate in ONNX Runtime, plus OpenVINO where installed: a graph that loses accuracy
-    in either runtime fails (their CPU INT8 kernels differ, see ort_session)."""
-    result = accuracy_gate(fp32_logits, onnx_logits(int8_path, x), labels, classes, max_drop)
+def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path: str | Path,
+                    x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float
+                    ) -> dict:
+    """The gate on `int8_logits` (ONNX Runtime's), plus OpenVINO on `int8_path` where it is
+    installed: a graph that loses accuracy in either runtime fails (their CPU INT8 kernels
+    differ, see ort_session)."""
+    result = accuracy_gate(fp32_logits, int8_logits, labels, classes, max_drop)
     ov_logits = openvino_logits(int8_path, x)
     if ov_logits is not None:
         ov = accuracy_gate(fp32_logits, ov_logits, labels, classes, max_drop)

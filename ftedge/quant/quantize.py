@@ -80,8 +80,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     val = samples_from_record(split, loaded.classes, "val")
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    result = gate_int8_model(onnx_logits(fp32_path, x), int8_path, x, labels, loaded.classes,
-                             max_drop)
+    result = gate_int8_model(onnx_logits(fp32_path, x), onnx_logits(int8_path, x), int8_path,
+                             x, labels, loaded.classes, max_drop)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
                   coverage=coverage.to_dict(), onnx=info,

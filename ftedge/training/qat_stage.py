@@ -102,9 +102,9 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     fp32_logits = onnx_logits(run / "model.fp32.onnx", x)
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
-    result = gate_int8_model(fp32_logits, run / "model.int8.onnx", x, labels,
-                             trainer.data.classes, q.max_drop)
     int8_logits = onnx_logits(run / "model.int8.onnx", x)
+    result = gate_int8_model(fp32_logits, int8_logits, run / "model.int8.onnx", x, labels,
+                             trainer.data.classes, q.max_drop)
     result["parity"] = {
         "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
         "int8_onnx_vs_qat_torch_top1_agreement":
