@@ -24,6 +24,7 @@ from ftedge.quant.fold import fold_batchnorm
 
 QUANTIZED_TYPES = (nn.Conv2d, nn.Linear)
 INPUT_QUANTIZER = "input_quantizer"
+OUTPUT_QUANTIZER = "output_quantizer"
 
 
 def activation_quantizer() -> FakeQuantize:
@@ -74,24 +75,35 @@ def _quantize_block_input(block: nn.Module, args):
     return (block._ftedge_shortcut_quantizer(args[0]), *args[1:])
 
 
-def quantize_residual_shortcuts(model: nn.Module) -> int:
-    """Quantize the input of every residual block with its first layer's input quantizer.
+def _quantize_output(module: nn.Module, args, output):
+    return getattr(module, OUTPUT_QUANTIZER)(output)
 
-    The block input is both the first convolution's input and the shortcut of the residual
-    Add; quantizing it once, with the same scale, puts Q/DQ on the Add's shortcut as
-    TensorRT's explicit quantization wants, and the QAT model computes exactly what the
-    exported graph computes. Returns the number of residual blocks.
+
+def quantize_residual_shortcuts(model: nn.Module) -> int:
+    """Put both inputs of every residual Add on INT8.
+
+    The block input is both the first convolution's input and the shortcut of the Add;
+    quantizing it once, with the first layer's quantizer, puts Q/DQ on the shortcut as
+    TensorRT's explicit quantization wants. The other input, the output of the block's last
+    convolution (BatchNorm already folded into it), gets its own quantizer: then the Add runs
+    on integers in every runtime (ONNX Runtime fuses it into QLinearConv + QLinearAdd instead
+    of leaving the convolution in FP32), and the QAT model computes exactly what the exported
+    graph computes. Returns the number of residual blocks.
     """
     count = 0
     for block in model.modules():
         if not any(getattr(block, f, False) is True for f in RESIDUAL_FLAGS):
             continue
-        first = next((m for m in block.modules() if hasattr(m, INPUT_QUANTIZER)), None)
-        if first is None:
+        layers = [m for m in block.modules() if hasattr(m, INPUT_QUANTIZER)]
+        if not layers:
             continue
-        # Not registered as a submodule: the quantizer belongs (and is saved) with `first`.
-        object.__setattr__(block, "_ftedge_shortcut_quantizer", getattr(first, INPUT_QUANTIZER))
+        # Not registered as a submodule: the quantizer belongs (and is saved) with layers[0].
+        object.__setattr__(block, "_ftedge_shortcut_quantizer", getattr(layers[0], INPUT_QUANTIZER))
         block.register_forward_pre_hook(_quantize_block_input)
+        last = layers[-1]
+        if isinstance(last, nn.Conv2d) and not hasattr(last, OUTPUT_QUANTIZER):
+            last.add_module(OUTPUT_QUANTIZER, activation_quantizer())
+            last.register_forward_hook(_quantize_output)
         count += 1
     return count
 
@@ -132,7 +144,9 @@ def prepare_qat(model: nn.Module, example: torch.Tensor, weight_bits: int = 7) -
 
 
 def input_quantizers(model: nn.Module) -> list[FakeQuantize]:
-    return [getattr(m, INPUT_QUANTIZER) for m in model.modules() if hasattr(m, INPUT_QUANTIZER)]
+    """Every activation quantizer: layer inputs, and residual-branch outputs."""
+    return [getattr(m, name) for m in model.modules()
+            for name in (INPUT_QUANTIZER, OUTPUT_QUANTIZER) if hasattr(m, name)]
 
 
 def set_activation_observers(model: nn.Module, enabled: bool) -> None:

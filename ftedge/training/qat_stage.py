@@ -21,8 +21,8 @@ from ftedge.training.loop import predict_logits, to_device
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
                       "qat.weight_bits is 8",
           "activations": "int8 symmetric per-tensor, zero-point 0",
-          "placement": "inputs of every Conv/Gemm; residual Add shortcuts share the block "
-                       "input's Q/DQ", "batchnorm": "folded before QAT"}
+          "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
+                       "shares the block input's Q/DQ, the branch's last Conv output has its own)", "batchnorm": "folded before QAT"}
 
 
 def example_input(trainer) -> torch.Tensor:

@@ -47,7 +47,7 @@ def test_lite0_coverage_every_conv_and_linear_and_residual():
     assert cov.total_layers == 50 and cov.quantized_layers == 50 and cov.unquantized == []
     assert cov.folded_batchnorms == 49 and cov.residual_adds == 9
     fqs = [m for m in model.modules() if isinstance(m, FakeQuantize)]
-    assert len(fqs) == 100
+    assert len(fqs) == 109  # 50 weights + 50 inputs + 9 residual-branch outputs
     for q in fqs:
         assert q.quant_min == -128 and q.quant_max == 127 and q.dtype == torch.qint8
         assert q.qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric)
