@@ -184,6 +184,80 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
         sys.exit(GATE_FAILED)
 
 
+@cli.command("export")
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("--target", "targets_", required=True, multiple=True,
+              help="A profile name (ftedge targets) or a profile YAML file; repeat for several.")
+@click.option("--precision", help="fp32, fp16 or int8, or several comma-separated "
+              "(default: the target's default precision).")
+@click.option("--batch", help="A fixed batch size N, or 'dynamic' (default: the target's).")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Artifact folder (default: RUN/exports/<target>-<precision>).")
+@click.option("--int8-source", default="auto", show_default=True,
+              type=click.Choice(["auto", "qat", "ptq"]),
+              help="Which INT8 graph of the run: QAT (model.int8.onnx) or PTQ (model.ptq.int8.onnx).")
+@click.option("--force", is_flag=True, help="Replace an existing artifact folder.")
+def export_cmd(run, targets_, precision, batch, out, int8_source, force) -> None:
+    """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
+    from ftedge.export.exporter import export_run
+
+    precisions = [p.strip() for p in precision.split(",")] if precision else [None]
+    jobs = [(t, p) for t in targets_ for p in precisions]
+    if out and len(jobs) > 1:
+        raise click.UsageError("--out names one folder: give one --target and one --precision")
+    failed = False
+    for target, prec in jobs:
+        result = export_run(run, target, prec, batch, out, force, int8_source,
+                            log=lambda m: console.print(m, soft_wrap=True))
+        _print_export(result)
+        failed |= result.passed is False
+    if failed:
+        console.print("[red]an artifact failed its parity check[/]: see parity.json in its folder")
+        sys.exit(GATE_FAILED)
+
+
+def _print_export(result) -> None:
+    m, p = result.manifest, result.manifest["parity"]
+    if p.get("status") == "checked":
+        verdict = "[green]passed[/]" if p["passed"] else "[red]FAILED[/]"
+        console.print(f"parity {verdict} vs {p['reference']}: top-1 agreement "
+                      f"{p['top1_agreement']:.4f} on {p['n']} val images, max |logit diff| "
+                      f"{p['max_abs_logit_diff']:.2e}; artifact top-1 {p['artifact_top1']:.4f}",
+                      soft_wrap=True)
+    else:
+        console.print(f"parity {p.get('status')}: {p.get('reason')}", soft_wrap=True)
+    if not m["built"]:
+        console.print(f"engine build plan and trtexec line: {result.folder}/build_plan.json, "
+                      f"{result.folder}/trtexec.sh", soft_wrap=True)
+    results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} "
+                  f"({m['artifact']}, manifest.json)", soft_wrap=True)
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def targets(ctx) -> None:
+    """List the target profiles (targets/); `ftedge targets show NAME` prints one."""
+    if ctx.invoked_subcommand is None:
+        from ftedge.export.profiles import load_profile, profile_names
+
+        for name in profile_names():
+            p = load_profile(name)
+            click.echo(f"{name:22} {p.runtime:12} {'/'.join(p.precisions):15} {p.description}")
+
+
+@targets.command("show")
+@click.argument("name")
+def targets_show(name) -> None:
+    """Print one profile (a name or a YAML file) as YAML, with its defaults filled in."""
+    import yaml
+
+    from ftedge.export.profiles import load_profile
+
+    p = load_profile(name)
+    click.echo(f"# {p.source}")
+    click.echo(yaml.safe_dump(p.to_dict(), sort_keys=False).rstrip())
+
+
 @cli.command()
 def models() -> None:
     """List registered models (any timm model name works too)."""

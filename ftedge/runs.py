@@ -45,8 +45,16 @@ class LoadedRun:
 
 
 def load_run(run: str | Path, checkpoint: str = "best.pt") -> LoadedRun:
-    """Load `run`/best.pt (weights_only) into a fresh model of the recorded architecture."""
+    """Load `run`/best.pt (weights_only) into a fresh model of the recorded architecture.
+
+    An artifact folder from `ftedge export` (it has a manifest.json) loads through its target's
+    runner instead, so eval and predict work the same on runs and artifacts.
+    """
     run = Path(run)
+    if run.is_dir() and (run / "manifest.json").is_file():
+        from ftedge.export.exporter import load_artifact
+
+        return load_artifact(run)
     path = run / checkpoint if run.is_dir() else run
     if run.is_dir() and not path.is_file():
         raise RunError(f"{run} has no {checkpoint}", "finish `ftedge tune` first, or --resume it")
@@ -61,6 +69,9 @@ def load_run(run: str | Path, checkpoint: str = "best.pt") -> LoadedRun:
 def _eval_samples(loaded: LoadedRun, data: str | Path | None) -> list[Sample]:
     if data is None:
         split = loaded.path / "split.json"
+        manifest = loaded.path / "manifest.json"
+        if not split.is_file() and manifest.is_file():  # an artifact: its source run's split
+            split = Path(read_json(manifest)["source"]["run"]) / "split.json"
         if not split.is_file():
             raise RunError(f"{loaded.path} has no split.json", "pass --data DIR to evaluate on")
         return samples_from_record(read_json(split), loaded.classes, "val")

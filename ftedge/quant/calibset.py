@@ -13,9 +13,13 @@ from ftedge.errors import ConfigError
 from ftedge.io import sha256_file
 
 MIN_IMAGES = 100  # below this, activation ranges rest on too few samples
-# The repository's calibration/ folder (an installed wheel does not carry it yet; pass a
-# recipe file there).
-RECIPE_DIRS = (Path(__file__).resolve().parents[2] / "calibration",)
+
+
+def _recipe_dir() -> Path:
+    """calibration/ of the repository, installed as the package ftedge.recipes (setup.py)."""
+    from importlib import resources
+
+    return Path(str(resources.files("ftedge.recipes")))
 
 
 @dataclass(frozen=True)
@@ -32,12 +36,11 @@ def load_recipe(spec: str) -> tuple[CalibRecipe, str]:
     """A recipe from a YAML path or a name in calibration/ (e.g. 'stratified-256')."""
     path = Path(spec)
     if not path.is_file():
-        found = [d / f"{spec}.yaml" for d in RECIPE_DIRS if (d / f"{spec}.yaml").is_file()]
-        if not found:
-            names = sorted({p.stem for d in RECIPE_DIRS if d.is_dir() for p in d.glob("*.yaml")})
+        path = _recipe_dir() / f"{spec}.yaml"
+        if not path.is_file():
+            names = sorted(p.stem for p in _recipe_dir().glob("*.yaml"))
             raise ConfigError(f"calibration recipe {spec!r} not found",
                               f"pass a YAML file or one of: {', '.join(names) or '(none)'}")
-        path = found[0]
     recipe = from_dict(CalibRecipe, load_yaml(path), f"recipe {path.name}")
     if recipe.strategy not in ("stratified", "random") or recipe.split != "train":
         raise ConfigError(f"recipe {path}: strategy must be stratified or random, split train")

@@ -1,0 +1,122 @@
+"""The Target interface every runtime implements, its registry, and what export hands around.
+
+A target is one file in ftedge/export/ (heavy runtime imports inside its methods, so `import
+ftedge` works without them) plus a profile in targets/. bench and eval only talk to Runners.
+"""
+
+from __future__ import annotations
+
+import importlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar, Protocol
+
+import numpy as np
+
+from ftedge.errors import FtedgeError
+from ftedge.export.profiles import TargetProfile
+
+
+class ExportError(FtedgeError):
+    """An artifact cannot be built, loaded or trusted as asked."""
+
+
+class Runner(Protocol):
+    """NCHW float32 batch in, logits out. The PyTorch reference implements it too."""
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A preflight finding: `error` stops the export, `warning` is reported."""
+
+    severity: str  # "error" | "warning"
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+
+@dataclass(frozen=True)
+class SourceModel:
+    """The ONNX a target starts from: the run's FP32 graph or its INT8 Q/DQ graph."""
+
+    path: Path
+    precision: str  # precision asked for the artifact
+    kind: str  # "fp32" | "qat" | "ptq"
+    batch: int | None  # None: dynamic
+    input_size: tuple[int, int, int]
+
+
+@dataclass
+class Artifact:
+    """An artifact folder: its main file, the other files, and what the manifest says."""
+
+    folder: Path
+    file: str  # main artifact, relative to folder
+    target: str
+    runtime: str
+    precision: str
+    batch: int | None
+    built: bool = True  # False: only the build plan exists (TensorRT off the device)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        return self.folder / self.file
+
+
+class Target(ABC):
+    """Turns the run's ONNX into one runtime's artifact and opens runners on it."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def preflight(self, profile: TargetProfile) -> list[Problem]:
+        """What in this environment keeps the profile from being built or run."""
+
+    @abstractmethod
+    def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
+        """Write the artifact into the (empty, temporary) folder `out`."""
+
+    @abstractmethod
+    def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None) -> Runner:
+        """A runner on a built artifact."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of the runtime this target uses, for the manifest."""
+        return {}
+
+
+TARGETS = {"onnxruntime": "ftedge.export.onnx:OnnxRuntimeTarget",
+           "openvino": "ftedge.export.openvino:OpenVinoTarget",
+           "tensorrt": "ftedge.export.tensorrt:TensorRTTarget"}
+
+
+def get_target(runtime: str) -> Target:
+    """The Target for a profile's runtime, imported only when asked for."""
+    if runtime not in TARGETS:
+        raise ExportError(f"no target for runtime {runtime!r}", f"valid: {', '.join(TARGETS)}")
+    module, cls = TARGETS[runtime].split(":")
+    return getattr(importlib.import_module(module), cls)()
+
+
+class FixedBatchRunner:
+    """Feeds a graph with a fixed batch size any number of images: chunks, zero-pads the last."""
+
+    def __init__(self, inner: Runner, batch: int):
+        self.inner, self.batch = inner, batch
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        outs = []
+        for i in range(0, len(batch), self.batch):
+            chunk = batch[i:i + self.batch]
+            n = len(chunk)
+            if n < self.batch:
+                pad = np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)
+                chunk = np.concatenate([chunk, pad])
+            outs.append(self.inner.infer(chunk)[:n])
+        return np.concatenate(outs)

@@ -1,0 +1,72 @@
+"""ONNX Runtime target: the cleaned ONNX itself, FP32 / FP16 / INT8 (the run's Q/DQ graph)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
+from ftedge.export.profiles import TargetProfile
+
+
+class OrtRunner:
+    """An ONNX Runtime CPU session behind the Runner protocol."""
+
+    def __init__(self, path: Path, threads: int | None = None):
+        from ftedge.quant.ort_session import inference_session
+
+        self.session = inference_session(path, threads)
+        self.input = self.session.get_inputs()[0].name
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+class OnnxRuntimeTarget(Target):
+    name = "onnxruntime"
+
+    def preflight(self, profile: TargetProfile) -> list[Problem]:
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return [Problem("error", "onnxruntime is not installed", "pip install onnxruntime")]
+        if "CPUExecutionProvider" not in ort.get_available_providers():
+            return [Problem("error", "ONNX Runtime has no CPU execution provider")]
+        return []
+
+    def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
+        import onnx
+
+        from ftedge.export import onnx_graph
+        from ftedge.export.ort_layout import to_ort_layout
+
+        model = onnx.load(str(source.path))
+        onnx_graph.set_batch(model, source.batch)
+        facts: dict = {}
+        if source.precision == "int8":
+            # the shared graph re-expressed for ORT's integer kernels (same scales; see module)
+            facts = to_ort_layout(model)
+            from ftedge.quant.onnx_export import prune_unused_initializers
+
+            prune_unused_initializers(model)
+        model = onnx_graph.clean(model)
+        if source.precision == "fp16":
+            model = onnx_graph.to_fp16(model)
+        onnx_graph.update_metadata(model, {"ftedge.precision": source.precision,
+                                           "ftedge.target": profile.name,
+                                           "ftedge.ort_layout": json.dumps(facts)})
+        name = f"model.{source.precision}.onnx"
+        onnx_graph.save(model, out / name)
+        return Artifact(out, name, profile.name, self.name, source.precision, source.batch,
+                        extra={"graph": facts} if facts else {})
+
+    def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
+        inner = OrtRunner(artifact.path, threads)
+        return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
+
+    def versions(self) -> dict[str, str]:
+        import onnxruntime
+
+        return {"onnxruntime": onnxruntime.__version__}

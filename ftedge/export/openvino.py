@@ -1,0 +1,95 @@
+"""OpenVINO target: IR (.xml/.bin) in FP32, FP16 (compressed weights) or INT8 (from the Q/DQ ONNX).
+
+OpenVINO reads each QuantizeLinear/DequantizeLinear pair of the INT8 graph as a FakeQuantize
+and its low-precision transformations run those convolutions in INT8: the graph's own scales,
+no re-quantization.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.export.base import Artifact, ExportError, Problem, SourceModel, Target
+from ftedge.export.profiles import TargetProfile
+
+
+def compile_config(profile: TargetProfile, threads: int | None) -> dict:
+    config = {}
+    if profile.inference_precision:
+        config["INFERENCE_PRECISION_HINT"] = profile.inference_precision
+    if threads and profile.device == "CPU":
+        config["INFERENCE_NUM_THREADS"] = threads
+    return config
+
+
+class OpenVinoRunner:
+    """A compiled OpenVINO model behind the Runner protocol."""
+
+    def __init__(self, xml: Path, profile: TargetProfile, threads: int | None = None):
+        import openvino as ov
+
+        core = ov.Core()
+        if profile.device not in core.available_devices:
+            raise ExportError(f"OpenVINO device {profile.device} is not available here "
+                              f"(found: {', '.join(core.available_devices)})",
+                              "run on the device the profile is for, or pick another --target")
+        self.compiled = core.compile_model(core.read_model(str(xml)), profile.device,
+                                           compile_config(profile, threads))
+        self.request = self.compiled.create_infer_request()
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: np.ascontiguousarray(batch, np.float32)})
+        return np.asarray(result[self.compiled.output(0)])
+
+    def layer_precisions(self) -> dict[str, int]:
+        """Runtime precision of each executed convolution, counted: {"u8": 48, "f32": 1}."""
+        return conv_precisions(self.compiled)
+
+
+def conv_precisions(compiled) -> dict[str, int]:
+    """How many convolutions OpenVINO's execution graph runs at each precision."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "Convolution":
+            p = info["runtimePrecision"].astype(str)
+            counts[p] = counts.get(p, 0) + 1
+    return counts
+
+
+class OpenVinoTarget(Target):
+    name = "openvino"
+
+    def preflight(self, profile: TargetProfile) -> list[Problem]:
+        try:
+            import openvino as ov
+        except ImportError:
+            return [Problem("error", "openvino is not installed", "pip install 'ftedge[openvino]'")]
+        devices = ov.Core().available_devices
+        if profile.device not in devices:
+            # IR is portable: it can be written here and compiled on the device later
+            return [Problem("warning", f"OpenVINO device {profile.device} is not on this machine "
+                                       f"(found: {', '.join(devices)}); the IR is written but "
+                                       "the parity check cannot run here",
+                            "copy the artifact folder to the device and run ftedge eval there")]
+        return []
+
+    def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
+        import openvino as ov
+
+        model = ov.convert_model(str(source.path))
+        shape = [source.batch if source.batch is not None else -1, *source.input_size]
+        model.reshape({model.input(0): ov.PartialShape(shape)})
+        ov.save_model(model, str(out / "model.xml"), compress_to_fp16=source.precision == "fp16")
+        return Artifact(out, "model.xml", profile.name, self.name, source.precision, source.batch,
+                        extra={"files": ["model.xml", "model.bin"]})
+
+    def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
+        return OpenVinoRunner(artifact.path, profile, threads)
+
+    def versions(self) -> dict[str, str]:
+        import openvino
+
+        return {"openvino": openvino.__version__}

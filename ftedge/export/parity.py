@@ -1,0 +1,95 @@
+"""The export-time parity check: an artifact against its PyTorch reference on the val split.
+
+FP32 and FP16 artifacts are compared with the FP32 PyTorch model; INT8 artifacts with the
+model whose numbers they must reproduce: the QAT model's own fake-quantized outputs (or, for
+PTQ, the Q/DQ graph run exactly in ONNX Runtime).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ftedge.export.base import Artifact, ExportError
+from ftedge.export.profiles import TargetProfile
+
+
+def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict:
+    agree = ref.argmax(1) == test.argmax(1)
+    return {"n": int(len(ref)), "top1_agreement": float(agree.mean()),
+            "disagreements": int((~agree).sum()),
+            "max_abs_logit_diff": float(np.abs(ref - test).max()),
+            "mean_abs_logit_diff": float(np.abs(ref - test).mean()),
+            "reference_top1": float((ref.argmax(1) == labels).mean()),
+            "artifact_top1": float((test.argmax(1) == labels).mean())}
+
+
+def _reference_name(source) -> str:
+    if source.precision != "int8":
+        return "PyTorch FP32 (best.pt)"
+    if source.kind == "qat":
+        return "PyTorch QAT fake-quant (qat_best.pt)"
+    return f"{source.path.name} in ONNX Runtime (exact S8S8)"
+
+
+def _reference_runner(loaded, source):
+    from ftedge.export.exporter import qat_reference
+
+    if source.precision != "int8":
+        return loaded.runner
+    if source.kind == "qat":
+        return qat_reference(loaded)
+    from ftedge.export.onnx import OrtRunner
+
+    return OrtRunner(source.path)
+
+
+_CACHE: dict = {}  # (run, reference) -> (labels, reference logits, val images): one export
+                  # command making several artifacts decodes and runs the reference once
+
+
+def _val_and_reference(loaded, source):
+    from ftedge.export.exporter import infer_all
+    from ftedge.io import read_json, sha256_file
+    from ftedge.runs import preprocess_samples
+    from ftedge.training.data_setup import samples_from_record
+
+    split = loaded.path / "split.json"
+    ref_name = _reference_name(source)
+    key = (str(loaded.path.resolve()), ref_name, sha256_file(split))
+    if key not in _CACHE:
+        images_key = key[0], key[2]
+        if images_key not in _CACHE:
+            samples = samples_from_record(read_json(split), loaded.classes, "val")
+            _CACHE[images_key] = (preprocess_samples(samples, loaded.contract),
+                                  np.array([s.label for s in samples]))
+        x, labels = _CACHE[images_key]
+        _CACHE[key] = (x, labels, infer_all(_reference_runner(loaded, source), x), ref_name)
+    return _CACHE[key]
+
+
+def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
+                 threads: int | None = None) -> dict:
+    """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
+    from ftedge.export.exporter import infer_all
+
+    if not artifact.built:
+        return {"status": "pending", "passed": None,
+                "reason": "the engine is built on the device; parity runs there (ftedge bench)"}
+    split = loaded.path / "split.json"
+    if not split.is_file():
+        return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}
+    x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
+    try:
+        runner = target.runner(artifact, profile, threads)
+    except ExportError as e:
+        return {"status": "skipped", "passed": None, "reason": str(e)}
+    result = compare_logits(ref_logits, infer_all(runner, x), labels)
+    tol = profile.tolerances
+    need = tol.top1_agreement(source.precision)
+    ok = result["top1_agreement"] >= need
+    limits = {"top1_agreement": need}
+    if source.precision == "fp32":
+        ok = ok and result["max_abs_logit_diff"] <= tol.fp32_max_abs_logit
+        limits["max_abs_logit_diff"] = tol.fp32_max_abs_logit
+    return {"status": "checked", "passed": bool(ok), "reference": ref_name,
+            "images": "val split of the run", "limits": limits, **result}

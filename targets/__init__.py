@@ -1,0 +1,1 @@
+"""Device profiles, installed as the package data module ftedge.profiles (see setup.py)."""
