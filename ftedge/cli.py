@@ -78,7 +78,11 @@ def demo(out, data, device) -> None:
     from ftedge.pipeline import demo as demo_api
 
     result = demo_api(out=out, data=data, device=device)
-    console.print(f"demo finished: val top-1 {result.best_top1:.4f}; run in {result.run_dir}")
+    console.print(f"demo finished: val top-1 {result.tune.best_top1:.4f}; run in "
+                  f"{result.run_dir}, artifacts in {result.run_dir / 'exports'}", soft_wrap=True)
+    _exit_on_failed_gate(result.tune)
+    if any(e.passed is False for e in result.exports):
+        sys.exit(GATE_FAILED)
 
 
 @cli.command("demo-data")
@@ -229,8 +233,10 @@ def _print_export(result) -> None:
     if not m["built"]:
         console.print(f"engine build plan and trtexec line: {result.folder}/build_plan.json, "
                       f"{result.folder}/trtexec.sh", soft_wrap=True)
-    results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} "
-                  f"({m['artifact']}, manifest.json)", soft_wrap=True)
+    what = f"({m['artifact']}, manifest.json)" if m["built"] else \
+        f"(ONNX + build plan, manifest.json; {m['artifact']} is built on the device)"
+    results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} {what}",
+                  soft_wrap=True)
 
 
 @cli.group(invoke_without_command=True)

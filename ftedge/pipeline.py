@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
@@ -14,9 +16,45 @@ def demo_config_path() -> Path:
     return Path(str(resources.files("ftedge") / "configs" / "demo.yaml"))
 
 
+DEMO_TARGETS = ("onnxruntime-cpu", "openvino-cpu")
+DEMO_PRECISIONS = ("fp32", "int8")
+
+
+@dataclass
+class DemoResult:
+    tune: TuneResult
+    exports: list = field(default_factory=list)  # ExportResult per target x precision
+
+    @property
+    def run_dir(self) -> Path:
+        return self.tune.run_dir
+
+
+def export_local_targets(run: Path) -> list:
+    """The demo's artifacts: ONNX Runtime and OpenVINO CPU, FP32 and INT8."""
+    from ftedge.export.exporter import export_run
+
+    exports = []
+    for target in DEMO_TARGETS:
+        if target.startswith("openvino") and importlib.util.find_spec("openvino") is None:
+            console.print(f"[yellow]skipping {target}[/]: OpenVINO is not installed "
+                          "(pip install -e '.[dev]' or '.[openvino]')")
+            continue
+        for precision in DEMO_PRECISIONS:
+            res = export_run(run, target, precision, log=lambda m: None)
+            p = res.manifest["parity"]
+            console.print(f"exported {target} {precision}: parity "
+                          f"{'passed' if res.passed else 'FAILED'} (top-1 agreement "
+                          f"{p['top1_agreement']:.4f}, artifact top-1 {p['artifact_top1']:.4f}) "
+                          f"-> {res.folder}", soft_wrap=True)
+            exports.append(res)
+    return exports
+
+
 def demo(out: str | Path = "runs/demo", data: str | Path | None = None,
-         **options) -> TuneResult:
-    """Write the digits demo data (once) and fine-tune EfficientNet-Lite0 on it.
+         **options) -> DemoResult:
+    """Write the digits demo data (once), fine-tune EfficientNet-Lite0 with QAT on it, and
+    export the ONNX Runtime and OpenVINO CPU artifacts (FP32 and INT8).
 
     Args:
         out: run folder; must not exist yet.
@@ -28,4 +66,5 @@ def demo(out: str | Path = "runs/demo", data: str | Path | None = None,
     if not (data.is_dir() and any(data.iterdir())):
         write_demo_data(data)
         console.print(f"demo data (scikit-learn digits, 1,797 PNGs) written to {data}")
-    return tune(config_file=str(demo_config_path()), data=str(data), out=str(out), **options)
+    result = tune(config_file=str(demo_config_path()), data=str(data), out=str(out), **options)
+    return DemoResult(result, export_local_targets(result.run_dir))

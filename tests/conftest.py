@@ -48,3 +48,13 @@ def tiny_options(root: Path) -> dict:
 @pytest.fixture
 def tiny_tune_options(tmp_path) -> dict:
     return tiny_options(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def qat_run(tmp_path_factory):
+    """One tiny `ftedge tune --qat` run (Lite0, 32 px) shared by the quant and export tests."""
+    import ftedge
+
+    root = tmp_path_factory.mktemp("qat")
+    data = write_class_folders(root / "colours", per_class=12)
+    return ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))

@@ -35,9 +35,9 @@ class ExportResult:
     manifest: dict
 
     @property
-    def passed(self) -> bool:
-        parity = self.manifest.get("parity") or {}
-        return bool(parity.get("passed", True))
+    def passed(self) -> bool | None:
+        """True/False from the parity check; None when it could not run here (e.g. TensorRT)."""
+        return (self.manifest.get("parity") or {}).get("passed")
 
 
 def pick_source(loaded: LoadedRun, precision: str, batch: int | None,

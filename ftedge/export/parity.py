@@ -74,7 +74,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
 
     if not artifact.built:
         return {"status": "pending", "passed": None,
-                "reason": "the engine is built on the device; parity runs there (ftedge bench)"}
+                "reason": "the engine is built on the device; parity runs there (ftedge eval ARTIFACT on the device)"}
     split = loaded.path / "split.json"
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}

@@ -126,8 +126,9 @@ class TensorRTTarget(Target):
                                   source.batch, source.input_size, profile)
         atomic_write_json(out / PLAN, plan.to_dict())
         command = trt_plan.shell_line(trt_plan.trtexec_command(plan))
-        atomic_write_text(out / "trtexec.sh", f"#!/bin/sh\n# the same engine with NVIDIA's trtexec\n"
-                                              f"cd \"$(dirname \"$0\")\" && {command}\n")
+        script = atomic_write_text(out / "trtexec.sh", "#!/bin/sh\n# the same engine with NVIDIA's "
+                                   f"trtexec\ncd \"$(dirname \"$0\")\" && {command}\n")
+        script.chmod(0o755)
         artifact = Artifact(out, ENGINE, profile.name, self.name, source.precision, source.batch,
                             built=False, extra={"onnx": onnx_name, "trtexec": command})
         dev = trt_plan.read_device()
@@ -173,8 +174,9 @@ class TensorRTTarget(Target):
             if not (dev.tensorrt and dev.compute_capability):
                 raise ExportError(f"{artifact.folder} holds the build plan, not an engine: "
                                   "TensorRT engines are built on the device",
-                                  f"on the device: ftedge bench {artifact.folder} (or "
-                                  f"{artifact.extra.get('trtexec', 'trtexec')})")
+                                  f"copy the folder to the device and run `ftedge eval "
+                                  f"{artifact.folder.name}` there (it builds the engine first), "
+                                  f"or its trtexec.sh")
             self.build(artifact, dev)
         return TrtRunner(self.check_engine(artifact, dev))
 

@@ -95,7 +95,7 @@ def compare_device(profile: TargetProfile, dev: DeviceInfo) -> list[Problem]:
                                     f"R{profile.jetson.l4t} (JetPack {profile.jetson.jetpack})",
                                     "flash the JetPack the profile names, or use a profile for R"
                                     f"{dev.l4t}"))
-    if spec.cuda and dev.cuda and dev.cuda.split(".")[0] != spec.cuda.split(".")[0]:
+    if spec.cuda and dev.cuda and dev.tensorrt and dev.cuda.split(".")[0] != spec.cuda.split(".")[0]:
         problems.append(Problem("warning", f"CUDA {dev.cuda} differs from the profile's {spec.cuda}"))
     return problems
 

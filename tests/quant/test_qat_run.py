@@ -14,13 +14,6 @@ from ftedge.training.checkpoint import load_checkpoint
 from tests.conftest import tiny_options, write_class_folders
 
 
-@pytest.fixture(scope="module")
-def qat_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("qat")
-    data = write_class_folders(root / "colours", per_class=12)
-    return ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))
-
-
 def _graph(path):
     model = onnx.load(str(path))
     producer = {o: n for n in model.graph.node for o in n.output}

@@ -1,0 +1,150 @@
+"""ftedge export end to end on a tiny QAT run: artifacts, manifests, parity, atomic folders."""
+
+import json
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from ftedge.errors import RunError
+from ftedge.export.base import ExportError
+from ftedge.export.exporter import export_run
+from ftedge.runs import evaluate, load_run, predict
+
+
+@pytest.fixture(scope="module")
+def ort_exports(qat_run, tmp_path_factory):
+    root = tmp_path_factory.mktemp("ort")
+    return {p: export_run(qat_run.run_dir, "onnxruntime-cpu", p, out=root / p, log=lambda m: None)
+            for p in ("fp32", "fp16", "int8")}
+
+
+def test_manifest_carries_the_contract(ort_exports, qat_run):
+    m = ort_exports["int8"].manifest
+    run = load_run(qat_run.run_dir)
+    assert m["classes"] == run.classes and m["preprocessing"] == run.contract
+    assert m["precision"] == "int8" and m["opset"] == 17 and m["input_shape"][0] == "dynamic"
+    assert m["source"]["kind"] == "qat" and len(m["source"]["checkpoint_sha256"]) == 64
+    assert {"ftedge", "torch", "onnx", "onnxruntime"} <= set(m["versions"])
+    assert set(m["files"]) == {"model.int8.onnx", "parity.json"}
+    props = {p.key: p.value for p in onnx.load(str(ort_exports["int8"].folder /
+                                                   "model.int8.onnx")).metadata_props}
+    assert json.loads(props["ftedge.classes"]) == run.classes and props["ftedge.target"]
+
+
+def test_parity_numbers_per_precision(ort_exports):
+    fp32, fp16, int8 = (ort_exports[p].manifest["parity"] for p in ("fp32", "fp16", "int8"))
+    assert fp32["passed"] and fp32["top1_agreement"] == 1.0 and fp32["max_abs_logit_diff"] <= 1e-3
+    assert fp16["passed"] and fp16["top1_agreement"] >= 0.995
+    assert int8["passed"] and int8["top1_agreement"] >= 0.99
+    assert "QAT" in int8["reference"] and int8["n"] > 0
+
+
+def test_ort_int8_artifact_runs_integer_kernels(ort_exports, tmp_path):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(ort_exports["int8"].folder / "model.int8.onnx"), so,
+                         providers=["CPUExecutionProvider"])
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "opt.onnx")).graph.node)
+    # Lite0 has 49 convolutions: all but the last (it feeds the FP32 pooling) run as
+    # QLinearConv, and the 9 residual Adds as QLinearAdd; no FP32 Conv is left between Q/DQ.
+    assert ops["QLinearConv"] == 48 and ops["QLinearAdd"] == 9, ops
+    assert ops["Conv"] == 0 and ops["FusedConv"] <= 1, ops
+
+
+def test_eval_and_predict_work_on_artifacts(ort_exports, qat_run):
+    on_run = evaluate(qat_run.run_dir)
+    on_artifact = evaluate(ort_exports["fp32"].folder)
+    assert on_artifact["n"] == on_run["n"] and on_artifact["top1"] == on_run["top1"]
+    image = next(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))
+    top = predict(ort_exports["int8"].folder, [image], topk=2)[0]["top"]
+    assert len(top) == 2 and 0 < top[0]["prob"] <= 1
+
+
+def test_tampered_artifact_is_refused(ort_exports, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ort_exports["fp32"].folder, copy)
+    with open(copy / "model.fp32.onnx", "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(ExportError, match="changed since export"):
+        load_run(copy)
+
+
+def test_failed_export_leaves_nothing_and_existing_folders_survive(qat_run, tmp_path, monkeypatch):
+    from ftedge.export import onnx as onnx_target
+
+    out = tmp_path / "a"
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(onnx_target.OnnxRuntimeTarget, "export", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []  # no folder, no hidden temp folder
+    monkeypatch.undo()
+    export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
+    with pytest.raises(RunError, match="--force"):
+        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
+    export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, force=True, log=lambda m: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
+
+
+def test_static_batch_artifact_takes_any_number_of_images(qat_run, tmp_path):
+    res = export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", batch=4, out=tmp_path / "b4",
+                     log=lambda m: None)
+    dim = onnx.load(str(tmp_path / "b4" / "model.fp32.onnx")).graph.input[0].type.tensor_type.shape.dim[0]
+    assert dim.dim_value == 4 and res.manifest["input_shape"][0] == 4 and res.passed
+
+
+def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
+    from ftedge.export.openvino import conv_precisions
+
+    res = {p: export_run(qat_run.run_dir, "openvino-cpu", p, batch=1, out=tmp_path / p,
+                         log=lambda m: None) for p in ("fp32", "fp16", "int8")}
+    assert all(r.passed for r in res.values()), {p: r.manifest["parity"] for p, r in res.items()}
+    assert res["fp32"].manifest["parity"]["max_abs_logit_diff"] <= 1e-3
+    assert (tmp_path / "fp16" / "model.bin").stat().st_size < 0.6 * (
+        tmp_path / "fp32" / "model.bin").stat().st_size  # FP16-compressed weights
+    runner = load_run(tmp_path / "int8").runner
+    precisions = conv_precisions(runner.compiled)
+    assert sum(precisions.values()) == 49 and set(precisions) <= {"u8", "i8"}, precisions
+    app = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
+    proc = subprocess.run([app, "-m", str(tmp_path / "int8" / "model.xml"), "-d", "CPU",
+                           "-niter", "20", "-nireq", "1", "-hint", "latency", "-nthreads", "2"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Median:" in proc.stdout and "Throughput:" in proc.stdout
+
+
+def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
+    res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",
+                     log=lambda m: None)
+    m, folder = res.manifest, tmp_path / "trt"
+    if m["built"]:
+        pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
+    assert m["parity"]["status"] == "pending" and res.passed is None
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "build_plan.json", "manifest.json", "model.int8.onnx", "parity.json", "trtexec.sh"]
+    plan = json.loads((folder / "build_plan.json").read_text())
+    assert plan["strongly_typed"] and plan["max_batch"] == 32
+    assert "--stronglyTyped" in (folder / "trtexec.sh").read_text()
+    # the ONNX TensorRT consumes: explicit Q/DQ, signed INT8, zero-point 0, dynamic batch
+    model = onnx.load(str(folder / "model.int8.onnx"))
+    inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+    qs = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert qs and all(inits[q.input[2]].dtype == np.int8 and not inits[q.input[2]].any() for q in qs)
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    producer = {o: n for n in model.graph.node for o in n.output}
+    assert all(producer[c.input[0]].op_type == "DequantizeLinear" for c in convs)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    with pytest.raises(ExportError, match="built on the device"):
+        load_run(folder)
