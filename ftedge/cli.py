@@ -239,6 +239,55 @@ def _print_export(result) -> None:
                   soft_wrap=True)
 
 
+def _int_list(value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give positive integers like 1,8,32") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"{value!r}: give positive integers like 1,8,32")
+    return out
+
+
+@cli.command("bench")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--target", "targets_", multiple=True,
+              help="Bench this target for the RUN(s) given: exports what is missing first.")
+@click.option("--precision", help="With --target: fp32,fp16,int8 (default: every precision the target has).")
+@click.option("--data", type=click.Path(file_okay=False), help="Val images (default: the run's val split).")
+@click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
+@click.option("--warmup", default=10, show_default=True)
+@click.option("--runs", type=int, help="Timed runs per batch size (default 100).")
+@click.option("--time", "seconds", type=float, help="Seconds of timed runs per batch size, instead of --runs.")
+@click.option("--threads", type=int, help="CPU threads for the runtimes (default: theirs).")
+@click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
+@click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
+def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
+              out) -> None:
+    """Accuracy, latency, memory and energy of artifact folders, written as a report."""
+    from ftedge.bench.cli_support import run_bench
+
+    if runs is not None and seconds is not None:
+        raise click.UsageError("give --runs or --time, not both")
+    code = run_bench(list(paths), list(targets_), precision, data, _int_list(batches), warmup,
+                     runs, seconds, threads, max_drop, out)
+    sys.exit(code)
+
+
+@cli.command("report")
+@click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
+def report_cmd(folders, out) -> None:
+    """Merge bench folders (e.g. one copied back from a Jetson) into one table and plot."""
+    from pathlib import Path
+
+    from ftedge.bench.report import merge_reports
+
+    paths = merge_reports(list(folders), Path(out))
+    results.print(paths["md"].read_text(), highlight=False)
+    results.print(f"report written to {paths['md']}, {paths['json']}, {paths['pareto_png']}")
+
+
 @cli.group(invoke_without_command=True)
 @click.pass_context
 def targets(ctx) -> None:

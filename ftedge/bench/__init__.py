@@ -1,0 +1,1 @@
+"""Bench stage: accuracy, latency, memory and energy of artifacts, and the report."""

@@ -1,0 +1,182 @@
+"""`ftedge bench`: accuracy, latency, memory and energy of each artifact, through its Runner."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.bench import system
+from ftedge.bench.accuracy import artifact_accuracy
+from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.errors import FtedgeError
+from ftedge.io import read_json
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    batches: tuple[int, ...] = (1, 8, 32)
+    warmup: int = 10
+    runs: int | None = None  # None with seconds None: 100 runs
+    seconds: float | None = None
+    threads: int | None = None
+    max_drop: float = 1.0
+    e2e_images: int = 50  # images decoded + preprocessed + inferred one by one
+
+
+@dataclass
+class ValSet:
+    samples: list
+    x: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    reference_logits: np.ndarray | None
+    source: str
+
+
+def _folder_size_mb(folder: Path, manifest: dict) -> float:
+    names = [f for f in manifest.get("files", {}) if f not in ("parity.json",)]
+    names += [f for f in ("model.engine",) if (folder / f).is_file()]
+    return sum((folder / f).stat().st_size for f in set(names) if (folder / f).is_file()) / 2**20
+
+
+def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
+    """The images to judge on (the run's val split or --data), with the FP32 reference logits."""
+    from ftedge.runs import _eval_samples, load_run, preprocess_samples
+
+    run = Path(manifest["source"]["run"])
+    key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
+    if key in cache:
+        return cache[key]
+    reference = load_run(run) if (run / "best.pt").is_file() else None
+    if reference is None and data is None:
+        raise FtedgeError(f"the artifact's source run {run} is not here and no --data was given",
+                          "pass --data DIR (class folders) to bench on")
+    holder = reference or _Shim(manifest)
+    samples = _eval_samples(holder, data)
+    x = preprocess_samples(samples, manifest["preprocessing"])
+    labels = np.array([s.label for s in samples])
+    ref = None
+    if reference is not None:
+        ref = np.concatenate([reference.runner.infer(x[i:i + 32]) for i in range(0, len(x), 32)])
+    cache[key] = ValSet(samples, x, labels, list(manifest["classes"]), ref,
+                        "run val split" if data is None else str(data))
+    return cache[key]
+
+
+class _Shim:
+    """Enough of a LoadedRun for _eval_samples when only the artifact is here."""
+
+    def __init__(self, manifest):
+        self.classes, self.path = list(manifest["classes"]), Path(".")
+
+
+def _latency(runner, shape, batches, opts) -> list[dict]:
+    rows = []
+    rng = np.random.default_rng(0)
+    for b in batches:
+        x = rng.standard_normal((b, *shape)).astype(np.float32)
+        times = time_calls(lambda: runner.infer(x), opts.warmup, opts.runs, opts.seconds)
+        rows.append(latency_percentiles(times, b))
+    return rows
+
+
+def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
+    """Decode + preprocess + infer, one image at a time: what an application waits for."""
+    from ftedge.data.images import load_image
+    from ftedge.data.transforms import eval_transform
+
+    transform = eval_transform(contract)
+    background = tuple(contract.get("background", (255, 255, 255)))
+    files = [s.path for s in val.samples[: opts.e2e_images]]
+
+    def one(i=[0]):
+        path = files[i[0] % len(files)]
+        i[0] += 1
+        runner.infer(transform(load_image(path, background))[None].numpy())
+
+    times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))
+    return latency_percentiles(times, 1)
+
+
+def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
+    """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
+    from ftedge.export.exporter import load_artifact
+
+    folder = Path(folder)
+    manifest = read_json(folder / "manifest.json")
+    row = {"artifact": str(folder), "target": manifest["target"], "runtime": manifest["runtime"],
+           "precision": manifest["precision"], "device": manifest["device"],
+           "size_mb": _folder_size_mb(folder, manifest), "versions": manifest["versions"],
+           "input_shape": manifest["input_shape"]}
+    try:
+        val = load_valset(manifest, data, val_cache)
+        system.reset_peak_rss()
+        rss0 = system.rss_mb()
+        t0 = time.perf_counter()
+        loaded = load_artifact(folder, opts.threads)
+        row["load_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        loaded.runner.infer(val.x[:1])
+        row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
+        logits = np.concatenate([loaded.runner.infer(val.x[i:i + 32])
+                                 for i in range(0, len(val.x), 32)])
+        row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
+                                            opts.max_drop)
+        row["accuracy"]["images"] = val.source
+        fixed = manifest["input_shape"][0]
+        batches = opts.batches if fixed == "dynamic" else tuple(
+            b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
+        shape = tuple(manifest["input_shape"][1:])
+        with system.EnergyProbe() as probe:
+            row["latency"] = _latency(loaded.runner, shape, batches, opts)
+        row["energy"] = probe.result(sum(r["runs"] * r["batch"] for r in row["latency"]))
+        row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
+        row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
+                         "gpu_peak_mb": _gpu_peak_mb()}
+        passed = row["accuracy"]["passed"]
+        row["status"] = "ok" if passed in (True, None) else "gate_failed"
+    except Exception as e:  # one broken artifact must not hide the others: it is reported
+        row["status"] = "error"
+        row["error"] = f"{type(e).__name__}: {e}"
+        row["traceback"] = traceback.format_exc(limit=5)
+    return row
+
+
+def _gpu_peak_mb() -> float | None:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:
+        pass
+    return None
+
+
+def bench(artifacts: list[str | Path], data: str | Path | None = None,
+          opts: BenchOptions = BenchOptions(), progress=None) -> dict:
+    """Bench every artifact; returns the report dict (see report.py for its schema)."""
+    from ftedge import __version__
+
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    cache: dict = {}
+    rows = []
+    for folder in artifacts:
+        if progress:
+            progress(f"benching {folder}")
+        rows.append(bench_artifact(Path(folder), cache, data, opts))
+    return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "environment": system.environment(opts.threads),
+            "timer_overhead_us": timer_overhead_us(),
+            "options": {"batches": list(opts.batches), "warmup": opts.warmup, "runs": opts.runs,
+                        "seconds": opts.seconds, "threads": opts.threads,
+                        "max_drop": opts.max_drop, "e2e_images": opts.e2e_images},
+            "artifacts": rows}

@@ -1,0 +1,184 @@
+"""Bench reports: report.json (schema ftedge-bench/1), report.md, plots; merging several.
+
+report.json: {"schema", "ftedge_version", "created", "environment" {hostname, cpu, threads,
+jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "target",
+"runtime", "precision", "device", "size_mb", "status" ("ok" | "gate_failed" | "error"),
+"error"?, "load_s", "first_inference_ms", "accuracy" {top1, top5, reference_top1,
+drop_points, top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms,
+p90_ms, p99_ms, mean_ms, std_ms, images_per_s, ...}], "end_to_end" {same keys, batch 1},
+"energy" {source, mj_per_image}, "memory" {peak_rss_mb, gpu_peak_mb}}]}.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text, read_json
+
+STATUS = {"ok": "ok", "gate_failed": "GATE FAILED", "error": "ERROR (did not run)"}
+COLUMNS = ["Device", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs FP32",
+           "p50 ms", "p99 ms", "img/s", "mJ/img"]
+
+
+def _fmt(v, spec: str) -> str:
+    return "n/a" if v is None else format(v, spec)
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    """One row per artifact; latency columns at batch 1 (p50/p99) and best throughput."""
+    rows = []
+    host = report["environment"].get("hostname", "?")
+    for a in report["artifacts"]:
+        acc, lat = a.get("accuracy", {}), a.get("latency", [])
+        b1 = next((r for r in lat if r["batch"] == 1), lat[0] if lat else {})
+        best = max((r["images_per_s"] for r in lat), default=None)
+        drop = acc.get("drop_points")
+        rows.append([host, a["target"], a["precision"], STATUS[a["status"]],
+                     _fmt(a.get("size_mb"), ".2f"), _fmt(acc.get("top1"), ".4f"),
+                     "n/a" if drop is None else f"{-drop:+.2f} pt", _fmt(b1.get("p50_ms"), ".2f"),
+                     _fmt(b1.get("p99_ms"), ".2f"), _fmt(best, ".1f"),
+                     _fmt((a.get("energy") or {}).get("mj_per_image"), ".2f")])
+    return rows
+
+
+def markdown(report: dict, title: str = "ftedge bench") -> str:
+    env = report["environment"]
+    lines = [f"# {title}", "",
+             f"{env.get('cpu')} ({env.get('cpu_count')} CPUs), threads {env.get('threads')}, "
+             f"{env.get('platform')}; timer overhead {report['timer_overhead_us']:.2f} µs/call; "
+             f"batches {report['options']['batches']}; p50/p99 at batch 1, img/s at the best batch.",
+             "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
+    energy = {(a.get("energy") or {}).get("note") for a in report["artifacts"]} - {None}
+    if energy:
+        lines += ["", "Energy: " + "; ".join(sorted(energy)) + "."]
+    jetson = env.get("jetson")
+    if jetson:
+        lines += ["", f"Jetson: nvpmodel {jetson['nvpmodel']}, jetson_clocks {jetson['jetson_clocks']}"]
+    for a in report["artifacts"]:
+        if a["status"] == "error":
+            lines += ["", f"- {a['target']} {a['precision']}: {a['error']}"]
+        elif a["status"] == "gate_failed":
+            acc = a["accuracy"]
+            lines += ["", f"- {a['target']} {a['precision']}: top-1 drop {acc['drop_points']:.2f} "
+                          f"points > budget {acc['max_drop_points']:.2f}"]
+    lines += ["", "Latency per batch (ms per call, model only) and end to end (decode + "
+                  "preprocess + infer, one image):", "",
+              "| Target | Precision | Batch | p50 | p90 | p99 | mean ± std | img/s |",
+              "|---|---|---|---|---|---|---|---|"]
+    for a in report["artifacts"]:
+        for r in a.get("latency", []) + ([dict(a["end_to_end"], batch="e2e")]
+                                          if a.get("end_to_end") else []):
+            lines.append(f"| {a['target']} | {a['precision']} | {r['batch']} | {r['p50_ms']:.2f} "
+                         f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} ± "
+                         f"{r['std_ms']:.2f} | {r['images_per_s']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _label(a: dict, host: str | None = None) -> str:
+    return f"{host + ': ' if host else ''}{a['target']} {a['precision']}"
+
+
+def plot_latency(report: dict, path: Path, latency_samples: dict | None = None) -> Path:
+    """Latency distribution per artifact at batch 1 (box from the percentiles)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arts = [a for a in report["artifacts"] if a.get("latency")]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * max(len(arts), 2) + 1.5))
+    stats = []
+    for a in arts:
+        r = next((r for r in a["latency"] if r["batch"] == 1), a["latency"][0])
+        stats.append({"label": f"{_label(a)} (b{r['batch']})", "med": r["p50_ms"],
+                      "q1": r["min_ms"], "q3": r["p90_ms"], "whislo": r["min_ms"],
+                      "whishi": r["p99_ms"], "fliers": [r["max_ms"]]})
+    if stats:
+        ax.bxp(stats, vert=False, showfliers=True)
+    ax.set_xlabel("latency per call, ms (box: min..p90, median line, whisker to p99, dot: max)")
+    ax.set_title("Latency distribution (model only)")
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+    """Indices of points no other point beats on both lower latency and higher accuracy."""
+    front = []
+    for i, (lat, acc) in enumerate(points):
+        if not any((l2 <= lat and a2 >= acc) and (l2 < lat or a2 > acc)
+                   for j, (l2, a2) in enumerate(points) if j != i):
+            front.append(i)
+    return sorted(front, key=lambda i: points[i][0])
+
+
+def plot_pareto(reports: list[dict], path: Path) -> Path:
+    """Top-1 against batch-1 p50 latency across artifacts (and devices), Pareto front drawn."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pts, labels = [], []
+    multi = len(reports) > 1
+    for rep in reports:
+        host = rep["environment"].get("hostname") if multi else None
+        for a in rep["artifacts"]:
+            if a["status"] == "error" or not a.get("latency"):
+                continue
+            r = next((r for r in a["latency"] if r["batch"] == 1), a["latency"][0])
+            pts.append((r["p50_ms_per_image"], a["accuracy"]["top1"]))
+            labels.append(_label(a, host))
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for (x, y), lab in zip(pts, labels):
+        ax.scatter(x, y)
+        ax.annotate(lab, (x, y), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    front = pareto_front(pts)
+    if len(front) > 1:
+        ax.plot([pts[i][0] for i in front], [pts[i][1] for i in front], "k--", lw=1,
+                label="Pareto front")
+        ax.legend()
+    ax.set_xlabel("p50 latency per image at batch 1, ms")
+    ax.set_ylabel("top-1")
+    ax.set_title("Accuracy against latency")
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_report(report: dict, out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": atomic_write_json(out / "report.json", report),
+             "md": atomic_write_text(out / "report.md", markdown(report)),
+             "latency_png": plot_latency(report, out / "latency.png"),
+             "pareto_png": plot_pareto([report], out / "accuracy_vs_latency.png")}
+    return paths
+
+
+def merge_reports(folders: list[str | Path], out: Path) -> dict[str, Path]:
+    """`ftedge report`: several bench folders (e.g. one copied back from a Jetson) side by side."""
+    from ftedge.errors import RunError
+
+    reports = []
+    for f in folders:
+        path = Path(f) / "report.json" if Path(f).is_dir() else Path(f)
+        if not path.is_file():
+            raise RunError(f"{f} holds no report.json", "point at folders written by ftedge bench")
+        rep = read_json(path)
+        if rep.get("schema") != "ftedge-bench/1":
+            raise RunError(f"{path} is not an ftedge bench report")
+        reports.append(rep)
+    lines = ["# ftedge report", "", f"{len(reports)} bench runs: "
+             + "; ".join(f"{r['environment'].get('hostname')} ({r['environment'].get('cpu')}, "
+                         f"{r['created']})" for r in reports), "",
+             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for rep in reports:
+        lines += ["| " + " | ".join(r) + " |" for r in table_rows(rep)]
+    out.mkdir(parents=True, exist_ok=True)
+    merged = {"schema": "ftedge-report/1", "reports": reports}
+    return {"json": atomic_write_json(out / "report.json", merged),
+            "md": atomic_write_text(out / "report.md", "\n".join(lines) + "\n"),
+            "pareto_png": plot_pareto(reports, out / "accuracy_vs_latency.png")}
