@@ -2,7 +2,8 @@
 
 The Python API mirrors the command line: `ftedge.tune(...)`, `ftedge.evaluate(...)`,
 `ftedge.predict(...)`, `ftedge.audit_dataset(...)`, `ftedge.write_demo_data(...)`,
-`ftedge.demo(...)`. Heavy imports happen on first use, so `import ftedge` stays cheap.
+`ftedge.demo(...)`, `ftedge.export_run(...)`, `ftedge.bench_artifacts(...)`. (`export` and
+`bench` are the stage packages, hence the longer names.) Heavy imports happen on first use, so `import ftedge` stays cheap.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ _API = {
     "demo": ("ftedge.pipeline", "demo"),
     "build_model": ("ftedge.models", "build_model"),
     "quantize": ("ftedge.quant.quantize", "quantize"),
+    "export_run": ("ftedge.export.exporter", "export_run"),
+    "load_artifact": ("ftedge.export.exporter", "load_artifact"),
+    "bench_artifacts": ("ftedge.bench.bench", "bench"),
 }
 
 __all__ = ["__version__", *_API]

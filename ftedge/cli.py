@@ -79,10 +79,14 @@ def demo(out, data, device) -> None:
 
     result = demo_api(out=out, data=data, device=device)
     console.print(f"demo finished: val top-1 {result.tune.best_top1:.4f}; run in "
-                  f"{result.run_dir}, artifacts in {result.run_dir / 'exports'}", soft_wrap=True)
+                  f"{result.run_dir}, artifacts in {result.run_dir / 'exports'}, bench report "
+                  f"in {result.report_dir / 'report.md'}", soft_wrap=True)
     _exit_on_failed_gate(result.tune)
-    if any(e.passed is False for e in result.exports):
+    statuses = [a["status"] for a in result.report["artifacts"]]
+    if any(e.passed is False for e in result.exports) or "gate_failed" in statuses:
         sys.exit(GATE_FAILED)
+    if "error" in statuses:
+        sys.exit(4)
 
 
 @cli.command("demo-data")

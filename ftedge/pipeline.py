@@ -24,6 +24,8 @@ DEMO_PRECISIONS = ("fp32", "int8")
 class DemoResult:
     tune: TuneResult
     exports: list = field(default_factory=list)  # ExportResult per target x precision
+    report: dict | None = None  # the bench report of the exports
+    report_dir: Path | None = None
 
     @property
     def run_dir(self) -> Path:
@@ -67,4 +69,24 @@ def demo(out: str | Path = "runs/demo", data: str | Path | None = None,
         write_demo_data(data)
         console.print(f"demo data (scikit-learn digits, 1,797 PNGs) written to {data}")
     result = tune(config_file=str(demo_config_path()), data=str(data), out=str(out), **options)
-    return DemoResult(result, export_local_targets(result.run_dir))
+    exports = export_local_targets(result.run_dir)
+    report, report_dir = bench_exports(exports)
+    return DemoResult(result, exports, report, report_dir)
+
+
+def bench_exports(exports: list) -> tuple[dict, Path]:
+    """Bench the demo's artifacts on this machine and write the report into the run."""
+    from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.bench.cli_support import default_report_dir, print_table
+    from ftedge.bench.report import write_report
+
+    folders = [e.folder for e in exports]
+    console.print(f"benching {len(folders)} artifacts on this machine")
+    report = bench(folders, opts=BenchOptions(batches=(1, 8, 32), runs=100),
+                   progress=lambda m: console.print(m, soft_wrap=True))
+    out = default_report_dir(folders[0])
+    paths = write_report(report, out)
+    print_table(report)
+    console.print(f"bench report: {paths['md']} ({paths['pareto_png'].name}, "
+                  f"{paths['latency_png'].name})", soft_wrap=True)
+    return report, out

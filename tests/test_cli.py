@@ -61,17 +61,19 @@ def test_models_lists_registry(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    """DDP on gloo with two CPU ranks: one run folder, written once, by rank 0."""
+    """DDP on gloo with two CPU ranks, QAT stage included: one run folder, written by rank 0."""
     data = write_class_folders(tmp_path / "c", per_class=12)
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_port", "29517", "-m", "ftedge", "tune", "--data", str(data), "--out",
            str(out), "--img-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "0.005",
-           "--device", "cpu"]
+           "--device", "cpu", "--qat", "--qat-epochs", "1", "--max-drop", "100"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["world_size"] == 2 and summary["epochs_run"] == 3
+    assert summary["world_size"] == 2 and summary["epochs_run"] == 4  # 3 FP32 + 1 QAT
+    assert summary["qat"]["coverage"]["unquantized"] == []
+    assert (out / "model.int8.onnx").is_file() and (out / "gate.json").is_file()
     assert proc.stderr.count("run written to") == 1  # only rank 0 reports and writes
     assert not list(out.glob(".*.tmp"))
     history = json.loads((out / "metrics.json").read_text())

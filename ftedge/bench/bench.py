@@ -79,7 +79,7 @@ def _latency(runner, shape, batches, opts) -> list[dict]:
     rng = np.random.default_rng(0)
     for b in batches:
         x = rng.standard_normal((b, *shape)).astype(np.float32)
-        times = time_calls(lambda: runner.infer(x), opts.warmup, opts.runs, opts.seconds)
+        times = time_calls(lambda x=x: runner.infer(x), opts.warmup, opts.runs, opts.seconds)
         rows.append(latency_percentiles(times, b))
     return rows
 
@@ -93,9 +93,10 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
     background = tuple(contract.get("background", (255, 255, 255)))
     files = [s.path for s in val.samples[: opts.e2e_images]]
 
-    def one(i=[0]):
-        path = files[i[0] % len(files)]
-        i[0] += 1
+    order = iter(range(10**9))
+
+    def one():
+        path = files[next(order) % len(files)]
         runner.infer(transform(load_image(path, background))[None].numpy())
 
     times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))

@@ -85,7 +85,7 @@ def compare_device(profile: TargetProfile, dev: DeviceInfo) -> list[Problem]:
             and dev.compute_capability != spec.compute_capability):
         problems.append(Problem("error", f"GPU compute capability {dev.compute_capability} "
                                 f"({dev.gpu}) is not the profile's {spec.compute_capability}",
-                                f"pick the profile of this device (ftedge targets)"))
+                                "pick the profile of this device (ftedge targets)"))
     if profile.jetson and profile.jetson.l4t:
         if dev.l4t is None and dev.tensorrt is not None:
             problems.append(Problem("warning", f"{profile.name} is a Jetson profile but this "
