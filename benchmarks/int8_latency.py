@@ -58,15 +58,15 @@ def export_pair(run: Path, size: int, out: Path) -> tuple[Path, Path]:
     return fp32, int8
 
 
-def ort_layout(int8: Path, out: Path) -> Path:
-    """The INT8 graph as the onnxruntime-cpu target exports it (ftedge/export/ort_layout.py)."""
+def ort_layout(int8: Path, out: Path, runtime: str = "onnxruntime") -> Path:
+    """The INT8 graph as the onnxruntime-cpu / openvino-cpu target exports it (qdq_layout.py)."""
     import onnx
 
-    from ftedge.export.ort_layout import to_ort_layout
+    from ftedge.export.qdq_layout import to_openvino_layout, to_ort_layout
     from ftedge.quant.onnx_export import prune_unused_initializers
 
     model = onnx.load(str(int8))
-    to_ort_layout(model)
+    (to_ort_layout if runtime == "onnxruntime" else to_openvino_layout)(model)
     prune_unused_initializers(model)
     onnx.save(model, str(out))
     return out
@@ -105,7 +105,8 @@ def main() -> None:
     calib = preprocess_samples(train, loaded.contract)
 
     # accuracy at the run's own resolution
-    ov_ours = ov_compile(core, core.read_model(str(a.run / "model.int8.onnx")), a.threads)
+    ov_ours = ov_compile(core, core.read_model(str(ort_layout(
+        a.run / "model.int8.onnx", Path(tempfile.mkdtemp()) / "ov.onnx", "openvino"))), a.threads)
     ov_nncf_native = ov_compile(core, nncf_int8(core, a.run / "model.fp32.onnx", calib), a.threads)
     acc = {
         "FP32 (ONNX Runtime)": onnx_logits(a.run / "model.fp32.onnx", x_val),
@@ -131,7 +132,8 @@ def main() -> None:
             "ORT INT8 (ours, shared graph S8S8)": _ort(int8, a.threads),
             "ORT INT8 (ours)": _ort(ort_layout(int8, Path(tmp) / "ort.onnx"), a.threads),
             "OpenVINO FP32": _ov(ov_compile(core, core.read_model(str(fp32)), a.threads)),
-            "OpenVINO INT8 (ours)": _ov(ov_compile(core, core.read_model(str(int8)), a.threads)),
+            "OpenVINO INT8 (ours)": _ov(ov_compile(core, core.read_model(
+                str(ort_layout(int8, Path(tmp) / "ov.onnx", "openvino"))), a.threads)),
             "OpenVINO INT8 (NNCF)": _ov(ov_compile(core, nncf_int8(core, fp32, big_calib),
                                                    a.threads)),
         }

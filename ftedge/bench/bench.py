@@ -116,7 +116,7 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
     try:
         val = load_valset(manifest, data, val_cache)
         system.reset_peak_rss()
-        rss0 = system.rss_mb()
+        rss0, gpu_free0 = system.rss_mb(), _gpu_free_mb()
         t0 = time.perf_counter()
         loaded = load_artifact(folder, opts.threads)
         row["load_s"] = time.perf_counter() - t0
@@ -136,8 +136,9 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
             row["latency"] = _latency(loaded.runner, shape, batches, opts)
         row["energy"] = probe.result(sum(r["runs"] * r["batch"] for r in row["latency"]))
         row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
+        gpu_free1 = _gpu_free_mb()
         row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
-                         "gpu_peak_mb": _gpu_peak_mb()}
+                         "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
     except Exception as e:  # one broken artifact must not hide the others: it is reported
@@ -147,12 +148,13 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
     return row
 
 
-def _gpu_peak_mb() -> float | None:
+def _gpu_free_mb() -> float | None:
+    """Free device memory (cudaMemGetInfo): what the runtime took, its own allocator included."""
     try:
         import torch
 
         if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
+            return torch.cuda.mem_get_info()[0] / 2**20
     except ImportError:
         pass
     return None

@@ -6,7 +6,7 @@ jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "
 "error"?, "load_s", "first_inference_ms", "accuracy" {top1, top5, reference_top1,
 drop_points, top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms,
 p90_ms, p99_ms, mean_ms, std_ms, images_per_s, ...}], "end_to_end" {same keys, batch 1},
-"energy" {source, mj_per_image}, "memory" {peak_rss_mb, gpu_peak_mb}}]}.
+"energy" {source, mj_per_image}, "memory" {rss_before_load_mb, peak_rss_mb, gpu_used_mb}}]}.
 """
 
 from __future__ import annotations
@@ -95,7 +95,11 @@ def plot_latency(report: dict, path: Path, latency_samples: dict | None = None) 
                       "q1": r["min_ms"], "q3": r["p90_ms"], "whislo": r["min_ms"],
                       "whishi": r["p99_ms"], "fliers": [r["max_ms"]]})
     if stats:
-        ax.bxp(stats, vert=False, showfliers=True)
+        import inspect
+
+        horizontal = ({"orientation": "horizontal"}
+                      if "orientation" in inspect.signature(ax.bxp).parameters else {"vert": False})
+        ax.bxp(stats, showfliers=True, **horizontal)
     ax.set_xlabel("latency per call, ms (box: min..p90, median line, whisker to p99, dot: max)")
     ax.set_title("Latency distribution (model only)")
     fig.tight_layout()

@@ -40,7 +40,7 @@ class OnnxRuntimeTarget(Target):
         import onnx
 
         from ftedge.export import onnx_graph
-        from ftedge.export.ort_layout import to_ort_layout
+        from ftedge.export.qdq_layout import to_ort_layout
 
         model = onnx.load(str(source.path))
         onnx_graph.set_batch(model, source.batch)

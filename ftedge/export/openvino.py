@@ -11,7 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.export.base import Artifact, ExportError, Problem, SourceModel, Target
+from ftedge.export.base import (Artifact, ExportError, FixedBatchRunner, Problem, SourceModel,
+                                Target)
 from ftedge.export.profiles import TargetProfile
 
 
@@ -79,17 +80,32 @@ class OpenVinoTarget(Target):
         return []
 
     def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
+        import onnx
         import openvino as ov
 
-        model = ov.convert_model(str(source.path))
+        facts: dict = {}
+        onnx_model = onnx.load(str(source.path))
+        if source.precision == "int8":
+            from ftedge.export.qdq_layout import to_openvino_layout
+            from ftedge.quant.onnx_export import prune_unused_initializers
+
+            facts = to_openvino_layout(onnx_model)  # same scales; see qdq_layout.py
+            prune_unused_initializers(onnx_model)
+        staged = out / ".source.onnx"  # convert_model reads files; removed before the rename
+        onnx.save(onnx_model, str(staged))
+        try:
+            model = ov.convert_model(str(staged))
+        finally:
+            staged.unlink(missing_ok=True)
         shape = [source.batch if source.batch is not None else -1, *source.input_size]
         model.reshape({model.input(0): ov.PartialShape(shape)})
         ov.save_model(model, str(out / "model.xml"), compress_to_fp16=source.precision == "fp16")
         return Artifact(out, "model.xml", profile.name, self.name, source.precision, source.batch,
-                        extra={"files": ["model.xml", "model.bin"]})
+                        extra={"files": ["model.xml", "model.bin"], **({"graph": facts} if facts else {})})
 
     def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
-        return OpenVinoRunner(artifact.path, profile, threads)
+        inner = OpenVinoRunner(artifact.path, profile, threads)
+        return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:
         import openvino

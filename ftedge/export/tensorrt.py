@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.export import trt_plan
-from ftedge.export.base import Artifact, ExportError, Problem, SourceModel, Target
+from ftedge.export.base import (Artifact, ExportError, FixedBatchRunner, Problem, SourceModel,
+                                Target)
 from ftedge.export.profiles import TargetProfile
 from ftedge.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, sha256_file
 
@@ -178,7 +179,8 @@ class TensorRTTarget(Target):
                                   f"{artifact.folder.name}` there (it builds the engine first), "
                                   f"or its trtexec.sh")
             self.build(artifact, dev)
-        return TrtRunner(self.check_engine(artifact, dev))
+        inner = TrtRunner(self.check_engine(artifact, dev))
+        return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:
         dev = trt_plan.read_device()

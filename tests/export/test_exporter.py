@@ -115,11 +115,12 @@ def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
     assert (tmp_path / "fp16" / "model.bin").stat().st_size < 0.6 * (
         tmp_path / "fp32" / "model.bin").stat().st_size  # FP16-compressed weights
     runner = load_run(tmp_path / "int8").runner
-    precisions = conv_precisions(runner.compiled)
+    precisions = conv_precisions(getattr(runner, "inner", runner).compiled)  # batch 1: wrapped
     assert sum(precisions.values()) == 49 and set(precisions) <= {"u8", "i8"}, precisions
     app = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
     proc = subprocess.run([app, "-m", str(tmp_path / "int8" / "model.xml"), "-d", "CPU",
-                           "-niter", "20", "-nireq", "1", "-hint", "latency", "-nthreads", "2"],
+                           "-niter", "20", "-api", "sync", "-nireq", "1", "-nstreams", "1", "-hint", "none",
+                           "-nthreads", "2"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert "Median:" in proc.stdout and "Throughput:" in proc.stdout
