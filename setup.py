@@ -5,10 +5,11 @@ ftedge.recipes: one copy of each in the repository, found the same way in a chec
 editable install and a wheel. Everything else is in pyproject.toml.
 """
 
-from setuptools import find_packages, setup
+from setuptools import find_namespace_packages, setup
 
 setup(
-    packages=[*find_packages(include=["ftedge", "ftedge.*"]), "ftedge.profiles", "ftedge.recipes"],
+    packages=[*find_namespace_packages(include=["ftedge", "ftedge.*"], exclude=["*__pycache__"]),
+              "ftedge.profiles", "ftedge.recipes"],
     package_dir={"ftedge.profiles": "targets", "ftedge.recipes": "calibration"},
     package_data={"ftedge": ["configs/*.yaml"], "ftedge.profiles": ["*.yaml"],
                   "ftedge.recipes": ["*.yaml"]},

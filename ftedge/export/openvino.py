@@ -39,12 +39,19 @@ class OpenVinoRunner:
         self.compiled = core.compile_model(core.read_model(str(xml)), profile.device,
                                            compile_config(profile, threads))
         self.request = self.compiled.create_infer_request()
+        self._ov = ov
+        self._input_shape = None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        # share_inputs: OpenVINO reads the (contiguous) array in place instead of copying it
-        result = self.request.infer({0: np.ascontiguousarray(batch, np.float32)},
-                                    share_inputs=True)
-        return np.array(result[self.compiled.output(0)])  # a copy: the request reuses its buffer
+        # As OpenVINO's own benchmark_app does: one input tensor per shape, filled in place,
+        # and a plain infer(); a new tensor on every call costs a dynamic-shape model its
+        # memory plan each time.
+        if batch.shape != self._input_shape:
+            self.request.set_input_tensor(self._ov.Tensor(self._ov.Type.f32, self._ov.Shape(list(batch.shape))))
+            self._input_shape = batch.shape
+        np.copyto(self.request.get_input_tensor().data, batch, casting="same_kind")
+        self.request.infer()
+        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
 
     def layer_precisions(self) -> dict[str, int]:
         """Runtime precision of each executed convolution, counted: {"u8": 48, "f32": 1}."""
