@@ -46,12 +46,11 @@ def default_report_dir(first_artifact: Path) -> Path:
 
 
 def print_table(report: dict) -> None:
-    from rich.table import Table
-
-    table = Table(*COLUMNS[1:])
-    for row in table_rows(report):
-        table.add_row(*row[1:])
-    results.print(table)
+    """The report.md table on stdout, unwrapped: readable in a terminal, a log or a pipe."""
+    lines = ["| " + " | ".join(COLUMNS[1:]) + " |", "|" + "---|" * (len(COLUMNS) - 1)]
+    lines += ["| " + " | ".join(row[1:]) + " |" for row in table_rows(report)]
+    for line in lines:
+        results.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
 def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, threads,

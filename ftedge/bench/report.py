@@ -35,7 +35,7 @@ def table_rows(report: dict) -> list[list[str]]:
         drop = acc.get("drop_points")
         rows.append([host, a["target"], a["precision"], STATUS[a["status"]],
                      _fmt(a.get("size_mb"), ".2f"), _fmt(acc.get("top1"), ".4f"),
-                     "n/a" if drop is None else f"{-drop:+.2f} pt", _fmt(b1.get("p50_ms"), ".2f"),
+                     "n/a" if drop is None else f"{0.0 - drop + 0.0:+.2f} pt", _fmt(b1.get("p50_ms"), ".2f"),
                      _fmt(b1.get("p99_ms"), ".2f"), _fmt(best, ".1f"),
                      _fmt((a.get("energy") or {}).get("mj_per_image"), ".2f")])
     return rows
