@@ -149,3 +149,15 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     with pytest.raises(ExportError, match="built on the device"):
         load_run(folder)
+
+
+def test_ptq_source_carries_its_calibration_hash(qat_run, tmp_path):
+    import ftedge
+
+    ftedge.quantize(qat_run.run_dir, calib_method="minmax", max_drop=100)
+    res = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "ptq",
+                     int8_source="ptq", log=lambda m: None)
+    m = res.manifest
+    assert m["source"]["kind"] == "ptq" and m["source"]["onnx"] == "model.ptq.int8.onnx"
+    assert len(m["calibration_sha256"]) == 64
+    assert "ONNX Runtime" in m["parity"]["reference"] and m["parity"]["top1_agreement"] >= 0.99
