@@ -33,12 +33,26 @@ def _trt():
     return trt
 
 
+_LOGGER = None
+
+
+def _logger():
+    """One TensorRT logger per process (TensorRT warns when builder and runtime differ)."""
+    global _LOGGER
+    if _LOGGER is None:
+        trt = _trt()
+        _LOGGER = trt.Logger(trt.Logger.WARNING)
+    return _LOGGER
+
+
 def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) -> bytes:
     """Parse the ONNX and build a serialized engine as `plan` says (TensorRT 10 API)."""
     trt = _trt()
-    logger = trt.Logger(trt.Logger.WARNING)
+    logger = _logger()
     builder = trt.Builder(logger)
     flags = 0
+    if int(trt.__version__.split(".")[0]) < 10:  # 8.x: implicit batch unless asked (10: always explicit)
+        flags |= 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
     if plan.strongly_typed:
         flags |= 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
     network = builder.create_network(flags)
@@ -65,7 +79,9 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
     opt_profile.set_shape(trt_plan.INPUT, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(opt_profile)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):
+        print(f"warning: TensorRT did not accept the timing cache {timing_cache.name}; "
+              "building without it (it is rewritten after the build)")
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError("TensorRT failed to build the engine (see the log above)",
@@ -77,12 +93,14 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
 class TrtRunner:
     """A deserialized engine with device buffers from PyTorch's CUDA allocator."""
 
-    def __init__(self, engine_bytes: bytes):
+    def __init__(self, engine_bytes: bytes, dla_core: int | None = None):
         import torch
 
         trt = _trt()
         self.torch = torch
-        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.runtime = trt.Runtime(_logger())
+        if dla_core is not None:
+            self.runtime.DLA_core = dla_core  # else a DLA engine runs on core 0
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise ExportError("TensorRT could not deserialize the engine",
@@ -91,12 +109,19 @@ class TrtRunner:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
         self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
+        # the optimization profile's (min, opt, max) shapes: larger batches are split
+        self.max_batch = int(self.engine.get_tensor_profile_shape(self.input, 0)[2][0])
         self.stream = torch.cuda.Stream()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        if len(batch) > self.max_batch:
+            return np.concatenate([self.infer(batch[i:i + self.max_batch])
+                                   for i in range(0, len(batch), self.max_batch)])
         torch = self.torch
         x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).cuda()
-        self.context.set_input_shape(self.input, tuple(x.shape))
+        if not self.context.set_input_shape(self.input, tuple(x.shape)):
+            raise ExportError(f"the engine does not take input shape {tuple(x.shape)}",
+                              "export with a --batch / max_batch that covers it")
         y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32,
                         device="cuda")
         self.context.set_tensor_address(self.input, x.data_ptr())
@@ -140,8 +165,7 @@ class TensorRTTarget(Target):
     def build(self, artifact: Artifact, dev: trt_plan.DeviceInfo | None = None) -> None:
         """Build the engine on this device into the artifact folder (and record its key)."""
         dev = dev or trt_plan.read_device()
-        plan = trt_plan.BuildPlan(**read_json(artifact.folder / PLAN))
-        plan = trt_plan.BuildPlan(**{**plan.to_dict(), "input_shape": tuple(plan.input_shape)})
+        plan = trt_plan.load_plan(artifact.folder / PLAN)
         cache = artifact.folder / trt_plan.timing_cache_name(dev.tensorrt, dev.compute_capability)
         engine = build_engine(artifact.folder / plan.onnx, plan, cache)
         atomic_write_bytes(artifact.folder / ENGINE, engine)
@@ -153,25 +177,36 @@ class TensorRTTarget(Target):
 
     def check_engine(self, artifact: Artifact, dev: trt_plan.DeviceInfo) -> bytes:
         """The engine bytes, refused when built for another ONNX/TensorRT/GPU/flags."""
-        rebuild = f"ftedge export {artifact.extra.get('run', 'RUN')} --target {artifact.target} " \
-                  f"--precision {artifact.precision} --force"
-        info_file = artifact.folder / "engine.json"
-        if not (artifact.folder / ENGINE).is_file() or not info_file.is_file():
+        _trt()  # a clear error first when TensorRT itself is missing
+        batch = "" if artifact.batch is None else f" --batch {artifact.batch}"
+        rebuild = (f"ftedge export {artifact.extra.get('run', 'RUN')} --target {artifact.target} "
+                   f"--precision {artifact.precision}{batch} --force")
+        info_file, engine_file = artifact.folder / "engine.json", artifact.folder / ENGINE
+        if not engine_file.is_file() or not info_file.is_file():
             raise ExportError(f"{artifact.folder} holds no engine yet", f"build it: {rebuild}")
         info = read_json(info_file)
-        plan = trt_plan.BuildPlan(**read_json(artifact.folder / PLAN))
-        plan = trt_plan.BuildPlan(**{**plan.to_dict(), "input_shape": tuple(plan.input_shape)})
-        want = trt_plan.engine_key(plan, dev.tensorrt or "?", dev.compute_capability or "?")
-        if info["key"] != want or sha256_file(artifact.folder / plan.onnx) != plan.onnx_sha256:
-            raise ExportError(f"the engine in {artifact.folder} was built for TensorRT "
-                              f"{info['tensorrt']} on sm {info['compute_capability']}; this device "
-                              f"has TensorRT {dev.tensorrt} on sm {dev.compute_capability}",
+        plan = trt_plan.load_plan(artifact.folder / PLAN)
+        differs = []
+        if sha256_file(artifact.folder / plan.onnx) != plan.onnx_sha256:
+            differs.append(f"{plan.onnx} changed since the plan was written")
+        if sha256_file(engine_file) != info.get("engine_sha256"):
+            differs.append(f"{ENGINE} is not the file that was built (sha256 differs)")
+        if info["tensorrt"] != dev.tensorrt:
+            differs.append(f"built by TensorRT {info['tensorrt']}, this device has {dev.tensorrt}")
+        if info["compute_capability"] != dev.compute_capability:
+            differs.append(f"built for sm {info['compute_capability']}, this GPU is sm "
+                           f"{dev.compute_capability}")
+        if not differs and info["key"] != trt_plan.engine_key(plan, dev.tensorrt,
+                                                              dev.compute_capability):
+            differs.append("built with other flags or shapes than build_plan.json says")
+        if differs:
+            raise ExportError(f"refusing the engine in {artifact.folder}: " + "; ".join(differs),
                               f"rebuild it here: {rebuild}")
-        return (artifact.folder / ENGINE).read_bytes()
+        return engine_file.read_bytes()
 
     def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
         dev = trt_plan.read_device()
-        if not artifact.built and not (artifact.folder / ENGINE).is_file():
+        if not (artifact.folder / ENGINE).is_file():  # plan only (or engine deleted): build here
             if not (dev.tensorrt and dev.compute_capability):
                 raise ExportError(f"{artifact.folder} holds the build plan, not an engine: "
                                   "TensorRT engines are built on the device",
@@ -179,7 +214,8 @@ class TensorRTTarget(Target):
                                   f"{artifact.folder.name}` there (it builds the engine first), "
                                   f"or its trtexec.sh")
             self.build(artifact, dev)
-        inner = TrtRunner(self.check_engine(artifact, dev))
+        plan = trt_plan.load_plan(artifact.folder / PLAN)
+        inner = TrtRunner(self.check_engine(artifact, dev), plan.dla_core)
         return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:

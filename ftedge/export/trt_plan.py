@@ -111,6 +111,7 @@ class BuildPlan:
     min_batch: int
     opt_batch: int
     max_batch: int
+    dynamic_batch: bool  # False: the ONNX has a fixed batch (trtexec then takes no shape flags)
     strongly_typed: bool  # INT8 Q/DQ: the graph's types decide, no precision flags
     fp16: bool
     int8: bool
@@ -128,15 +129,24 @@ class BuildPlan:
         return asdict(self)
 
 
+def load_plan(path: Path) -> BuildPlan:
+    from ftedge.io import read_json
+
+    data = read_json(path)
+    return BuildPlan(**{**data, "input_shape": tuple(data["input_shape"])})
+
+
 def make_plan(onnx: Path, onnx_sha256: str, precision: str, batch: int | None,
               input_shape: tuple[int, int, int], profile: TargetProfile) -> BuildPlan:
     spec = profile.tensorrt
     lo, hi = (batch, batch) if batch is not None else (1, profile.max_batch)
     dla = spec.use_dla_core
-    # DLA needs the weakly typed INT8/FP16 flags; elsewhere INT8 Q/DQ graphs build strongly typed
-    strongly = precision == "int8" and dla is None
+    # INT8 Q/DQ graphs build strongly typed (TensorRT >= 10); DLA engines and TensorRT 8.x
+    # (Xavier) take the weakly typed INT8 + FP16 flags, which read the same Q/DQ scales.
+    strongly = (precision == "int8" and dla is None
+                and _version_tuple(spec.min_version) >= (10,))
     return BuildPlan(onnx.name, onnx_sha256, precision, tuple(input_shape), lo, min(max(lo, 8), hi), hi,
-                     strongly_typed=strongly,
+                     dynamic_batch=batch is None, strongly_typed=strongly,
                      fp16=precision == "fp16" or (precision == "int8" and not strongly),
                      int8=precision == "int8" and not strongly, tf32=False,
                      workspace_mb=spec.workspace_mb, dla_core=dla,
@@ -147,9 +157,10 @@ def trtexec_command(plan: BuildPlan, engine: str = "model.engine",
                     timing_cache: str = "timing.cache") -> list[str]:
     """The trtexec call that builds the same engine (for users who prefer NVIDIA's own tool)."""
     s = plan.shapes()
-    cmd = ["trtexec", f"--onnx={plan.onnx}", f"--saveEngine={engine}",
-           f"--minShapes={s['min']}", f"--optShapes={s['opt']}", f"--maxShapes={s['max']}",
-           f"--memPoolSize=workspace:{plan.workspace_mb}M", f"--timingCacheFile={timing_cache}"]
+    cmd = ["trtexec", f"--onnx={plan.onnx}", f"--saveEngine={engine}"]
+    if plan.dynamic_batch:  # trtexec refuses shape flags for a static ONNX
+        cmd += [f"--minShapes={s['min']}", f"--optShapes={s['opt']}", f"--maxShapes={s['max']}"]
+    cmd += [f"--memPoolSize=workspace:{plan.workspace_mb}M", f"--timingCacheFile={timing_cache}"]
     if plan.strongly_typed:
         cmd.append("--stronglyTyped")
     if plan.fp16:

@@ -65,9 +65,18 @@ def test_int8_plan_is_strongly_typed_with_a_dynamic_batch_profile():
 def test_dla_plan_uses_weak_typing_and_gpu_fallback():
     plan = _plan("jetson-orin-agx-dla", batch=1)
     assert plan.dla_core == 0 and plan.int8 and plan.fp16 and not plan.strongly_typed
+    assert not plan.dynamic_batch and (plan.min_batch, plan.max_batch) == (1, 1)
     cmd = trt_plan.trtexec_command(plan)
     assert "--useDLACore=0" in cmd and "--allowGPUFallback" in cmd and "--int8" in cmd
-    assert "--minShapes=input:1x3x96x96" in cmd and "--maxShapes=input:1x3x96x96" in cmd
+    # the ONNX has a fixed batch: trtexec refuses shape flags for a static model
+    assert not [c for c in cmd if c.startswith(("--minShapes", "--optShapes", "--maxShapes"))]
+
+
+def test_tensorrt_8_plan_for_xavier_is_weakly_typed():
+    plan = _plan("jetson-xavier-nx")
+    assert not plan.strongly_typed and plan.int8 and plan.fp16 and plan.max_batch == 16
+    cmd = trt_plan.trtexec_command(plan)
+    assert "--stronglyTyped" not in cmd and "--int8" in cmd  # trtexec 8.5 has no --stronglyTyped
 
 
 def test_fp16_and_fp32_plans():
