@@ -14,6 +14,13 @@ from typing import Any, Iterator
 from ftedge.errors import RunError
 
 
+def default_mode(directory: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give (mkstemp/mkdtemp make private 0600/0700)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the destination folder; it replaces `path` only on success."""
@@ -23,6 +30,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -75,12 +75,18 @@ class _Shim:
 
 
 def _latency(runner, shape, batches, opts) -> list[dict]:
+    """Per batch size: warm-up, then the timed calls inside one energy probe (warm-up outside)."""
     rows = []
     rng = np.random.default_rng(0)
     for b in batches:
         x = rng.standard_normal((b, *shape)).astype(np.float32)
-        times = time_calls(lambda x=x: runner.infer(x), opts.warmup, opts.runs, opts.seconds)
-        rows.append(latency_percentiles(times, b))
+        for _ in range(opts.warmup):
+            runner.infer(x)
+        with system.EnergyProbe() as probe:
+            times = time_calls(lambda x=x: runner.infer(x), 0, opts.runs, opts.seconds)
+        row = latency_percentiles(times, b)
+        row["energy"] = probe.result(len(times) * b)
+        rows.append(row)
     return rows
 
 
@@ -108,14 +114,15 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
     from ftedge.export.exporter import load_artifact
 
     folder = Path(folder)
-    manifest = read_json(folder / "manifest.json")
-    row = {"artifact": str(folder), "target": manifest["target"], "runtime": manifest["runtime"],
-           "precision": manifest["precision"], "device": manifest["device"],
-           "size_mb": _folder_size_mb(folder, manifest), "versions": manifest["versions"],
-           "input_shape": manifest["input_shape"]}
+    row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}
     try:
+        manifest = read_json(folder / "manifest.json")
+        row.update(target=manifest["target"], runtime=manifest["runtime"],
+                   precision=manifest["precision"], device=manifest["device"],
+                   size_mb=_folder_size_mb(folder, manifest), versions=manifest["versions"],
+                   input_shape=manifest["input_shape"])
         val = load_valset(manifest, data, val_cache)
-        system.reset_peak_rss()
+        peak_is_per_artifact = system.reset_peak_rss()
         rss0, gpu_free0 = system.rss_mb(), _gpu_free_mb()
         t0 = time.perf_counter()
         loaded = load_artifact(folder, opts.threads)
@@ -132,12 +139,13 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         batches = opts.batches if fixed == "dynamic" else tuple(
             b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
         shape = tuple(manifest["input_shape"][1:])
-        with system.EnergyProbe() as probe:
-            row["latency"] = _latency(loaded.runner, shape, batches, opts)
-        row["energy"] = probe.result(sum(r["runs"] * r["batch"] for r in row["latency"]))
+        row["latency"] = _latency(loaded.runner, shape, batches, opts)
+        row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
         row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
         gpu_free1 = _gpu_free_mb()
         row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
+                         "peak_rss_scope": "this artifact" if peak_is_per_artifact else
+                         "the whole bench process (the peak mark could not be reset)",
                          "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
@@ -169,6 +177,7 @@ def bench(artifacts: list[str | Path], data: str | Path | None = None,
         import torch
 
         torch.set_num_threads(opts.threads)
+    _gpu_free_mb()  # create the CUDA context (if any) before the first artifact's RSS baseline
     cache: dict = {}
     rows = []
     for folder in artifacts:

@@ -35,7 +35,9 @@ def table_rows(report: dict) -> list[list[str]]:
         drop = acc.get("drop_points")
         rows.append([host, a["target"], a["precision"], STATUS[a["status"]],
                      _fmt(a.get("size_mb"), ".2f"), _fmt(acc.get("top1"), ".4f"),
-                     "n/a" if drop is None else f"{0.0 - drop + 0.0:+.2f} pt", _fmt(b1.get("p50_ms"), ".2f"),
+                     "n/a" if drop is None else f"{-round(drop, 2) + 0.0:+.2f} pt",
+                     _fmt(b1.get("p50_ms"), ".2f") + ("" if b1.get("batch", 1) == 1 else
+                                                      f" (b{b1['batch']})"),
                      _fmt(b1.get("p99_ms"), ".2f"), _fmt(best, ".1f"),
                      _fmt((a.get("energy") or {}).get("mj_per_image"), ".2f")])
     return rows
@@ -166,6 +168,9 @@ def merge_reports(folders: list[str | Path], out: Path) -> dict[str, Path]:
     """`ftedge report`: several bench folders (e.g. one copied back from a Jetson) side by side."""
     from ftedge.errors import RunError
 
+    if any(Path(f).resolve() == out.resolve() for f in folders):
+        raise RunError(f"--out {out} is one of the folders to merge: it would overwrite that "
+                       "bench report", "pick another --out")
     reports = []
     for f in folders:
         path = Path(f) / "report.json" if Path(f).is_dir() else Path(f)

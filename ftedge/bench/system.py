@@ -211,6 +211,10 @@ class EnergyProbe:
             return {"source": None, "mj_per_image": None,
                     "note": "no power reader here (tegrastats or readable RAPL counters)"}
         if self.source == "tegrastats":
+            if len(self.sampler.samples) < 2:
+                return {"source": "tegrastats", "mj_per_image": None,
+                        "note": "the timed block was shorter than two tegrastats samples; "
+                                "use --time S or more --runs"}
             power = self.sampler.mean_mw()
             total = power.get("VDD_IN") or power.get("POM_5V_IN")
             if total is None:

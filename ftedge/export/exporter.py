@@ -74,6 +74,13 @@ def _versions(target) -> dict:
             **target.versions()}
 
 
+def graph_opset(path: Path) -> int:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+
+
 def _manifest(loaded, profile, source, artifact, target, parity, folder) -> dict:
     from ftedge.quant.onnx_export import read_metadata
 
@@ -86,7 +93,7 @@ def _manifest(loaded, profile, source, artifact, target, parity, folder) -> dict
         "input_name": "input", "output_name": "logits",
         "input_shape": ["dynamic" if source.batch is None else source.batch,
                         *source.input_size],
-        "opset": profile.opset,
+        "opset": graph_opset(source.path),
         "classes": loaded.classes, "preprocessing": loaded.contract,
         "model_name": loaded.model_name,
         "source": {"run": str(loaded.path.resolve()), "kind": source.kind,
@@ -105,13 +112,24 @@ def _manifest(loaded, profile, source, artifact, target, parity, folder) -> dict
 
 @contextlib.contextmanager
 def staging_folder(out: Path, force: bool):
-    """A temp folder beside `out` that becomes `out` only if the block succeeds."""
-    if out.exists() and not force:
-        raise RunError(f"{out} already exists", "pass --force to replace it, or --out DIR")
+    """A temp folder beside `out` that becomes `out` only if the block succeeds.
+
+    --force replaces only an empty folder or an earlier artifact (it has a manifest.json):
+    never a run, or a folder of artifacts, named by mistake.
+    """
+    from ftedge.io import default_mode
+
+    if out.exists():
+        if not force:
+            raise RunError(f"{out} already exists", "pass --force to replace it, or --out DIR")
+        if not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file()):
+            raise RunError(f"{out} is not an artifact folder: --force will not replace it",
+                           "pick another --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         yield tmp
+        os.chmod(tmp, default_mode(directory=True))
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -119,7 +137,13 @@ def staging_folder(out: Path, force: bool):
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)  # put the previous artifact back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -134,6 +158,11 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
     batch_n = parse_batch(batch, profile)
     loaded = load_run(run)
     source = pick_source(loaded, precision, batch_n, int8_source)
+    opset = graph_opset(source.path)
+    if opset > profile.opset:
+        raise ExportError(f"{source.path.name} is opset {opset}; target {profile.name} takes "
+                          f"opset {profile.opset} at most",
+                          f"re-export the run at opset {profile.opset} (qat.opset in the config)")
     tgt = get_target(profile.runtime)
     problems = tgt.preflight(profile)
     for p in problems:
@@ -167,14 +196,19 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedRun:
     profile = from_dict(TargetProfile, {**manifest["profile"], "precisions": tuple(
         manifest["profile"]["precisions"])}, where="manifest profile")
     validate_profile(profile)
-    bad = [f for f, digest in manifest["files"].items()
-           if (folder / f).is_file() and sha256_file(folder / f) != digest
-           and f not in ("model.engine", "engine.json") and not f.startswith("timing-")]
+    batch = manifest["input_shape"][0]
+    again = (f"export again: ftedge export {manifest['source']['run']} --target {profile.name} "
+             f"--precision {manifest['precision']}"
+             + ("" if batch == "dynamic" else f" --batch {batch}") + f" --out {folder} --force")
+    checked = {f: d for f, d in manifest["files"].items()
+               if f not in ("model.engine", "engine.json") and not f.startswith("timing-")}
+    missing = [f for f in checked if not (folder / f).is_file()]
+    if missing:
+        raise ExportError(f"{folder}: {', '.join(missing)} missing", again)
+    bad = [f for f, digest in checked.items() if sha256_file(folder / f) != digest]
     if bad:
         raise ExportError(f"{folder}: {', '.join(bad)} changed since export (sha256 mismatch)",
-                          f"export again: ftedge export {manifest['source']['run']} --target "
-                          f"{profile.name} --precision {manifest['precision']} --force")
-    batch = manifest["input_shape"][0]
+                          again)
     artifact = Artifact(folder, manifest["artifact"], profile.name, profile.runtime,
                         manifest["precision"], None if batch == "dynamic" else int(batch),
                         built=manifest["built"], extra=manifest.get("extra", {}))

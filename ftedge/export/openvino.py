@@ -16,6 +16,11 @@ from ftedge.export.base import (Artifact, ExportError, FixedBatchRunner, Problem
 from ftedge.export.profiles import TargetProfile
 
 
+def device_available(device: str, available: list[str]) -> bool:
+    """'GPU' is there when OpenVINO lists 'GPU', 'GPU.0' or 'GPU.1'."""
+    return any(d.split(".")[0] == device.split(".")[0] for d in available)
+
+
 def compile_config(profile: TargetProfile, threads: int | None) -> dict:
     config = {}
     if profile.inference_precision:
@@ -32,7 +37,7 @@ class OpenVinoRunner:
         import openvino as ov
 
         core = ov.Core()
-        if profile.device not in core.available_devices:
+        if not device_available(profile.device, core.available_devices):
             raise ExportError(f"OpenVINO device {profile.device} is not available here "
                               f"(found: {', '.join(core.available_devices)})",
                               "run on the device the profile is for, or pick another --target")
@@ -78,7 +83,7 @@ class OpenVinoTarget(Target):
         except ImportError:
             return [Problem("error", "openvino is not installed", "pip install 'ftedge[openvino]'")]
         devices = ov.Core().available_devices
-        if profile.device not in devices:
+        if not device_available(profile.device, devices):
             # IR is portable: it can be written here and compiled on the device later
             return [Problem("warning", f"OpenVINO device {profile.device} is not on this machine "
                                        f"(found: {', '.join(devices)}); the IR is written but "

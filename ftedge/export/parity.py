@@ -81,9 +81,15 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
     try:
         runner = target.runner(artifact, profile, threads)
-    except ExportError as e:
+    except ExportError as e:  # e.g. the profile's device is not on this machine
         return {"status": "skipped", "passed": None, "reason": str(e)}
-    result = compare_logits(ref_logits, infer_all(runner, x), labels)
+    try:
+        logits = infer_all(runner, x)
+    except Exception as e:  # a runtime refusing the artifact is the export's failure
+        raise ExportError(f"{profile.name} {source.precision}: the artifact does not run here: "
+                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                          "check the profile (device, inference_precision, batch)") from e
+    result = compare_logits(ref_logits, logits, labels)
     tol = profile.tolerances
     need = tol.top1_agreement(source.precision)
     ok = result["top1_agreement"] >= need

@@ -111,7 +111,12 @@ def load_profile(spec: str | Path) -> TargetProfile:
 
 def validate_profile(p: TargetProfile) -> None:
     """Values a profile may hold; every error names the valid ones."""
+    import re
+
     where = f"target {p.name}"
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", p.name):
+        raise ConfigError(f"target name {p.name!r} may hold only letters, digits, '.', '_', '-'",
+                          "it names the artifact folder")
     if p.runtime not in RUNTIMES:
         raise ConfigError(f"{where}: unknown runtime {p.runtime!r}", f"valid: {', '.join(RUNTIMES)}")
     if p.device not in DEVICES[p.runtime]:
@@ -127,9 +132,28 @@ def validate_profile(p: TargetProfile) -> None:
     if p.opset < MIN_OPSET:
         raise ConfigError(f"{where}: opset {p.opset} is too old", f"use {MIN_OPSET} or newer")
     parse_batch(p.batch, p)
+    if p.max_batch < 1:
+        raise ConfigError(f"{where}: max_batch must be >= 1, got {p.max_batch}")
+    t = p.tolerances
+    for name in ("fp32_top1_agreement", "fp16_top1_agreement", "int8_top1_agreement"):
+        if not 0.0 <= getattr(t, name) <= 1.0:
+            raise ConfigError(f"{where}: tolerances.{name} must be a fraction in [0, 1]")
+    if t.fp32_max_abs_logit < 0:
+        raise ConfigError(f"{where}: tolerances.fp32_max_abs_logit must be >= 0")
     if p.runtime == "tensorrt" and p.tensorrt is None:
         raise ConfigError(f"{where}: a tensorrt profile needs a 'tensorrt:' section",
                           "copy one from targets/tensorrt-x86.yaml")
+    if p.tensorrt is not None:
+        spec = p.tensorrt
+        if spec.workspace_mb < 1:
+            raise ConfigError(f"{where}: tensorrt.workspace_mb must be >= 1")
+        if spec.use_dla_core is not None and not 0 <= spec.use_dla_core < spec.dla_cores:
+            raise ConfigError(f"{where}: tensorrt.use_dla_core {spec.use_dla_core} is not one of "
+                              f"the device's {spec.dla_cores} DLA cores",
+                              f"valid: {list(range(spec.dla_cores)) or 'none (no DLA)'}")
+        if (p.device == "dla") != (spec.use_dla_core is not None):
+            raise ConfigError(f"{where}: device 'dla' and tensorrt.use_dla_core go together",
+                              "set both (a DLA build) or neither (a GPU build)")
 
 
 def parse_batch(batch: object, profile: TargetProfile) -> int | None:
@@ -141,9 +165,11 @@ def parse_batch(batch: object, profile: TargetProfile) -> int | None:
             raise ConfigError(f"target {profile.name} needs static shapes: a dynamic batch "
                               "cannot be compiled for it", "pass --batch N (e.g. --batch 1)")
         return None
+    if isinstance(batch, float) and not batch.is_integer():
+        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
     try:
         value = int(batch)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}") from None
     if value < 1 or isinstance(batch, bool):
         raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")

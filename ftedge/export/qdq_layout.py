@@ -8,10 +8,9 @@ which a signed zero-point-0 Q does not. Without the rewrite ONNX Runtime runs mo
 convolutions in FP32 between Q/DQ pairs, slower than the FP32 model.
 
 The rewrite keeps every scale the QAT model learned:
-- a Q after Clip(0, M) / Relu becomes uint8 with zero-point 0: with the same scale s where
-  255 s <= M (every INT8 level kept exactly), else over the same range [0, 127 s] with scale
-  127 s / 255 (a finer grid); either way the Q range now implies the clip, and ONNX Runtime's
-  ClipQuantFusion/ReluQuantFusion remove it;
+- a Q after Clip(0, M) / Relu becomes uint8 with zero-point 0 over exactly the INT8 range
+  [0, 127 s] (scale 127 s / 255: a grid twice as fine, saturating where INT8 saturates), so
+  the Q range implies the clip and ONNX Runtime's ClipQuantFusion/ReluQuantFusion remove it;
 - TF-"same" Pad nodes fold into the convolutions' own pads, and per-tensor scales become
   scalars (the form ORT's fusions match);
 - for ONNX Runtime, every other activation Q/DQ becomes uint8 with zero-point 128 (the same
@@ -63,14 +62,11 @@ def unsigned_after_relu(model) -> int:
         if zp.dtype != np.int8 or zp.size != 1 or zp.item() != 0 or 127 * scale.item() > top:
             continue
         dqs = consumers.get(q.output[0], [])
-        if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
+        if not dqs or any(d.op_type != "DequantizeLinear" or len(d.input) < 3 for d in dqs):
             continue
-        # Same grid when [0, 255 s] still fits under the clip (exact for every value the INT8
-        # graph can hold, and the clip becomes redundant); else the INT8 range [0, 127 s] on a
-        # grid twice as fine, so that the clip can still go.
-        same_grid = 255 * scale.item() <= top
-        new_scale = scale.astype(np.float32) if same_grid else (
-            scale.astype(np.float32) * np.float32(127.0 / 255.0)).astype(np.float32)
+        # The INT8 range [0, 127 s] on a grid twice as fine: uint8 saturates where INT8 did
+        # (a same-scale uint8 Q would stop clipping at 127 s), and the clip becomes redundant.
+        new_scale = (scale.astype(np.float32) * np.float32(127.0 / 255.0)).astype(np.float32)
         s_name, z_name = q.output[0] + "_u8_scale", q.output[0] + "_u8_zp"
         model.graph.initializer.extend([
             numpy_helper.from_array(new_scale.reshape(()), s_name),  # scalars: ORT's fusions want 0-d
@@ -85,6 +81,9 @@ def scalar_qparams(model) -> int:
     """Store per-tensor scales and zero-points as 0-d tensors, the form ORT's fusions match."""
     names = {n.input[i] for n in model.graph.node
              if n.op_type in ("QuantizeLinear", "DequantizeLinear") for i in (1, 2) if i < len(n.input)}
+    other_uses = {i for n in model.graph.node for k, i in enumerate(n.input)
+                  if not (n.op_type in ("QuantizeLinear", "DequantizeLinear") and k in (1, 2))}
+    names -= other_uses | {v.name for v in model.graph.input}
     changed = 0
     for init in model.graph.initializer:
         if init.name in names and list(init.dims) == [1]:
@@ -109,15 +108,20 @@ def fold_pads_into_convs(model) -> int:
         mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
         fill = _const(model, pad.input[2]) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
         outs = consumers.get(pad.output[0], [])
-        if (pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or mode != b"constant"
+        if (pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or (pads < 0).any()
+                or mode != b"constant"
                 or fill is None or fill.any() or len(outs) != 1 or outs[0].op_type != "QuantizeLinear"):
             continue
         q = outs[0]
         zp = _const(model, q.input[2]) if len(q.input) > 2 else None
         dqs = consumers.get(q.output[0], [])
         convs = [c for d in dqs for c in consumers.get(d.output[0], [])]
+        dq_outs = {d.output[0] for d in dqs}
         if (zp is None or zp.any() or not dqs or any(d.op_type != "DequantizeLinear" for d in dqs)
-                or not convs or any(c.op_type != "Conv" for c in convs)):
+                or not convs or any(c.op_type != "Conv" for c in convs)
+                or any(c.input[0] not in dq_outs or set(c.input[1:]) & dq_outs for c in convs)
+                or any(a.name == "auto_pad" and a.s not in (b"", b"NOTSET")
+                       for c in convs for a in c.attribute)):
             continue
         for conv in convs:
             old = next((list(a.ints) for a in conv.attribute if a.name == "pads"), [0, 0, 0, 0])
@@ -146,7 +150,7 @@ def unsigned_activations(model) -> int:
         if zp is None or zp.dtype != np.int8 or zp.size != 1 or zp.item() != 0:
             continue
         dqs = consumers.get(q.output[0], [])
-        if not dqs or any(d.op_type != "DequantizeLinear" for d in dqs):
+        if not dqs or any(d.op_type != "DequantizeLinear" or len(d.input) < 3 for d in dqs):
             continue
         z_name = q.output[0] + "_u8_zp128"
         model.graph.initializer.append(numpy_helper.from_array(np.full((), 128, np.uint8), z_name))

@@ -161,3 +161,33 @@ def test_ptq_source_carries_its_calibration_hash(qat_run, tmp_path):
     assert m["source"]["kind"] == "ptq" and m["source"]["onnx"] == "model.ptq.int8.onnx"
     assert len(m["calibration_sha256"]) == 64
     assert "ONNX Runtime" in m["parity"]["reference"] and m["parity"]["top1_agreement"] >= 0.99
+
+
+def test_force_never_replaces_a_folder_that_is_not_an_artifact(qat_run, tmp_path):
+    keep = tmp_path / "mine"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("precious")
+    with pytest.raises(RunError, match="not an artifact folder"):
+        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=keep, force=True,
+                   log=lambda m: None)
+    assert (keep / "notes.txt").read_text() == "precious"
+
+
+def test_artifact_files_get_ordinary_permissions(ort_exports):
+    import os
+    import stat
+
+    umask = os.umask(0)
+    os.umask(umask)
+    folder = ort_exports["fp32"].folder
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    for f in folder.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+
+
+def test_missing_artifact_file_is_a_clear_error(ort_exports, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(ort_exports["int8"].folder, copy)
+    (copy / "model.int8.onnx").unlink()
+    with pytest.raises(ExportError, match="missing"):
+        load_run(copy)

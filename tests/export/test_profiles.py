@@ -74,3 +74,19 @@ def test_unsupported_precision_and_dynamic_batch_on_static_device():
 def test_unknown_target_lists_the_shipped_ones():
     with pytest.raises(ConfigError, match="jetson-orin-nano"):
         load_profile("jetson-nano-2015")
+
+
+@pytest.mark.parametrize("body,match", [
+    ("name: ../../x\nruntime: onnxruntime\ndevice: cpu\n", "letters, digits"),
+    ("name: d\nruntime: tensorrt\ndevice: dla\ntensorrt: {dla_cores: 2}\n", "go together"),
+    ("name: d\nruntime: tensorrt\ndevice: dla\ntensorrt: {dla_cores: 2, use_dla_core: 2}\n",
+     "not one of"),
+    ("name: d\nruntime: onnxruntime\ndevice: cpu\ntolerances: {int8_top1_agreement: 99}\n",
+     "fraction"),
+    ("name: d\nruntime: onnxruntime\ndevice: cpu\nbatch: 2.5\n", "positive integer"),
+])
+def test_more_bad_profiles(tmp_path, body, match):
+    f = tmp_path / "bad.yaml"
+    f.write_text(body)
+    with pytest.raises(ConfigError, match=match):
+        load_profile(f)
