@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import copy
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,23 +22,17 @@ import torch
 from ftedge.io import read_json
 from ftedge.quant.gate import onnx_logits
 from ftedge.quant.onnx_export import export_onnx
-from ftedge.quant.ort_session import inference_session
-from ftedge.quant.qat import freeze_all_observers, prepare_qat
+from ftedge.bench.latency import latency_percentiles, time_calls
+from ftedge.export.exporter import qat_reference
+from ftedge.quant.ort_session import OrtRunner
 from ftedge.runs import load_run, preprocess_samples
-from ftedge.training.checkpoint import load_checkpoint
 from ftedge.training.data_setup import samples_from_record
 
 
-def timed(fn, x, seconds: float = 3.0, min_iters: int = 5) -> float:
-    """Median ms per image after warm-up."""
-    for _ in range(3):
-        fn(x)
-    times, start = [], time.perf_counter()
-    while len(times) < min_iters or time.perf_counter() - start < seconds:
-        t = time.perf_counter()
-        fn(x)
-        times.append(time.perf_counter() - t)
-    return 1000 * float(np.median(times)) / len(x)
+def timed(fn, x, seconds: float = 3.0) -> float:
+    """Median ms per image after 3 warm-up calls (ftedge bench's own timer)."""
+    times = time_calls(lambda: fn(x), warmup=3, seconds=seconds)
+    return latency_percentiles(times, len(x))["p50_ms_per_image"]
 
 
 def export_pair(run: Path, size: int, out: Path) -> tuple[Path, Path]:
@@ -48,13 +41,8 @@ def export_pair(run: Path, size: int, out: Path) -> tuple[Path, Path]:
     example = torch.zeros(1, 3, size, size)
     fp32 = out / "fp32.onnx"
     export_onnx(copy.deepcopy(loaded.runner.model), example, fp32, 17, {})
-    qat = copy.deepcopy(loaded.runner.model)
-    ckpt = load_checkpoint(run / "qat_best.pt")
-    prepare_qat(qat, example.repeat(2, 1, 1, 1), ckpt["config"]["qat"].get("weight_bits", 8))
-    qat.load_state_dict(ckpt["model_state"])
-    freeze_all_observers(qat)
     int8 = out / "int8.onnx"
-    export_onnx(qat, example, int8, 17, {})
+    export_onnx(qat_reference(loaded).model, example, int8, 17, {})
     return fp32, int8
 
 
@@ -63,11 +51,9 @@ def ort_layout(int8: Path, out: Path, runtime: str = "onnxruntime") -> Path:
     import onnx
 
     from ftedge.export.qdq_layout import to_openvino_layout, to_ort_layout
-    from ftedge.quant.onnx_export import prune_unused_initializers
 
     model = onnx.load(str(int8))
     (to_ort_layout if runtime == "onnxruntime" else to_openvino_layout)(model)
-    prune_unused_initializers(model)
     onnx.save(model, str(out))
     return out
 
@@ -155,8 +141,7 @@ def main() -> None:
 
 
 def _ort(path, threads):
-    sess = inference_session(path, threads)
-    return lambda x: sess.run(None, {"input": x})
+    return OrtRunner(path, threads).infer
 
 
 def _ov(compiled):

@@ -2,8 +2,9 @@
 
 The Python API mirrors the command line: `ftedge.tune(...)`, `ftedge.evaluate(...)`,
 `ftedge.predict(...)`, `ftedge.audit_dataset(...)`, `ftedge.write_demo_data(...)`,
-`ftedge.demo(...)`, `ftedge.export_run(...)`, `ftedge.bench_artifacts(...)`. (`export` and
-`bench` are the stage packages, hence the longer names.) Heavy imports happen on first use, so `import ftedge` stays cheap.
+`ftedge.demo(...)`, `ftedge.export_run(...)`, `ftedge.bench_artifacts(...)` (`export` and
+`bench` are the stage packages, hence the longer names). Heavy imports happen on first use, so
+`import ftedge` stays cheap.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ftedge.console import console, results
-from ftedge.errors import FtedgeError
+from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -59,7 +59,6 @@ def tune(config_file, resume, **options) -> None:
     _exit_on_failed_gate(result)
 
 
-GATE_FAILED = 3
 
 
 def _exit_on_failed_gate(result) -> None:
@@ -86,7 +85,7 @@ def demo(out, data, device) -> None:
     if any(e.passed is False for e in result.exports) or "gate_failed" in statuses:
         sys.exit(GATE_FAILED)
     if "error" in statuses:
-        sys.exit(4)
+        sys.exit(RUN_FAILED)
 
 
 @cli.command("demo-data")

@@ -119,6 +119,10 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
         return _check_value(name, value, inner[0], where)
+    if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")
+        return from_dict(hint, value, f"{where}.{name}")
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}.{name} must be a list, got {value!r}")
@@ -150,16 +154,7 @@ def from_dict(cls: type, data: dict[str, Any] | None, where: str = "config") -> 
         )
     kwargs = {}
     for name, value in data.items():
-        hint = hints[name]
-        if typing.get_origin(hint) in (typing.Union, types.UnionType) and value is not None:
-            inner = [a for a in typing.get_args(hint) if a is not type(None)]
-            hint = inner[0] if len(inner) == 1 and dataclasses.is_dataclass(inner[0]) else hint
-        if dataclasses.is_dataclass(hint):
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")
-            kwargs[name] = from_dict(hint, value, f"{where}.{name}")
-        else:
-            kwargs[name] = _check_value(name, value, hint, where)
+        kwargs[name] = _check_value(name, value, hints[name], where)
     return cls(**kwargs)
 
 

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+# Exit codes of the commands besides 0 (success) and 2 (an FtedgeError: bad input, with a fix)
+GATE_FAILED = 3  # an accuracy gate or parity check failed: the artifact exists but is not trusted
+RUN_FAILED = 4  # an artifact could not run at all (bench)
+
+
 class FtedgeError(Exception):
     """A user-facing error; `hint` says how to fix it."""
 

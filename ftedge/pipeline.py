@@ -77,16 +77,12 @@ def demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 def bench_exports(exports: list) -> tuple[dict, Path]:
     """Bench the demo's artifacts on this machine and write the report into the run."""
     from ftedge.bench.bench import BenchOptions, bench
-    from ftedge.bench.cli_support import default_report_dir, print_table
-    from ftedge.bench.report import write_report
+    from ftedge.bench.cli_support import default_report_dir, publish_report
 
     folders = [e.folder for e in exports]
     console.print(f"benching {len(folders)} artifacts on this machine")
     report = bench(folders, opts=BenchOptions(batches=(1, 8, 32), runs=100),
                    progress=lambda m: console.print(m, soft_wrap=True))
     out = default_report_dir(folders[0])
-    paths = write_report(report, out)
-    print_table(report)
-    console.print(f"bench report: {paths['md']} ({paths['pareto_png'].name}, "
-                  f"{paths['latency_png'].name})", soft_wrap=True)
+    publish_report(report, out)
     return report, out

@@ -31,6 +31,11 @@ class TorchRunner:
         return self.model(torch.from_numpy(np.ascontiguousarray(batch))).float().numpy()
 
 
+def infer_batches(runner, x: np.ndarray, batch: int = 32) -> np.ndarray:
+    """Any Runner over many images, `batch` at a time."""
+    return np.concatenate([runner.infer(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
 @dataclass
 class LoadedRun:
     """A run's best model with its classes and preprocessing contract."""

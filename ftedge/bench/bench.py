@@ -45,7 +45,7 @@ def _folder_size_mb(folder: Path, manifest: dict) -> float:
 
 def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     """The images to judge on (the run's val split or --data), with the FP32 reference logits."""
-    from ftedge.runs import _eval_samples, load_run, preprocess_samples
+    from ftedge.runs import _eval_samples, infer_batches, load_run, preprocess_samples
 
     run = Path(manifest["source"]["run"])
     key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
@@ -61,7 +61,7 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     labels = np.array([s.label for s in samples])
     ref = None
     if reference is not None:
-        ref = np.concatenate([reference.runner.infer(x[i:i + 32]) for i in range(0, len(x), 32)])
+        ref = infer_batches(reference.runner, x)
     cache[key] = ValSet(samples, x, labels, list(manifest["classes"]), ref,
                         "run val split" if data is None else str(data))
     return cache[key]
@@ -112,6 +112,7 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
 def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
     from ftedge.export.exporter import load_artifact
+    from ftedge.runs import infer_batches
 
     folder = Path(folder)
     row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}
@@ -130,8 +131,7 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         t0 = time.perf_counter()
         loaded.runner.infer(val.x[:1])
         row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
-        logits = np.concatenate([loaded.runner.infer(val.x[i:i + 32])
-                                 for i in range(0, len(val.x), 32)])
+        logits = infer_batches(loaded.runner, val.x)
         row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
                                             opts.max_drop)
         row["accuracy"]["images"] = val.source

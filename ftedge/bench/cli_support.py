@@ -7,11 +7,9 @@ import time
 from pathlib import Path
 
 from ftedge.bench.bench import BenchOptions, bench
-from ftedge.bench.report import COLUMNS, table_rows, write_report
+from ftedge.bench.report import table_lines, write_report
 from ftedge.console import console, results
-from ftedge.errors import FtedgeError
-
-GATE_FAILED, RUN_FAILED = 3, 4
+from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
 
 
 def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | None) -> list[Path]:
@@ -47,10 +45,17 @@ def default_report_dir(first_artifact: Path) -> Path:
 
 def print_table(report: dict) -> None:
     """The report.md table on stdout, unwrapped: readable in a terminal, a log or a pipe."""
-    lines = ["| " + " | ".join(COLUMNS[1:]) + " |", "|" + "---|" * (len(COLUMNS) - 1)]
-    lines += ["| " + " | ".join(row[1:]) + " |" for row in table_rows(report)]
-    for line in lines:
+    for line in table_lines([report], with_device=False):
         results.print(line, soft_wrap=True, highlight=False, markup=False)
+
+
+def publish_report(report: dict, out: Path) -> dict[str, Path]:
+    """Write the report files, print the table and where they went."""
+    paths = write_report(report, out)
+    print_table(report)
+    results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
+                  f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)
+    return paths
 
 
 def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, threads,
@@ -75,11 +80,7 @@ def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, t
             done[0] += 1
 
         report = bench(folders, data, opts, progress=on_artifact)
-    out = Path(out) if out else default_report_dir(Path(folders[0]))
-    paths = write_report(report, out)
-    print_table(report)
-    results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
-                  f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)
+    publish_report(report, Path(out) if out else default_report_dir(Path(folders[0])))
     statuses = [a["status"] for a in report["artifacts"]]
     if "error" in statuses:
         return RUN_FAILED

@@ -43,14 +43,21 @@ def table_rows(report: dict) -> list[list[str]]:
     return rows
 
 
+def table_lines(reports: list[dict], with_device: bool = True) -> list[str]:
+    """The comparison table in Markdown, one row per artifact of every report."""
+    first = 0 if with_device else 1
+    lines = ["| " + " | ".join(COLUMNS[first:]) + " |", "|" + "---|" * (len(COLUMNS) - first)]
+    return lines + ["| " + " | ".join(r[first:]) + " |" for rep in reports
+                    for r in table_rows(rep)]
+
+
 def markdown(report: dict, title: str = "ftedge bench") -> str:
     env = report["environment"]
     lines = [f"# {title}", "",
              f"{env.get('cpu')} ({env.get('cpu_count')} CPUs), threads {env.get('threads')}, "
              f"{env.get('platform')}; timer overhead {report['timer_overhead_us']:.2f} µs/call; "
              f"batches {report['options']['batches']}; p50/p99 at batch 1, img/s at the best batch.",
-             "", "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(r) + " |" for r in table_rows(report)]
+             "", *table_lines([report])]
     energy = {(a.get("energy") or {}).get("note") for a in report["artifacts"]} - {None}
     if energy:
         lines += ["", "Energy: " + "; ".join(sorted(energy)) + "."]
@@ -182,10 +189,7 @@ def merge_reports(folders: list[str | Path], out: Path) -> dict[str, Path]:
         reports.append(rep)
     lines = ["# ftedge report", "", f"{len(reports)} bench runs: "
              + "; ".join(f"{r['environment'].get('hostname')} ({r['environment'].get('cpu')}, "
-                         f"{r['created']})" for r in reports), "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for rep in reports:
-        lines += ["| " + " | ".join(r) + " |" for r in table_rows(rep)]
+                         f"{r['created']})" for r in reports), "", *table_lines(reports)]
     out.mkdir(parents=True, exist_ok=True)
     merged = {"schema": "ftedge-report/1", "reports": reports}
     return {"json": atomic_write_json(out / "report.json", merged),

@@ -17,8 +17,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ftedge.errors import RunError
 from ftedge.export.base import Artifact, ExportError, SourceModel, get_target
 from ftedge.export.parity import parity_check
@@ -81,7 +79,7 @@ def graph_opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _manifest(loaded, profile, source, artifact, target, parity, folder) -> dict:
+def _manifest(loaded, profile, source, artifact, target, parity, folder, opset) -> dict:
     from ftedge.quant.onnx_export import read_metadata
 
     meta = read_metadata(source.path)
@@ -93,7 +91,7 @@ def _manifest(loaded, profile, source, artifact, target, parity, folder) -> dict
         "input_name": "input", "output_name": "logits",
         "input_shape": ["dynamic" if source.batch is None else source.batch,
                         *source.input_size],
-        "opset": graph_opset(source.path),
+        "opset": opset,
         "classes": loaded.classes, "preprocessing": loaded.contract,
         "model_name": loaded.model_name,
         "source": {"run": str(loaded.path.resolve()), "kind": source.kind,
@@ -178,7 +176,7 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         artifact.extra["run"] = str(loaded.path)
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, tmp)
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, tmp, opset)
         atomic_write_json(tmp / "manifest.json", manifest)
     return ExportResult(out, manifest)
 
@@ -186,7 +184,7 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
 def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedRun:
     """An artifact folder as a LoadedRun: its classes, contract and the target's runner."""
     from ftedge.config import from_dict
-    from ftedge.export.profiles import TargetProfile, validate_profile
+    from ftedge.export.profiles import validate_profile
 
     folder = Path(folder)
     manifest = read_json(folder / "manifest.json")
@@ -233,6 +231,3 @@ def qat_reference(loaded: LoadedRun):
     freeze_all_observers(model)
     return TorchRunner(model.eval())
 
-
-def infer_all(runner, x: np.ndarray, batch: int = 32) -> np.ndarray:
-    return np.concatenate([runner.infer(x[i:i + batch]) for i in range(0, len(x), batch)])

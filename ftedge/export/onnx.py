@@ -5,23 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
-
-
-class OrtRunner:
-    """An ONNX Runtime CPU session behind the Runner protocol."""
-
-    def __init__(self, path: Path, threads: int | None = None):
-        from ftedge.quant.ort_session import inference_session
-
-        self.session = inference_session(path, threads)
-        self.input = self.session.get_inputs()[0].name
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
+from ftedge.quant.ort_session import OrtRunner
 
 
 class OnnxRuntimeTarget(Target):
@@ -48,9 +34,6 @@ class OnnxRuntimeTarget(Target):
         if source.precision == "int8":
             # the shared graph re-expressed for ORT's integer kernels (same scales; see module)
             facts = to_ort_layout(model)
-            from ftedge.quant.onnx_export import prune_unused_initializers
-
-            prune_unused_initializers(model)
         model = onnx_graph.clean(model)
         if source.precision == "fp16":
             model = onnx_graph.to_fp16(model)

@@ -38,7 +38,7 @@ def _reference_runner(loaded, source):
         return loaded.runner
     if source.kind == "qat":
         return qat_reference(loaded)
-    from ftedge.export.onnx import OrtRunner
+    from ftedge.quant.ort_session import OrtRunner
 
     return OrtRunner(source.path)
 
@@ -48,9 +48,8 @@ _CACHE: dict = {}  # (run, reference) -> (labels, reference logits, val images):
 
 
 def _val_and_reference(loaded, source):
-    from ftedge.export.exporter import infer_all
     from ftedge.io import read_json, sha256_file
-    from ftedge.runs import preprocess_samples
+    from ftedge.runs import infer_batches, preprocess_samples
     from ftedge.training.data_setup import samples_from_record
 
     split = loaded.path / "split.json"
@@ -63,14 +62,14 @@ def _val_and_reference(loaded, source):
             _CACHE[images_key] = (preprocess_samples(samples, loaded.contract),
                                   np.array([s.label for s in samples]))
         x, labels = _CACHE[images_key]
-        _CACHE[key] = (x, labels, infer_all(_reference_runner(loaded, source), x), ref_name)
+        _CACHE[key] = (x, labels, infer_batches(_reference_runner(loaded, source), x), ref_name)
     return _CACHE[key]
 
 
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
                  threads: int | None = None) -> dict:
     """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
-    from ftedge.export.exporter import infer_all
+    from ftedge.runs import infer_batches
 
     if not artifact.built:
         return {"status": "pending", "passed": None,
@@ -84,7 +83,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     except ExportError as e:  # e.g. the profile's device is not on this machine
         return {"status": "skipped", "passed": None, "reason": str(e)}
     try:
-        logits = infer_all(runner, x)
+        logits = infer_batches(runner, x)
     except Exception as e:  # a runtime refusing the artifact is the export's failure
         raise ExportError(f"{profile.name} {source.precision}: the artifact does not run here: "
                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",

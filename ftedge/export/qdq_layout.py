@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from ftedge.quant.onnx_export import _edges
+from ftedge.quant.onnx_export import _edges, prune_unused_initializers
 
 
 def _const(model, name: str):
@@ -175,9 +175,11 @@ def max_weight_magnitude(model) -> int:
 
 def to_openvino_layout(model) -> dict:
     """Rewrite a shared Q/DQ graph in place for OpenVINO's CPU plugin; returns what changed."""
-    return {"pads_folded": fold_pads_into_convs(model),
-            "relu_q_to_uint8": unsigned_after_relu(model),
-            "scalar_qparams": scalar_qparams(model)}
+    facts = {"pads_folded": fold_pads_into_convs(model),
+             "relu_q_to_uint8": unsigned_after_relu(model),
+             "scalar_qparams": scalar_qparams(model)}
+    prune_unused_initializers(model)  # the replaced scales and zero-points
+    return facts
 
 
 def to_ort_layout(model) -> dict:
@@ -196,4 +198,5 @@ def to_ort_layout(model) -> dict:
     facts["scalar_qparams"] = scalar_qparams(model)
     if facts["unsigned_activations"]:
         facts["s8_to_u8"] = unsigned_activations(model)
+    prune_unused_initializers(model)  # the replaced scales and zero-points
     return facts

@@ -74,7 +74,7 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
         config.DLA_core = plan.dla_core
         if plan.gpu_fallback:
             config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    shapes = {k: tuple(int(x) for x in v.split(":")[1].split("x")) for k, v in plan.shapes().items()}
+    shapes = plan.profile_shapes()
     opt_profile = builder.create_optimization_profile()
     opt_profile.set_shape(trt_plan.INPUT, shapes["min"], shapes["opt"], shapes["max"])
     config.add_optimization_profile(opt_profile)
@@ -175,7 +175,8 @@ class TensorRTTarget(Target):
             "gpu": dev.gpu, "l4t": dev.l4t, "engine_sha256": sha256_file(artifact.folder / ENGINE)})
         artifact.built = True
 
-    def check_engine(self, artifact: Artifact, dev: trt_plan.DeviceInfo) -> bytes:
+    def check_engine(self, artifact: Artifact, plan: trt_plan.BuildPlan,
+                     dev: trt_plan.DeviceInfo) -> bytes:
         """The engine bytes, refused when built for another ONNX/TensorRT/GPU/flags."""
         _trt()  # a clear error first when TensorRT itself is missing
         batch = "" if artifact.batch is None else f" --batch {artifact.batch}"
@@ -185,7 +186,6 @@ class TensorRTTarget(Target):
         if not engine_file.is_file() or not info_file.is_file():
             raise ExportError(f"{artifact.folder} holds no engine yet", f"build it: {rebuild}")
         info = read_json(info_file)
-        plan = trt_plan.load_plan(artifact.folder / PLAN)
         differs = []
         if sha256_file(artifact.folder / plan.onnx) != plan.onnx_sha256:
             differs.append(f"{plan.onnx} changed since the plan was written")
@@ -215,7 +215,7 @@ class TensorRTTarget(Target):
                                   f"or its trtexec.sh")
             self.build(artifact, dev)
         plan = trt_plan.load_plan(artifact.folder / PLAN)
-        inner = TrtRunner(self.check_engine(artifact, dev), plan.dla_core)
+        inner = TrtRunner(self.check_engine(artifact, plan, dev), plan.dla_core)
         return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:

@@ -120,10 +120,14 @@ class BuildPlan:
     dla_core: int | None
     gpu_fallback: bool
 
-    def shapes(self) -> dict[str, str]:
-        c, h, w = self.input_shape
-        return {k: f"{INPUT}:{b}x{c}x{h}x{w}" for k, b in
+    def profile_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The optimization profile: min / opt / max input shapes."""
+        return {k: (b, *self.input_shape) for k, b in
                 (("min", self.min_batch), ("opt", self.opt_batch), ("max", self.max_batch))}
+
+    def shapes(self) -> dict[str, str]:
+        """The same shapes as trtexec spells them: input:NxCxHxW."""
+        return {k: f"{INPUT}:" + "x".join(map(str, s)) for k, s in self.profile_shapes().items()}
 
     def to_dict(self) -> dict:
         return asdict(self)

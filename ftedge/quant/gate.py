@@ -111,10 +111,7 @@ def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path:
 def onnx_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32,
                 threads: int | None = None) -> np.ndarray:
     """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
-    from ftedge.quant.ort_session import inference_session
+    from ftedge.quant.ort_session import OrtRunner
+    from ftedge.runs import infer_batches
 
-    sess = inference_session(path, threads)
-    name = sess.get_inputs()[0].name
-    out = [sess.run(None, {name: batches[i:i + batch_size]})[0]
-           for i in range(0, len(batches), batch_size)]
-    return np.concatenate(out)
+    return infer_batches(OrtRunner(path, threads), batches, batch_size)

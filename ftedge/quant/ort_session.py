@@ -42,3 +42,16 @@ def inference_session(path: str | Path, threads: int | None = None):
         so.intra_op_num_threads = threads
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"],
                                 disabled_optimizers=disabled_optimizers())
+
+
+class OrtRunner:
+    """An ONNX Runtime CPU session behind the Runner protocol (NCHW float in, logits out)."""
+
+    def __init__(self, path: str | Path, threads: int | None = None):
+        self.session = inference_session(path, threads)
+        self.input = self.session.get_inputs()[0].name
+
+    def infer(self, batch):
+        import numpy as np
+
+        return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
