@@ -24,8 +24,9 @@ from ftedge.quant.gate import onnx_logits
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.bench.latency import latency_percentiles, time_calls
 from ftedge.export.exporter import qat_reference
-from ftedge.quant.ort_session import OrtRunner
-from ftedge.runs import load_run, preprocess_samples
+from ftedge.runtime.ort import OrtRunner
+from ftedge.data.transforms import preprocess_samples
+from ftedge.runtime.pytorch import load_run
 from ftedge.training.data_setup import samples_from_record
 
 
@@ -50,7 +51,7 @@ def ort_layout(int8: Path, out: Path, runtime: str = "onnxruntime") -> Path:
     """The INT8 graph as the onnxruntime-cpu / openvino-cpu target exports it (qdq_layout.py)."""
     import onnx
 
-    from ftedge.export.qdq_layout import to_openvino_layout, to_ort_layout
+    from ftedge.graph.layout import to_openvino_layout, to_ort_layout
 
     model = onnx.load(str(int8))
     (to_ort_layout if runtime == "onnxruntime" else to_openvino_layout)(model)

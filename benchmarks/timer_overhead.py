@@ -17,7 +17,7 @@ import onnx
 from onnx import TensorProto, helper
 
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
-from ftedge.quant.ort_session import OrtRunner
+from ftedge.runtime.ort import OrtRunner
 
 
 def identity_model(path: Path) -> Path:

@@ -13,9 +13,10 @@ __version__ = "0.1.0"
 
 _API = {
     "tune": ("ftedge.training", "tune"),
-    "evaluate": ("ftedge.runs", "evaluate"),
-    "predict": ("ftedge.runs", "predict"),
-    "load_run": ("ftedge.runs", "load_run"),
+    "evaluate": ("ftedge.inference", "evaluate"),
+    "predict": ("ftedge.inference", "predict"),
+    "load_run": ("ftedge.runtime.pytorch", "load_run"),
+    "open_model": ("ftedge.inference", "open_model"),
     "audit_dataset": ("ftedge.data.audit", "audit_dataset"),
     "write_demo_data": ("ftedge.data.demo", "write_demo_data"),
     "demo": ("ftedge.pipeline", "demo"),

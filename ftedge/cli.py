@@ -90,7 +90,8 @@ def demo(out, data, device) -> None:
 
 @cli.command("demo-data")
 @click.argument("out", type=click.Path(file_okay=False))
-@click.option("--overwrite", is_flag=True, help="Replace a non-empty OUT.")
+@click.option("--force", "--overwrite", "overwrite", is_flag=True,
+              help="Replace an earlier demo-data folder (only one ftedge wrote).")
 @click.option("--train-per-class", type=int,
               help="Write OUT/train with N images per class and OUT/val with the rest.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the --train-per-class pick.")
@@ -101,7 +102,7 @@ def demo_data(out, overwrite, train_per_class, seed) -> None:
     path = write_demo_data(out, overwrite=overwrite, train_per_class=train_per_class, seed=seed)
     layout = (f"train ({train_per_class} per class) + val folders" if train_per_class
               else "10 class folders")
-    console.print(f"1,797 digit images in {layout} written to {path}")
+    console.print(f"1,797 digit images in {layout} written to {path}", markup=False)
 
 
 @cli.group()
@@ -125,13 +126,16 @@ def data_check(root, as_json) -> None:
 
 @cli.command("eval")
 @click.argument("run", type=click.Path(exists=True))
-@click.option("--data", type=click.Path(file_okay=False), help="Dataset to evaluate on (default: the run's val split).")
+@click.option("--data", type=click.Path(file_okay=False), help="Dataset to evaluate on (default: the run's own split).")
+@click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train"]),
+              help="Which split: the run's recorded one, or that folder of --data (test: a held-out test/ folder).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (top1, top5, per_class, ...).")
-def eval_cmd(run, data, as_json) -> None:
-    """Top-1/top-5, per-class precision/recall and the confusion matrix of a run."""
-    from ftedge.runs import evaluate
+def eval_cmd(run, data, split, as_json) -> None:
+    """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
+    from ftedge.console import literal, plain
+    from ftedge.inference import evaluate
 
-    rep = evaluate(run, data)
+    rep = evaluate(run, data, split=split)
     if as_json:
         click.echo(json.dumps(rep))
         return
@@ -140,31 +144,37 @@ def eval_cmd(run, data, as_json) -> None:
     results.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
     table = Table("class", "precision", "recall", "support")
     for c, m in rep["per_class"].items():
-        table.add_row(c, f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
+        table.add_row(plain(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
     results.print(table)
     results.print("confusion matrix (rows: true, columns: predicted):")
     for c, row in zip(rep["classes"], rep["confusion_matrix"]):
-        results.print(f"  {c:>12} " + " ".join(f"{v:4d}" for v in row), highlight=False)
+        results.print(f"  {literal(c):>12} " + " ".join(f"{v:4d}" for v in row), highlight=False,
+                      markup=False)
 
 
 @cli.command()
 @click.argument("run", type=click.Path(exists=True))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--topk", default=5, show_default=True)
+@click.option("--topk", default=5, show_default=True, type=click.IntRange(min=1))
 @click.option("--json", "as_json", is_flag=True)
 def predict(run, images, topk, as_json) -> None:
-    """Print the top-k classes for each image."""
-    from ftedge.runs import predict as predict_api
+    """Print the top-k classes for each image (exit code 1 when no image could be read)."""
+    from ftedge.console import literal
+    from ftedge.inference import predict as predict_api
 
     results = predict_api(run, list(images), topk)
     if as_json:
         click.echo(json.dumps(results))
-        return
-    for r in results:
-        if "error" in r:
-            click.echo(f"{r['image']}: error: {r['error']}")
-        else:
-            click.echo(f"{r['image']}: " + ", ".join(f"{t['class']} {t['prob']:.3f}" for t in r["top"]))
+    else:
+        for r in results:
+            if "error" in r:
+                click.echo(f"{literal(r['image'])}: error: {literal(r['error'])}")
+            else:
+                click.echo(f"{literal(r['image'])}: " + ", ".join(
+                    f"{literal(t['class'])} {t['prob']:.3f}" for t in r["top"]))
+    if all("error" in r for r in results):
+        console.print("error: no image could be read", style="red")
+        sys.exit(1)
 
 
 @cli.command()
@@ -203,7 +213,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 @click.option("--int8-source", default="auto", show_default=True,
               type=click.Choice(["auto", "qat", "ptq"]),
               help="Which INT8 graph of the run: QAT (model.int8.onnx) or PTQ (model.ptq.int8.onnx).")
-@click.option("--force", is_flag=True, help="Replace an existing artifact folder.")
+@click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.export.exporter import export_run
@@ -265,29 +275,31 @@ def _int_list(value: str) -> tuple[int, ...]:
 @click.option("--threads", type=int, help="CPU threads for the runtimes (default: theirs).")
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
+@click.option("--force", is_flag=True, help="Replace an earlier bench report folder at --out.")
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
-              out) -> None:
+              out, force) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
     from ftedge.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
         raise click.UsageError("give --runs or --time, not both")
     code = run_bench(list(paths), list(targets_), precision, data, _int_list(batches), warmup,
-                     runs, seconds, threads, max_drop, out)
+                     runs, seconds, threads, max_drop, out, force)
     sys.exit(code)
 
 
 @cli.command("report")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
-def report_cmd(folders, out) -> None:
+@click.option("--force", is_flag=True, help="Replace an earlier merged report at --out.")
+def report_cmd(folders, out, force) -> None:
     """Merge bench folders (e.g. one copied back from a Jetson) into one table and plot."""
     from pathlib import Path
 
     from ftedge.bench.report import merge_reports
 
-    paths = merge_reports(list(folders), Path(out))
-    results.print(paths["md"].read_text(), highlight=False)
+    paths = merge_reports(list(folders), Path(out), force)
+    results.print(paths["md"].read_text(), highlight=False, markup=False)
     results.print(f"report written to {paths['md']}, {paths['json']}, {paths['pareto_png']}")
 
 
@@ -330,7 +342,11 @@ def main() -> None:
     try:
         cli(standalone_mode=False)
     except FtedgeError as e:
-        console.print(f"[red]error:[/] {e}", highlight=False)
+        from ftedge.console import literal
+
+        console.print("error: ", style="red", end="")
+        console.print("\n".join(literal(line) for line in str(e).split("\n")),
+                      highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
     except click.exceptions.Abort:
         console.print("aborted")

@@ -7,6 +7,7 @@ rest of the code never guesses.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -133,6 +134,9 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
         return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"{where}.{name} must be a finite number, got {value!r}",
+                          "give an ordinary number")
     wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(
@@ -228,6 +232,23 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (0 < a.scale[0] <= a.scale[1] <= 1, "augment.scale must satisfy 0 < min <= max <= 1"),
         (0 <= a.hflip <= 1, "augment.hflip is a probability in [0, 1]"),
         (cfg.model.img_size is None or cfg.model.img_size >= 16, "model.img_size must be >= 16"),
+        (cfg.model.dropout is None or 0 <= cfg.model.dropout < 1,
+         "model.dropout is a probability in [0, 1)"),
+        (d.workers is None or d.workers >= 0, "data.workers must be >= 0 (or left out: auto)"),
+        (len(d.background) == 3 and all(0 <= v <= 255 for v in d.background),
+         "data.background is an RGB colour: three integers in 0..255"),
+        (t.patience is None or t.patience >= 0, "train.patience must be >= 0 (0 disables)"),
+        (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
+        (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
+        (t.warmup_epochs >= 0, "train.warmup_epochs must be >= 0"),
+        (0 < t.min_lr_ratio <= 1, "train.min_lr_ratio must be in (0, 1]"),
+        (0 <= t.momentum < 1, "train.momentum must be in [0, 1)"),
+        (t.grad_clip is None or t.grad_clip > 0, "train.grad_clip must be > 0 (or left out)"),
+        (t.bn_momentum is None or 0 < t.bn_momentum <= 1, "train.bn_momentum must be in (0, 1]"),
+        (a.color_jitter >= 0, "augment.color_jitter must be >= 0"),
+        (0 < a.ratio[0] <= a.ratio[1], "augment.ratio must satisfy 0 < min <= max"),
+        (q.freeze_observers_after >= 0, "qat.freeze_observers_after must be >= 0"),
+        (q.calib_batches >= 1, "qat.calib_batches must be >= 1"),
     ]
     for ok, msg in checks:
         if not ok:

@@ -15,3 +15,20 @@ def make_progress(**kw) -> Progress:
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("{task.fields[stats]}"), TimeElapsedColumn(),
                     TimeRemainingColumn(), console=console, **kw)
+
+
+def literal(name: object) -> str:
+    """A user-given name (a class folder, a path) as it may be shown: control characters
+    escaped (a newline in a folder name must not forge an output line). Print the result with
+    markup=False, or wrap it in rich.text.Text, so "[red]" in a name stays text."""
+    text = str(name)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def plain(name: object):
+    """`literal(name)` as a rich Text: a table cell that shows markup characters as they are."""
+    from rich.text import Text
+
+    return Text(literal(name))

@@ -34,3 +34,7 @@ class WeightsError(FtedgeError):
 
 class RunError(FtedgeError):
     """A run folder is missing, incomplete or would be overwritten."""
+
+
+class ExportError(FtedgeError):
+    """An artifact cannot be built, loaded, run or trusted as asked."""

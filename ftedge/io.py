@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import io
 import json
@@ -11,7 +12,27 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from ftedge.errors import RunError
+from ftedge.errors import FtedgeError, RunError
+
+_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(e: OSError, path: str | os.PathLike) -> BaseException:
+    """A clear error for a full disk (or quota) while writing `path`; other errors as they are."""
+    if getattr(e, "errno", None) in _NO_SPACE:
+        return FtedgeError(f"no space left on the device while writing {path} (nothing "
+                           "half-written was kept)", "free some space, or write to another disk "
+                           "with --out, and run the command again")
+    return e
+
+
+def make_parent(path: Path) -> None:
+    """Create `path`'s folder, with a clear error when something on the way is a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"cannot write {path}: a part of {path.parent} is a file, not a folder",
+                       "pick an output path whose parents are folders") from None
 
 
 def default_mode(directory: bool = False) -> int:
@@ -25,13 +46,19 @@ def default_mode(directory: bool = False) -> int:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path in the destination folder; it replaces `path` only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    make_parent(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise disk_full_error(e, path) from e
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, default_mode())
-        os.replace(tmp, path)
+        try:
+            yield Path(tmp)
+            os.chmod(tmp, default_mode())
+            os.replace(tmp, path)
+        except OSError as e:
+            raise disk_full_error(e, path) from e
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -81,14 +108,23 @@ def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"checkpoint not found: {path}", "check the path, or run `ftedge tune` first")
+    if path.stat().st_size == 0:
+        raise RunError(f"{path} is empty (0 bytes)",
+                       "the file was not written completely: use another copy, or re-create it")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for corrupt/unsafe files
         raise RunError(
-            f"cannot load {path} safely: {type(e).__name__}: {str(e).splitlines()[0]}",
+            f"cannot load {path} safely: {type(e).__name__}: {first_line(e)}",
             "the file is corrupt, truncated, or pickles objects other than tensors; "
             "re-save it as a plain state_dict (torch.save(model.state_dict(), path))",
         ) from e
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none)."""
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -107,5 +143,8 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise RunError(f"missing file: {path}", "is this the right run folder?") from e
-    except json.JSONDecodeError as e:
-        raise RunError(f"broken JSON in {path}: {e}", "delete the file and re-create it") from e
+    except IsADirectoryError as e:
+        raise RunError(f"{path} is a folder, not a JSON file", "is this the right folder?") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"broken JSON in {path}: {first_line(e)}",
+                       "re-create the file with the ftedge command that wrote it") from e

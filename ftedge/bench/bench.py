@@ -12,8 +12,10 @@ import numpy as np
 from ftedge.bench import system
 from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import FtedgeError
-from ftedge.io import read_json
+from ftedge.formats.artifact import read_manifest_dict
+from ftedge.runtime import LoadedModel, infer_batches
 
 
 @dataclass(frozen=True)
@@ -45,7 +47,8 @@ def _folder_size_mb(folder: Path, manifest: dict) -> float:
 
 def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     """The images to judge on (the run's val split or --data), with the FP32 reference logits."""
-    from ftedge.runs import _eval_samples, infer_batches, load_run, preprocess_samples
+    from ftedge.inference import eval_samples
+    from ftedge.runtime.pytorch import load_run
 
     run = Path(manifest["source"]["run"])
     key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
@@ -55,8 +58,10 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     if reference is None and data is None:
         raise FtedgeError(f"the artifact's source run {run} is not here and no --data was given",
                           "pass --data DIR (class folders) to bench on")
-    holder = reference or _Shim(manifest)
-    samples = _eval_samples(holder, data)
+    # the artifact's classes and contract are enough to read --data without the run
+    holder = reference or LoadedModel(Path("."), list(manifest["classes"]),
+                                      manifest["preprocessing"], None, Path("."), "", "artifact")
+    samples = eval_samples(holder, data)
     x = preprocess_samples(samples, manifest["preprocessing"])
     labels = np.array([s.label for s in samples])
     ref = None
@@ -65,13 +70,6 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     cache[key] = ValSet(samples, x, labels, list(manifest["classes"]), ref,
                         "run val split" if data is None else str(data))
     return cache[key]
-
-
-class _Shim:
-    """Enough of a LoadedRun for _eval_samples when only the artifact is here."""
-
-    def __init__(self, manifest):
-        self.classes, self.path = list(manifest["classes"]), Path(".")
 
 
 def _latency(runner, shape, batches, opts) -> list[dict]:
@@ -112,16 +110,16 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
 def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
     from ftedge.export.exporter import load_artifact
-    from ftedge.runs import infer_batches
 
     folder = Path(folder)
     row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}
     try:
-        manifest = read_json(folder / "manifest.json")
+        manifest = read_manifest_dict(folder)
         row.update(target=manifest["target"], runtime=manifest["runtime"],
                    precision=manifest["precision"], device=manifest["device"],
                    size_mb=_folder_size_mb(folder, manifest), versions=manifest["versions"],
-                   input_shape=manifest["input_shape"])
+                   input_shape=manifest["input_shape"],
+                   float_layers=manifest["float_layers"])
         val = load_valset(manifest, data, val_cache)
         peak_is_per_artifact = system.reset_peak_rss()
         rss0, gpu_free0 = system.rss_mb(), _gpu_free_mb()
@@ -149,7 +147,10 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
                          "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
-    except Exception as e:  # one broken artifact must not hide the others: it is reported
+    except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
+        row["status"] = "error"
+        row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")
+    except Exception as e:
         row["status"] = "error"
         row["error"] = f"{type(e).__name__}: {e}"
         row["traceback"] = traceback.format_exc(limit=5)

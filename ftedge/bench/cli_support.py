@@ -36,9 +36,14 @@ def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | 
 
 
 def default_report_dir(first_artifact: Path) -> Path:
-    from ftedge.io import read_json
+    """RUN/bench/<host>-<time> for the first artifact's run (beside the artifact if the run
+    is not on this machine)."""
+    from ftedge.formats.artifact import read_manifest_dict
 
-    run = Path(read_json(first_artifact / "manifest.json")["source"]["run"])
+    try:
+        run = Path(read_manifest_dict(first_artifact)["source"]["run"])
+    except FtedgeError:
+        run = first_artifact.parent
     base = run if run.is_dir() else first_artifact.parent
     return base / "bench" / f"{platform.node() or 'host'}-{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -49,9 +54,9 @@ def print_table(report: dict) -> None:
         results.print(line, soft_wrap=True, highlight=False, markup=False)
 
 
-def publish_report(report: dict, out: Path) -> dict[str, Path]:
-    """Write the report files, print the table and where they went."""
-    paths = write_report(report, out)
+def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
+    """Write the report folder, print the table and where it went."""
+    paths = write_report(report, out, force)
     print_table(report)
     results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
                   f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)
@@ -59,7 +64,7 @@ def publish_report(report: dict, out: Path) -> dict[str, Path]:
 
 
 def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, threads,
-              max_drop, out) -> int:
+              max_drop, out, force: bool = False) -> int:
     from rich.progress import Progress
 
     folders = artifacts_for_targets(paths, targets, precision) if targets else [Path(p) for p in paths]
@@ -69,6 +74,10 @@ def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, t
                           "bench folders written by `ftedge export`, or use --target NAME RUN")
     if not folders:
         raise FtedgeError("nothing to bench", "export an artifact first")
+    if out:  # refuse a taken --out before the (long) bench, not after
+        from ftedge.formats.owned import check_replaceable
+
+        check_replaceable(Path(out), "bench-report", force, protect=folders)
     opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
                         threads=threads, max_drop=max_drop)
     with Progress(console=console, transient=True) as progress:
@@ -80,7 +89,7 @@ def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, t
             done[0] += 1
 
         report = bench(folders, data, opts, progress=on_artifact)
-    publish_report(report, Path(out) if out else default_report_dir(Path(folders[0])))
+    publish_report(report, Path(out) if out else default_report_dir(Path(folders[0])), force)
     statuses = [a["status"] for a in report["artifacts"]]
     if "error" in statuses:
         return RUN_FAILED

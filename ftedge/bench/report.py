@@ -1,19 +1,15 @@
-"""Bench reports: report.json (schema ftedge-bench/1), report.md, plots; merging several.
+"""Bench report rendering: report.md, plots, and merging several reports into one table.
 
-report.json: {"schema", "ftedge_version", "created", "environment" {hostname, cpu, threads,
-jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "target",
-"runtime", "precision", "device", "size_mb", "status" ("ok" | "gate_failed" | "error"),
-"error"?, "load_s", "first_inference_ms", "accuracy" {top1, top5, reference_top1,
-drop_points, top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms,
-p90_ms, p99_ms, mean_ms, std_ms, images_per_s, ...}], "end_to_end" {same keys, batch 1},
-"energy" {source, mj_per_image}, "memory" {rss_before_load_mb, peak_rss_mb, gpu_used_mb}}]}.
+The report.json schema and its validation live in formats/report.py.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text, read_json
+from ftedge.formats.owned import staged_folder
+from ftedge.formats.report import MERGED_SCHEMA, load_report
+from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 STATUS = {"ok": "ok", "gate_failed": "GATE FAILED", "error": "ERROR (did not run)"}
 COLUMNS = ["Device", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs FP32",
@@ -162,36 +158,27 @@ def plot_pareto(reports: list[dict], path: Path) -> Path:
     return path
 
 
-def write_report(report: dict, out: Path) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": atomic_write_json(out / "report.json", report),
-             "md": atomic_write_text(out / "report.md", markdown(report)),
-             "latency_png": plot_latency(report, out / "latency.png"),
-             "pareto_png": plot_pareto([report], out / "accuracy_vs_latency.png")}
-    return paths
+def write_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
+    """The report folder, whole or not at all: report.json, report.md and the two plots."""
+    with staged_folder(out, "bench-report", force) as tmp:
+        atomic_write_json(tmp / "report.json", report)
+        atomic_write_text(tmp / "report.md", markdown(report))
+        plot_latency(report, tmp / "latency.png")
+        plot_pareto([report], tmp / "accuracy_vs_latency.png")
+    return {"json": out / "report.json", "md": out / "report.md",
+            "latency_png": out / "latency.png", "pareto_png": out / "accuracy_vs_latency.png"}
 
 
-def merge_reports(folders: list[str | Path], out: Path) -> dict[str, Path]:
+def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> dict[str, Path]:
     """`ftedge report`: several bench folders (e.g. one copied back from a Jetson) side by side."""
-    from ftedge.errors import RunError
-
-    if any(Path(f).resolve() == out.resolve() for f in folders):
-        raise RunError(f"--out {out} is one of the folders to merge: it would overwrite that "
-                       "bench report", "pick another --out")
-    reports = []
-    for f in folders:
-        path = Path(f) / "report.json" if Path(f).is_dir() else Path(f)
-        if not path.is_file():
-            raise RunError(f"{f} holds no report.json", "point at folders written by ftedge bench")
-        rep = read_json(path)
-        if rep.get("schema") != "ftedge-bench/1":
-            raise RunError(f"{path} is not an ftedge bench report")
-        reports.append(rep)
+    reports = [load_report(f) for f in folders]
     lines = ["# ftedge report", "", f"{len(reports)} bench runs: "
              + "; ".join(f"{r['environment'].get('hostname')} ({r['environment'].get('cpu')}, "
-                         f"{r['created']})" for r in reports), "", *table_lines(reports)]
-    out.mkdir(parents=True, exist_ok=True)
-    merged = {"schema": "ftedge-report/1", "reports": reports}
-    return {"json": atomic_write_json(out / "report.json", merged),
-            "md": atomic_write_text(out / "report.md", "\n".join(lines) + "\n"),
-            "pareto_png": plot_pareto(reports, out / "accuracy_vs_latency.png")}
+                         f"{r.get('created')})" for r in reports), "", *table_lines(reports)]
+    merged = {"schema": MERGED_SCHEMA, "reports": reports}
+    with staged_folder(out, "merged-report", force, protect=[Path(f) for f in folders]) as tmp:
+        atomic_write_json(tmp / "report.json", merged)
+        atomic_write_text(tmp / "report.md", "\n".join(lines) + "\n")
+        plot_pareto(reports, tmp / "accuracy_vs_latency.png")
+    return {"json": out / "report.json", "md": out / "report.md",
+            "pareto_png": out / "accuracy_vs_latency.png"}

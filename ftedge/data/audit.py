@@ -26,9 +26,10 @@ class DatasetAudit:
     unusable: list[tuple[Path, str]]  # (file, reason): undecodable files and ignored ones
     sizes: list[tuple[int, int]]  # (width, height) of every usable image
     images: dict[Path, Image.Image] = field(default_factory=dict, repr=False)  # optional cache
+    test: list[Sample] | None = None  # a held-out test folder
 
     def counts(self, split: str = "train") -> list[int]:
-        samples = self.train if split == "train" else (self.val or [])
+        samples = {"train": self.train, "val": self.val, "test": self.test}[split] or []
         c = [0] * len(self.classes)
         for s in samples:
             c[s.label] += 1
@@ -53,6 +54,7 @@ class DatasetAudit:
             "classes": self.classes,
             "train_counts": self.counts("train"),
             "val_counts": self.counts("val") if self.val is not None else None,
+            "test_counts": self.counts("test") if self.test is not None else None,
             "imbalance": round(self.imbalance, 3),
             "image_sizes_wh": self.size_summary(),
             "unusable": [[str(p), r] for p, r in self.unusable],
@@ -97,20 +99,22 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
     sizes: list[tuple[int, int]] = []
     images: dict[Path, Image.Image] = {}
     kept: dict[str, list[Sample]] = {}
-    for split, samples in (("train", layout.train), ("val", layout.val)):
+    for split, samples in (("train", layout.train), ("val", layout.val), ("test", layout.test)):
         if samples is None:
             continue
+        keep = cache and split != "test"  # test images are never trained on
         kept[split] = []
-        for s, size, extra in _decode_all(samples, background, cache_short_side, cache):
+        for s, size, extra in _decode_all(samples, background, cache_short_side, keep):
             if size is None:
                 unusable.append((s.path, extra))
                 continue
             kept[split].append(s)
             sizes.append(size)
-            if cache:
+            if keep:
                 images[s.path] = extra
     audit = DatasetAudit(layout.root, layout.classes, kept["train"], kept.get("val"),
-                         sorted(unusable, key=lambda x: str(x[0])), sizes, images)
+                         sorted(unusable, key=lambda x: str(x[0])), sizes, images,
+                         kept.get("test"))
     empty = [c for c, n in zip(audit.classes, audit.counts("train")) if n == 0]
     if empty:
         where = layout.root / "train" if layout.val is not None else layout.root
@@ -127,15 +131,17 @@ def print_audit(audit: DatasetAudit, console) -> None:
     """Render the audit as rich tables."""
     from rich.table import Table
 
+    from ftedge.console import literal, plain
+
     has_val = audit.val is not None
-    console.print(f"Dataset {audit.root}", soft_wrap=True, highlight=False)
+    console.print(f"Dataset {literal(audit.root)}", soft_wrap=True, highlight=False, markup=False)
     table = Table()
     table.add_column("class")
     table.add_column("train", justify="right")
     if has_val:
         table.add_column("val", justify="right")
     for i, name in enumerate(audit.classes):
-        row = [name, str(audit.counts("train")[i])]
+        row = [plain(name), str(audit.counts("train")[i])]
         if has_val:
             row.append(str(audit.counts("val")[i]))
         table.add_row(*row)
@@ -144,7 +150,9 @@ def print_audit(audit: DatasetAudit, console) -> None:
     n_val = len(audit.val) if has_val else 0
     console.print(f"{len(audit.classes)} classes, {n_train} train"
                   + (f" + {n_val} val images" if has_val else
-                     " images (no val folder: a stratified split will be made)"))
+                     " images (no val folder: a stratified split will be made)")
+                  + (f"; {len(audit.test)} held-out test images" if audit.test is not None
+                     else ""))
     console.print(f"imbalance (largest/smallest class): {audit.imbalance:.2f}")
     s = audit.size_summary()
     if s:
@@ -153,10 +161,12 @@ def print_audit(audit: DatasetAudit, console) -> None:
     if has_val:
         missing = [c for c, n in zip(audit.classes, audit.counts("val")) if n == 0]
         if missing:
-            console.print(f"[yellow]warning: val split has no image of: {', '.join(missing)}")
+            console.print(f"warning: val split has no image of: {', '.join(map(literal, missing))}",
+                          style="yellow", markup=False)
     if audit.unusable:
         console.print(f"[yellow]{len(audit.unusable)} file(s) cannot be used and will be skipped:")
         for p, reason in audit.unusable:
-            console.print(f"  {p}: {reason}", markup=False, highlight=False, soft_wrap=True)
+            console.print(f"  {literal(p)}: {literal(reason)}", markup=False, highlight=False,
+                          soft_wrap=True)
     else:
         console.print("every file is usable")

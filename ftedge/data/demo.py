@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from ftedge.errors import DatasetError
 
 
 def _split_dir(label: int, index: int, train_ids: set[int] | None) -> str:
@@ -36,28 +32,24 @@ def write_demo_data(out: str | Path, overwrite: bool = False, train_per_class: i
     The folder appears complete or not at all (written beside it, then renamed).
 
     Raises:
-        DatasetError: `out` exists and is not empty and `overwrite` is False.
+        RunError: `out` exists and is not empty, and `overwrite` is False or `out` is not a
+            demo-data folder ftedge wrote (only those are ever replaced).
     """
     from sklearn.datasets import load_digits
 
+    from ftedge.formats.owned import staged_folder
+
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise DatasetError(f"{out} already exists and is not empty",
-                           "choose another folder or pass --overwrite")
+    if train_per_class is not None and train_per_class < 1:
+        from ftedge.errors import DatasetError
+
+        raise DatasetError(f"--train-per-class {train_per_class} must be at least 1")
     digits = load_digits()
     train_ids = None if train_per_class is None else _pick_train(digits.target, train_per_class, seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with staged_folder(out, "demo-data", overwrite) as tmp:
         for i, (img, label) in enumerate(zip(digits.images, digits.target)):
             folder = tmp / _split_dir(int(label), i, train_ids)
             folder.mkdir(parents=True, exist_ok=True)
             pixels = np.round(img / 16.0 * 255).astype(np.uint8)
             Image.fromarray(pixels, mode="L").save(folder / f"{i:04d}.png")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -1,4 +1,5 @@
-"""Find images in class folders (DIR/<class>/... or DIR/train + DIR/val) and split them."""
+"""Find images in class folders (DIR/<class>/..., or split folders DIR/train + DIR/val (or
+valid/validation) + optional DIR/test) and split them."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 from ftedge.data.images import IMAGE_EXTENSIONS
 from ftedge.errors import DatasetError
 
-SPLIT_DIRS = ("train", "val")
+VAL_DIRS = ("val", "valid", "validation")
+SPLIT_NAMES = ("train", "test", *VAL_DIRS)  # top-level folders never taken as classes
 
 
 @dataclass(frozen=True)
@@ -29,6 +31,8 @@ class DatasetLayout:
     train: list[Sample]
     val: list[Sample] | None  # None: no val folder, a split will be made
     ignored: list[tuple[Path, str]] = field(default_factory=list)  # (file, reason)
+    test: list[Sample] | None = None  # a held-out test folder, never trained or selected on
+    split_dirs: dict[str, str] = field(default_factory=dict)  # split -> folder name used
 
 
 def _class_dirs(root: Path) -> list[Path]:
@@ -73,28 +77,62 @@ def discover_dataset(root: str | Path) -> DatasetLayout:
                            "pass --data DIR with one sub-folder per class (DIR/<class>/*.jpg), "
                            "or try `ftedge demo-data data/digits`")
     ignored: list[tuple[Path, str]] = []
-    if all((root / d).is_dir() for d in SPLIT_DIRS):
-        train_classes = [p.name for p in _class_dirs(root / "train")]
-        val_classes = [p.name for p in _class_dirs(root / "val")]
-        extra = sorted(set(val_classes) - set(train_classes))
-        if extra:
-            raise DatasetError(
-                f"the val split has classes the train split lacks: {', '.join(extra)}",
-                f"add training images for them under {root / 'train'}/<class>/, "
-                "or remove those folders from val",
-            )
-        classes = train_classes
-        train = _scan_split(root / "train", classes, ignored)
-        val = _scan_split(root / "val", classes, ignored)
+    split_dirs = _split_dirs(root)
+    if split_dirs:
+        classes = [p.name for p in _class_dirs(root / split_dirs["train"])]
+        for split in ("val", "test"):
+            if split in split_dirs:
+                _check_split_classes(root, split_dirs, split, classes)
+        train = _scan_split(root / split_dirs["train"], classes, ignored)
+        val, test = (_scan_split(root / split_dirs[k], classes, ignored) if k in split_dirs
+                     else None for k in ("val", "test"))
     else:
         classes = [p.name for p in _class_dirs(root)]
-        train, val = _scan_split(root, classes, ignored), None
+        train, val, test = _scan_split(root, classes, ignored), None, None
     if len(classes) < 2:
         raise DatasetError(
             f"{root} holds {len(classes)} class folder(s); a classifier needs at least 2",
             "put each class's images in its own sub-folder: DIR/<class>/*.jpg",
         )
-    return DatasetLayout(root, classes, train, val, ignored)
+    return DatasetLayout(root, classes, train, val, ignored, test, split_dirs)
+
+
+def _split_dirs(root: Path) -> dict[str, str]:
+    """{"train": ..., "val"?: ..., "test"?: ...} when the top level is split folders, else {}.
+
+    A tree whose top-level folders look like split names is never read as classes: a
+    classifier of "train" and "test" is always a mistake.
+    """
+    tops = _class_dirs(root)
+    named = {p.name.lower(): p.name for p in tops if p.name.lower() in SPLIT_NAMES}
+    if not named:
+        return {}
+    others = sorted(p.name for p in tops if p.name.lower() not in SPLIT_NAMES)
+    if "train" not in named or others:
+        raise DatasetError(
+            f"{root} mixes split folders ({', '.join(sorted(named.values()))}) with "
+            + (f"class folders ({', '.join(others[:5])})" if others else "no train/ folder"),
+            "use either DIR/<class>/*.jpg, or DIR/train/<class>/ with DIR/val/<class>/ (or "
+            "valid/, validation/) and an optional DIR/test/<class>/")
+    vals = [named[v] for v in VAL_DIRS if v in named]
+    if len(vals) > 1:
+        raise DatasetError(f"{root} has more than one validation folder: {', '.join(vals)}",
+                           "keep one of val/, valid/ or validation/")
+    dirs = {"train": named["train"]}
+    if vals:
+        dirs["val"] = vals[0]
+    if "test" in named:
+        dirs["test"] = named["test"]
+    return dirs
+
+
+def _check_split_classes(root: Path, dirs: dict[str, str], split: str, classes: list[str]):
+    extra = sorted({p.name for p in _class_dirs(root / dirs[split])} - set(classes))
+    if extra:
+        raise DatasetError(
+            f"the {dirs[split]} split has classes the train split lacks: {', '.join(extra)}",
+            f"add training images for them under {root / dirs['train']}/<class>/, "
+            f"or remove those folders from {dirs[split]}")
 
 
 def stratified_split(samples: list[Sample], val_fraction: float, seed: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torchvision.transforms import v2 as T
 
@@ -36,3 +37,22 @@ def train_transform(contract: dict, aug: AugmentConfig) -> T.Compose:
         j = aug.color_jitter
         steps.append(T.ColorJitter(brightness=j, contrast=j, saturation=j))
     return T.Compose(steps + _to_tensor(contract))
+
+
+def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
+    """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
+    from ftedge.data.images import load_image
+
+    background = tuple(contract.get("background", (255, 255, 255)))
+    transform = eval_transform(contract)
+    if not samples:
+        return np.zeros((0, *contract["input_size"]), np.float32)
+    return torch.stack([transform(load_image(s.path, background)) for s in samples]).numpy()
+
+
+def preprocess_image(path, contract: dict) -> np.ndarray:
+    """One image file as a (1, C, H, W) float32 batch."""
+    from ftedge.data.images import load_image
+
+    img = load_image(path, tuple(contract.get("background", (255, 255, 255))))
+    return eval_transform(contract)(img)[None].numpy()

@@ -10,23 +10,14 @@ import importlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
-import numpy as np
-
-from ftedge.errors import FtedgeError
+from ftedge.errors import ExportError
 from ftedge.export.profiles import TargetProfile
+from ftedge.runtime import FixedBatchRunner, Runner
 
-
-class ExportError(FtedgeError):
-    """An artifact cannot be built, loaded or trusted as asked."""
-
-
-class Runner(Protocol):
-    """NCHW float32 batch in, logits out. The PyTorch reference implements it too."""
-
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
-
+__all__ = ["Artifact", "ExportError", "FixedBatchRunner", "Problem", "Runner", "SourceModel",
+           "Target", "get_target"]
 
 @dataclass(frozen=True)
 class Problem:
@@ -73,6 +64,7 @@ class Target(ABC):
     """Turns the run's ONNX into one runtime's artifact and opens runners on it."""
 
     name: ClassVar[str]
+    built_later: ClassVar[tuple[str, ...]] = ()  # name patterns of files the device adds later
 
     @abstractmethod
     def preflight(self, profile: TargetProfile) -> list[Problem]:
@@ -102,21 +94,3 @@ def get_target(runtime: str) -> Target:
         raise ExportError(f"no target for runtime {runtime!r}", f"valid: {', '.join(TARGETS)}")
     module, cls = TARGETS[runtime].split(":")
     return getattr(importlib.import_module(module), cls)()
-
-
-class FixedBatchRunner:
-    """Feeds a graph with a fixed batch size any number of images: chunks, zero-pads the last."""
-
-    def __init__(self, inner: Runner, batch: int):
-        self.inner, self.batch = inner, batch
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        outs = []
-        for i in range(0, len(batch), self.batch):
-            chunk = batch[i:i + self.batch]
-            n = len(chunk)
-            if n < self.batch:
-                pad = np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            outs.append(self.inner.infer(chunk)[:n])
-        return np.concatenate(outs)

@@ -1,30 +1,30 @@
 """`ftedge export`: a run -> one target's artifact folder, checked against PyTorch, atomically.
 
-The folder holds the artifact, manifest.json (the contract: classes, preprocessing, source run
-and hashes, versions, opset, precision, input shape, parity) and parity.json. It is assembled
-in a hidden temporary folder beside the destination and renamed into place only when
-everything succeeded, so an interrupted export leaves nothing half-written.
+The folder holds the artifact, parity.json and manifest.json (formats/artifact.py). It is
+assembled in a hidden temporary folder beside the destination and renamed into place only
+when everything succeeded (formats/owned.py), so an interrupted export leaves nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
-import os
-import shutil
-import tempfile
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.errors import RunError
-from ftedge.export.base import Artifact, ExportError, SourceModel, get_target
+from ftedge.config import from_dict
+from ftedge.errors import ConfigError, ExportError, RunError
+from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
-from ftedge.export.profiles import TargetProfile, check_precision, load_profile, parse_batch
-from ftedge.io import atomic_write_json, read_json, sha256_file
-from ftedge.runs import LoadedRun, load_run
-
-INT8_SOURCES = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
+from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
+                                    validate_profile)
+from ftedge.formats.artifact import Manifest, ManifestError, read_manifest, write_manifest
+from ftedge.formats.owned import staged_folder
+from ftedge.formats.run import FP32_ONNX, INT8_ONNX, RunFolder
+from ftedge.graph.metadata import read_metadata
+from ftedge.io import atomic_write_json, sha256_file
+from ftedge.runtime import LoadedModel
+from ftedge.runtime.pytorch import load_run
 
 
 @dataclass
@@ -38,23 +38,23 @@ class ExportResult:
         return (self.manifest.get("parity") or {}).get("passed")
 
 
-def pick_source(loaded: LoadedRun, precision: str, batch: int | None,
+def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
                 int8_source: str = "auto") -> SourceModel:
     """The run's ONNX the artifact starts from: FP32 for fp32/fp16, the Q/DQ graph for int8."""
-    run, size = loaded.path, tuple(loaded.contract["input_size"])
+    run, size = RunFolder(loaded.path), tuple(loaded.contract["input_size"])
     if precision != "int8":
-        path = run / "model.fp32.onnx"
+        path = run.file(FP32_ONNX)
         if not path.is_file():
-            from ftedge.quant.quantize import _export_fp32
+            from ftedge.quant.quantize import export_fp32
 
-            _export_fp32(loaded, path, 17)
+            export_fp32(loaded, path, 17)
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
     for kind in kinds:
-        if (run / INT8_SOURCES[kind]).is_file():
-            return SourceModel(run / INT8_SOURCES[kind], precision, kind, batch, size)
-    raise RunError(f"{run} has no INT8 model ({' or '.join(INT8_SOURCES[k] for k in kinds)})",
-                   f"make one: ftedge tune --qat ..., or ftedge quantize {run}")
+        if run.int8_onnx(kind).is_file():
+            return SourceModel(run.int8_onnx(kind), precision, kind, batch, size)
+    raise RunError(f"{run.path} has no INT8 model ({' or '.join(INT8_ONNX[k] for k in kinds)})",
+                   f"make one: ftedge tune --qat ..., or ftedge quantize {run.path}")
 
 
 def default_out(run: Path, profile: TargetProfile, precision: str, batch: int | None) -> Path:
@@ -79,71 +79,24 @@ def graph_opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _manifest(loaded, profile, source, artifact, target, parity, folder, opset) -> dict:
-    from ftedge.quant.onnx_export import read_metadata
-
+def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manifest:
     meta = read_metadata(source.path)
-    files = sorted(p.name for p in folder.iterdir() if p.is_file())
-    return {
-        "format": "ftedge-artifact/1",
-        "target": profile.name, "runtime": profile.runtime, "device": profile.device,
-        "precision": artifact.precision, "artifact": artifact.file, "built": artifact.built,
-        "input_name": "input", "output_name": "logits",
-        "input_shape": ["dynamic" if source.batch is None else source.batch,
-                        *source.input_size],
-        "opset": opset,
-        "classes": loaded.classes, "preprocessing": loaded.contract,
-        "model_name": loaded.model_name,
-        "source": {"run": str(loaded.path.resolve()), "kind": source.kind,
-                   "onnx": source.path.name, "onnx_sha256": sha256_file(source.path),
-                   "checkpoint": meta.get("ftedge.checkpoint", loaded.checkpoint.name),
-                   "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256")},
-        "calibration_sha256": meta.get("ftedge.calibration_sha256"),
-        "versions": _versions(target),
-        "profile": profile.to_dict(),
-        "parity": parity,
-        "files": {f: sha256_file(folder / f) for f in files if f != "manifest.json"},
-        "extra": artifact.extra,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-
-
-@contextlib.contextmanager
-def staging_folder(out: Path, force: bool):
-    """A temp folder beside `out` that becomes `out` only if the block succeeds.
-
-    --force replaces only an empty folder or an earlier artifact (it has a manifest.json):
-    never a run, or a folder of artifacts, named by mistake.
-    """
-    from ftedge.io import default_mode
-
-    if out.exists():
-        if not force:
-            raise RunError(f"{out} already exists", "pass --force to replace it, or --out DIR")
-        if not out.is_dir() or (any(out.iterdir()) and not (out / "manifest.json").is_file()):
-            raise RunError(f"{out} is not an artifact folder: --force will not replace it",
-                           "pick another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        yield tmp
-        os.chmod(tmp, default_mode(directory=True))
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old-{os.getpid()}"
-        os.replace(out, old)
-    try:
-        os.replace(tmp, out)
-    except BaseException:
-        if old is not None:
-            os.replace(old, out)  # put the previous artifact back
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    float_layers = json.loads(meta.get("ftedge.float_layers", "[]"))
+    return Manifest(
+        target=profile.name, runtime=profile.runtime, device=profile.device,
+        precision=artifact.precision, artifact=artifact.file, built=artifact.built,
+        input_name="input", output_name="logits",
+        input_shape=["dynamic" if source.batch is None else source.batch, *source.input_size],
+        opset=opset, classes=list(loaded.classes), preprocessing=loaded.contract,
+        model_name=loaded.model_name,
+        source={"run": str(loaded.path.resolve()), "kind": source.kind,
+                "onnx": source.path.name, "onnx_sha256": sha256_file(source.path),
+                "checkpoint": meta.get("ftedge.checkpoint", loaded.checkpoint.name),
+                "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256")},
+        calibration_sha256=meta.get("ftedge.calibration_sha256"),
+        versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
+        float_layers=float_layers if source.precision == "int8" else [],
+        extra=artifact.extra, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def export_run(run: str | Path, target: str, precision: str | None = None,
@@ -171,63 +124,39 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                           + "; ".join(p.message for p in errors),
                           errors[0].hint or "see `ftedge targets show " + profile.name + "`")
     out = Path(out) if out else default_out(loaded.path, profile, precision, batch_n)
-    with staging_folder(out, force) as tmp:
+    with staged_folder(out, "artifact", force, protect=[loaded.path],
+                       later=tgt.built_later) as tmp:
         artifact = tgt.export(source, profile, tmp)
         artifact.extra["run"] = str(loaded.path)
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, tmp, opset)
-        atomic_write_json(tmp / "manifest.json", manifest)
-    return ExportResult(out, manifest)
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)
+        sealed = write_manifest(tmp, manifest, tgt.built_later)
+    return ExportResult(out, sealed)
 
 
-def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedRun:
-    """An artifact folder as a LoadedRun: its classes, contract and the target's runner."""
-    from ftedge.config import from_dict
-    from ftedge.export.profiles import validate_profile
+def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:
+    try:
+        profile = from_dict(TargetProfile, {**manifest.profile, "precisions": tuple(
+            manifest.profile.get("precisions", ()))}, where="manifest profile")
+        validate_profile(profile)
+    except ConfigError as e:
+        raise ManifestError(f"{folder}/manifest.json: its profile is damaged ({e.message})",
+                            "export again with ftedge export ... --force") from None
+    return profile
 
+
+def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel:
+    """An artifact folder, checked (manifest seal, every file's sha256), with its runner."""
     folder = Path(folder)
-    manifest = read_json(folder / "manifest.json")
-    if manifest.get("format") != "ftedge-artifact/1":
-        raise ExportError(f"{folder}/manifest.json is not an ftedge artifact manifest",
-                          "export again with ftedge export")
-    profile = from_dict(TargetProfile, {**manifest["profile"], "precisions": tuple(
-        manifest["profile"]["precisions"])}, where="manifest profile")
-    validate_profile(profile)
-    batch = manifest["input_shape"][0]
-    again = (f"export again: ftedge export {manifest['source']['run']} --target {profile.name} "
-             f"--precision {manifest['precision']}"
-             + ("" if batch == "dynamic" else f" --batch {batch}") + f" --out {folder} --force")
-    checked = {f: d for f, d in manifest["files"].items()
-               if f not in ("model.engine", "engine.json") and not f.startswith("timing-")}
-    missing = [f for f in checked if not (folder / f).is_file()]
-    if missing:
-        raise ExportError(f"{folder}: {', '.join(missing)} missing", again)
-    bad = [f for f, digest in checked.items() if sha256_file(folder / f) != digest]
-    if bad:
-        raise ExportError(f"{folder}: {', '.join(bad)} changed since export (sha256 mismatch)",
-                          again)
-    artifact = Artifact(folder, manifest["artifact"], profile.name, profile.runtime,
-                        manifest["precision"], None if batch == "dynamic" else int(batch),
-                        built=manifest["built"], extra=manifest.get("extra", {}))
+    manifest = read_manifest(folder)
+    profile = _profile_of(manifest, folder)
+    if (profile.name, profile.runtime) != (manifest.target, manifest.runtime):
+        raise ManifestError(f"{folder}/manifest.json: target {manifest.target} does not match "
+                            f"its profile {profile.name}", "export again with --force")
+    artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
+                        manifest.precision, manifest.batch, built=manifest.built,
+                        extra=dict(manifest.extra))
     runner = get_target(profile.runtime).runner(artifact, profile, threads)
-    return LoadedRun(folder, list(manifest["classes"]), manifest["preprocessing"], runner,
-                     artifact.path, manifest["model_name"])
-
-
-def qat_reference(loaded: LoadedRun):
-    """The QAT model (qat_best.pt) with frozen fake quantization: what INT8 artifacts must match."""
-    import torch
-
-    from ftedge.quant.qat import freeze_all_observers, prepare_qat
-    from ftedge.runs import TorchRunner
-    from ftedge.training.checkpoint import load_checkpoint
-
-    ckpt = load_checkpoint(loaded.path / "qat_best.pt")
-    model = copy.deepcopy(loaded.runner.model)
-    example = torch.zeros(2, *loaded.contract["input_size"])
-    prepare_qat(model, example, ckpt["config"]["qat"].get("weight_bits", 8))
-    model.load_state_dict(ckpt["model_state"])
-    freeze_all_observers(model)
-    return TorchRunner(model.eval())
-
+    return LoadedModel(folder, list(manifest.classes), manifest.preprocessing, runner,
+                       artifact.path, manifest.model_name, "artifact", manifest)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
-from ftedge.quant.ort_session import OrtRunner
+from ftedge.runtime.ort import OrtRunner
 
 
 class OnnxRuntimeTarget(Target):
@@ -25,8 +25,8 @@ class OnnxRuntimeTarget(Target):
     def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
         import onnx
 
-        from ftedge.export import onnx_graph
-        from ftedge.export.qdq_layout import to_ort_layout
+        from ftedge.graph import edit as onnx_graph
+        from ftedge.graph.layout import to_ort_layout
 
         model = onnx.load(str(source.path))
         onnx_graph.set_batch(model, source.batch)

@@ -9,16 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
-from ftedge.export.base import (Artifact, ExportError, FixedBatchRunner, Problem, SourceModel,
-                                Target)
+from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
-
-
-def device_available(device: str, available: list[str]) -> bool:
-    """'GPU' is there when OpenVINO lists 'GPU', 'GPU.0' or 'GPU.1'."""
-    return any(d.split(".")[0] == device.split(".")[0] for d in available)
+from ftedge.runtime.ov import OpenVinoRunner, device_available
 
 
 def compile_config(profile: TargetProfile, threads: int | None) -> dict:
@@ -28,46 +21,6 @@ def compile_config(profile: TargetProfile, threads: int | None) -> dict:
     if threads and profile.device == "CPU":
         config["INFERENCE_NUM_THREADS"] = threads
     return config
-
-
-class OpenVinoRunner:
-    """A compiled OpenVINO model behind the Runner protocol."""
-
-    def __init__(self, xml: Path, profile: TargetProfile, threads: int | None = None):
-        import openvino as ov
-
-        core = ov.Core()
-        if not device_available(profile.device, core.available_devices):
-            raise ExportError(f"OpenVINO device {profile.device} is not available here "
-                              f"(found: {', '.join(core.available_devices)})",
-                              "run on the device the profile is for, or pick another --target")
-        self.compiled = core.compile_model(core.read_model(str(xml)), profile.device,
-                                           compile_config(profile, threads))
-        self.request = self.compiled.create_infer_request()
-        self._ov = ov
-        self._input_shape = None
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        # As OpenVINO's own benchmark_app does: one input tensor per shape, filled in place,
-        # and a plain infer(); a new tensor on every call costs a dynamic-shape model its
-        # memory plan each time.
-        if batch.shape != self._input_shape:
-            self.request.set_input_tensor(self._ov.Tensor(self._ov.Type.f32, self._ov.Shape(list(batch.shape))))
-            self._input_shape = batch.shape
-        np.copyto(self.request.get_input_tensor().data, batch, casting="same_kind")
-        self.request.infer()
-        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
-
-
-def conv_precisions(compiled) -> dict[str, int]:
-    """How many convolutions OpenVINO's execution graph runs at each precision: {"u8": 49}."""
-    counts: dict[str, int] = {}
-    for op in compiled.get_runtime_model().get_ordered_ops():
-        info = op.get_rt_info()
-        if info["layerType"].astype(str) == "Convolution":
-            p = info["runtimePrecision"].astype(str)
-            counts[p] = counts.get(p, 0) + 1
-    return counts
 
 
 class OpenVinoTarget(Target):
@@ -95,7 +48,7 @@ class OpenVinoTarget(Target):
         if source.precision != "int8":
             model = ov.convert_model(str(source.path))
         else:
-            from ftedge.export.qdq_layout import to_openvino_layout
+            from ftedge.graph.layout import to_openvino_layout
 
             onnx_model = onnx.load(str(source.path))
             facts = to_openvino_layout(onnx_model)  # same scales; see qdq_layout.py
@@ -112,7 +65,7 @@ class OpenVinoTarget(Target):
                         extra={"graph": facts} if facts else {})
 
     def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
-        inner = OpenVinoRunner(artifact.path, profile, threads)
+        inner = OpenVinoRunner(artifact.path, profile.device, compile_config(profile, threads))
         return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:

@@ -9,8 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftedge.export.base import Artifact, ExportError
+from ftedge.data.transforms import preprocess_samples
+from ftedge.errors import ExportError
+from ftedge.export.base import Artifact
 from ftedge.export.profiles import TargetProfile
+from ftedge.formats.run import SPLIT, RunFolder
+from ftedge.io import first_line, sha256_file
+from ftedge.runtime import infer_batches
 
 
 def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict:
@@ -32,13 +37,13 @@ def _reference_name(source) -> str:
 
 
 def _reference_runner(loaded, source):
-    from ftedge.export.exporter import qat_reference
-
     if source.precision != "int8":
         return loaded.runner
     if source.kind == "qat":
+        from ftedge.quant.reference import qat_reference
+
         return qat_reference(loaded)
-    from ftedge.quant.ort_session import OrtRunner
+    from ftedge.runtime.ort import OrtRunner
 
     return OrtRunner(source.path)
 
@@ -48,17 +53,13 @@ _CACHE: dict = {}  # (run, reference) -> (labels, reference logits, val images):
 
 
 def _val_and_reference(loaded, source):
-    from ftedge.io import read_json, sha256_file
-    from ftedge.runs import infer_batches, preprocess_samples
-    from ftedge.training.data_setup import samples_from_record
-
-    split = loaded.path / "split.json"
+    split = loaded.path / SPLIT
     ref_name = _reference_name(source)
     key = (str(loaded.path.resolve()), ref_name, sha256_file(split))
     if key not in _CACHE:
         images_key = key[0], key[2]
         if images_key not in _CACHE:
-            samples = samples_from_record(read_json(split), loaded.classes, "val")
+            samples = RunFolder(loaded.path).samples("val", loaded.classes)
             _CACHE[images_key] = (preprocess_samples(samples, loaded.contract),
                                   np.array([s.label for s in samples]))
         x, labels = _CACHE[images_key]
@@ -69,12 +70,10 @@ def _val_and_reference(loaded, source):
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
                  threads: int | None = None) -> dict:
     """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
-    from ftedge.runs import infer_batches
-
     if not artifact.built:
         return {"status": "pending", "passed": None,
                 "reason": "the engine is built on the device; parity runs there (ftedge eval ARTIFACT on the device)"}
-    split = loaded.path / "split.json"
+    split = loaded.path / SPLIT
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}
     x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
@@ -86,7 +85,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
         logits = infer_batches(runner, x)
     except Exception as e:  # a runtime refusing the artifact is the export's failure
         raise ExportError(f"{profile.name} {source.precision}: the artifact does not run here: "
-                          f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}",
+                          f"{type(e).__name__}: {first_line(e)}",
                           "check the profile (device, inference_precision, batch)") from e
     result = compare_logits(ref_logits, logits, labels)
     tol = profile.tolerances

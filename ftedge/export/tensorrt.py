@@ -12,43 +12,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
+from ftedge.errors import ExportError
 from ftedge.export import trt_plan
-from ftedge.export.base import (Artifact, ExportError, FixedBatchRunner, Problem, SourceModel,
-                                Target)
+from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
 from ftedge.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, sha256_file
+from ftedge.runtime.trt import TrtRunner, tensorrt_module, trt_logger
 
 ENGINE, PLAN = "model.engine", "build_plan.json"
-
-
-def _trt():
-    try:
-        import tensorrt as trt
-    except ImportError as e:
-        raise ExportError("TensorRT is not installed here",
-                          "build on the device: JetPack ships it (see Dockerfile.jetson); on x86 "
-                          "pip install 'ftedge[tensorrt]' from NVIDIA's index") from e
-    return trt
-
-
-_LOGGER = None
-
-
-def _logger():
-    """One TensorRT logger per process (TensorRT warns when builder and runtime differ)."""
-    global _LOGGER
-    if _LOGGER is None:
-        trt = _trt()
-        _LOGGER = trt.Logger(trt.Logger.WARNING)
-    return _LOGGER
+ENGINE_FILES = (ENGINE, "engine.json", "timing-*")  # written on the device, checked by key
 
 
 def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) -> bytes:
     """Parse the ONNX and build a serialized engine as `plan` says (TensorRT 10 API)."""
-    trt = _trt()
-    logger = _logger()
+    trt = tensorrt_module()
+    logger = trt_logger()
     builder = trt.Builder(logger)
     flags = 0
     if int(trt.__version__.split(".")[0]) < 10:  # 8.x: implicit batch unless asked (10: always explicit)
@@ -90,50 +68,9 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
     return bytes(serialized)
 
 
-class TrtRunner:
-    """A deserialized engine with device buffers from PyTorch's CUDA allocator."""
-
-    def __init__(self, engine_bytes: bytes, dla_core: int | None = None):
-        import torch
-
-        trt = _trt()
-        self.torch = torch
-        self.runtime = trt.Runtime(_logger())
-        if dla_core is not None:
-            self.runtime.DLA_core = dla_core  # else a DLA engine runs on core 0
-        self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
-        if self.engine is None:
-            raise ExportError("TensorRT could not deserialize the engine",
-                              "rebuild it on this device: ftedge export RUN --target NAME")
-        self.context = self.engine.create_execution_context()
-        names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.input = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self.output = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-        # the optimization profile's (min, opt, max) shapes: larger batches are split
-        self.max_batch = int(self.engine.get_tensor_profile_shape(self.input, 0)[2][0])
-        self.stream = torch.cuda.Stream()
-
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        if len(batch) > self.max_batch:
-            return np.concatenate([self.infer(batch[i:i + self.max_batch])
-                                   for i in range(0, len(batch), self.max_batch)])
-        torch = self.torch
-        x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).cuda()
-        if not self.context.set_input_shape(self.input, tuple(x.shape)):
-            raise ExportError(f"the engine does not take input shape {tuple(x.shape)}",
-                              "export with a --batch / max_batch that covers it")
-        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32,
-                        device="cuda")
-        self.context.set_tensor_address(self.input, x.data_ptr())
-        self.context.set_tensor_address(self.output, y.data_ptr())
-        if not self.context.execute_async_v3(self.stream.cuda_stream):
-            raise ExportError("TensorRT inference failed (see the log above)")
-        self.stream.synchronize()
-        return y.cpu().numpy()
-
-
 class TensorRTTarget(Target):
     name = "tensorrt"
+    built_later = ENGINE_FILES
 
     def preflight(self, profile: TargetProfile) -> list[Problem]:
         return trt_plan.compare_device(profile, trt_plan.read_device())
@@ -141,7 +78,7 @@ class TensorRTTarget(Target):
     def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
         import onnx
 
-        from ftedge.export import onnx_graph
+        from ftedge.graph import edit as onnx_graph
 
         model = onnx.load(str(source.path))
         onnx_graph.set_batch(model, source.batch)
@@ -155,8 +92,11 @@ class TensorRTTarget(Target):
         script = atomic_write_text(out / "trtexec.sh", "#!/bin/sh\n# the same engine with NVIDIA's "
                                    f"trtexec\ncd \"$(dirname \"$0\")\" && {command}\n")
         script.chmod(0o755)
-        artifact = Artifact(out, ENGINE, profile.name, self.name, source.precision, source.batch,
-                            built=False, extra={"onnx": onnx_name, "trtexec": command})
+        # the shipped, hashed file is the ONNX; the engine is built from it on the device and
+        # checked by its own key (engine.json), never by the manifest
+        artifact = Artifact(out, onnx_name, profile.name, self.name, source.precision,
+                            source.batch, built=False,
+                            extra={"onnx": onnx_name, "engine": ENGINE, "trtexec": command})
         dev = trt_plan.read_device()
         if dev.tensorrt and dev.compute_capability:
             self.build(artifact, dev)
@@ -178,7 +118,7 @@ class TensorRTTarget(Target):
     def check_engine(self, artifact: Artifact, plan: trt_plan.BuildPlan,
                      dev: trt_plan.DeviceInfo) -> bytes:
         """The engine bytes, refused when built for another ONNX/TensorRT/GPU/flags."""
-        _trt()  # a clear error first when TensorRT itself is missing
+        tensorrt_module()  # a clear error first when TensorRT itself is missing
         batch = "" if artifact.batch is None else f" --batch {artifact.batch}"
         rebuild = (f"ftedge export {artifact.extra.get('run', 'RUN')} --target {artifact.target} "
                    f"--precision {artifact.precision}{batch} --force")

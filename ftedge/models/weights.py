@@ -60,6 +60,10 @@ def lite0_to_timm(src: dict[str, torch.Tensor], model: nn.Module) -> dict[str, t
 def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], origin: str) -> str:
     """Load `state`, tolerating only a differently sized classifier; anything else is an error."""
     own = model.state_dict()
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise WeightsError(f"weights from {origin} hold NaN or infinite values (e.g. {bad[0]})",
+                           "use an intact weights file; a diverged training run saves such files")
     if "_conv_stem.weight" in state:  # efficientnet_pytorch naming (the Lite0 package)
         state = lite0_to_timm(state, model)
     dropped = [k for k, v in state.items() if k in own and v.shape != own[k].shape]

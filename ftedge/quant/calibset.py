@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftedge.config import from_dict, load_yaml
-from ftedge.errors import ConfigError
+from ftedge.errors import ConfigError, DatasetError
 from ftedge.io import sha256_file
 
 MIN_IMAGES = 100  # below this, activation ranges rest on too few samples
@@ -72,7 +72,11 @@ def pick(samples: list[tuple[str, str]], recipe: CalibRecipe) -> list[tuple[str,
 def build_manifest(split_record: dict, recipe: CalibRecipe, recipe_path: str) -> dict:
     """The manifest: recipe, files with sha256, class coverage, warnings, and its own hash."""
     root = Path(split_record["root"])
-    rows = pick([tuple(r) for r in split_record[recipe.split]], recipe)
+    rows = pick([tuple(r) for r in split_record.get(recipe.split) or []], recipe)
+    gone = [rel for rel, _ in rows if not (root / rel).is_file()]
+    if gone:
+        raise DatasetError(f"{len(gone)} calibration image(s) are gone from {root}, e.g. {gone[0]}",
+                           "restore the run's images, or start a new run")
     files = [{"path": rel, "class": c, "sha256": sha256_file(root / rel)} for rel, c in rows]
     digest = hashlib.sha256(json.dumps([[f["path"], f["sha256"]] for f in files]).encode())
     missing = sorted(set(split_record["classes"]) - {f["class"] for f in files})

@@ -7,6 +7,11 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.io import atomic_write_json, atomic_write_text
+from ftedge.runtime import ov
+from ftedge.runtime.ort import onnx_logits
+
+__all__ = ["accuracy_gate", "gate_int8_model", "gate_markdown", "mcnemar", "onnx_logits",
+           "write_gate"]
 
 
 def mcnemar(ref_correct: np.ndarray, test_correct: np.ndarray) -> dict:
@@ -77,41 +82,17 @@ def write_gate(folder: Path, result: dict, name: str = "gate", title: str = "INT
             atomic_write_text(folder / f"{name}.md", gate_markdown(result, title)))
 
 
-def openvino_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32
-                    ) -> np.ndarray | None:
-    """Run an ONNX model in OpenVINO on the CPU at f32 inference precision; None without
-    OpenVINO installed."""
-    try:
-        import openvino as ov
-    except ImportError:
-        return None
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU",
-                                  {"INFERENCE_PRECISION_HINT": "f32"})
-    return np.concatenate([compiled(batches[i:i + batch_size])[0]
-                           for i in range(0, len(batches), batch_size)])
-
-
 def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path: str | Path,
                     x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float
                     ) -> dict:
     """The gate on `int8_logits` (ONNX Runtime's), plus OpenVINO on `int8_path` where it is
     installed: a graph that loses accuracy in either runtime fails (their CPU INT8 kernels
-    differ, see ort_session)."""
+    differ, see runtime/ort.py)."""
     result = accuracy_gate(fp32_logits, int8_logits, labels, classes, max_drop)
-    ov_logits = openvino_logits(int8_path, x)
+    ov_logits = ov.openvino_logits(int8_path, x)
     if ov_logits is not None:
-        ov = accuracy_gate(fp32_logits, ov_logits, labels, classes, max_drop)
-        result["openvino"] = {k: ov[k] for k in ("int8_top1", "drop_points", "top1_agreement",
-                                                 "mcnemar", "passed")}
-        result["passed"] = result["passed"] and ov["passed"]
+        ov_gate = accuracy_gate(fp32_logits, ov_logits, labels, classes, max_drop)
+        result["openvino"] = {k: ov_gate[k] for k in ("int8_top1", "drop_points",
+                                                      "top1_agreement", "mcnemar", "passed")}
+        result["passed"] = result["passed"] and ov_gate["passed"]
     return result
-
-
-def onnx_logits(path: str | Path, batches: np.ndarray, batch_size: int = 32,
-                threads: int | None = None) -> np.ndarray:
-    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
-    from ftedge.quant.ort_session import OrtRunner
-    from ftedge.runs import infer_batches
-
-    return infer_batches(OrtRunner(path, threads), batches, batch_size)

@@ -10,22 +10,25 @@ import torch
 
 from ftedge.console import console
 from ftedge.data.folder import Sample
+from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError
-from ftedge.io import atomic_write_json, read_json
+from ftedge.formats.run import CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root
+from ftedge.graph.metadata import contract_metadata
+from ftedge.io import atomic_write_json
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
-from ftedge.quant.onnx_export import contract_metadata, export_onnx
+from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import calibrate_ptq
-from ftedge.runs import load_run, preprocess_samples
-from ftedge.training.data_setup import samples_from_record
+from ftedge.runtime.pytorch import load_run
 
 PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
               "activations": "int8 symmetric per-tensor, zero-point 0",
               "batchnorm": "folded"}
 
 
-def _export_fp32(loaded, path: Path, opset: int) -> None:
+def export_fp32(loaded, path: Path, opset: int) -> None:
+    """The run's best FP32 model as model.fp32.onnx, with its contract in the metadata."""
     example = torch.zeros(1, *loaded.contract["input_size"])
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
                              loaded.checkpoint)
@@ -53,11 +56,13 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
         raise ConfigError(f"unknown calibration method {calib_method!r}",
                           f"use one of {', '.join(METHODS)}")
     loaded = load_run(run)
+    folder = RunFolder(loaded.path)
     run = loaded.path
-    split = read_json(run / "split.json")
+    split = folder.split()
+    root = data_root(split, run)
     recipe, recipe_path = load_recipe(calib)
-    manifest = build_manifest(split, recipe, recipe_path)
-    atomic_write_json(run / "calibration_manifest.json", manifest)
+    manifest = build_manifest({**split, "root": str(root)}, recipe, recipe_path)
+    atomic_write_json(run / CALIBRATION, manifest)
     for w in manifest["warnings"]:
         console.print(f"[yellow]warning:[/] {w}")
     root = Path(manifest["root"])
@@ -67,9 +72,9 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     model = copy.deepcopy(loaded.runner.model)
     batches = [torch.from_numpy(calib_x[i:i + 32]) for i in range(0, len(calib_x), 32)]
     coverage, _ = calibrate_ptq(model, batches, calib_method, percentile, weight_bits)
-    fp32_path, int8_path = run / "model.fp32.onnx", run / "model.ptq.int8.onnx"
+    fp32_path, int8_path = run / FP32_ONNX, run / INT8_ONNX["ptq"]
     if not fp32_path.is_file():
-        _export_fp32(loaded, fp32_path, opset)
+        export_fp32(loaded, fp32_path, opset)
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
                              loaded.checkpoint, quantization={**PTQ_SCHEME,
                                                               "calibration": calib_method,
@@ -77,7 +82,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                              calibration_sha256=manifest["sha256"])
     info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path, opset,
                        meta)
-    val = samples_from_record(split, loaded.classes, "val")
+    val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
     result = gate_int8_model(onnx_logits(fp32_path, x), onnx_logits(int8_path, x), int8_path,

@@ -1,4 +1,4 @@
-"""Checkpoints that load with torch.load(weights_only=True) and carry the model's contract."""
+"""Checkpoints during training: best/last through the checkpoint format, and RNG state."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ftedge import __version__
-from ftedge.errors import RunError
-from ftedge.io import atomic_torch_save, safe_torch_load
+from ftedge.formats.checkpoint import load_checkpoint, save_checkpoint
 
-FORMAT = "ftedge-checkpoint/1"
+__all__ = ["load_checkpoint", "rng_state", "save_best", "save_last", "unwrap"]
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -19,28 +17,13 @@ def unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def model_record(model: nn.Module, meta: dict) -> dict:
-    """Weights + contract: model name, classes, preprocessing, config. Everything else plain."""
-    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(model).state_dict().items()}
-    return {"format": FORMAT, "ftedge_version": __version__, **meta, "model_state": state}
-
-
 def save_best(path: Path, model: nn.Module, meta: dict) -> Path:
-    return atomic_torch_save(model_record(model, meta), path)
+    return save_checkpoint(path, model, meta)
 
 
 def save_last(path: Path, model: nn.Module, meta: dict, train_state: dict) -> Path:
     """last.pt: everything --resume needs to continue exactly where the run stopped."""
-    return atomic_torch_save({**model_record(model, meta), "train_state": train_state}, path)
-
-
-def load_checkpoint(path: Path) -> dict:
-    """Load and check an ftedge checkpoint."""
-    ckpt = safe_torch_load(path)
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise RunError(f"{path} is not an ftedge checkpoint",
-                       "point at a run folder written by `ftedge tune`")
-    return ckpt
+    return save_checkpoint(path, model, meta, train_state)
 
 
 def rng_state() -> dict:

@@ -14,6 +14,7 @@ from ftedge.data.dataset import ImageSamples, cache_fits
 from ftedge.data.folder import Sample, stratified_split
 from ftedge.data.transforms import eval_transform, train_transform
 from ftedge.errors import DatasetError
+from ftedge.formats.run import data_root, samples_from_record, split_record
 from ftedge.training.dist import DistContext
 
 
@@ -24,31 +25,11 @@ class PreparedData:
     val: list[Sample]
     split_record: dict
     audit: DatasetAudit
+    test: list[Sample] | None = None
 
 
-def _split_record(root: Path, train, val, classes, source: str, cfg: TuneConfig) -> dict:
-    def rows(samples):
-        return [[s.path.relative_to(root).as_posix(), classes[s.label]] for s in samples]
-
-    return {"root": str(root), "source": source, "val_fraction": cfg.data.val_fraction,
-            "seed": cfg.data.split_seed, "classes": classes,
-            "train": rows(train), "val": rows(val)}
-
-
-def samples_from_record(record: dict, classes: list[str], split: str) -> list[Sample]:
-    """Rebuild a split saved in split.json, checking every file is still there."""
-    root = Path(record["root"])
-    index = {c: i for i, c in enumerate(classes)}
-    out = [Sample(root / rel, index[c]) for rel, c in record[split]]
-    missing = [str(s.path) for s in out if not s.path.is_file()]
-    if missing:
-        raise DatasetError(f"{len(missing)} file(s) of the recorded {split} split are gone, "
-                           f"e.g. {missing[0]}", "restore them, or start a new run")
-    return out
-
-
-def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None
-                 ) -> PreparedData:
+def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,
+                 run: Path) -> PreparedData:
     """Audit the dataset (decoding each image once) and fix the train/val split."""
     if cfg.data.path is None:
         raise DatasetError("no dataset given", "pass --data DIR (one sub-folder per class)")
@@ -63,9 +44,10 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
         if saved_split["classes"] != classes:
             raise DatasetError("the dataset's classes changed since this run started",
                                "resume with the original data, or start a new run")
-        train = samples_from_record(saved_split, classes, "train")
-        val = samples_from_record(saved_split, classes, "val")
-        return PreparedData(classes, train, val, saved_split, audit)
+        root = data_root(saved_split, run, cfg.data.path)
+        train = samples_from_record(saved_split, classes, "train", root)
+        val = samples_from_record(saved_split, classes, "val", root)
+        return PreparedData(classes, train, val, saved_split, audit, audit.test)
     if audit.val is not None:
         train, val, source = audit.train, audit.val, "folders"
     else:
@@ -74,8 +56,9 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
     if not val:
         raise DatasetError("the validation split is empty",
                            "add images to DIR/val/<class>/ or use more images per class")
-    record = _split_record(audit.root, train, val, classes, source, cfg)
-    return PreparedData(classes, train, val, record, audit)
+    record = split_record(audit.root, classes, {"train": train, "val": val, "test": audit.test},
+                          run, source, cfg.data.val_fraction, cfg.data.split_seed)
+    return PreparedData(classes, train, val, record, audit, audit.test)
 
 
 def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, ctx: DistContext,

@@ -12,7 +12,8 @@ from torch import nn
 
 from ftedge.console import console
 from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
-from ftedge.quant.onnx_export import contract_metadata, export_onnx
+from ftedge.graph.metadata import contract_metadata
+from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, unwrap

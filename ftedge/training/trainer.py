@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -18,9 +19,10 @@ from torch import nn
 from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
                            resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
                            to_dict, validate_tune_config)
-from ftedge.console import make_progress
+from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
-from ftedge.io import atomic_write_json, atomic_write_text, read_json
+from ftedge.formats.run import RunFolder
+from ftedge.io import atomic_write_json, atomic_write_text
 from ftedge.metrics import classification_report
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.training import dist as D
@@ -33,6 +35,10 @@ from ftedge.training.perf import keep_freed_memory
 from ftedge.training.schedule import lr_factor, set_lr
 
 EpochCallback = Callable[[dict], None]
+
+
+class TrainingDiverged(RunError):
+    """The loss became NaN or infinite; nothing after the last good epoch is written."""
 
 
 @dataclass
@@ -77,6 +83,7 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
             raise ConfigError("pass either a TuneConfig or config_file/options, not both")
         cfg = config or build_tune_config(config_file, nest_overrides(options))
         validate_tune_config(cfg)
+        cfg = _check_paths(cfg)
         ckpt = None
     keep_freed_memory()
     ctx, device = D.init_distributed(resolve_device(cfg.train.device))
@@ -86,17 +93,38 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
         D.shutdown(ctx)
 
 
-def _load_resume(path: Path) -> tuple[TuneConfig, dict]:
+def _check_paths(cfg: TuneConfig) -> TuneConfig:
+    """The data path made absolute (the saved config works from any folder); an --out inside
+    --data refused: the next run would take the run folder for a class."""
+    if cfg.data.path is None:
+        return cfg
+    data = Path(cfg.data.path).resolve()
+    out = Path(cfg.out).resolve() if cfg.out else None
+    if out is not None and (out == data or data in out.parents):
+        raise ConfigError(f"--out {cfg.out} is inside --data {cfg.data.path}",
+                          "write the run outside the dataset, e.g. --out runs/mine")
+    return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data)))
+
+
+def _load_resume(path: Path) -> tuple[TuneConfig, dict | None]:
+    """The saved config and last.pt; a run stopped before its first checkpoint restarts from
+    the beginning with its saved config (ckpt None)."""
     run = path.parent if path.is_file() else path
     last = run / "last.pt"
-    if not last.is_file():
-        raise RunError(f"nothing to resume in {run}: last.pt is missing",
+    if not (run / "config.yaml").is_file():
+        raise RunError(f"nothing to resume in {run}: config.yaml is missing",
                        "point --resume at a run folder written by `ftedge tune`")
+    cfg = from_dict(TuneConfig, load_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
+    validate_tune_config(cfg)
+    cfg = dataclasses.replace(cfg, out=str(run))
+    if not last.is_file():
+        console.print(f"{run} stopped before its first checkpoint: starting it again from the "
+                      "beginning with its saved config", soft_wrap=True)
+        return cfg, None
     ckpt = load_checkpoint(last)
     if "train_state" not in ckpt:
         raise RunError(f"{last} holds no training state", "resume from the run's last.pt")
-    cfg = from_dict(TuneConfig, load_yaml(run / "config.yaml"))
-    return dataclasses.replace(cfg, out=str(run)), ckpt
+    return cfg, ckpt
 
 
 def default_run_dir(cfg: TuneConfig) -> Path:
@@ -146,11 +174,12 @@ class Trainer:
         self.run = Path(D.broadcast_object(cfg.out or str(default_run_dir(cfg)), ctx))
         if ckpt is None:
             self._claim_run_dir()
+        self.run_folder = RunFolder(self.run)
         spec = get_spec(cfg.model.name)
         self.contract = preprocessing_contract(spec, cfg.model.img_size, cfg.data.background)
         size = self.contract["input_size"][-1]
-        saved_split = (read_json(self.run / "split.json") if ckpt is not None else None)
-        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split)
+        saved_split = self.run_folder.split() if ckpt is not None else None
+        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split, self.run)
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)
@@ -165,7 +194,13 @@ class Trainer:
 
     # -- setup -------------------------------------------------------------------------
     def _claim_run_dir(self) -> None:
-        if self.ctx.is_main and self.run.exists() and any(self.run.iterdir()):
+        """A new run takes an absent or empty folder, or one a killed run left before its
+        first checkpoint (only ftedge's header files: nothing to lose)."""
+        if not self.ctx.is_main or not self.run.exists():
+            return
+        if not self.run.is_dir():
+            raise RunError(f"--out {self.run} is a file", "choose a folder for --out")
+        if any(self.run.iterdir()) and not RunFolder(self.run).is_reusable():
             raise RunError(f"run folder {self.run} already exists and is not empty",
                            f"choose another --out, or continue it with --resume {self.run}")
 
@@ -287,6 +322,14 @@ class Trainer:
                             self.settings, self._lr_hook(head_only), after_step)
         loss_sum, correct, seen, wait = D.all_reduce_sum(
             [s.loss_sum, s.correct, s.seen, s.wait_s], self.ctx, self.device)
+        if not math.isfinite(loss_sum):
+            kept = [n for n in ("best.pt", "last.pt") if (self.run / n).is_file()]
+            raise TrainingDiverged(
+                f"training diverged in epoch {epoch + 1}: the loss is not finite"
+                + (f"; the last good checkpoints are kept ({', '.join(kept)} in {self.run})"
+                   if kept else ""),
+                "lower --lr (or train.backbone_lr_mult), or set train.grad_clip; check that "
+                "--weights holds finite numbers")
         train_s = time.perf_counter() - t0
         logits, labels = predict_logits(self.model, self.val_loader, self.settings)
         val_loss = float(nn.functional.cross_entropy(torch.from_numpy(logits),

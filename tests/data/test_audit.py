@@ -4,7 +4,7 @@ from PIL import Image
 
 from ftedge.data import audit_dataset, write_demo_data
 from ftedge.data.folder import discover_dataset, stratified_split
-from ftedge.errors import DatasetError
+from ftedge.errors import DatasetError, RunError
 from tests.conftest import write_class_folders
 
 
@@ -92,8 +92,14 @@ def test_demo_data_is_the_real_digits(tmp_path):
     audit = audit_dataset(out)
     assert audit.classes == [str(i) for i in range(10)]
     assert sum(audit.counts()) == 1797 and not audit.unusable
-    with pytest.raises(DatasetError, match="not empty"):
+    with pytest.raises(RunError, match="already exists"):
         write_demo_data(out)
+    (out / "0" / "0000.png").unlink()  # ftedge's own folder: --overwrite replaces it whole
+    assert write_demo_data(out, overwrite=True) == out and (out / "0" / "0000.png").is_file()
+    (out / "mine.txt").write_text("the user's")  # ... but never once the user added files
+    with pytest.raises(RunError, match="did not write"):
+        write_demo_data(out, overwrite=True)
+    assert (out / "mine.txt").read_text() == "the user's"
 
 
 def test_demo_data_small_train_split(tmp_path):

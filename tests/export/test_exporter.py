@@ -14,7 +14,8 @@ import pytest
 from ftedge.errors import RunError
 from ftedge.export.base import ExportError
 from ftedge.export.exporter import export_run
-from ftedge.runs import evaluate, load_run, predict
+from ftedge.inference import evaluate, open_model, predict
+from ftedge.runtime.pytorch import load_run
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +75,7 @@ def test_tampered_artifact_is_refused(ort_exports, tmp_path):
     with open(copy / "model.fp32.onnx", "ab") as f:
         f.write(b"\0")
     with pytest.raises(ExportError, match="changed since export"):
-        load_run(copy)
+        open_model(copy)
 
 
 def test_failed_export_leaves_nothing_and_existing_folders_survive(qat_run, tmp_path, monkeypatch):
@@ -106,7 +107,7 @@ def test_static_batch_artifact_takes_any_number_of_images(qat_run, tmp_path):
 
 def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
-    from ftedge.export.openvino import conv_precisions
+    from ftedge.runtime.ov import conv_precisions
 
     res = {p: export_run(qat_run.run_dir, "openvino-cpu", p, batch=1, out=tmp_path / p,
                          log=lambda m: None) for p in ("fp32", "fp16", "int8")}
@@ -114,7 +115,7 @@ def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
     assert res["fp32"].manifest["parity"]["max_abs_logit_diff"] <= 1e-3
     assert (tmp_path / "fp16" / "model.bin").stat().st_size < 0.6 * (
         tmp_path / "fp32" / "model.bin").stat().st_size  # FP16-compressed weights
-    runner = load_run(tmp_path / "int8").runner
+    runner = open_model(tmp_path / "int8").runner
     precisions = conv_precisions(getattr(runner, "inner", runner).compiled)  # batch 1: wrapped
     assert sum(precisions.values()) == 49 and set(precisions) <= {"u8", "i8"}, precisions
     app = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
@@ -133,8 +134,11 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     if m["built"]:
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
     assert m["parity"]["status"] == "pending" and res.passed is None
-    assert sorted(p.name for p in folder.iterdir()) == [
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
         "build_plan.json", "manifest.json", "model.int8.onnx", "parity.json", "trtexec.sh"]
+    # the shipped file is the ONNX (hashed); the engine is built and keyed on the device
+    assert m["artifact"] == "model.int8.onnx" and m["artifact"] in m["files"]
+    assert m["extra"]["engine"] == "model.engine"
     plan = json.loads((folder / "build_plan.json").read_text())
     assert plan["strongly_typed"] and plan["max_batch"] == 32
     assert "--stronglyTyped" in (folder / "trtexec.sh").read_text()
@@ -148,7 +152,7 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     assert all(producer[c.input[0]].op_type == "DequantizeLinear" for c in convs)
     assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     with pytest.raises(ExportError, match="built on the device"):
-        load_run(folder)
+        open_model(folder)
 
 
 def test_ptq_source_carries_its_calibration_hash(qat_run, tmp_path):
@@ -167,7 +171,7 @@ def test_force_never_replaces_a_folder_that_is_not_an_artifact(qat_run, tmp_path
     keep = tmp_path / "mine"
     keep.mkdir()
     (keep / "notes.txt").write_text("precious")
-    with pytest.raises(RunError, match="not an artifact folder"):
+    with pytest.raises(RunError, match="was not written by ftedge"):
         export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=keep, force=True,
                    log=lambda m: None)
     assert (keep / "notes.txt").read_text() == "precious"
@@ -190,4 +194,4 @@ def test_missing_artifact_file_is_a_clear_error(ort_exports, tmp_path):
     shutil.copytree(ort_exports["int8"].folder, copy)
     (copy / "model.int8.onnx").unlink()
     with pytest.raises(ExportError, match="missing"):
-        load_run(copy)
+        open_model(copy)

@@ -27,7 +27,7 @@ def test_engine_builds_runs_and_matches_qat(qat_run, tmp_path):
 def test_mismatched_engine_is_refused_with_the_rebuild_command(qat_run, tmp_path):
     from ftedge.export.base import ExportError
     from ftedge.export.exporter import export_run
-    from ftedge.runs import load_run
+    from ftedge.runtime.pytorch import load_run
 
     export_run(qat_run.run_dir, "tensorrt-x86", "fp16", out=tmp_path / "e", log=print)
     info = json.loads((tmp_path / "e" / "engine.json").read_text())

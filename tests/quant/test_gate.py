@@ -34,11 +34,11 @@ def test_a_runtime_that_loses_accuracy_fails_the_gate(monkeypatch, tmp_path):
 
     labels = np.array([0, 1, 2, 0, 1, 2])
     good = np.eye(3)[labels]
-    monkeypatch.setattr(gate, "openvino_logits", lambda path, x: np.eye(3)[np.zeros(6, int)])
+    monkeypatch.setattr(gate.ov, "openvino_logits", lambda path, x: np.eye(3)[np.zeros(6, int)])
     res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", None, labels, ["a", "b", "c"],
                                1.0)
     assert res["drop_points"] == 0 and not res["openvino"]["passed"] and not res["passed"]
-    monkeypatch.setattr(gate, "openvino_logits", lambda path, x: None)
+    monkeypatch.setattr(gate.ov, "openvino_logits", lambda path, x: None)
     res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", None, labels, ["a", "b", "c"],
                                1.0)
     assert res["passed"] and "openvino" not in res

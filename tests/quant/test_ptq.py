@@ -8,7 +8,7 @@ import ftedge
 from ftedge.errors import ConfigError
 from ftedge.quant.calibrate import AbsHistogram, entropy_amax
 from ftedge.quant.calibset import CalibRecipe, build_manifest, load_recipe, pick
-from ftedge.quant.onnx_export import read_metadata
+from ftedge.graph.metadata import read_metadata
 from tests.conftest import tiny_options, write_class_folders
 
 

@@ -9,7 +9,7 @@ import torch
 from onnx import numpy_helper
 
 import ftedge
-from ftedge.quant.onnx_export import read_metadata
+from ftedge.graph.metadata import read_metadata
 from ftedge.training.checkpoint import load_checkpoint
 from tests.conftest import tiny_options, write_class_folders
 
@@ -124,11 +124,11 @@ def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
 
 
 def _val_images(run):
-    from ftedge.runs import load_run, preprocess_samples
-    from ftedge.training.data_setup import samples_from_record
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.formats.run import RunFolder
+    from ftedge.runtime.pytorch import load_run
 
     loaded = load_run(run.run_dir)
-    split = json.loads((run.run_dir / "split.json").read_text())
-    samples = samples_from_record(split, loaded.classes, "val") + samples_from_record(
-        split, loaded.classes, "train")
+    folder = RunFolder(run.run_dir)
+    samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
     return [preprocess_samples(samples, loaded.contract)]

@@ -1,10 +1,13 @@
-"""ONNX Runtime sessions that run our symmetric INT8 Q/DQ graphs correctly on every x86 CPU."""
+"""ONNX Runtime (CPU EP) sessions that run our symmetric INT8 Q/DQ graphs correctly on every
+x86 CPU, behind the Runner protocol."""
 
 from __future__ import annotations
 
 import platform
 from functools import lru_cache
 from pathlib import Path
+
+import numpy as np
 
 VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
@@ -51,7 +54,13 @@ class OrtRunner:
         self.session = inference_session(path, threads)
         self.input = self.session.get_inputs()[0].name
 
-    def infer(self, batch):
-        import numpy as np
-
+    def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
+
+
+def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 32,
+                threads: int | None = None) -> np.ndarray:
+    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
+    from ftedge.runtime import infer_batches
+
+    return infer_batches(OrtRunner(path, threads), x, batch_size)

@@ -4,7 +4,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
-from ftedge.export.qdq_layout import to_openvino_layout, to_ort_layout
+from ftedge.graph.layout import to_openvino_layout, to_ort_layout
 
 
 def _relu_q_model(act: str = "Relu", scale: float = 0.1):

@@ -1,4 +1,4 @@
-"""Graph edits every ONNX-consuming target shares: batch dimension, cleaning, FP16."""
+"""Graph edits every ONNX-consuming target shares: batch dimension, cleaning, FP16, save."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from ftedge.export.base import ExportError
+from ftedge.errors import ExportError
 
 
 def set_batch(model: onnx.ModelProto, batch: int | None) -> None:
@@ -47,7 +47,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     return half
 
 
-def update_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:
+def update_metadata(model: onnx.ModelProto, values: dict[str, str]) -> None:  # noqa: D401
     """Set (or replace) metadata_props entries."""
     existing = {p.key: p for p in model.metadata_props}
     for k, v in values.items():

@@ -25,14 +25,8 @@ from __future__ import annotations
 import numpy as np
 from onnx import numpy_helper
 
-from ftedge.quant.onnx_export import _edges, prune_unused_initializers
-
-
-def _const(model, name: str):
-    for init in model.graph.initializer:
-        if init.name == name:
-            return numpy_helper.to_array(init)
-    return None
+from ftedge.graph import const, edges
+from ftedge.graph.constants import prune_unused_initializers
 
 
 def _clip_max(model, node) -> float | None:
@@ -41,8 +35,8 @@ def _clip_max(model, node) -> float | None:
         return float("inf")
     if node.op_type != "Clip" or len(node.input) < 2:
         return None
-    lo = _const(model, node.input[1]) if node.input[1] else None
-    hi = _const(model, node.input[2]) if len(node.input) > 2 and node.input[2] else None
+    lo = const(model, node.input[1]) if node.input[1] else None
+    hi = const(model, node.input[2]) if len(node.input) > 2 and node.input[2] else None
     if lo is None or float(lo) != 0.0:
         return None
     return float("inf") if hi is None else float(hi)
@@ -50,13 +44,13 @@ def _clip_max(model, node) -> float | None:
 
 def unsigned_after_relu(model) -> int:
     """Turn each INT8 Q that follows ReLU/ReLU6 into a uint8 Q over the same range."""
-    producer, consumers = _edges(model)
+    producer, consumers = edges(model)
     changed = 0
     for q in [n for n in model.graph.node if n.op_type == "QuantizeLinear"]:
         act = producer.get(q.input[0])
         top = _clip_max(model, act) if act is not None else None
-        scale = _const(model, q.input[1])
-        zp = _const(model, q.input[2]) if len(q.input) > 2 else None
+        scale = const(model, q.input[1])
+        zp = const(model, q.input[2]) if len(q.input) > 2 else None
         if top is None or scale is None or scale.size != 1 or zp is None:
             continue
         if zp.dtype != np.int8 or zp.size != 1 or zp.item() != 0 or 127 * scale.item() > top:
@@ -101,19 +95,19 @@ def fold_pads_into_convs(model) -> int:
     """
     from onnx import helper
 
-    producer, consumers = _edges(model)
+    producer, consumers = edges(model)
     folded = 0
     for pad in [n for n in model.graph.node if n.op_type == "Pad"]:
-        pads = _const(model, pad.input[1]) if len(pad.input) > 1 else None
+        pads = const(model, pad.input[1]) if len(pad.input) > 1 else None
         mode = next((a.s for a in pad.attribute if a.name == "mode"), b"constant")
-        fill = _const(model, pad.input[2]) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
+        fill = const(model, pad.input[2]) if len(pad.input) > 2 and pad.input[2] else np.zeros(1)
         outs = consumers.get(pad.output[0], [])
         if (pads is None or pads.size != 8 or pads[[0, 1, 4, 5]].any() or (pads < 0).any()
                 or mode != b"constant"
                 or fill is None or fill.any() or len(outs) != 1 or outs[0].op_type != "QuantizeLinear"):
             continue
         q = outs[0]
-        zp = _const(model, q.input[2]) if len(q.input) > 2 else None
+        zp = const(model, q.input[2]) if len(q.input) > 2 else None
         dqs = consumers.get(q.output[0], [])
         convs = [c for d in dqs for c in consumers.get(d.output[0], [])]
         dq_outs = {d.output[0] for d in dqs}
@@ -143,10 +137,10 @@ def unsigned_activations(model) -> int:
     with int8 activations on CPUs with VNNI/AMX; with uint8 it fuses everywhere. Its own
     QDQS8ToU8 pass does this too, but skips a Q whose output several DQs share.
     """
-    producer, consumers = _edges(model)
+    producer, consumers = edges(model)
     changed = 0
     for q in [n for n in model.graph.node if n.op_type == "QuantizeLinear"]:
-        zp = _const(model, q.input[2]) if len(q.input) > 2 else None
+        zp = const(model, q.input[2]) if len(q.input) > 2 else None
         if zp is None or zp.dtype != np.int8 or zp.size != 1 or zp.item() != 0:
             continue
         dqs = consumers.get(q.output[0], [])

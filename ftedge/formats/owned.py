@@ -1,0 +1,138 @@
+"""Folders ftedge writes whole (artifacts, bench reports, demo data): staged, marked, replaceable.
+
+Such a folder is assembled in a hidden temporary folder beside its destination and renamed
+into place only when everything in it succeeded, so an interrupted step leaves nothing. It
+carries a marker file naming its kind and every top-level entry ftedge put there. `--force`
+replaces an existing folder only when that marker says ftedge wrote it as the same kind and
+nothing else has been added since: never `.`, a folder above the current one, a folder that
+holds the step's own inputs, or a folder with the user's files in it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from ftedge.errors import RunError
+from ftedge.io import atomic_write_json, default_mode, disk_full_error
+
+MARKER = ".ftedge-folder.json"
+KINDS = ("artifact", "bench-report", "merged-report", "demo-data")
+
+
+def read_marker(folder: Path) -> dict | None:
+    """The marker of a folder ftedge wrote, or None (missing, unreadable, or not ours)."""
+    try:
+        marker = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(marker, dict) or marker.get("kind") not in KINDS
+            or not isinstance(marker.get("entries"), list)):
+        return None
+    return marker
+
+
+def write_marker(folder: Path, kind: str, later: Iterable[str] = ()) -> None:
+    """Mark `folder` as ftedge's: its kind, its entries, and the name patterns of files ftedge
+    itself adds later (a TensorRT engine built on the device)."""
+    from ftedge import __version__
+
+    entries = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+    atomic_write_json(folder / MARKER, {"kind": kind, "ftedge": __version__, "entries": entries,
+                                        "later": list(later)})
+
+
+def _is_same_or_inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def refuse_unsafe(out: Path, protect: Iterable[Path] = ()) -> None:
+    """Refuse a destination whose replacement would take what the user is standing in or
+    what the step reads from."""
+    target = out.resolve()
+    cwd = Path.cwd().resolve()
+    if _is_same_or_inside(cwd, target):
+        raise RunError(f"{out} is the current folder or one above it: ftedge never replaces it",
+                       "give a new folder as --out, e.g. --out exports/mine")
+    if target == Path(target.anchor) or target == Path.home().resolve():
+        raise RunError(f"{out} is a root or home folder: ftedge never replaces it",
+                       "give a new folder as --out")
+    for p in protect:
+        if _is_same_or_inside(Path(p).resolve(), target):
+            raise RunError(f"{out} holds this step's own input {p}: replacing it would lose it",
+                           "give a new folder as --out")
+
+
+def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path] = ()) -> None:
+    """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`."""
+    if not out.exists() and not out.is_symlink():
+        return
+    refuse_unsafe(out, protect)
+    if out.is_symlink() or not out.is_dir():
+        raise RunError(f"{out} exists and is not a folder", "pick another --out")
+    entries = {p.name for p in out.iterdir()}
+    if not entries:
+        return  # an empty folder: nothing to lose
+    if not force:
+        raise RunError(f"{out} already exists",
+                       "pass --force to replace it (only a folder ftedge wrote), or pick "
+                       "another --out")
+    marker = read_marker(out)
+    if marker is None or marker["kind"] != kind:
+        what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
+        raise RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
+                       "pick another --out")
+    later = [p for p in marker.get("later", []) if isinstance(p, str)]
+    others = sorted(e for e in entries - set(marker["entries"]) - {MARKER}
+                    if not any(fnmatch.fnmatchcase(e, p) for p in later))
+    if others:
+        raise RunError(f"{out} holds files ftedge did not write ({', '.join(others[:5])}): "
+                       "--force will not replace it", "move them away, or pick another --out")
+
+
+@contextlib.contextmanager
+def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
+                  protect: Iterable[Path] = (), later: Iterable[str] = ()) -> Iterator[Path]:
+    """A temp folder beside `out` that becomes `out` (marked as `kind`) only if the block
+    succeeds; an earlier folder is swapped out, and put back if the rename fails."""
+    out = Path(out)
+    protect = list(protect)
+    check_replaceable(out, kind, force, protect)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunError(f"cannot create {out}: {out.parent} is a file, not a folder",
+                       "pick an --out whose parents are folders") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        try:
+            yield tmp
+            write_marker(tmp, kind, later)
+            os.chmod(tmp, default_mode(directory=True))
+        except OSError as e:
+            raise disk_full_error(e, out) from e
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+    old = None
+    if out.exists() and any(out.iterdir()):
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    elif out.exists():
+        out.rmdir()
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old is not None:
+            os.replace(old, out)  # put the previous folder back
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

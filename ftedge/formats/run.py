@@ -1,0 +1,149 @@
+"""The run folder `ftedge tune` writes, and the one place that reads it.
+
+A run folder holds: config.yaml (resolved), classes.json, split.json (image paths relative
+to the data root, with the root stored absolute and relative to the run), preprocessing.json
+(the contract), dataset_audit.json, metrics, best.pt / last.pt (/ qat_best.pt), and the ONNX
+graphs (model.fp32.onnx, model.int8.onnx, model.ptq.int8.onnx) with their gates.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from ftedge.data.folder import Sample
+from ftedge.errors import DatasetError, RunError
+from ftedge.formats.checkpoint import check_classes, load_checkpoint
+from ftedge.io import read_json
+
+CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
+AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
+BEST, LAST, QAT_BEST = "best.pt", "last.pt", "qat_best.pt"
+FP32_ONNX = "model.fp32.onnx"
+INT8_ONNX = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
+CALIBRATION = "calibration_manifest.json"
+HEADER = (CONFIG, CLASSES, SPLIT, AUDIT, CONTRACT)  # written before the first epoch
+SPLIT_FORMAT = "ftedge-split/2"
+SPLITS = ("train", "val", "test")
+
+
+def split_record(root: Path, classes: list[str], splits: dict[str, list[Sample]], run: Path,
+                 source: str, val_fraction: float, seed: int) -> dict:
+    """split.json: every image as [path relative to the data root, class name].
+
+    The root is stored absolute and relative to the run folder, so the run can be evaluated
+    from any working folder, and still finds its images when run and data move together.
+    """
+    root = root.resolve()
+
+    def rows(samples):
+        return [[s.path.relative_to(root).as_posix() if s.path.is_absolute()
+                 else s.path.resolve().relative_to(root).as_posix(), classes[s.label]]
+                for s in samples]
+
+    return {"format": SPLIT_FORMAT, "root": str(root),
+            "root_from_run": os.path.relpath(root, run.resolve()), "source": source,
+            "val_fraction": val_fraction, "seed": seed, "classes": classes,
+            **{name: rows(samples) for name, samples in splits.items() if samples is not None}}
+
+
+def check_split(record, where: str) -> dict:
+    """split.json checked field by field: a damaged file is refused, never half-used."""
+    if not isinstance(record, dict) or not isinstance(record.get("root"), str):
+        raise RunError(f"{where} is not an ftedge split record", "start a new run")
+    check_classes(record.get("classes"), where)
+    for split in SPLITS:
+        rows = record.get(split)
+        if rows is None and split == "test":
+            continue
+        if not isinstance(rows, list) or not all(
+                isinstance(r, list) and len(r) == 2 and all(isinstance(v, str) for v in r)
+                for r in rows):
+            raise RunError(f"{where}: the {split} list is missing or damaged", "start a new run")
+        for rel, cls in rows:
+            p = PurePosixPath(rel)
+            if p.is_absolute() or ".." in p.parts or cls not in record["classes"]:
+                raise RunError(f"{where}: entry {rel!r} ({cls!r}) is not an image path inside "
+                               "the data root of a known class", "start a new run")
+    return record
+
+
+def data_root(record: dict, run: Path, override: str | Path | None = None) -> Path:
+    """Where the split's images are: --data-root, the recorded root, or beside the run."""
+    candidates = [Path(override)] if override else []
+    candidates.append(Path(record["root"]))
+    if record.get("root_from_run"):
+        candidates.append(run / record["root_from_run"])
+    for c in candidates:
+        if c.is_dir():
+            return c
+    raise DatasetError(f"the data folder of run {run} is not here ({record['root']})",
+                       "pass --data DIR to evaluate on another copy of the images")
+
+
+def samples_from_record(record: dict, classes: list[str], split: str, root: Path
+                        ) -> list[Sample]:
+    """Rebuild one split saved in split.json, checking every file is still there."""
+    if record.get(split) is None:
+        hint = ("the dataset had no test/ folder" if split == "test"
+                else f"the record has no {split} split")
+        raise DatasetError(f"run has no {split} split ({hint})",
+                           "pass --data DIR, or use --split val")
+    index = {c: i for i, c in enumerate(classes)}
+    out = [Sample(root / rel, index[c]) for rel, c in record[split]]
+    missing = [str(s.path) for s in out if not s.path.is_file()]
+    if missing:
+        raise DatasetError(f"{len(missing)} file(s) of the recorded {split} split are gone, "
+                           f"e.g. {missing[0]}", "restore them, or start a new run")
+    return out
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """A run folder on disk; every file of it is read through here."""
+
+    path: Path
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        path = Path(path)
+        if not path.is_dir():
+            raise RunError(f"run folder not found: {path}", "pass a folder written by ftedge tune")
+        return cls(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def checkpoint(self, name: str = BEST) -> dict:
+        path = self.path / name
+        if not path.is_file():
+            raise RunError(f"{self.path} has no {name}",
+                           "finish `ftedge tune` first, or continue it with --resume")
+        return load_checkpoint(path)
+
+    def split(self) -> dict:
+        path = self.path / SPLIT
+        if not path.is_file():
+            raise RunError(f"{self.path} has no {SPLIT}", "pass --data DIR to evaluate on")
+        return check_split(read_json(path), str(path))
+
+    def samples(self, split: str, classes: list[str], root: str | Path | None = None
+                ) -> list[Sample]:
+        """The images of one recorded split, with labels in the model's class order."""
+        record = self.split()
+        if record["classes"] != classes:
+            raise RunError(f"{self.path / SPLIT} lists other classes than the model",
+                           "the run folder was mixed with another run's files: train again")
+        return samples_from_record(record, classes, split, data_root(record, self.path, root))
+
+    def int8_onnx(self, kind: str) -> Path:
+        return self.path / INT8_ONNX[kind]
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / LAST).is_file() or (self.path / BEST).is_file()
+
+    def is_reusable(self) -> bool:
+        """True for a run that stopped before its first checkpoint: only its header files."""
+        entries = {p.name for p in self.path.iterdir()}
+        return not self.has_checkpoint() and entries <= set(HEADER)
