@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import pytest
@@ -11,7 +12,8 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     p = tmp_path / "a.json"
     atomic_write_json(p, {"x": 1})
     assert read_json(p) == {"x": 1}
-    assert sha256_file(p) == sha256_file(p) and len(sha256_file(p)) == 64
+    assert sha256_file(p) == hashlib.sha256(p.read_bytes()).hexdigest()
+    assert sha256_file(p) != hashlib.sha256(b"").hexdigest()
 
 
 def test_failed_write_leaves_old_file_and_no_temp(tmp_path):

@@ -13,6 +13,7 @@ from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError
 from ftedge.formats.run import CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root
+from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
 from ftedge.quant.calibrate import METHODS
@@ -89,7 +90,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                              x, labels, loaded.classes, max_drop)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
-                  coverage=coverage.to_dict(), onnx=info,
+                  coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
                   size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
     json_path, md_path = write_gate(run, result, "gate_ptq", f"PTQ ({calib_method}) INT8 gate")
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"

@@ -54,7 +54,8 @@ def finish(trainer, result) -> None:
         "world_size": trainer.ctx.world_size, "weights_source": trainer.built.weights_note,
         "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
         "qat": None if result.gate is None else {
-            "qat_val_top1": result.qat_top1, "coverage": trainer.coverage.to_dict(),
+            "qat_val_top1": result.qat_top1, "coverage": result.gate["coverage"],
+            "prepared": trainer.coverage.to_dict(),
             "int8_onnx_top1": result.gate["int8_top1"],
             "fp32_onnx_top1": result.gate["fp32_top1"],
             "drop_points": result.gate["drop_points"], "gate_passed": result.gate["passed"]}})

@@ -195,3 +195,15 @@ def test_missing_artifact_file_is_a_clear_error(ort_exports, tmp_path):
     (copy / "model.int8.onnx").unlink()
     with pytest.raises(ExportError, match="missing"):
         open_model(copy)
+
+
+def test_manifest_hashes_are_the_real_files(ort_exports):
+    import hashlib
+
+    for res in ort_exports.values():
+        files = res.manifest["files"]
+        on_disk = sorted(p.relative_to(res.folder).as_posix() for p in res.folder.rglob("*")
+                         if p.is_file() and p.name not in ("manifest.json", ".ftedge-folder.json"))
+        assert sorted(files) == on_disk and res.manifest["artifact"] in files
+        for name, digest in files.items():
+            assert digest == hashlib.sha256((res.folder / name).read_bytes()).hexdigest(), name

@@ -115,7 +115,6 @@ def test_contract_for_lite0():
 def test_lite0_imagenet_weights_call_chelsea_a_cat():
     skimage_data = pytest.importorskip("skimage.data")
     import timm
-    from torchvision.transforms import v2 as T
 
     from ftedge.data.transforms import eval_transform
     from ftedge.models.weights import _lite0_package_state, load_state_dict_checked
@@ -129,4 +128,4 @@ def test_lite0_imagenet_weights_call_chelsea_a_cat():
         prob = model(x).softmax(-1)[0]
     assert int(prob.argmax()) in range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian
     assert float(prob[281:286].sum()) > 0.8
-    assert isinstance(T, object) and np.isfinite(prob.numpy()).all()
+    assert np.isfinite(prob.numpy()).all()

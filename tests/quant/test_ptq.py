@@ -69,7 +69,7 @@ def fp32_run(tmp_path_factory):
 
 @pytest.mark.parametrize("method", ["minmax", "entropy"])
 def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
-    res = ftedge.quantize(fp32_run, calib="stratified-256", calib_method=method, max_drop=100)
+    res = ftedge.quantize(fp32_run, calib="stratified-256", calib_method=method, max_drop=1.0)
     assert (fp32_run / "model.ptq.int8.onnx").is_file() and (fp32_run / "gate_ptq.md").is_file()
     manifest = json.loads((fp32_run / "calibration_manifest.json").read_text())
     assert len(manifest["files"]) == 30  # the whole (tiny) training split
@@ -77,8 +77,18 @@ def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
     meta = read_metadata(fp32_run / "model.ptq.int8.onnx")
     assert meta["ftedge.calibration_sha256"] == manifest["sha256"] == res["calibration_sha256"]
     assert json.loads(meta["ftedge.quantization"])["calibration"] == method
-    assert res["coverage"]["quantized_layers"] == 50 and res["size_ratio"] <= 0.3
-    assert res["passed"] and 0.0 <= res["int8_top1"] <= 1.0
+    # measured on the exported graph: every Conv/Gemm reads INT8 weights and inputs
+    assert res["coverage"]["int8_layers"] == res["coverage"]["compute_layers"] == 50
+    assert res["coverage"]["float_layers"] == [] and res["size_ratio"] <= 0.3
+    assert res["drop_points"] <= 1.0 and res["passed"]
+    gate = json.loads((fp32_run / "gate_ptq.json").read_text())
+    assert gate["passed"] == (gate["drop_points"] <= 1.0 and gate.get("openvino", {}).get(
+        "passed", True))
+
+
+def test_ptq_gate_fails_when_the_budget_is_exceeded(fp32_run):
+    res = ftedge.quantize(fp32_run, calib_method="minmax", max_drop=-200)  # no drop fits
+    assert not res["passed"] and "FAILED" in (fp32_run / "gate_ptq.md").read_text()
 
 
 def test_ptq_refuses_qat_as_a_method(fp32_run):

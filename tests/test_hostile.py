@@ -1,0 +1,346 @@
+"""A hostile but realistic user: wrong layouts, damaged and edited files, odd values.
+
+Each case asserts the exit code, the message (what is wrong and how to fix it), and that the
+user's own files are still there, unchanged.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+
+import pytest
+import torch
+
+from tests.conftest import tiny_options, write_class_folders
+from tests.test_cli import run_cli
+
+TUNE = ["--model", "efficientnet_lite0", "--img-size", 32, "--epochs", 2, "--batch-size", 8,
+        "--device", "cpu", "--workers", 0, "--lr", 0.005]
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A tiny finished run, one ONNX Runtime FP32 artifact of it, and a bench report."""
+    import ftedge
+    from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.bench.report import write_report
+
+    root = tmp_path_factory.mktemp("hostile")
+    data = write_class_folders(root / "colours", per_class=12)
+    run = ftedge.tune(data=str(data), **dict(tiny_options(root), epochs=2)).run_dir
+    art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", log=lambda m: None).folder
+    report = bench([art], opts=BenchOptions(batches=(1,), runs=3, warmup=1, e2e_images=2))
+    write_report(report, root / "report")
+    return {"root": root, "data": data, "run": run, "art": art, "report": root / "report"}
+
+
+def _copy(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _edit_manifest(folder, change):
+    m = json.loads((folder / "manifest.json").read_text())
+    change(m)
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def _user_folder(path, name="notes.txt"):
+    path.mkdir(parents=True, exist_ok=True)
+    (path / name).write_text("precious")
+    return path / name
+
+
+# -- nothing of the user's is lost -------------------------------------------------------
+
+def test_demo_data_never_replaces_the_current_folder(monkeypatch, capsys, tmp_path):
+    keep = _user_folder(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(monkeypatch, capsys, "demo-data", ".", "--overwrite")
+    assert code == 2 and "current folder" in err and keep.read_text() == "precious"
+
+
+def test_demo_data_overwrite_keeps_a_folder_with_user_files(monkeypatch, capsys, tmp_path):
+    keep = _user_folder(tmp_path / "d")
+    code, _, err = run_cli(monkeypatch, capsys, "demo-data", tmp_path / "d", "--overwrite")
+    assert code == 2 and "not written by ftedge" in err and keep.read_text() == "precious"
+
+
+@pytest.mark.parametrize("case", ["user-folder-with-manifest", "cwd", "the-run", "under-a-file"])
+def test_export_force_replaces_only_its_own_artifacts(world, monkeypatch, capsys, tmp_path,
+                                                      case):
+    run = world["run"]
+    before = sorted(p.name for p in run.iterdir())
+    if case == "user-folder-with-manifest":
+        out = tmp_path / "mine"
+        keep = _user_folder(out)
+        (out / "manifest.json").write_text("{}")
+        want = "not written by ftedge"
+    elif case == "cwd":
+        keep = _user_folder(tmp_path)
+        monkeypatch.chdir(tmp_path)
+        out, want = ".", "current folder"
+    elif case == "the-run":
+        keep, out, want = run / "best.pt", run, "own input"
+    else:
+        keep = tmp_path / "file"
+        keep.write_text("precious")
+        out, want = keep / "sub", "is a file"
+    data = keep.read_bytes()
+    code, _, err = run_cli(monkeypatch, capsys, "export", run, "--target", "onnxruntime-cpu",
+                           "--precision", "fp32", "--out", out, "--force")
+    assert code == 2 and want in err.replace("\n", " "), err
+    assert keep.read_bytes() == data and sorted(p.name for p in run.iterdir()) == before
+
+
+def test_bench_and_report_never_overwrite_a_report_without_force(world, monkeypatch, capsys,
+                                                                 tmp_path):
+    out = _copy(world["report"], tmp_path / "rep")
+    md = (out / "report.md").read_text()
+    code, _, err = run_cli(monkeypatch, capsys, "bench", world["art"], "--out", out)
+    assert code == 2 and "already exists" in err and (out / "report.md").read_text() == md
+    code, _, err = run_cli(monkeypatch, capsys, "report", world["report"], "--out", out)
+    assert code == 2 and "already exists" in err and (out / "report.md").read_text() == md
+    mine = _user_folder(tmp_path / "mine", "report.md")
+    code, _, err = run_cli(monkeypatch, capsys, "report", world["report"], "--out",
+                           tmp_path / "mine", "--force")
+    assert code == 2 and "not written by ftedge" in err and mine.read_text() == "precious"
+    code, _, err = run_cli(monkeypatch, capsys, "report", world["report"], "--out",
+                           tmp_path / "merged")
+    assert code == 0 and (tmp_path / "merged" / "report.md").is_file()
+
+
+def test_disk_full_names_the_path_and_leaves_nothing(monkeypatch, tmp_path):
+    from ftedge.errors import FtedgeError
+    from ftedge.io import atomic_write_json
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(FtedgeError, match="no space left.*x.json"):
+        atomic_write_json(tmp_path / "x.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- the manifest is trusted only as exported -------------------------------------------
+
+MANIFEST_EDITS = {
+    "artifact-outside": (lambda m: m.update(artifact="../../best.pt"), "not one of the hashed"),
+    "file-entry-removed": (lambda m: m["files"].pop("parity.json"), "files differ"),
+    "classes-reordered": (lambda m: m.update(classes=m["classes"][::-1]), "classes differ"),
+    "contract-edited": (lambda m: m["preprocessing"].update(mean=[0.0, 0.0, 0.0]),
+                        "preprocessing differ"),
+    "profile-edited": (lambda m: m["profile"].update(max_batch=1), "profile differ"),
+    "keys-missing": (lambda m: [m.pop(k) for k in ("classes", "runtime")], "missing field"),
+    "absolute-file-name": (lambda m: m["files"].update({"/etc/passwd": "0" * 64}),
+                           "not a plain path"),
+    "digest-removed": (lambda m: m.pop("digest"), "no digest"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_EDITS))
+def test_an_edited_manifest_is_refused(world, monkeypatch, capsys, tmp_path, case):
+    change, want = MANIFEST_EDITS[case]
+    art = _copy(world["art"], tmp_path / "art")
+    _edit_manifest(art, change)
+    for cmd in (["eval", art], ["predict", art, world["data"] / "red" / "000.png"]):
+        code, _, err = run_cli(monkeypatch, capsys, *cmd)
+        assert code == 2 and want in err and "ftedge export" in err, err
+
+
+def test_a_damaged_manifest_or_model_is_refused(world, monkeypatch, capsys, tmp_path):
+    art = _copy(world["art"], tmp_path / "art")
+    (art / "manifest.json").write_bytes(b"\xff\x00{")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", art)
+    assert code == 2 and "broken JSON" in err
+    art = _copy(world["art"], tmp_path / "art2")
+    model = next(art.glob("model.*.onnx"))
+    model.write_bytes(model.read_bytes()[:-10])
+    code, _, err = run_cli(monkeypatch, capsys, "eval", art)
+    assert code == 2 and "changed since export" in err
+
+
+def test_bench_reports_a_damaged_artifact_and_runs_the_others(world, tmp_path):
+    from ftedge.bench.bench import BenchOptions, bench
+
+    art = _copy(world["art"], tmp_path / "art")
+    _edit_manifest(art, lambda m: m.update(classes=m["classes"][::-1]))
+    rep = bench([art, world["art"]], opts=BenchOptions(batches=(1,), runs=2, warmup=1,
+                                                        e2e_images=2))
+    bad, good = rep["artifacts"]
+    assert bad["status"] == "error" and "classes differ" in bad["error"]
+    assert good["status"] == "ok"
+
+
+def test_report_of_the_wrong_schema_is_refused(monkeypatch, capsys, tmp_path, world):
+    bad = _copy(world["report"], tmp_path / "bad")
+    rep = json.loads((bad / "report.json").read_text())
+    rep["artifacts"][0]["latency"] = [{"batch": 1}]
+    (bad / "report.json").write_text(json.dumps(rep))
+    code, _, err = run_cli(monkeypatch, capsys, "report", bad, "--out", tmp_path / "o")
+    assert code == 2 and "latency row is damaged" in err
+    (bad / "report.json").write_text(json.dumps({"schema": "something-else"}))
+    code, _, err = run_cli(monkeypatch, capsys, "report", bad, "--out", tmp_path / "o")
+    assert code == 2 and "not a usable ftedge bench report" in err
+    assert not (tmp_path / "o").exists()
+
+
+# -- runs and checkpoints ----------------------------------------------------------------
+
+def test_damaged_or_foreign_checkpoints(world, monkeypatch, capsys, tmp_path):
+    run = _copy(world["run"], tmp_path / "run")
+    (run / "best.pt").write_bytes(b"")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert code == 2 and "empty (0 bytes)" in err
+    # another run's best.pt: other classes than this run's split
+    other = write_class_folders(tmp_path / "other", per_class=6, classes=("red", "green"))
+    opts = tiny_options(tmp_path / "o")
+    import ftedge
+
+    ftedge.tune(data=str(other), **dict(opts, epochs=1))
+    shutil.copy(tmp_path / "o" / "run" / "best.pt", run / "best.pt")
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert code == 2 and "other classes than the model" in err
+    empty = tmp_path / "w.pt"
+    empty.write_bytes(b"")
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
+                           tmp_path / "r2", "--weights", empty, *TUNE)
+    assert code == 2 and "empty (0 bytes)" in err and not (tmp_path / "r2" / "best.pt").exists()
+
+
+def test_nan_weights_and_divergence_stop_with_a_clear_error(world, monkeypatch, capsys, tmp_path):
+    from ftedge.models import build_model
+
+    model = build_model("efficientnet_lite0", 3, "none").model
+    state = model.state_dict()
+    state[next(k for k in state if k.endswith("weight"))].fill_(float("nan"))
+    torch.save(state, tmp_path / "nan.pt")
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
+                           tmp_path / "r1", "--weights", tmp_path / "nan.pt", *TUNE)
+    assert code == 2 and "NaN or infinite" in err
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
+                           tmp_path / "r2", *TUNE[:-2], "--lr", "1e30")
+    assert code == 2 and "diverged" in err and "lower --lr" in err.replace("\n", " ")
+    assert not (tmp_path / "r2" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("flag, value, want", [
+    ("--lr", "inf", "finite number"), ("--lr", "nan", "finite number"),
+    ("--patience", -1, "patience"), ("--workers", -1, "workers"),
+])
+def test_out_of_range_flags(world, monkeypatch, capsys, tmp_path, flag, value, want):
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
+                           tmp_path / "r", *TUNE, flag, value)
+    assert code == 2 and want in err and not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("yaml_text, want", [
+    ("model: {dropout: 1.5}", "dropout"), ("data: {background: [300, 0, 0]}", "background"),
+    ("train: {patience: -1}", "patience"), ("train: {lr: .inf}", "finite number"),
+])
+def test_out_of_range_config_values(world, monkeypatch, capsys, tmp_path, yaml_text, want):
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--config", tmp_path / "c.yaml",
+                           "--data", world["data"], "--out", tmp_path / "r")
+    assert code == 2 and want in err
+
+
+def test_topk_must_be_positive_and_unreadable_images_fail(world, monkeypatch, capsys, tmp_path):
+    code, _, err = run_cli(monkeypatch, capsys, "predict", world["run"],
+                           world["data"] / "red" / "000.png", "--topk", 0)
+    assert code == 2 and "topk" in err
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    code, out, err = run_cli(monkeypatch, capsys, "predict", world["run"], junk,
+                             tmp_path / "missing.jpg")
+    assert code == 1 and "no image could be read" in err and "not an image" in out
+
+
+def test_a_run_killed_before_its_first_checkpoint_resumes_or_is_reused(world, monkeypatch,
+                                                                       capsys, tmp_path):
+    import ftedge
+    from ftedge.formats.run import HEADER
+
+    run = _copy(world["run"], tmp_path / "killed")
+    for p in run.iterdir():
+        if p.name not in HEADER:
+            p.unlink() if p.is_file() else shutil.rmtree(p)
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--resume", run)
+    assert code == 0 and "from the beginning" in err and (run / "best.pt").is_file()
+    for p in run.iterdir():
+        if p.name not in HEADER:
+            p.unlink() if p.is_file() else shutil.rmtree(p)
+    res = ftedge.tune(data=str(world["data"]), **dict(tiny_options(tmp_path), out=str(run),
+                                                      epochs=1))
+    assert (res.run_dir / "best.pt").is_file()
+
+
+def test_eval_from_another_folder_finds_the_images(world, monkeypatch, tmp_path):
+    import ftedge
+
+    monkeypatch.chdir(tmp_path)
+    assert ftedge.evaluate(world["run"])["n"] == 6
+    record = json.loads((world["run"] / "split.json").read_text())
+    assert os.path.isabs(record["root"]) and not os.path.isabs(record["val"][0][0])
+
+
+# -- datasets ----------------------------------------------------------------------------
+
+def test_train_test_layout_is_read_as_splits(monkeypatch, capsys, tmp_path):
+    import ftedge
+
+    data = tmp_path / "d"
+    write_class_folders(data / "train", per_class=10)
+    write_class_folders(data / "test", per_class=3, seed=1)
+    res = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), epochs=1))
+    classes = json.loads((res.run_dir / "classes.json").read_text())
+    assert classes == ["blue", "green", "red"]  # never "test" and "train"
+    rep = ftedge.evaluate(res.run_dir, split="test")
+    assert rep["n"] == 9
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", res.run_dir, "--split", "test", "--json")
+    assert code == 0 and json.loads(out)["n"] == 9
+
+
+@pytest.mark.parametrize("layout, want", [
+    ({"train": 1, "validation": 1}, None),
+    ({"train": 1, "red": 0}, "mixes split folders"),
+    ({"test": 1, "val": 1}, "no train/ folder"),
+    ({"train": 1, "val": 1, "valid": 1}, "more than one validation folder"),
+])
+def test_split_folder_layouts(tmp_path, layout, want):
+    from ftedge.data.audit import audit_dataset
+    from ftedge.errors import DatasetError
+
+    for name, split in layout.items():
+        if split:
+            write_class_folders(tmp_path / name, per_class=3)
+        else:
+            write_class_folders(tmp_path, per_class=3, classes=(name,))
+    if want is None:
+        audit = audit_dataset(tmp_path)
+        assert audit.classes == ["blue", "green", "red"] and len(audit.val) == 9
+    else:
+        with pytest.raises(DatasetError, match=want):
+            audit_dataset(tmp_path)
+
+
+def test_out_inside_data_is_refused(world, monkeypatch, capsys, tmp_path):
+    data = _copy(world["data"], tmp_path / "data")
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", data, "--out",
+                           data / "runs" / "x", *TUNE)
+    assert code == 2 and "inside --data" in err and not (data / "runs").exists()
+
+
+def test_class_names_with_markup_and_control_characters_print_literally(monkeypatch, capsys,
+                                                                        tmp_path):
+    from PIL import Image
+
+    for name in ("[bold]x", "a\nb", "plain"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8)).save(tmp_path / name / "0.png")
+    code, out, _ = run_cli(monkeypatch, capsys, "data", "check", tmp_path)
+    assert code == 0 and "[bold]x" in out and "a\\nb" in out and "a\nb" not in out
