@@ -51,6 +51,9 @@ def load_run(run: str | Path, checkpoint: str = BEST) -> LoadedModel:
     `run` is a run folder, or a checkpoint file inside one.
     """
     run = Path(run)
+    if run.is_file() and run.suffix not in (".pt", ".pth"):
+        raise RunError(f"{run} is neither a run folder, an artifact folder nor a checkpoint",
+                       "pass a folder written by `ftedge tune` or `ftedge export`")
     if run.is_file():
         folder, name = RunFolder(run.parent), run.name
     else:

@@ -22,7 +22,7 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import RunFolder
-from ftedge.io import atomic_write_json, atomic_write_text
+from ftedge.io import atomic_write_json, atomic_write_text, make_parent
 from ftedge.metrics import classification_report
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.training import dist as D
@@ -196,7 +196,10 @@ class Trainer:
     def _claim_run_dir(self) -> None:
         """A new run takes an absent or empty folder, or one a killed run left before its
         first checkpoint (only ftedge's header files: nothing to lose)."""
-        if not self.ctx.is_main or not self.run.exists():
+        if not self.ctx.is_main:
+            return
+        make_parent(self.run / "config.yaml")  # a clear error when a parent is a file
+        if not self.run.exists():
             return
         if not self.run.is_dir():
             raise RunError(f"--out {self.run} is a file", "choose a folder for --out")
