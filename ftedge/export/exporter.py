@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftedge.config import from_dict
+from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
@@ -131,6 +132,8 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
         manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)
+        # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
+        write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
     return ExportResult(out, sealed)
 

@@ -67,15 +67,44 @@ def _val_and_reference(loaded, source):
     return _CACHE[key]
 
 
+def deepstream_accuracy(loaded, source) -> dict:
+    """Top-1 of the graph a TensorRT engine is built from (run exactly in ONNX Runtime) on the
+    val split, preprocessed as the contract says and as DeepStream's nvinfer would (whole
+    image scaled to the network size, one scale for all channels): what a DeepStream pipeline
+    loses to its preprocessing alone."""
+    from ftedge.data.images import load_image
+    from ftedge.deploy.deepstream import deepstream_normalization, deepstream_style_preprocess
+    from ftedge.runtime.ort import OrtRunner
+
+    x, labels, _, _ = _val_and_reference(loaded, source)
+    contract = loaded.contract
+    background = tuple(contract.get("background", (255, 255, 255)))
+    samples = RunFolder(loaded.path).samples("val", loaded.classes)
+    ds_x = np.stack([deepstream_style_preprocess(load_image(s.path, background), contract)
+                     for s in samples]).astype(np.float32)
+    runner = OrtRunner(source.path)
+    exact, ds = infer_batches(runner, x).argmax(1), infer_batches(runner, ds_x).argmax(1)
+    norm = deepstream_normalization(contract)
+    return {"n": int(len(labels)), "graph": f"{source.path.name} in ONNX Runtime",
+            "top1_exact_contract": float((exact == labels).mean()),
+            "top1_deepstream_style": float((ds == labels).mean()),
+            "top1_agreement": float((exact == ds).mean()),
+            "normalization_exact": bool(norm.exact),
+            "resize": "whole image stretched to the input size (maintain-aspect-ratio=0)"}
+
+
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
                  threads: int | None = None) -> dict:
     """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
-    if not artifact.built:
-        return {"status": "pending", "passed": None,
-                "reason": "the engine is built on the device; parity runs there (ftedge eval ARTIFACT on the device)"}
     split = loaded.path / SPLIT
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}
+    extra = {"deepstream_preprocessing": deepstream_accuracy(loaded, source)} \
+        if profile.runtime == "tensorrt" else {}
+    if not artifact.built:
+        return {"status": "pending", "passed": None, **extra,
+                "reason": "the engine is built on the device; parity runs there (ftedge eval "
+                          "ARTIFACT on the device)"}
     x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
     try:
         runner = target.runner(artifact, profile, threads)
@@ -96,4 +125,4 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
         ok = ok and result["max_abs_logit_diff"] <= tol.fp32_max_abs_logit
         limits["max_abs_logit_diff"] = tol.fp32_max_abs_logit
     return {"status": "checked", "passed": bool(ok), "reference": ref_name,
-            "images": "val split of the run", "limits": limits, **result}
+            "images": "val split of the run", "limits": limits, **result, **extra}

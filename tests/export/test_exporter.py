@@ -32,7 +32,9 @@ def test_manifest_carries_the_contract(ort_exports, qat_run):
     assert m["precision"] == "int8" and m["opset"] == 17 and m["input_shape"][0] == "dynamic"
     assert m["source"]["kind"] == "qat" and len(m["source"]["checkpoint_sha256"]) == 64
     assert {"ftedge", "torch", "onnx", "onnxruntime"} <= set(m["versions"])
-    assert set(m["files"]) == {"model.int8.onnx", "parity.json"}
+    assert {f for f in m["files"] if not f.startswith("deploy/")} == {"model.int8.onnx",
+                                                                     "parity.json"}
+    assert {"deploy/infer.py", "deploy/labels.txt", "deploy/README.md"} <= set(m["files"])
     props = {p.key: p.value for p in onnx.load(str(ort_exports["int8"].folder /
                                                    "model.int8.onnx")).metadata_props}
     assert json.loads(props["ftedge.classes"]) == run.classes and props["ftedge.target"]
@@ -135,7 +137,11 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
     assert m["parity"]["status"] == "pending" and res.passed is None
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "build_plan.json", "manifest.json", "model.int8.onnx", "parity.json", "trtexec.sh"]
+        "build_plan.json", "deploy", "manifest.json", "model.int8.onnx", "parity.json",
+        "trtexec.sh"]
+    assert "deploy/deepstream/config_infer_primary_classifier.txt" in m["files"]
+    ds = m["parity"]["deepstream_preprocessing"]  # measured on the val split
+    assert ds["n"] == 6 and 0 <= ds["top1_deepstream_style"] <= 1
     # the shipped file is the ONNX (hashed); the engine is built and keyed on the device
     assert m["artifact"] == "model.int8.onnx" and m["artifact"] in m["files"]
     assert m["extra"]["engine"] == "model.engine"
@@ -185,8 +191,11 @@ def test_artifact_files_get_ordinary_permissions(ort_exports):
     os.umask(umask)
     folder = ort_exports["fp32"].folder
     assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
-    for f in folder.iterdir():
-        assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
+    for f in folder.rglob("*"):
+        if f.is_dir():
+            assert stat.S_IMODE(f.stat().st_mode) == 0o777 & ~umask, f
+        elif f.name != "infer.py":  # executable
+            assert stat.S_IMODE(f.stat().st_mode) == 0o666 & ~umask, f
 
 
 def test_missing_artifact_file_is_a_clear_error(ort_exports, tmp_path):

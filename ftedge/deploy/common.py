@@ -1,0 +1,123 @@
+"""What every part of the deploy kit needs from the manifest: checked fields and file names.
+
+The file-name rules are the template runners' own (imported, not restated), so the kit's
+DeepStream and Triton files name exactly what infer.py loads.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from ftedge.deploy.templates import runner_onnxruntime, runner_openvino, runner_tensorrt
+from ftedge.deploy.templates.runner_tensorrt import engine_name
+from ftedge.errors import FtedgeError
+from ftedge.io import atomic_path, atomic_write_text
+
+RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
+REQUIRED = ("runtime", "precision", "artifact", "input_name", "output_name", "input_shape",
+            "classes", "preprocessing", "model_name")
+CONTRACT = ("input_size", "resize", "interpolation", "mean", "std")
+RUNNERS = {"onnxruntime": runner_onnxruntime, "openvino": runner_openvino,
+           "tensorrt": runner_tensorrt}
+
+__all__ = ["DeployError", "KitWriter", "RUNNERS", "check_manifest", "model_files", "onnx_name",
+           "engine_name", "batch_of", "max_batch", "safe_model_name", "RUNTIMES"]
+
+
+class DeployError(FtedgeError):
+    """The deploy kit cannot be written for this artifact."""
+
+
+def _reexport() -> str:
+    return "export the artifact again with ftedge export"
+
+
+def check_manifest(manifest: dict) -> dict:
+    """The fields the kit reads, present and of the right shape."""
+    missing = [k for k in REQUIRED if k not in manifest]
+    if missing:
+        raise DeployError(f"the manifest has no {', '.join(missing)}", _reexport())
+    if manifest["runtime"] not in RUNTIMES:
+        raise DeployError(f"no deploy kit for runtime {manifest['runtime']!r}",
+                          f"valid: {', '.join(RUNTIMES)}")
+    contract = manifest["preprocessing"]
+    if not isinstance(contract, dict) or any(k not in contract for k in CONTRACT):
+        raise DeployError(f"the preprocessing contract lacks {', '.join(CONTRACT)}", _reexport())
+    shape = manifest["input_shape"]
+    if (not isinstance(shape, list) or len(shape) != 4
+            or not (shape[0] == "dynamic" or (isinstance(shape[0], int) and shape[0] > 0))
+            or list(shape[1:]) != list(contract["input_size"])):
+        raise DeployError(f"input_shape {shape!r} is not [batch, *input_size]", _reexport())
+    return manifest
+
+
+def model_files(folder: Path, manifest: dict) -> list[str]:
+    """The files the runtime loads (relative): what infer.py checks and Triton serves.
+
+    A TensorRT engine is listed only once it exists (it is built on the device).
+    """
+    if manifest["runtime"] == "tensorrt":
+        name = engine_name(manifest)
+        return [name] if (Path(folder) / name).is_file() else []
+    return RUNNERS[manifest["runtime"]].model_files(manifest)
+
+
+def onnx_name(folder: Path, manifest: dict) -> str:
+    """The ONNX a TensorRT engine is built from (the export's extra.onnx, else the one .onnx)."""
+    named = (manifest.get("extra") or {}).get("onnx")
+    if named:
+        return named
+    if manifest["artifact"].endswith(".onnx"):
+        return manifest["artifact"]
+    found = sorted(p.name for p in Path(folder).glob("*.onnx"))
+    if len(found) != 1:
+        raise DeployError(f"cannot tell which ONNX the TensorRT engine is built from "
+                          f"(found {found or 'none'})", "the export names it in extra.onnx")
+    return found[0]
+
+
+def batch_of(manifest: dict) -> int | None:
+    """The model's fixed batch, or None for a dynamic batch dimension."""
+    batch = manifest["input_shape"][0]
+    return None if batch == "dynamic" else int(batch)
+
+
+def max_batch(manifest: dict) -> int:
+    """The largest batch the artifact serves: its fixed batch, else the profile's max_batch."""
+    fixed = batch_of(manifest)
+    return fixed if fixed is not None else int((manifest.get("profile") or {}).get("max_batch", 1))
+
+
+def safe_model_name(name: str) -> str:
+    """A directory name Triton and every filesystem accept: letters, digits, '.', '_', '-'."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", str(name)).strip("._")
+    return cleaned or "model"
+
+
+class KitWriter:
+    """Writes files under folder/deploy atomically and remembers their relative POSIX paths."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.written: list[str] = []
+
+    def _target(self, rel: str) -> Path:
+        self.written.append(f"deploy/{rel}")
+        return self.folder / "deploy" / rel
+
+    def text(self, rel: str, text: str, executable: bool = False) -> None:
+        path = atomic_write_text(self._target(rel), text)
+        if executable:
+            os.chmod(path, path.stat().st_mode | 0o111)
+
+    def copy(self, source: str, rel: str) -> None:
+        """Copy `source` (relative to the artifact folder) to deploy/`rel`."""
+        src = self.folder / source
+        if not src.is_file():
+            raise DeployError(f"{src} is missing: the deploy kit copies it",
+                              "write the kit after the artifact's files")
+        with atomic_path(self._target(rel)) as tmp:
+            shutil.copyfile(src, tmp)

@@ -1,0 +1,221 @@
+"""DeepStream (gst-nvinfer) for a TensorRT artifact: its config, and an emulation to measure it.
+
+nvinfer scales the whole frame (or object) to the network size and computes
+y = net-scale-factor * (x - offsets[c]) with one scale for every channel. ftedge's contract
+resizes the short side, centre-crops, and divides each channel by its own std. What the
+config cannot express is said in a comment in the file; `deepstream_style_preprocess`
+emulates this config in numpy so the exporter can measure the accuracy it costs on the val
+split. It is an emulation (NvBufSurfTransform's GPU/VIC scalers are not reproduced bit for
+bit), not a promise of DeepStream's numbers.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ftedge.deploy.common import KitWriter, engine_name, max_batch, onnx_name
+from ftedge.deploy.labels import deepstream_labels_text
+from ftedge.deploy.templates.preprocess import to_rgb
+
+CONFIG = "deepstream/config_infer_primary_classifier.txt"
+LABELS = "deepstream/labels.txt"
+NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # NvDsInferNetworkMode
+COLOR_FORMAT = {"RGB": 0, "BGR": 1}  # model-color-format
+SCALING_FILTER_BILINEAR = 1  # NvBufSurfTransformInter_Bilinear
+
+
+class DeepStreamNormalization(NamedTuple):
+    """nvinfer's y = net_scale_factor * (x - offsets[c]) for a contract; exact or not."""
+
+    net_scale_factor: float
+    offsets: tuple[float, float, float]
+    exact: bool  # equal to the contract up to float32 rounding (one std for all channels)
+
+
+def deepstream_normalization(contract: dict) -> DeepStreamNormalization:
+    """net-scale-factor and offsets for the contract's mean/std (x in 0..255).
+
+    (x/255 - m_c)/s_c == (x - 255 m_c) / (255 s_c): offsets are 255*mean. With one std for
+    all channels the scale 1/(255 std) is exact; otherwise the single scale uses the
+    midrange of the stds, which makes the largest relative error across channels smallest.
+    """
+    mean = [float(m) for m in contract["mean"]]
+    std = [float(s) for s in contract["std"]]
+    sigma = (min(std) + max(std)) / 2.0
+    return DeepStreamNormalization(1.0 / (255.0 * sigma), tuple(255.0 * m for m in mean),
+                                   min(std) == max(std))
+
+
+def normalization_error(contract: dict) -> tuple[float, ...]:
+    """Per channel, the largest |y_deepstream - y_contract| over x in 0..255 (real numbers)."""
+    norm = deepstream_normalization(contract)
+    out = []
+    for o, m, s in zip(norm.offsets, contract["mean"], contract["std"]):
+        slope = abs(norm.net_scale_factor - 1.0 / (255.0 * float(s)))
+        out.append(max(abs(0.0 - o), abs(255.0 - o)) * slope)
+    return tuple(out)
+
+
+def _resize_bilinear(arr: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """HWC uint8, plain bilinear (half-pixel centres, edges clamped, no antialiasing)."""
+    in_h, in_w = arr.shape[:2]
+
+    def axis(n_out: int, n_in: int):
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(pos).astype(np.int64)
+        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo)
+
+    y0, y1, wy = axis(out_h, in_h)
+    x0, x1, wx = axis(out_w, in_w)
+    a = arr.astype(np.float64)
+    top = a[y0][:, x0] * (1 - wx)[None, :, None] + a[y0][:, x1] * wx[None, :, None]
+    bottom = a[y1][:, x0] * (1 - wx)[None, :, None] + a[y1][:, x1] * wx[None, :, None]
+    out = top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def deepstream_style_preprocess(image, contract: dict, maintain_aspect_ratio: bool = False,
+                                symmetric_padding: bool = True) -> np.ndarray:
+    """An RGB uint8 HxWx3 array or PIL image -> float32 CHW as the kit's nvinfer config does.
+
+    The whole image is scaled to the network size (bilinear): stretched, or with
+    `maintain_aspect_ratio` scaled to fit and padded with black (centred when
+    `symmetric_padding`, else right/bottom), as gstnvinfer.cpp computes it; then
+    y = net_scale_factor * (x - offsets[c]) in float32.
+    """
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an RGB uint8 HxWx3 array, got {image.dtype} "
+                             f"{image.shape}")
+        arr = image
+    else:
+        background = tuple(contract.get("background", (255, 255, 255)))
+        arr = np.asarray(to_rgb(image, background), dtype=np.uint8)
+    _, net_h, net_w = (int(v) for v in contract["input_size"])
+    if not maintain_aspect_ratio:
+        canvas = _resize_bilinear(arr, net_h, net_w)
+    else:
+        h, w = arr.shape[:2]
+        h_dest, w_dest = net_w * h / w, net_h * w / h
+        dest_w, dest_h = (net_w, int(h_dest)) if h_dest <= net_h else (int(w_dest), net_h)
+        dest_w, dest_h = max(dest_w, 1), max(dest_h, 1)
+        top, left = ((net_h - dest_h) // 2, (net_w - dest_w) // 2) if symmetric_padding else (0, 0)
+        canvas = np.zeros((net_h, net_w, 3), np.uint8)
+        canvas[top:top + dest_h, left:left + dest_w] = _resize_bilinear(arr, dest_h, dest_w)
+    norm = deepstream_normalization(contract)
+    x = canvas.transpose(2, 0, 1).astype(np.float32)
+    offsets = np.asarray(norm.offsets, dtype=np.float32).reshape(3, 1, 1)
+    return np.float32(norm.net_scale_factor) * (x - offsets)
+
+
+def _comment(paragraphs: list[str], width: int = 94) -> list[str]:
+    """Paragraphs as '# ' lines; a paragraph starting '- ' is a bullet (indented follow-ons)."""
+    lines: list[str] = []
+    for para in paragraphs:
+        if not para:
+            lines.append("#")
+            continue
+        indent = "  " if para.startswith("- ") else ""
+        lines += ["# " + line for line in textwrap.wrap(para, width, subsequent_indent=indent,
+                                                        break_on_hyphens=False)]
+    return lines
+
+
+def _normalisation_note(contract: dict) -> str:
+    norm = deepstream_normalization(contract)
+    std = [float(s) for s in contract["std"]]
+    if norm.exact:
+        return (f"- normalisation: exact. std is {std[0]:g} for every channel, so "
+                "net-scale-factor = 1/(255*std) and offsets = 255*mean (equal up to float32 "
+                "rounding, not bit for bit).")
+    # the contract's scale for channel c is 1/(255 s_c); DeepStream's is `ratio` times it
+    ratios = ", ".join(f"x{norm.net_scale_factor * 255.0 * s:.4f}" for s in std)
+    errors = ", ".join(f"{e:.4f}" for e in normalization_error(contract))
+    return (f"- normalisation: APPROXIMATED. std differs per channel ({', '.join(map(str, std))}) "
+            "but nvinfer has one scale for all channels: net-scale-factor = 1/(255*s) with s "
+            f"their midrange {(min(std) + max(std)) / 2:.6g}. R, G, B are scaled {ratios} of "
+            f"the contract; the largest error is |dy| = {errors} (at x = 0 or 255).")
+
+
+def _notes(manifest: dict) -> list[str]:
+    c = manifest["preprocessing"]
+    _, h, w = c["input_size"]
+    size, resize, interp = int(c["input_size"][-1]), int(c["resize"]), c["interpolation"]
+    return [
+        f"DeepStream nvinfer config for {manifest['model_name']} "
+        f"({manifest.get('target', 'tensorrt')}, {manifest['precision']}), written by ftedge. "
+        "A primary (full-frame) classifier; as a secondary classifier on a detector's objects "
+        "set process-mode=2 and operate-on-gie-id=<the detector's gie-unique-id>.",
+        "",
+        "Preprocessing: nvinfer computes y = net-scale-factor * (x - offsets[c]) on the frame "
+        f"(or object) scaled to {w}x{h}. ftedge's contract is y = (x/255 - mean[c]) / std[c] "
+        f"after resizing the short side to {resize} ({interp}, antialiased) and "
+        f"centre-cropping {size}x{size}.",
+        _normalisation_note(c),
+        f"- geometry: APPROXIMATED. nvinfer scales the whole frame or object to {w}x{h} "
+        "(maintain-aspect-ratio=0 stretches it, =1 letterboxes it with black) where ftedge keeps "
+        f"the central {size}/{resize} of the short side. To match, crop each frame or object "
+        f"upstream to its central square, {size}/{resize} of its short side (nvdspreprocess "
+        "ROIs, or nvvideoconvert src-crop).",
+        f"- filter: scaling-filter=1 (bilinear on the GPU or VIC) is not Pillow's antialiased "
+        f"{interp}.",
+        "Never bit-exact with ftedge: ftedge.deploy.deepstream_style_preprocess emulates this "
+        "config, so measure its accuracy on the val split before relying on it.",
+        "",
+        f"Output: {manifest['output_name']!r} holds raw logits (no softmax in the graph). "
+        "nvinfer's default classifier parser takes the largest value above both "
+        "classifier-threshold and 0 as the class and that value as its confidence: the "
+        "threshold is in logit units, and an all-negative output reports no class. For "
+        "probabilities add a parse-classifier-func-name (custom-lib-path) that applies softmax.",
+        "",
+        "Engine: model-engine-file is the engine ftedge (or ../../trtexec.sh) builds on the "
+        "device from the explicit Q/DQ graph, with no calibration table. Build it first: with "
+        "network-mode=1 and no int8-calib-file, nvinfer's own builder logs \"INT8 calibration "
+        "file not specified. Trying FP16 mode.\" and sets only the FP16 flag "
+        "(nvdsinfer_model_builder.cpp), so an engine it builds from onnx-file is not the one "
+        "ftedge checked.",
+    ]
+
+
+def nvinfer_config(folder: Path, manifest: dict) -> str:
+    """The text of config_infer_primary_classifier.txt (paths relative to deploy/deepstream)."""
+    contract = manifest["preprocessing"]
+    norm = deepstream_normalization(contract)
+    _, h, w = contract["input_size"]
+    dla = ((manifest.get("profile") or {}).get("tensorrt") or {}).get("use_dla_core")
+    keys = [
+        ("gpu-id", 0),
+        ("net-scale-factor", f"{norm.net_scale_factor:.9g}"),
+        ("offsets", ";".join(f"{o:.9g}" for o in norm.offsets)),
+        ("model-color-format", COLOR_FORMAT[contract.get("channel_order", "RGB")]),
+        ("onnx-file", f"../../{onnx_name(folder, manifest)}"),
+        ("model-engine-file", f"../../{engine_name(manifest)}"),
+        ("labelfile-path", "labels.txt"),
+        ("infer-dims", f"3;{h};{w}"),
+        ("network-input-order", 0),  # NCHW
+        ("batch-size", max_batch(manifest)),
+        ("network-mode", NETWORK_MODE[manifest["precision"]]),
+        ("network-type", 1),  # classifier
+        ("process-mode", 1),
+        ("gie-unique-id", 1),
+        ("interval", 0),
+        ("output-blob-names", manifest["output_name"]),
+        ("classifier-threshold", 0.0),
+        ("maintain-aspect-ratio", 0),
+        ("symmetric-padding", 1),
+        ("scaling-filter", SCALING_FILTER_BILINEAR),
+    ]
+    if dla is not None:
+        keys += [("enable-dla", 1), ("use-dla-core", int(dla))]
+    lines = _comment(_notes(manifest)) + ["", "[property]"] + [f"{k}={v}" for k, v in keys]
+    return "\n".join(lines) + "\n"
+
+
+def write_deepstream(folder: Path, manifest: dict, out: KitWriter) -> None:
+    """deploy/deepstream/: the nvinfer config and its label file."""
+    out.text(CONFIG, nvinfer_config(folder, manifest))
+    out.text(LABELS, deepstream_labels_text(manifest["classes"]))

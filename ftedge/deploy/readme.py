@@ -1,0 +1,172 @@
+"""deploy/README.md: the commands for each way to run this artifact, and the exact contract.
+
+Written for the artifact at hand (its runtime, names, numbers), so a user copies commands
+rather than adapting them, and a C++ or DeepStream developer gets every rounding rule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name
+from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
+from ftedge.deploy.deepstream import deepstream_normalization
+
+PIP = {"onnxruntime": "pip install onnxruntime numpy pillow",
+       "openvino": "pip install openvino numpy pillow",
+       "tensorrt": "pip install cuda-python numpy pillow   # TensorRT itself: JetPack, or "
+                   "pip install tensorrt on x86"}
+
+
+def _f32(x: float) -> str:
+    return f"{float(np.float32(x)):.9g}"
+
+
+def _run_section(manifest: dict, folder: Path) -> str:
+    runtime = manifest["runtime"]
+    build = ""
+    if runtime == "tensorrt":
+        build = (f"# TensorRT engines are built on the device: once, in the artifact folder\n"
+                 f"sh trtexec.sh        # writes {engine_name(manifest)} from "
+                 f"{onnx_name(folder, manifest)} (or: ftedge export ... there)\n")
+    fixed = batch_of(manifest)
+    batch_note = (f"The model takes batches of exactly {fixed}: the last batch is zero-padded."
+                  if fixed else f"Batches of up to {max_batch(manifest)} (--batch N).")
+    return f"""## 1. Your own app: deploy/infer.py
+
+One file, no ftedge and no torch: {runtime}, numpy and Pillow. Run it from the artifact
+folder (the one with manifest.json), or pass `--artifact DIR`:
+
+```sh
+{PIP[runtime]}
+{build}python3 deploy/infer.py photo.jpg more_photos/ --topk 3
+python3 deploy/infer.py photo.jpg --json > predictions.json
+```
+
+It refuses a manifest whose digest does not match (sha256 of the canonical JSON of the
+manifest without `digest`/`section_digests`: Python `json.dumps` with sorted keys, separators `,` `:`, UTF-8) and a
+model file whose sha256 differs from the manifest's `files`; the digest catches damage and
+edits, it is not a signature. Unreadable images are reported one by one on stderr (and as
+`"error"` entries with `--json`). Exit status: 0 at least one image classified, 1 none could
+be read, 2 the artifact cannot be used.
+{batch_note}
+Import it to reuse its preprocessing elsewhere (e.g. in a Triton client):
+`sys.path.insert(0, "deploy"); import infer; x = infer.preprocess_file(path, contract)`.
+"""
+
+
+def _deepstream_section(manifest: dict) -> str:
+    norm = deepstream_normalization(manifest["preprocessing"])
+    exact = ("exact (one std for all channels)" if norm.exact else
+             "APPROXIMATED (the std differs per channel; see the comment in the config)")
+    return f"""## 2. DeepStream (gst-nvinfer)
+
+`{DS_CONFIG}` and its `labels.txt`
+(one line, names split by `;`, a `;` inside a name written `\\u003b`). Build the engine
+first (section 1): the config points `model-engine-file` at it. For an H.264 MP4, from the
+artifact folder:
+
+```sh
+gst-launch-1.0 filesrc location=video.mp4 ! qtdemux ! h264parse ! nvv4l2decoder ! m.sink_0 \\
+  nvstreammux name=m batch-size=1 width=1280 height=720 ! \\
+  nvinfer config-file-path=deploy/{DS_CONFIG} ! nvvideoconvert ! nvdsosd ! fakesink
+```
+
+In deepstream-app, point `[primary-gie] config-file=` at the same file.
+Normalisation is {exact}.
+The geometry is approximated (nvinfer scales the whole frame or object, ftedge resizes the
+short side and centre-crops), and the output holds raw logits, which nvinfer's default
+classifier parser reads as probabilities. The comment at the top of the config says
+by how much, and how to close the gap. Measure the accuracy this costs with
+`ftedge.deploy.deepstream_style_preprocess` on the val split before relying on it.
+"""
+
+
+def _triton_section(manifest: dict, name: str) -> str:
+    runtime = manifest["runtime"]
+    plan = ""
+    if runtime == "tensorrt":
+        plan = (f"# the engine is built on the device (section 1); Triton's TensorRT must be the "
+                f"version that built it\nmkdir -p deploy/triton/{name}/1 && cp "
+                f"{engine_name(manifest)} deploy/triton/{name}/1/model.plan\n")
+    batching = ("Dims exclude the batch dimension, max_batch_size is the profile's max_batch\n"
+                "and dynamic batching is on." if batch_of(manifest) is None else
+                "The model has a fixed batch, so max_batch_size is 0 and dims are its full "
+                "shape.")
+    caveat = ""
+    if runtime == "onnxruntime" and manifest["precision"] == "int8":
+        caveat = ("\ninfer.py (like ftedge) turns off ONNX Runtime's QDQS8ToU8Transformer on "
+                  "x86 CPUs without\nVNNI, whose u8 x s8 kernels saturate on symmetric INT8 "
+                  "weights. Triton's onnxruntime backend\ncannot turn off one optimizer: on "
+                  "such CPUs check its accuracy (ftedge bench) first.\n")
+    return f"""## 3. Triton Inference Server
+
+A model repository in `deploy/triton/`: model `{name}` with config.pbtxt, labels.txt and
+version 1 holding a copy of the model file(s). {batching} From the artifact folder:
+
+```sh
+{plan}docker run --rm -p8000:8000 -p8001:8001 -p8002:8002 -v "$PWD/deploy/triton:/models" \\
+  nvcr.io/nvidia/tritonserver:<yy.mm>-py3 tritonserver --model-repository=/models
+```
+
+Clients send the preprocessed float32 tensor `{manifest['input_name']}` (section 4, e.g.
+`infer.preprocess_file`) and read `{manifest['output_name']}` (raw logits); ask for
+`class_count` to get `value:index:label` strings.
+{caveat}"""
+
+
+def _contract_section(manifest: dict) -> str:
+    c = manifest["preprocessing"]
+    size, resize = int(c["input_size"][-1]), int(c["resize"])
+    bg = tuple(c.get("background", (255, 255, 255)))
+    mean = ", ".join(_f32(m) for m in c["mean"])
+    std = ", ".join(_f32(s) for s in c["std"])
+    return f"""## 4. The preprocessing contract, exactly
+
+What `infer.py` does, bit for bit as ftedge (tests assert `np.array_equal` against
+torchvision). A C++ or DeepStream app must match every step to get the same INT8 answers:
+inputs that differ by one float32 rounding flip the top-1 class of some images.
+
+1. **Decode** the whole file; apply the EXIF orientation; convert to 8-bit RGB: alpha is
+   composited onto RGB{bg} (Pillow `paste` with the alpha mask), palette
+   images are expanded, 16-bit images divided by 257 and rounded, float images scaled by
+   their min..max, grayscale replicated to R, G, B.
+2. **Resize** so the short side is {resize}: the long side is `floor({resize} * long / short)`
+   (double precision); nothing happens when the size is already that. Filter: Pillow's
+   `{c['interpolation']}` on 8-bit RGB, which antialiases (its support widens with the
+   downscale factor) and rounds in fixed point: reproduce Pillow's `Resample.c`, not OpenCV.
+3. **Centre-crop** {size}x{size}. A side shorter than {size} is first zero-padded: `(d // 2)`
+   before, `((d + 1) // 2)` after, d the shortfall. Then `top = round((H - {size}) / 2)` and
+   `left = round((W - {size}) / 2)` with round-half-to-even (2.5 -> 2, 3.5 -> 4).
+4. **To float32**, planar, channel order RGB, layout NCHW: `x = float32(v) * {_f32(1 / 255)}`
+   (float32(1/255); dividing by 255 differs in the last bit), rounded to float32.
+5. **Normalise** per channel, each step rounded to float32, no fused multiply-add:
+   `y = (x - mean[c]) / std[c]`, divided (not multiplied by a reciprocal), with
+   mean = [{mean}]
+   std = [{std}] (float32).
+6. **Batch** as N x 3 x {size} x {size}, input `{manifest['input_name']}`; the output
+   `{manifest['output_name']}` holds N x {len(manifest['classes'])} logits (softmax them for
+   probabilities).
+
+Class i is line i of `deploy/labels.txt`. Names are escaped so that each stays on one line:
+`\\\\` is a backslash, `\\n` and `\\r` are newline and carriage return, `\\uXXXX` (4 lowercase
+hex digits) any other line-breaking character; every other character is itself.
+"""
+
+
+def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[str]) -> str:
+    runtime = manifest["runtime"]
+    files = "\n".join(f"- `{p}`" for p in sorted([*written, "deploy/README.md"]))
+    sections = [_run_section(manifest, folder)]
+    if runtime == "tensorrt":
+        sections.append(_deepstream_section(manifest))
+    else:
+        sections.append("## 2. DeepStream (gst-nvinfer)\n\nDeepStream runs TensorRT engines: "
+                        "export the run for a TensorRT target (e.g.\n`--target "
+                        "jetson-orin-nano`) to get a DeepStream config in its deploy kit.\n")
+    sections += [_triton_section(manifest, triton_name), _contract_section(manifest)]
+    title = (f"# Deploy kit: {manifest['model_name']} on {manifest.get('target', runtime)} "
+             f"({runtime}, {manifest['precision']})")
+    return f"{title}\n\nWritten by ftedge with this artifact:\n\n{files}\n\n" + "\n".join(sections)

@@ -1,0 +1,58 @@
+"""ONNX Runtime (CPU) model for deploy/infer.py, with the session options ftedge uses.
+
+Template piece; needs only the onnxruntime package, imported when the model is opened.
+"""
+
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.deploy.templates.artifact import ArtifactError
+
+# ---- ftedge template body ----
+
+RUNTIME = "onnxruntime"
+REQUIRES = "onnxruntime"  # besides numpy and Pillow
+
+
+def model_files(manifest):
+    """The files this runtime loads, each checked against the manifest before loading."""
+    return [manifest["artifact"]]
+
+
+def disabled_optimizers():
+    """ORT optimizers ftedge turns off, so this script computes what ftedge verified.
+
+    ORT rewrites signed INT8 activations to unsigned (QDQS8ToU8Transformer); on x86 CPUs
+    without VNNI its u8 x s8 kernels sum pairs of products in 16 bits and saturate on
+    symmetric full-range INT8 weights (ORT's quantization docs: "saturation issue").
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return []
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return ["QDQS8ToU8Transformer"]  # cannot tell: the always-correct path
+    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return [] if vnni else ["QDQS8ToU8Transformer"]
+
+
+class Model:
+    """An ONNX Runtime CPU session: NCHW float32 batch in, logits out."""
+
+    def __init__(self, folder, manifest):
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            raise ArtifactError("onnxruntime is not installed",
+                                "pip install onnxruntime numpy pillow") from None
+        options = ort.SessionOptions()
+        self.session = ort.InferenceSession(str(Path(folder) / manifest["artifact"]), options,
+                                            providers=["CPUExecutionProvider"],
+                                            disabled_optimizers=disabled_optimizers())
+        self.input_name, self.output_name = manifest["input_name"], manifest["output_name"]
+
+    def infer(self, batch):
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        return self.session.run([self.output_name], feed)[0]

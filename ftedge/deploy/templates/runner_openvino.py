@@ -1,0 +1,50 @@
+"""OpenVINO model for deploy/infer.py, compiled for the manifest's device as ftedge does.
+
+Template piece; needs only the openvino package, imported when the model is opened.
+"""
+
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.deploy.templates.artifact import ArtifactError
+
+# ---- ftedge template body ----
+
+RUNTIME = "openvino"
+REQUIRES = "openvino"  # besides numpy and Pillow
+
+
+def model_files(manifest):
+    """The IR: the .xml the manifest names and the .bin beside it, both checked."""
+    xml = manifest["artifact"]
+    return [xml, xml[:-len(".xml")] + ".bin" if xml.endswith(".xml") else xml + ".bin"]
+
+
+class Model:
+    """A compiled OpenVINO model: NCHW float32 batch in, logits out."""
+
+    def __init__(self, folder, manifest):
+        try:
+            import openvino as ov
+        except ImportError:
+            raise ArtifactError("openvino is not installed",
+                                "pip install openvino numpy pillow") from None
+        core = ov.Core()
+        device = manifest["device"]
+        if not any(d.split(".")[0] == device for d in core.available_devices):
+            raise ArtifactError(f"OpenVINO device {device} is not available here (found: "
+                                f"{', '.join(core.available_devices)})",
+                                "run on the device the artifact was exported for, or export "
+                                "for this one (e.g. --target openvino-cpu)")
+        config = {}
+        hint = (manifest.get("profile") or {}).get("inference_precision")
+        if hint:  # the same compile option ftedge's parity check ran with
+            config["INFERENCE_PRECISION_HINT"] = hint
+        model = core.read_model(str(Path(folder) / manifest["artifact"]))
+        self.compiled = core.compile_model(model, device, config)
+        self.request = self.compiled.create_infer_request()
+
+    def infer(self, batch):
+        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer

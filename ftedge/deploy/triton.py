@@ -1,0 +1,103 @@
+"""A Triton Inference Server model repository for the artifact: deploy/triton/<model>/.
+
+config.pbtxt, labels.txt (for the classification extension) and the version folder 1/ with
+copies of the model files under the backend's default names (model.onnx; model.xml +
+model.bin; model.plan). The files are copied, not linked, so the repository can be mounted
+or moved on its own; they are small. A TensorRT plan is copied only once the engine exists:
+it is built on the device, after the export (the kit's README gives the copy command).
+
+The text is written by hand (ftedge does not depend on tritonclient); the tests parse it
+with tritonclient's ModelConfig protobuf. Batching follows Triton's rule: a model whose first
+dimension is a dynamic batch gets max_batch_size = the profile's max_batch, dims without
+the batch dimension and dynamic batching; a fixed-batch model cannot take Triton's smaller
+batches, so it gets max_batch_size 0 and its full shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ftedge.deploy.common import (KitWriter, batch_of, engine_name, max_batch, model_files,
+                                  safe_model_name)
+from ftedge.deploy.labels import labels_text
+
+PLATFORM = {"onnxruntime": 'backend: "onnxruntime"', "openvino": 'backend: "openvino"',
+            "tensorrt": 'platform: "tensorrt_plan"'}
+MAX_QUEUE_DELAY_US = 100  # how long Triton may hold a request to batch it with others
+
+
+def version_files(folder: Path, manifest: dict) -> dict[str, str]:
+    """{name in 1/: source file relative to the artifact folder}."""
+    runtime = manifest["runtime"]
+    if runtime == "onnxruntime":
+        return {"model.onnx": manifest["artifact"]}
+    if runtime == "openvino":
+        xml, binary = model_files(folder, manifest)
+        return {"model.xml": xml, "model.bin": binary}
+    engine = engine_name(manifest)
+    return {"model.plan": engine} if (Path(folder) / engine).is_file() else {}
+
+
+def preferred_batch_sizes(largest: int) -> list[int]:
+    return sorted({b for b in (largest // 4, largest // 2, largest) if b >= 1})
+
+
+def _dims(values) -> str:
+    return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
+
+
+def config_pbtxt(manifest: dict, name: str) -> str:
+    """The text of config.pbtxt (protobuf text format of Triton's ModelConfig)."""
+    runtime, fixed = manifest["runtime"], batch_of(manifest)
+    size, n_classes = manifest["preprocessing"]["input_size"], len(manifest["classes"])
+    batching = fixed is None
+    in_dims = size if batching else [fixed, *size]
+    out_dims = [n_classes] if batching else [fixed, n_classes]
+    lines = [
+        f"# Triton model configuration for {manifest['model_name']} "
+        f"({manifest.get('target', runtime)}, {manifest['precision']}), written by ftedge.",
+        "# Input: NCHW float32, already preprocessed as deploy/README.md says (the client",
+        "# applies the contract, e.g. with deploy/infer.py's preprocess_file). Output: raw logits;",
+        "# the classification extension returns labels.txt's escaped names.",
+        f'name: "{name}"',
+        PLATFORM[runtime],
+        f"max_batch_size: {max_batch(manifest) if batching else 0}",
+        "input [",
+        "  {",
+        f'    name: "{manifest["input_name"]}"',
+        "    data_type: TYPE_FP32",
+        *(["    format: FORMAT_NCHW"] if batching else []),
+        f"    dims: {_dims(in_dims)}",
+        "  }",
+        "]",
+        "output [",
+        "  {",
+        f'    name: "{manifest["output_name"]}"',
+        "    data_type: TYPE_FP32",
+        f"    dims: {_dims(out_dims)}",
+        '    label_filename: "labels.txt"',
+        "  }",
+        "]",
+    ]
+    if batching:
+        lines += ["dynamic_batching {",
+                  f"  preferred_batch_size: {_dims(preferred_batch_sizes(max_batch(manifest)))}",
+                  f"  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}",
+                  "}"]
+    kind = "KIND_GPU" if runtime == "tensorrt" else "KIND_CPU"
+    lines += ["instance_group [", "  {", "    count: 1", f"    kind: {kind}", "  }", "]"]
+    if runtime == "openvino":
+        lines += ["parameters: {", '  key: "TARGET_DEVICE"',
+                  f'  value: {{ string_value: "{manifest["device"]}" }}', "}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_triton_repository(folder: Path, manifest: dict, out: KitWriter) -> str:
+    """Write deploy/triton/<model>/...; returns the model's directory name."""
+    name = safe_model_name(manifest["model_name"])
+    base = f"triton/{name}"
+    out.text(f"{base}/config.pbtxt", config_pbtxt(manifest, name))
+    out.text(f"{base}/labels.txt", labels_text(manifest["classes"]))
+    for dest, source in version_files(folder, manifest).items():
+        out.copy(source, f"{base}/1/{dest}")
+    return name

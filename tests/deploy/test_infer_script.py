@@ -1,0 +1,162 @@
+"""deploy/infer.py runs where ftedge and torch cannot be imported, and agrees with ftedge."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import py_compile
+import shutil
+
+import numpy as np
+import pytest
+
+from ftedge.data.folder import Sample
+from ftedge.data.transforms import preprocess_samples
+from ftedge.deploy.infer_script import split_piece
+from tests.deploy.conftest import (CLASSES, build_artifact, copy_artifact, run_infer, seal,
+                                   write_bad_images)
+
+
+def reference(folder, manifest, paths):
+    """ftedge's preprocessing fed to the artifact's ONNX in ONNX Runtime: logits -> softmax."""
+    import onnxruntime as ort
+
+    onnx_file = next(folder.glob("*.onnx"), None) or folder.parent / f"{folder.name}.src.onnx"
+    x = preprocess_samples([Sample(p, 0) for p in paths], manifest["preprocessing"])
+    session = ort.InferenceSession(str(onnx_file))
+    batch = manifest["input_shape"][0]
+    if batch == "dynamic":
+        logits = session.run(None, {"input": x})[0]
+    else:  # one image per call, zero-padded to the fixed batch
+        pad = np.zeros((batch - 1, *x.shape[1:]), np.float32)
+        logits = np.concatenate([session.run(None, {"input": np.concatenate([xi[None], pad])})[0][:1]
+                                 for xi in x])
+    logits = logits.astype(np.float64)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    return p / p.sum(1, keepdims=True)
+
+
+def test_the_blocker_blocks(tmp_path):
+    script = tmp_path / "probe.py"
+    script.write_text("import torch\n")
+    res = run_infer(script, cwd=tmp_path)
+    assert res.returncode != 0 and "torch is blocked" in res.stderr
+    script.write_text("import sys\nimport ftedge.deploy\n")
+    assert "ftedge is blocked" in run_infer(script, cwd=tmp_path).stderr
+
+
+@pytest.mark.parametrize("which", ["ort_artifact", "ov_artifact"])
+def test_json_top1_and_probabilities_match_ftedge(which, request, images, tmp_path):
+    folder, manifest = request.getfixturevalue(which)
+    paths = list(images.values())
+    res = run_infer(folder / "deploy" / "infer.py", *paths, "--json", "--topk", "3",
+                    "--batch", "5", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    want = reference(folder, manifest, paths)
+    assert [r["image"] for r in out] == [str(p) for p in paths]
+    for r, p in zip(out, want):
+        assert "error" not in r and len(r["top"]) == 3
+        top = r["top"][0]
+        assert top["index"] == int(p.argmax()) and top["class"] == CLASSES[top["index"]]
+        for t in r["top"]:
+            assert t["probability"] == pytest.approx(p[t["index"]], abs=1e-3)
+
+
+def test_text_output_and_artifact_option(ort_artifact, images, tmp_path):
+    """A copy of infer.py elsewhere, pointed at the folder; names print one per line."""
+    folder, _ = ort_artifact
+    script = shutil.copy(folder / "deploy" / "infer.py", tmp_path / "infer.py")
+    res = run_infer(script, images["rgba.png"], "--artifact", folder, "--topk", "6",
+                    cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == str(images["rgba.png"]) and len(lines) == 1 + len(CLASSES)
+    assert any(line.endswith("two\\nlines") for line in lines)
+
+
+def test_fixed_batch_pads_the_last_chunk(tmp_path, images):
+    folder, manifest = build_artifact(tmp_path / "b3", "onnxruntime", batch=3)
+    paths = list(images.values())[:5]  # 3 + 2 (padded)
+    res = run_infer(folder / "deploy" / "infer.py", *paths, "--json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    got = [r["top"][0]["index"] for r in json.loads(res.stdout)]
+    assert got == list(reference(folder, manifest, paths).argmax(1))
+    refused = run_infer(folder / "deploy" / "infer.py", *paths, "--batch", "2", cwd=tmp_path)
+    assert refused.returncode == 2 and "exactly 3" in refused.stderr
+
+
+def test_unreadable_images_are_reported_and_all_bad_exits_nonzero(ort_artifact, images,
+                                                                   tmp_path):
+    folder, _ = ort_artifact
+    bad = write_bad_images(tmp_path / "bad", images["rgb_nonsquare.png"])
+    script = folder / "deploy" / "infer.py"
+    res = run_infer(script, *bad, cwd=tmp_path)
+    assert res.returncode == 1
+    for path in bad:
+        assert f"{path}: cannot read:" in res.stderr
+    assert "none of the 3 image(s) could be read" in res.stderr
+    mixed = run_infer(script, bad[0], images["gray.png"], "--json", cwd=tmp_path)
+    assert mixed.returncode == 0, mixed.stderr
+    out = json.loads(mixed.stdout)
+    assert "not an image file" in out[0]["error"] and out[1]["top"]
+
+
+@pytest.mark.parametrize("tamper", ["model", "manifest", "no_digest"])
+def test_tampering_is_refused(tamper, ort_artifact, images, tmp_path):
+    folder = copy_artifact(ort_artifact[0], tmp_path / "copy")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    if tamper == "model":
+        model = folder / manifest["artifact"]
+        model.write_bytes(model.read_bytes() + b"\0")
+        expect = "changed since export (sha256 mismatch)"
+    elif tamper == "manifest":
+        manifest["classes"][0] = "lion"
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        expect = "was changed after export (its digest does not match)"
+    else:
+        del manifest["digest"]
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        expect = "has no digest"
+    res = run_infer(folder / "deploy" / "infer.py", images["gray.png"], cwd=tmp_path)
+    assert res.returncode == 2
+    assert expect in res.stderr and "how to fix:" in res.stderr
+
+
+def test_openvino_checks_the_bin_too(ov_artifact, images, tmp_path):
+    folder = copy_artifact(ov_artifact[0], tmp_path / "copy")
+    (folder / "model.bin").write_bytes((folder / "model.bin").read_bytes()[:-4] + b"\0\0\0\1")
+    res = run_infer(folder / "deploy" / "infer.py", images["gray.png"], cwd=tmp_path)
+    assert res.returncode == 2 and "model.bin changed since export" in res.stderr
+
+
+def test_all_three_scripts_share_one_preprocessing(ort_artifact, ov_artifact, trt_artifact):
+    shared = [split_piece(name)[1] for name in ("preprocess", "labels", "artifact", "cli")]
+    for folder, _ in (ort_artifact, ov_artifact, trt_artifact):
+        text = (folder / "deploy" / "infer.py").read_text()
+        assert all(body in text for body in shared), folder.name
+        assert "import torch" not in text and "ftedge." not in text.split('"""', 2)[2]
+
+
+def test_tensorrt_script_compiles_and_says_what_is_missing(trt_artifact, images, tmp_path):
+    folder, _ = trt_artifact
+    script = folder / "deploy" / "infer.py"
+    py_compile.compile(str(script), cfile=str(tmp_path / "infer.pyc"), doraise=True)
+    res = run_infer(script, images["gray.png"], cwd=tmp_path)
+    assert res.returncode == 2
+    if importlib.util.find_spec("tensorrt") is None:
+        assert "TensorRT is not installed here" in res.stderr and "how to fix:" in res.stderr
+    else:  # TensorRT here, but no engine was built for this artifact
+        assert ("does not exist: TensorRT engines are built on the device" in res.stderr
+                or "cuda-python is not installed" in res.stderr)
+
+
+def test_a_resealed_manifest_with_other_preprocessing_is_refused(ort_artifact, images,
+                                                                 tmp_path):
+    """A contract this script cannot apply exactly stops it instead of guessing."""
+    folder = copy_artifact(ort_artifact[0], tmp_path / "copy")
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["preprocessing"]["channel_order"] = "BGR"
+    seal(folder, {k: v for k, v in manifest.items() if k not in ("files", "digest")})
+    res = run_infer(folder / "deploy" / "infer.py", images["gray.png"], cwd=tmp_path)
+    assert res.returncode == 2 and "channel_order='BGR' is not supported" in res.stderr

@@ -1,0 +1,92 @@
+"""infer.py's numpy preprocessing equals ftedge's torchvision pipeline bit for bit."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from ftedge.data.folder import Sample
+from ftedge.data.transforms import preprocess_samples
+from ftedge.deploy.templates import preprocess as template
+from tests.deploy.conftest import CONTRACT
+
+
+def _load_script(path):
+    spec = importlib.util.spec_from_file_location("generated_infer", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # the __main__ guard keeps main() from running
+    return module
+
+
+CONTRACTS = {
+    "bilinear": {**CONTRACT, "interpolation": "bilinear"},
+    "bicubic": {**CONTRACT, "interpolation": "bicubic"},
+    "nearest": {**CONTRACT, "interpolation": "nearest"},
+    # odd excess on the short side: crop offsets round half to even
+    "bilinear_odd_excess": {**CONTRACT, "resize": 37},
+    # resize below the crop: the image is zero-padded before cropping
+    "bicubic_padded": {**CONTRACT, "interpolation": "bicubic", "resize": 27},
+    "grey_background_equal_std": {**CONTRACT, "background": [10, 200, 30],
+                                  "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
+}
+
+
+@pytest.mark.parametrize("name", CONTRACTS)
+def test_template_equals_ftedge_bit_for_bit(images, name):
+    contract = CONTRACTS[name]
+    paths = list(images.values())
+    want = preprocess_samples([Sample(p, 0) for p in paths], contract)
+    got = np.stack([template.preprocess_file(p, contract) for p in paths])
+    assert got.dtype == np.float32 and got.shape == want.shape == (len(paths), 3, 32, 32)
+    bad = [p.name for p, a, b in zip(paths, got, want) if not np.array_equal(a, b)]
+    assert not bad, f"differs from ftedge for {bad}"
+
+
+def test_generated_scripts_preprocess_like_ftedge(ort_artifact, ov_artifact, trt_artifact,
+                                                  images):
+    """The assembled scripts, not only the template module, for each runtime."""
+    paths = list(images.values())
+    contract = CONTRACTS["bicubic_padded"]
+    want = preprocess_samples([Sample(p, 0) for p in paths], contract)
+    for folder, _ in (ort_artifact, ov_artifact, trt_artifact):
+        script = _load_script(folder / "deploy" / "infer.py")
+        got = np.stack([script.preprocess_file(p, contract) for p in paths])
+        assert np.array_equal(got, want), folder.name
+
+
+def test_the_float32_order_matters():
+    """Dividing by 255 (or in float64) is not what torchvision does: guard the cheap mistake."""
+    import torch
+    from torchvision.transforms import v2 as T
+
+    x = np.arange(256, dtype=np.uint8).reshape(1, 16, 16).repeat(3, 0)
+    ref = T.Normalize(CONTRACT["mean"], CONTRACT["std"])(
+        T.ToDtype(torch.float32, scale=True)(T.ToImage()(torch.from_numpy(x.copy())))).numpy()
+    mean = np.float32(CONTRACT["mean"]).reshape(3, 1, 1)
+    std = np.float32(CONTRACT["std"]).reshape(3, 1, 1)
+    ours = (x.astype(np.float32) * np.float32(1 / 255) - mean) / std
+    divided = (x.astype(np.float32) / np.float32(255) - mean) / std
+    assert np.array_equal(ours, ref)
+    assert not np.array_equal(divided, ref)
+
+
+def test_resize_and_crop_rules():
+    assert template.resized_size(53, 37, 36) == (51, 36)  # int(36 * 53 / 37) = 51
+    assert template.resized_size(37, 53, 36) == (36, 51)
+    arr = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
+    out = template.center_crop(arr, 4, 4)
+    assert np.array_equal(out, arr[0:4, 2:6])  # round(0.5) == 0, round(1.5) == 2
+    padded = template.center_crop(arr, 8, 6)  # taller than the image: 1 row above, 2 below
+    assert padded.shape == (8, 6, 3)
+    assert not padded[0].any() and not padded[6:].any()
+    assert np.array_equal(padded[1:6], arr[:, 0:6])  # round((7 - 6) / 2) == 0
+
+
+def test_unreadable_files_raise_the_decode_error(tmp_path, images):
+    from tests.deploy.conftest import write_bad_images
+
+    for bad in [*write_bad_images(tmp_path, images["rgb_nonsquare.png"]), tmp_path / "nope.png"]:
+        with pytest.raises(template.ImageDecodeError):
+            template.load_image(bad)
