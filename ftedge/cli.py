@@ -206,7 +206,8 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 @click.option("--target", "targets_", required=True, multiple=True,
               help="A profile name (ftedge targets) or a profile YAML file; repeat for several.")
 @click.option("--precision", help="fp32, fp16 or int8, or several comma-separated "
-              "(default: the target's default precision).")
+              "(default: the target's default precision); auto: export and bench every "
+              "precision here, keep the fastest within --max-drop in <target>-auto.")
 @click.option("--batch", help="A fixed batch size N, or 'dynamic' (default: the target's).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Artifact folder (default: RUN/exports/<target>-<precision>).")
@@ -214,11 +215,23 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               type=click.Choice(["auto", "qat", "ptq"]),
               help="Which INT8 graph of the run: QAT (model.int8.onnx) or PTQ (model.ptq.int8.onnx).")
 @click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
-def export_cmd(run, targets_, precision, batch, out, int8_source, force) -> None:
+@click.option("--max-drop", default=1.0, show_default=True,
+              help="With --precision auto: accuracy budget, top-1 points vs FP32.")
+def export_cmd(run, targets_, precision, batch, out, int8_source, force, max_drop) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.export.exporter import export_run
 
     precisions = [p.strip() for p in precision.split(",")] if precision else [None]
+    if "auto" in precisions:
+        if len(precisions) > 1 or batch:
+            raise click.UsageError("--precision auto picks one precision by measurement: give "
+                                   "it alone, without --batch")
+        from ftedge.bench.pick import pick_precision
+
+        codes = [pick_precision(run, t, max_drop, force=force,
+                                out=out if len(targets_) == 1 else None).exit_code
+                 for t in targets_]
+        sys.exit(max(codes))
     jobs = [(t, p) for t in targets_ for p in precisions]
     if out and len(jobs) > 1:
         raise click.UsageError("--out names one folder: give one --target and one --precision")
@@ -276,13 +289,26 @@ def _int_list(value: str) -> tuple[int, ...]:
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
 @click.option("--force", is_flag=True, help="Replace an earlier bench report folder at --out.")
+@click.option("--pick", is_flag=True, help="With --target: export every precision, bench each, "
+              "and copy the fastest within --max-drop to RUN/exports/<target>-auto.")
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
-              out, force) -> None:
+              out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
     from ftedge.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
         raise click.UsageError("give --runs or --time, not both")
+    if pick:
+        if not targets_ or precision:
+            raise click.UsageError("--pick needs --target NAME and RUN folders, and no "
+                                   "--precision (it tries every precision)")
+        from ftedge.bench.bench import BenchOptions
+        from ftedge.bench.pick import pick_precision
+
+        opts = BenchOptions(batches=_int_list(batches), warmup=warmup, runs=runs,
+                            seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
+        sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
+                     for r in paths for t in targets_))
     code = run_bench(list(paths), list(targets_), precision, data, _int_list(batches), warmup,
                      runs, seconds, threads, max_drop, out, force)
     sys.exit(code)

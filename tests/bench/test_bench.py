@@ -8,6 +8,7 @@ from click.testing import CliRunner
 from ftedge.bench.bench import BenchOptions, bench
 from ftedge.cli import cli
 from ftedge.export.exporter import export_run
+from ftedge.errors import FtedgeError
 
 FAST = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=5)
 
@@ -68,3 +69,24 @@ def test_bench_target_exports_what_is_missing(qat_run, tmp_path):
     assert (qat_run.run_dir / "exports" / "onnxruntime-cpu-fp32" / "manifest.json").is_file()
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
     assert [a["status"] for a in rep["artifacts"]] == ["ok"]
+
+
+def test_pick_chooses_the_fastest_precision_within_budget(qat_run, tmp_path):
+    from ftedge.bench.bench import BenchOptions
+    from ftedge.bench.pick import pick_precision
+    from ftedge.inference import open_model
+
+    opts = BenchOptions(batches=(1,), warmup=2, runs=5, e2e_images=2)
+    res = pick_precision(qat_run.run_dir, "onnxruntime-cpu", 1.0, opts=opts,
+                         out=tmp_path / "auto")
+    assert [r["precision"] for r in res.table][:3] == ["fp32", "fp16", "int8"]
+    fitting = [r for r in res.table if r["fits"]]
+    assert res.chosen is not None and res.chosen["p50_ms"] == min(r["p50_ms"] for r in fitting)
+    loaded = open_model(res.folder)  # a complete, verified artifact with its deploy kit
+    assert loaded.manifest.precision == res.chosen["precision"]
+    assert (res.folder / "pick.md").is_file() and (res.folder / "deploy" / "infer.py").is_file()
+    with pytest.raises(FtedgeError, match="already exists"):
+        pick_precision(qat_run.run_dir, "onnxruntime-cpu", 1.0, opts=opts, out=tmp_path / "auto")
+    none = pick_precision(qat_run.run_dir, "onnxruntime-cpu", -200.0, opts=opts,
+                          out=tmp_path / "none")
+    assert none.chosen is None and none.exit_code == 3 and not (tmp_path / "none").exists()
