@@ -40,7 +40,9 @@ class ValSet:
 
 
 def _folder_size_mb(folder: Path, manifest: dict) -> float:
-    names = [f for f in manifest.get("files", {}) if f not in ("parity.json",)]
+    # the model as the runtime loads it: not the report, nor deploy/'s copies for Triton
+    names = [f for f in manifest.get("files", {})
+             if f != "parity.json" and not f.startswith("deploy/")]
     names += [f for f in ("model.engine",) if (folder / f).is_file()]
     return sum((folder / f).stat().st_size for f in set(names) if (folder / f).is_file()) / 2**20
 
