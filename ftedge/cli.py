@@ -61,6 +61,29 @@ def tune(config_file, resume, **options) -> None:
 
 
 
+@cli.command()
+@click.option("--data", required=True, type=click.Path(file_okay=False), help="Class-folder dataset (as for tune).")
+@click.option("--model", help="Network, as for tune (default efficientnet_lite0).")
+@click.option("--weights", help="imagenet (default), none, or a state_dict file.")
+@click.option("--img-size", type=int, help="Input resolution (default: the model's).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="The tune YAML config: the probe uses its data/model sections.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
+def probe(data, model, weights, img_size, config_file, as_json) -> None:
+    """Frozen-feature linear probe: the baseline a fine-tune must beat (same net, split, size)."""
+    from ftedge.config import build_tune_config, nest_overrides
+    from ftedge.training.probe import linear_probe
+
+    given = {k: v for k, v in dict(data=data, model=model, weights=weights,
+                                    img_size=img_size).items() if v is not None}
+    result = linear_probe(build_tune_config(config_file, nest_overrides(given)))
+    if as_json:
+        click.echo(json.dumps(result))
+    else:
+        results.print(f"linear probe val top-1 {result['val_top1']:.4f} ({result['model']}, "
+                      f"{result['val_images']} val images)", markup=False)
+
+
 def _exit_on_failed_gate(result) -> None:
     if result.gate is not None and not result.gate["passed"]:
         console.print(f"[red]INT8 accuracy gate failed[/]: see {result.run_dir / 'gate.md'}; "

@@ -1,0 +1,86 @@
+"""The frozen-feature linear probe: the baseline a fine-tune has to beat.
+
+Same network, starting weights, resolution, preprocessing and train/val split as `ftedge
+tune`; the pretrained network stays frozen and a multinomial logistic regression (scikit-learn,
+features standardised, its regularisation chosen by 5-fold cross-validation on the training
+split) is fitted on the pre-logit features, the input of the network's final Linear layer.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ftedge.config import TuneConfig, build_tune_config, nest_overrides
+from ftedge.console import console
+from ftedge.data.audit import audit_dataset
+from ftedge.data.folder import stratified_split
+from ftedge.data.transforms import eval_transform
+from ftedge.data.dataset import ImageSamples
+from ftedge.models import build_model, get_spec, preprocessing_contract
+
+
+def _final_linear(built) -> nn.Linear:
+    heads = [m for n, m in built.model.named_modules()
+             if isinstance(m, nn.Linear) and (n + ".").startswith(built.head_prefixes)]
+    return heads[-1]
+
+
+@torch.no_grad()
+def pre_logit_features(built, samples, contract: dict, background, batch: int = 64
+                       ) -> np.ndarray:
+    """The input of the final Linear for every sample (eval mode: no dropout, BN frozen)."""
+    model = built.model.eval()
+    captured: list[torch.Tensor] = []
+    hook = _final_linear(built).register_forward_pre_hook(
+        lambda mod, args: captured.append(args[0].detach().float()))
+    ds = ImageSamples(samples, eval_transform(contract), None, background)
+    try:
+        for i in range(0, len(ds), batch):
+            model(torch.stack([ds[j][0] for j in range(i, min(i + batch, len(ds)))]))
+    finally:
+        hook.remove()
+    return torch.cat(captured).numpy()
+
+
+def linear_probe(config: TuneConfig | None = None, **options) -> dict:
+    """Fit and score the probe; options as for `ftedge.tune` (data, model, weights, img_size,
+    data.val_fraction / split_seed pick the same val split as the fine-tune)."""
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cfg = config or build_tune_config(None, nest_overrides(options))
+    t0 = time.perf_counter()
+    audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background))
+    if audit.val is not None:
+        train, val = audit.train, audit.val
+    else:
+        train, val = stratified_split(audit.train, cfg.data.val_fraction, cfg.data.split_seed)
+    contract = preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
+                                      cfg.data.background)
+    torch.manual_seed(cfg.train.seed)
+    built = build_model(cfg.model.name, len(audit.classes), cfg.model.weights)
+    background = tuple(cfg.data.background)
+    x_train = pre_logit_features(built, train, contract, background)
+    x_val = pre_logit_features(built, val, contract, background)
+    y_train = np.array([s.label for s in train])
+    y_val = np.array([s.label for s in val])
+    folds = int(min(5, np.bincount(y_train).min()))
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(
+        Cs=np.logspace(-4, 2, 13), cv=max(folds, 2), max_iter=3000, n_jobs=1))
+    clf.fit(x_train, y_train)
+    top1 = float((clf.predict(x_val) == y_val).mean())
+    result = {"model": cfg.model.name, "weights": built.weights_note,
+              "input_size": contract["input_size"], "features": int(x_train.shape[1]),
+              "train_images": len(train), "val_images": len(val),
+              "C": float(clf[-1].C_[0]), "val_top1": top1,
+              "seconds": round(time.perf_counter() - t0, 1)}
+    console.print(f"linear probe ({cfg.model.name}, frozen {result['features']}-d features, "
+                  f"C {result['C']:.3g}): val top-1 {top1:.4f} on {len(val)} images",
+                  soft_wrap=True)
+    return result
