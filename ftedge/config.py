@@ -95,6 +95,8 @@ class QatConfig:
     # without VNNI (ONNX Runtime, OpenVINO); 8: the full INT8 range (TensorRT-only fleets)
     opset: int = 17
     max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
+    fallback: bool = True  # a failed gate keeps the most sensitive layers in float ...
+    fallback_cap: float = 0.1  # ... at most this fraction of the quantized layers
 
 
 @dataclass(frozen=True)
@@ -249,6 +251,7 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (0 < a.ratio[0] <= a.ratio[1], "augment.ratio must satisfy 0 < min <= max"),
         (q.freeze_observers_after >= 0, "qat.freeze_observers_after must be >= 0"),
         (q.calib_batches >= 1, "qat.calib_batches must be >= 1"),
+        (0 < q.fallback_cap <= 1, "qat.fallback_cap is a fraction of the layers in (0, 1]"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -290,6 +293,7 @@ FLAT_KEYS = {
     "device": ("train", "device"), "patience": ("train", "patience"),
     "amp": ("train", "amp"), "out": ("out",), "qat": ("qat", "enabled"),
     "qat_epochs": ("qat", "epochs"), "max_drop": ("qat", "max_drop"),
+    "fallback": ("qat", "fallback"),
 }
 
 

@@ -61,6 +61,10 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
     if jetson:
         lines += ["", f"Jetson: nvpmodel {jetson['nvpmodel']}, jetson_clocks {jetson['jetson_clocks']}"]
     for a in report["artifacts"]:
+        if a.get("float_layers"):
+            lines += ["", f"- {a['target']} {a['precision']}: {len(a['float_layers'])} layer(s) "
+                          f"kept in float by the INT8 fallback ({', '.join(a['float_layers'])}); "
+                          "their latency cost is in this artifact's numbers"]
         if a["status"] == "error":
             lines += ["", f"- {a['target']} {a['precision']}: {a['error']}"]
         elif a["status"] == "gate_failed":

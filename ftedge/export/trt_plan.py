@@ -141,13 +141,17 @@ def load_plan(path: Path) -> BuildPlan:
 
 
 def make_plan(onnx: Path, onnx_sha256: str, precision: str, batch: int | None,
-              input_shape: tuple[int, int, int], profile: TargetProfile) -> BuildPlan:
+              input_shape: tuple[int, int, int], profile: TargetProfile,
+              float_layers: bool = False) -> BuildPlan:
     spec = profile.tensorrt
     lo, hi = (batch, batch) if batch is not None else (1, profile.max_batch)
     dla = spec.use_dla_core
     # INT8 Q/DQ graphs build strongly typed (TensorRT >= 10); DLA engines and TensorRT 8.x
-    # (Xavier) take the weakly typed INT8 + FP16 flags, which read the same Q/DQ scales.
-    strongly = (precision == "int8" and dla is None
+    # (Xavier) take the weakly typed INT8 + FP16 flags, which read the same Q/DQ scales. A
+    # graph with layers kept in float (the fallback) builds weakly typed too: strongly typed,
+    # those layers would run in the graph's FP32; with FP16 + INT8 allowed they run in FP16,
+    # as NVIDIA's ModelOpt arranges for its mixed graphs.
+    strongly = (precision == "int8" and dla is None and not float_layers
                 and _version_tuple(spec.min_version) >= (10,))
     return BuildPlan(onnx.name, onnx_sha256, precision, tuple(input_shape), lo, min(max(lo, 8), hi), hi,
                      dynamic_batch=batch is None, strongly_typed=strongly,

@@ -52,6 +52,14 @@ def accuracy_gate(ref_logits: np.ndarray, test_logits: np.ndarray, labels: np.nd
     }
 
 
+def _fallback_lines(fb: dict | None) -> list[str]:
+    if not fb:
+        return []
+    layers = fb.get("float_layers") or []
+    return [f"Float fallback: {len(layers)} layer(s) kept in float"
+            + (f" ({', '.join(layers)})" if layers else "") + f": {fb['why']}", ""]
+
+
 def gate_markdown(result: dict, title: str) -> str:
     """A readable table of the gate result."""
     m = result["mcnemar"]
@@ -68,6 +76,7 @@ def gate_markdown(result: dict, title: str) -> str:
            f"{result['openvino']['drop_points']:+.2f} points, "
            f"{'passed' if result['openvino']['passed'] else 'FAILED'}", ""]
           if "openvino" in result else ["OpenVINO not installed: gated in ONNX Runtime only", ""]),
+        *_fallback_lines(result.get("fallback")),
         "| class | n | FP32 | INT8 | drop (points) |", "|---|---|---|---|---|",
     ]
     for c, v in result["per_class"].items():

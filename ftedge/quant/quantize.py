@@ -18,9 +18,10 @@ from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
-from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
+from ftedge.quant.gate import onnx_logits, write_gate
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import calibrate_ptq
+from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
 from ftedge.runtime.pytorch import load_run
 
 PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
@@ -38,7 +39,8 @@ def export_fp32(loaded, path: Path, opset: int) -> None:
 
 def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
              calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
-             opset: int = 17, weight_bits: int = 7) -> dict:
+             opset: int = 17, weight_bits: int = 7, fallback: bool = True,
+             fallback_cap: float = 0.1) -> dict:
     """Calibrate the run's best FP32 model, export model.ptq.int8.onnx and gate it.
 
     Args:
@@ -47,6 +49,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
         calib: calibration recipe name in calibration/ or a recipe YAML file.
         calib_method: minmax, percentile or entropy (activation ranges).
         max_drop: accuracy gate budget in top-1 points.
+        fallback: when the gate fails, keep the most sensitive layers in float (at most
+            `fallback_cap` of the quantized layers) until it passes.
     Returns:
         the gate result, with the manifest's hash and warnings.
     """
@@ -86,8 +90,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    result = gate_int8_model(onnx_logits(fp32_path, x), onnx_logits(int8_path, x), int8_path,
-                             x, labels, loaded.classes, max_drop)
+    result = gate_with_fallback(int8_path, onnx_logits(int8_path, x), onnx_logits(fp32_path, x),
+                                x, labels, loaded.classes, max_drop, fallback, fallback_cap)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
                   coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
@@ -98,3 +102,27 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                   f"{result['int8_top1']:.4f}, drop {result['drop_points']:+.2f} points; "
                   f"{int8_path} and {md_path}", soft_wrap=True)
     return result
+
+
+def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
+    """`ftedge quantize RUN --sensitivity`: per-layer INT8 sensitivity of the run's QAT graph
+    (model.int8.onnx) or PTQ graph (model.ptq.int8.onnx) on the val split, in ONNX Runtime."""
+    import onnx
+
+    loaded = load_run(run)
+    folder = RunFolder(loaded.path)
+    kinds = [graph] if graph else [k for k in ("qat", "ptq") if folder.int8_onnx(k).is_file()]
+    if not kinds or not folder.int8_onnx(kinds[0]).is_file():
+        raise ConfigError(f"{loaded.path} has no INT8 graph to analyse",
+                          f"make one: ftedge tune --qat ..., or ftedge quantize {loaded.path}")
+    int8_path, fp32_path = folder.int8_onnx(kinds[0]), folder.file(FP32_ONNX)
+    if not fp32_path.is_file():
+        export_fp32(loaded, fp32_path, 17)
+    val = folder.samples("val", loaded.classes)
+    x = preprocess_samples(val, loaded.contract)
+    labels = np.array([s.label for s in val])
+    sens = layer_sensitivity(onnx.load(str(int8_path)), x, labels, onnx_logits(fp32_path, x))
+    paths = write_sensitivity(loaded.path, sens, int8_path.name)
+    console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "
+                  f"{paths['md']} ({paths['json'].name}, {paths['png'].name})", soft_wrap=True)
+    return sens

@@ -36,22 +36,23 @@ def disabled_optimizers() -> list[str]:
     return ["QDQS8ToU8Transformer"] if x86_without_vnni() else []
 
 
-def inference_session(path: str | Path, threads: int | None = None):
-    """A CPU-EP session for an FP32 or Q/DQ INT8 model."""
+def inference_session(model, threads: int | None = None):
+    """A CPU-EP session for an FP32 or Q/DQ INT8 model: a file, or an onnx.ModelProto."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"],
+    source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"],
                                 disabled_optimizers=disabled_optimizers())
 
 
 class OrtRunner:
     """An ONNX Runtime CPU session behind the Runner protocol (NCHW float in, logits out)."""
 
-    def __init__(self, path: str | Path, threads: int | None = None):
-        self.session = inference_session(path, threads)
+    def __init__(self, model, threads: int | None = None):
+        self.session = inference_session(model, threads)
         self.input = self.session.get_inputs()[0].name
 
     def infer(self, batch: np.ndarray) -> np.ndarray:

@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from ftedge.console import console
-from ftedge.quant.gate import gate_int8_model, onnx_logits, write_gate
+from ftedge.quant.gate import onnx_logits, write_gate
+from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.quant.onnx_export import export_onnx
@@ -105,8 +106,8 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
     int8_logits = onnx_logits(run / "model.int8.onnx", x)
-    result = gate_int8_model(fp32_logits, int8_logits, run / "model.int8.onnx", x, labels,
-                             trainer.data.classes, q.max_drop)
+    result = gate_with_fallback(run / "model.int8.onnx", int8_logits, fp32_logits, x, labels,
+                                trainer.data.classes, q.max_drop, q.fallback, q.fallback_cap)
     result["parity"] = {
         "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
         "int8_onnx_vs_qat_torch_top1_agreement":

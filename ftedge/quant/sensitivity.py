@@ -1,0 +1,176 @@
+"""Which layer breaks INT8, and a float fallback that keeps the rest fast.
+
+Sensitivity is measured on the real Q/DQ graph in ONNX Runtime: for each quantized layer, the
+same graph with only that layer kept in float (graph/fallback.py), run on the val split, gives
+the top-1 change and the logit error against the FP32 model. The fallback adds the layers whose
+float copy helps most, one at a time, to the shared graph until the accuracy gate holds or the
+cap (a fraction of the quantized layers) is reached.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.console import make_progress
+from ftedge.graph.fallback import keep_in_float, quantized_layers
+from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
+from ftedge.runtime import infer_batches
+from ftedge.runtime.ort import OrtRunner
+
+
+def _logits(model, x: np.ndarray) -> np.ndarray:
+    return infer_batches(OrtRunner(model), x)
+
+
+def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.ndarray
+                      ) -> dict:
+    """Per quantized layer: top-1 and logit error vs FP32 with only that layer in float."""
+    base = _logits(model, x)
+    base_top1 = float((base.argmax(1) == labels).mean())
+    base_err = float(np.abs(base - fp32_logits).mean())
+    fp32_top1 = float((fp32_logits.argmax(1) == labels).mean())
+    rows = []
+    layers = quantized_layers(model)
+    with make_progress(transient=True) as progress:
+        task = progress.add_task("sensitivity", total=len(layers), stats="")
+        for layer in layers:
+            logits = _logits(keep_in_float(model, [layer.name]), x)
+            top1 = float((logits.argmax(1) == labels).mean())
+            err = float(np.abs(logits - fp32_logits).mean())
+            rows.append({"layer": layer.name, "op": layer.op_type,
+                         "weight_shape": list(layer.weight_shape),
+                         "top1_change_points": 100 * (top1 - base_top1),
+                         "logit_error": err, "logit_error_change": err - base_err})
+            progress.update(task, advance=1, stats=layer.name)
+    return {"n": int(len(labels)), "fp32_top1": fp32_top1, "int8_top1": base_top1,
+            "int8_logit_error": base_err, "layers": rows}
+
+
+def ranked(sensitivity: dict) -> list[str]:
+    """Layers by how much keeping them in float helps: logit error first, then top-1."""
+    rows = sorted(sensitivity["layers"],
+                  key=lambda r: (r["logit_error_change"], -r["top1_change_points"]))
+    return [r["layer"] for r in rows]
+
+
+def sensitivity_markdown(s: dict, graph: str) -> str:
+    lines = [f"# INT8 sensitivity of {graph}", "",
+             f"{s['n']} val images; FP32 top-1 {s['fp32_top1']:.4f}, INT8 top-1 "
+             f"{s['int8_top1']:.4f}, mean |logit - FP32| {s['int8_logit_error']:.4f}. Each row: "
+             "the same graph with only that layer kept in float (most helpful first).", "",
+             "| layer | op | top-1 change (points) | mean logit error | change |",
+             "|---|---|---|---|---|"]
+    order = {name: i for i, name in enumerate(ranked(s))}
+    for r in sorted(s["layers"], key=lambda r: order[r["layer"]]):
+        lines.append(f"| {r['layer']} | {r['op']} | {r['top1_change_points']:+.2f} | "
+                     f"{r['logit_error']:.4f} | {r['logit_error_change']:+.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_sensitivity(s: dict, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = s["layers"]
+    fig, ax = plt.subplots(figsize=(max(6, 0.18 * len(rows) + 2), 3.6))
+    ax.bar(range(len(rows)), [-r["logit_error_change"] for r in rows], color="tab:blue")
+    ax.set_xticks(range(len(rows)), [r["layer"] for r in rows], rotation=90, fontsize=6)
+    ax.set_ylabel("logit error removed\nwhen kept in float")
+    ax.set_title("Per-layer INT8 sensitivity (graph order)")
+    fig.tight_layout()
+    atomic_save_figure(fig, path)
+    plt.close(fig)
+    return path
+
+
+def write_sensitivity(folder: Path, s: dict, graph: str) -> dict[str, Path]:
+    atomic_write_json(folder / "sensitivity.json", {"graph": graph, **s,
+                                                    "ranked": ranked(s)})
+    return {"json": folder / "sensitivity.json",
+            "md": atomic_write_text(folder / "sensitivity.md", sensitivity_markdown(s, graph)),
+            "png": plot_sensitivity(s, folder / "sensitivity.png")}
+
+
+def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1):
+    """Add the most helpful layers to float one at a time until `passes(model)` is True.
+
+    Args:
+        model: the INT8 Q/DQ graph (onnx.ModelProto).
+        sensitivity: from `layer_sensitivity`.
+        passes: model -> (bool, gate result) (the accuracy gate).
+        cap_fraction: most layers kept in float, as a fraction of the quantized layers.
+    Returns:
+        (mixed model or None when the cap was reached without passing, float layers, gate
+        results per step).
+    """
+    order = ranked(sensitivity)
+    cap = max(1, math.floor(cap_fraction * len(order)))
+    steps, chosen = [], []
+    for name in order[:cap]:
+        chosen.append(name)
+        mixed = keep_in_float(model, chosen)
+        ok, result = passes(mixed)
+        steps.append({"float_layers": list(chosen), "passed": ok,
+                      "drop_points": result["drop_points"]})
+        if ok:
+            return mixed, chosen, steps
+    return None, chosen, steps
+
+
+def save_model(model, path: Path) -> Path:
+    import onnx
+
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    return path
+
+
+def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np.ndarray,
+                       x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
+                       fallback: bool = True, cap_fraction: float = 0.1) -> dict:
+    """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
+    graph (written over `int8_path` only when the gate then passes). The result says which
+    layers stayed in float and why."""
+    import onnx
+
+    from ftedge.quant.gate import gate_int8_model
+
+    result = gate_int8_model(fp32_logits, int8_logits, int8_path, x, labels, classes, max_drop)
+    if result["passed"] or not fallback:
+        result["fallback"] = {"float_layers": [], "why": "the all-INT8 graph passed the gate"
+                              if result["passed"] else "off (--no-fallback)"}
+        return result
+    model = onnx.load(str(int8_path))
+    sens = layer_sensitivity(model, x, labels, fp32_logits)
+    write_sensitivity(int8_path.parent, sens, int8_path.name)
+    probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
+
+    def passes(mixed):
+        save_model(mixed, probe)
+        try:
+            gate = gate_int8_model(fp32_logits, _logits(mixed, x), probe, x, labels, classes,
+                                   max_drop)
+        finally:
+            probe.unlink(missing_ok=True)
+        return gate["passed"], gate
+
+    mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction)
+    info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
+            "steps": steps, "all_int8_drop_points": result["drop_points"]}
+    if mixed is None:
+        result["fallback"] = {**info, "float_layers": [], "why": (
+            f"the gate still failed with {len(layers)} layer(s) in float, the cap: "
+            "the graph stays all-INT8")}
+        return result
+    save_model(mixed, int8_path)
+    final = gate_int8_model(fp32_logits, _logits(mixed, x), int8_path, x, labels, classes,
+                            max_drop)
+    final["fallback"] = {**info, "float_layers": layers, "why": (
+        f"the all-INT8 graph lost {result['drop_points']:.2f} points (> {max_drop:.2f}); "
+        f"keeping {len(layers)} most sensitive layer(s) in float (sensitivity.md) passes")}
+    return final
