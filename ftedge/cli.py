@@ -37,6 +37,7 @@ def _tune_options(f):
         click.option("--qat/--no-qat", default=None, help="Add quantization-aware training and export FP32 + INT8 Q/DQ ONNX."),
         click.option("--qat-epochs", type=int, help="Epochs of quantization-aware training."),
         click.option("--max-drop", type=float, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
+        click.option("--distill/--no-distill", default=None, help="QAT also learns the FP32 model's logits (KL with a temperature)."),
         click.option("--fallback/--no-fallback", default=None, help="When the INT8 gate fails, keep the most sensitive layers in float (default: on, at most 10%% of them)."),
     ]
     for o in reversed(opts):
@@ -217,12 +218,14 @@ def predict(run, images, topk, as_json) -> None:
               help="When the gate fails, keep the most sensitive layers in float.")
 @click.option("--fallback-cap", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True),
               help="Most layers kept in float, as a fraction of the quantized layers.")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="Correct the per-channel output shift of INT8 weights (as NNCF does).")
 @click.option("--sensitivity", is_flag=True, help="Only measure per-layer INT8 sensitivity of "
               "an existing graph (sensitivity.json/.md/.png); no new quantization.")
 @click.option("--graph", type=click.Choice(["qat", "ptq"]),
               help="With --sensitivity: model.int8.onnx (qat) or model.ptq.int8.onnx (ptq).")
 def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits, fallback,
-             fallback_cap, sensitivity, graph) -> None:
+             fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
     from ftedge.quant.quantize import analyse_sensitivity
     from ftedge.quant.quantize import quantize as quantize_api
@@ -232,7 +235,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
         return
     result = quantize_api(run, method, calib, calib_method, percentile, max_drop,
                           weight_bits=int(weight_bits), fallback=fallback,
-                          fallback_cap=fallback_cap)
+                          fallback_cap=fallback_cap, bias_correct=bias_correction)
     if not result["passed"]:
         console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/gate_ptq.md; try another "
                       "--calib-method, more calibration images, or `ftedge tune --qat`")

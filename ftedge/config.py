@@ -21,6 +21,7 @@ from ftedge.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "sgd")
 BN_MODES = ("auto", "train", "freeze")
+HEAD_INITS = ("random", "probe")
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 
 
@@ -62,6 +63,7 @@ class TrainConfig:
 
     epochs: int = 15  # total, head-only epochs included
     head_epochs: int = 1  # backbone frozen, only the new head learns
+    head_init: str = "random"  # random | probe: the new head starts as the fitted linear probe
     batch_size: int = 32
     optimizer: str = "adamw"
     lr: float = 1e-3  # the head's; the backbone gets lr * backbone_lr_mult
@@ -97,6 +99,9 @@ class QatConfig:
     max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
     fallback: bool = True  # a failed gate keeps the most sensitive layers in float ...
     fallback_cap: float = 0.1  # ... at most this fraction of the quantized layers
+    distill: bool = False  # QAT learns from the FP32 model's logits too (KL, temperature)
+    distill_temperature: float = 2.0
+    distill_weight: float = 0.5  # loss = (1 - w) * CE(labels) + w * T^2 * KL(FP32 || INT8)
 
 
 @dataclass(frozen=True)
@@ -229,6 +234,7 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (t.lr > 0, "train.lr must be > 0"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
         (t.bn in BN_MODES, f"train.bn must be one of {', '.join(BN_MODES)}"),
+        (t.head_init in HEAD_INITS, f"train.head_init must be one of {', '.join(HEAD_INITS)}"),
         (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
         (0 < d.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (0 < a.scale[0] <= a.scale[1] <= 1, "augment.scale must satisfy 0 < min <= max <= 1"),
@@ -252,6 +258,8 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (q.freeze_observers_after >= 0, "qat.freeze_observers_after must be >= 0"),
         (q.calib_batches >= 1, "qat.calib_batches must be >= 1"),
         (0 < q.fallback_cap <= 1, "qat.fallback_cap is a fraction of the layers in (0, 1]"),
+        (q.distill_temperature > 0, "qat.distill_temperature must be > 0"),
+        (0 <= q.distill_weight <= 1, "qat.distill_weight must be in [0, 1]"),
     ]
     for ok, msg in checks:
         if not ok:
@@ -293,7 +301,7 @@ FLAT_KEYS = {
     "device": ("train", "device"), "patience": ("train", "patience"),
     "amp": ("train", "amp"), "out": ("out",), "qat": ("qat", "enabled"),
     "qat_epochs": ("qat", "epochs"), "max_drop": ("qat", "max_drop"),
-    "fallback": ("qat", "fallback"),
+    "fallback": ("qat", "fallback"), "distill": ("qat", "distill"),
 }
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ftedge.quant.calibrate import AbsHistogram
-from ftedge.quant.qat import (QatCoverage, freeze_all_observers, input_quantizers, prepare_qat,
-                              set_fake_quant)
+from ftedge.quant.qat import (QUANTIZED_TYPES, QatCoverage, freeze_all_observers,
+                              input_quantizers, prepare_qat, set_fake_quant)
 
 QMAX_SYMMETRIC = 127.5  # the scale PyTorch's symmetric qint8 observers use: amax / 127.5
 
@@ -42,3 +43,46 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     freeze_all_observers(model)
     set_fake_quant(model, True)
     return cov, amaxes
+
+
+@torch.no_grad()
+def bias_correction(model: nn.Module, batches) -> int:
+    """Remove the mean output shift weight quantization causes, per output channel.
+
+    For every quantized Conv/Linear, on the calibration batches and the layer's own
+    (quantized) input: the mean of (output with INT8 weights - output with float weights) over
+    everything but the channel is subtracted from the bias, as NNCF's fast bias correction
+    does. Returns the number of layers corrected.
+    """
+    layers = [m for m in model.modules() if isinstance(m, QUANTIZED_TYPES)
+              and parametrize.is_parametrized(m, "weight")]
+    shift: dict[nn.Module, torch.Tensor] = {}
+    seen: dict[nn.Module, int] = {}
+
+    def hook(mod, args, _output):
+        fq = mod.parametrizations.weight[0]
+        y_q = type(mod).forward(mod, *args)
+        fq.disable_fake_quant()
+        try:
+            y_f = type(mod).forward(mod, *args)
+        finally:
+            fq.enable_fake_quant()
+        dims = [d for d in range(y_q.ndim) if d != (1 if y_q.ndim > 2 else y_q.ndim - 1)]
+        shift[mod] = shift.get(mod, 0) + (y_q - y_f).sum(dims)
+        seen[mod] = seen.get(mod, 0) + y_q.numel() // y_q.shape[1 if y_q.ndim > 2 else -1]
+
+    hooks = [m.register_forward_hook(hook) for m in layers]
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m in layers:
+        if m not in shift:
+            continue
+        delta = shift[m] / seen[m]
+        if m.bias is None:
+            m.bias = nn.Parameter(torch.zeros_like(delta))
+        m.bias.sub_(delta)
+    return len(shift)

@@ -20,7 +20,7 @@ from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import onnx_logits, write_gate
 from ftedge.quant.onnx_export import export_onnx
-from ftedge.quant.ptq import calibrate_ptq
+from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
 from ftedge.runtime.pytorch import load_run
 
@@ -40,7 +40,7 @@ def export_fp32(loaded, path: Path, opset: int) -> None:
 def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
              calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
              opset: int = 17, weight_bits: int = 7, fallback: bool = True,
-             fallback_cap: float = 0.1) -> dict:
+             fallback_cap: float = 0.1, bias_correct: bool = True) -> dict:
     """Calibrate the run's best FP32 model, export model.ptq.int8.onnx and gate it.
 
     Args:
@@ -49,6 +49,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
         calib: calibration recipe name in calibration/ or a recipe YAML file.
         calib_method: minmax, percentile or entropy (activation ranges).
         max_drop: accuracy gate budget in top-1 points.
+        bias_correct: remove the per-channel output shift of weight quantization (NNCF's
+            fast bias correction) on the calibration set.
         fallback: when the gate fails, keep the most sensitive layers in float (at most
             `fallback_cap` of the quantized layers) until it passes.
     Returns:
@@ -77,13 +79,15 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     model = copy.deepcopy(loaded.runner.model)
     batches = [torch.from_numpy(calib_x[i:i + 32]) for i in range(0, len(calib_x), 32)]
     coverage, _ = calibrate_ptq(model, batches, calib_method, percentile, weight_bits)
+    corrected = bias_correction(model, batches) if bias_correct else 0
     fp32_path, int8_path = run / FP32_ONNX, run / INT8_ONNX["ptq"]
     if not fp32_path.is_file():
         export_fp32(loaded, fp32_path, opset)
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
                              loaded.checkpoint, quantization={**PTQ_SCHEME,
                                                               "calibration": calib_method,
-                                                              "weight_bits": weight_bits},
+                                                              "weight_bits": weight_bits,
+                                                              "bias_corrected_layers": corrected},
                              calibration_sha256=manifest["sha256"])
     info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path, opset,
                        meta)
@@ -94,6 +98,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                                 x, labels, loaded.classes, max_drop, fallback, fallback_cap)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
+                  bias_corrected_layers=corrected,
                   coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
                   size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
     json_path, md_path = write_gate(run, result, "gate_ptq", f"PTQ ({calib_method}) INT8 gate")

@@ -49,7 +49,9 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer,
     optimizer.zero_grad(set_to_none=True)
     with autocast(s):
         logits = model(x)
-        loss = criterion(logits, y)
+        # a distillation loss also needs the batch, for its teacher
+        loss = criterion(logits, y, x) if getattr(criterion, "needs_input", False) \
+            else criterion(logits, y)
     if s.scaler is not None:
         s.scaler.scale(loss).backward()
         if s.grad_clip:

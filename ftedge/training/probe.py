@@ -47,13 +47,40 @@ def pre_logit_features(built, samples, contract: dict, background, batch: int = 
     return torch.cat(captured).numpy()
 
 
-def linear_probe(config: TuneConfig | None = None, **options) -> dict:
-    """Fit and score the probe; options as for `ftedge.tune` (data, model, weights, img_size,
-    data.val_fraction / split_seed pick the same val split as the fine-tune)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds: int = 5):
+    """Standardised multinomial logistic regression, C by stratified cross-validation."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    folds = int(max(2, min(folds, np.bincount(y).min())))
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=cs, cv=folds, max_iter=3000,
+                                                               n_jobs=1))
+    return clf.fit(x, y)
+
+
+@torch.no_grad()
+def init_head_from_probe(built, samples, contract: dict, background, n_classes: int) -> float:
+    """Set the final Linear to the fitted linear probe (scaler folded in): fine-tuning then
+    starts from the probe's accuracy instead of a random head whose large early gradients
+    distort the pretrained features (LP-FT, Kumar et al. 2022). Returns the chosen C."""
+    x = pre_logit_features(built, samples, contract, background)
+    y = np.array([s.label for s in samples])
+    clf = fit_logistic(x, y, cs=np.logspace(-4, 1, 6), folds=3)
+    scaler, lr = clf[0], clf[-1]
+    w = lr.coef_ / scaler.scale_
+    b = lr.intercept_ - (lr.coef_ * scaler.mean_ / scaler.scale_).sum(1)
+    if n_classes == 2:  # sklearn's binary model: one logit for class 1 against class 0
+        w, b = np.concatenate([-w / 2, w / 2]), np.concatenate([-b / 2, b / 2])
+    head = _final_linear(built)
+    head.weight.copy_(torch.as_tensor(w, dtype=head.weight.dtype))
+    head.bias.copy_(torch.as_tensor(b, dtype=head.bias.dtype))
+    return float(lr.C_[0])
+
+
+def linear_probe(config: TuneConfig | None = None, **options) -> dict:
+    """Fit and score the probe; options as for `ftedge.tune` (data, model, weights, img_size,
+    data.val_fraction / split_seed pick the same val split as the fine-tune)."""
     cfg = config or build_tune_config(None, nest_overrides(options))
     t0 = time.perf_counter()
     audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background))
@@ -70,10 +97,7 @@ def linear_probe(config: TuneConfig | None = None, **options) -> dict:
     x_val = pre_logit_features(built, val, contract, background)
     y_train = np.array([s.label for s in train])
     y_val = np.array([s.label for s in val])
-    folds = int(min(5, np.bincount(y_train).min()))
-    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(
-        Cs=np.logspace(-4, 2, 13), cv=max(folds, 2), max_iter=3000, n_jobs=1))
-    clf.fit(x_train, y_train)
+    clf = fit_logistic(x_train, y_train)
     top1 = float((clf.predict(x_val) == y_val).mean())
     result = {"model": cfg.model.name, "weights": built.weights_note,
               "input_size": contract["input_size"], "features": int(x_train.shape[1]),

@@ -43,6 +43,35 @@ def prepare_model(trainer) -> QatCoverage:
     return cov
 
 
+class DistillLoss(nn.Module):
+    """(1 - w) * the usual loss + w * T^2 * KL(teacher || student) on softened logits: the QAT
+    model learns the FP32 model's full output distribution, not only the labels."""
+
+    needs_input = True
+
+    def __init__(self, teacher: nn.Module, base: nn.Module, temperature: float, weight: float):
+        super().__init__()
+        self.teacher, self.base, self.t, self.w = teacher.eval(), base, temperature, weight
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+
+    def forward(self, logits, y, x):
+        with torch.no_grad():
+            target = torch.log_softmax(self.teacher(x).float() / self.t, dim=1)
+        student = torch.log_softmax(logits.float() / self.t, dim=1)
+        kl = nn.functional.kl_div(student, target, log_target=True, reduction="batchmean")
+        return (1 - self.w) * self.base(logits, y) + self.w * self.t ** 2 * kl
+
+
+def qat_criterion(trainer) -> nn.Module:
+    """The QAT stage's loss: distillation from best.pt when qat.distill is on."""
+    q = trainer.cfg.qat
+    base = nn.CrossEntropyLoss(label_smoothing=trainer.cfg.train.label_smoothing)
+    if not q.distill:
+        return base
+    return DistillLoss(trainer.fp32_best_model(), base, q.distill_temperature, q.distill_weight)
+
+
 def qat_optimizer(trainer):
     t, q = trainer.cfg.train, trainer.cfg.qat
     params = [p for p in trainer.model.parameters() if p.requires_grad]
@@ -68,6 +97,7 @@ def enter_qat(trainer) -> QatCoverage:
                                  itertools.islice(iter(trainer.train_loader), n),
                                  lambda x: to_device(x, trainer.settings))
     trainer.optimizer = qat_optimizer(trainer)
+    trainer.criterion = qat_criterion(trainer)
     if trainer.ctx.is_main:
         console.print(f"QAT: {cov}; activation ranges set from {seen} training images")
     return cov

@@ -183,6 +183,13 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)
+        if cfg.train.head_init == "probe" and ckpt is None:
+            from ftedge.training.probe import init_head_from_probe
+
+            c = init_head_from_probe(self.built, self.data.train, self.contract,
+                                     tuple(cfg.data.background), len(self.data.classes))
+            if ctx.is_main:
+                console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
         self.history: list[dict] = []
         self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
@@ -253,6 +260,7 @@ class Trainer:
         if ts.get("stage") == "qat":
             self.coverage = qat_stage.prepare_model(self)
             self.optimizer = qat_stage.qat_optimizer(self)
+            self.criterion = qat_stage.qat_criterion(self)
             self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]
             self.fp32_best = tuple(ts["fp32_best"])
         self.model.load_state_dict(ckpt["model_state"])

@@ -101,3 +101,45 @@ def test_entropy_is_not_fooled_by_relu_zeros():
     h = AbsHistogram()
     h.add(x)
     assert 2.0 < h.amax("entropy") <= h.amax("minmax")
+
+
+def test_bias_correction_removes_the_mean_shift_of_int8_weights():
+    import copy
+
+    from ftedge.quant.ptq import bias_correction, calibrate_ptq
+    from ftedge.quant.qat import input_quantizers
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(),
+                              torch.nn.Conv2d(8, 4, 3, padding=1))
+    batches = [torch.randn(8, 3, 12, 12) + 0.5 for _ in range(4)]
+    reference = copy.deepcopy(net).eval()
+    calibrate_ptq(net, batches, "minmax", weight_bits=7)
+
+    def channel_shift(model):
+        x = torch.cat(batches)
+        for q in input_quantizers(model):  # activations in float: the weights are compared
+            q.disable_fake_quant()
+        with torch.no_grad():
+            out = model(x) - reference(x)
+        for q in input_quantizers(model):
+            q.enable_fake_quant()
+        return out.mean((0, 2, 3)).abs().max().item()
+
+    first = torch.nn.Sequential(net[0])
+    first_ref = torch.nn.Sequential(reference[0])
+    x = torch.cat(batches)
+
+    def first_shift():  # the first layer sees the image itself: its shift is removed
+        for q in input_quantizers(net):
+            q.disable_fake_quant()
+        with torch.no_grad():
+            out = (first(x) - first_ref(x)).mean((0, 2, 3)).abs().max().item()
+        for q in input_quantizers(net):
+            q.enable_fake_quant()
+        return out
+
+    before, before_first = channel_shift(net), first_shift()
+    assert bias_correction(net, batches) == 2
+    assert first_shift() < 0.1 * before_first
+    assert channel_shift(net) < 0.5 * before  # and most of it at the output

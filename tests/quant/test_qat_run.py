@@ -136,3 +136,20 @@ def _val_images(run):
     folder = RunFolder(run.run_dir)
     samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
     return [preprocess_samples(samples, loaded.contract)]
+
+
+def test_qat_with_distillation_from_the_fp32_model(tmp_path):
+    import ftedge
+    from ftedge.training.qat_stage import DistillLoss
+    from tests.conftest import tiny_options, write_class_folders
+
+    data = write_class_folders(tmp_path / "c", per_class=10)
+    res = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), epochs=2, qat=True,
+                                             qat_epochs=1, distill=True))
+    assert res.gate is not None and np.isfinite(res.history[-1]["train_loss"])
+    import torch
+
+    teacher = torch.nn.Linear(4, 3)
+    loss = DistillLoss(teacher, torch.nn.CrossEntropyLoss(), 2.0, 1.0)
+    x = torch.randn(5, 4)
+    assert loss(teacher(x), torch.zeros(5, dtype=torch.long), x).item() < 1e-6  # same logits
