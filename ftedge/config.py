@@ -22,6 +22,7 @@ from ftedge.errors import ConfigError
 OPTIMIZERS = ("adamw", "sgd")
 BN_MODES = ("auto", "train", "freeze")
 HEAD_INITS = ("random", "probe")
+SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 
 
@@ -74,7 +75,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.01  # cosine ends at lr * min_lr_ratio
     label_smoothing: float = 0.1
     patience: int | None = 5  # early stopping on val top-1; None or 0 disables
-    bn: str = "auto"  # auto: keep pretrained BatchNorm statistics when the per-device batch < 16
+    bn: str = "auto"  # auto: keep pretrained BatchNorm statistics for small sets or batches
     bn_momentum: float | None = 0.1  # None keeps the model's own (mobilenet_v3: 0.01, too slow
     # for a few hundred steps: its running statistics would lag the weights and break eval)
     grad_clip: float | None = None
@@ -332,7 +333,17 @@ def resolve_channels_last(flag: bool | None) -> bool:
     return True if flag is None else flag
 
 
-def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool) -> bool:
-    """Freeze BatchNorm statistics when batches are too small to estimate them and there are
-    pretrained statistics to keep (from scratch, BatchNorm must learn its statistics)."""
-    return bn == "freeze" or (bn == "auto" and pretrained and per_device_batch < 16)
+def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool,
+                      train_images: int) -> bool:
+    """Keep the pretrained BatchNorm statistics (BN layers in eval mode while training)?
+
+    auto: yes when starting from pretrained weights and either the per-device batch is below
+    16 or the training set is small (< SMALL_DATASET images). Measured on real photos (issue
+    9, benchmarks/bn_collapse.py): with training-mode BatchNorm the first full epoch loses
+    10-20 points and the run ends below a linear probe; statistics re-estimated from augmented
+    batches of a few hundred images no longer fit the val images. From scratch, BatchNorm must
+    learn its statistics.
+    """
+    if bn != "auto":
+        return bn == "freeze"
+    return pretrained and (per_device_batch < 16 or train_images < SMALL_DATASET)

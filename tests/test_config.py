@@ -48,7 +48,10 @@ def test_unknown_flat_option():
 
 
 def test_bn_freeze_rule():
-    assert resolve_bn_frozen("auto", 8, True) and not resolve_bn_frozen("auto", 32, True)
-    assert not resolve_bn_frozen("auto", 8, pretrained=False)
-    assert resolve_bn_frozen("freeze", 64, False) and not resolve_bn_frozen("train", 2, True)
+    assert resolve_bn_frozen("auto", 8, True, 50_000)  # small batches
+    assert resolve_bn_frozen("auto", 32, True, 1_000)  # small sets: measured on real photos
+    assert not resolve_bn_frozen("auto", 32, True, 50_000)
+    assert not resolve_bn_frozen("auto", 8, False, 100)  # from scratch: BN must learn
+    assert resolve_bn_frozen("freeze", 64, False, 10**6)
+    assert not resolve_bn_frozen("train", 2, True, 10)
     assert TrainConfig().bn == "auto"

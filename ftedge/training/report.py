@@ -25,7 +25,9 @@ def announce(trainer) -> None:
         console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
                       f"(listed in {trainer.run / 'dataset_audit.json'})")
     if trainer.bn_frozen:
-        console.print("BatchNorm statistics frozen (per-device batch < 16)")
+        why = ("train.bn: freeze" if trainer.cfg.train.bn == "freeze" else
+               "train.bn auto: pretrained weights and a small training set or batch")
+        console.print(f"BatchNorm statistics frozen at the pretrained ones ({why})")
 
 
 def log_epoch(row: dict, improved: bool) -> None:

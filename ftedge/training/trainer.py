@@ -234,7 +234,7 @@ class Trainer:
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.momentum = cfg.train.bn_momentum
         self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
-                                           cfg.model.weights != "none")
+                                           cfg.model.weights != "none", len(self.data.train))
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)
