@@ -53,7 +53,13 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    folds = int(max(2, min(folds, np.bincount(y).min())))
+    fewest = int(np.bincount(y).min())
+    if fewest < 2:
+        from ftedge.errors import DatasetError
+
+        raise DatasetError("the linear probe needs at least 2 training images per class "
+                           f"(a class has {fewest})", "add images, or use head_init: random")
+    folds = int(max(2, min(folds, fewest)))
     clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=cs, cv=folds, max_iter=3000,
                                                                n_jobs=1))
     return clf.fit(x, y)
