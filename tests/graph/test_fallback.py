@@ -51,8 +51,17 @@ def test_greedy_fallback_stops_when_the_gate_passes_or_at_the_cap(int8_model):
         int8_model, sens, lambda m: (len(int8_coverage(m)["float_layers"]) >= 2,
                                      {"drop_points": 0.0}))
     assert chosen == [layers[-1], layers[-2]] and len(steps) == 2 and mixed is not None
-    mixed, chosen, steps = float_fallback(int8_model, sens, lambda m: (False, {"drop_points": 5}))
-    assert mixed is None and len(chosen) == len(steps) == 5  # cap: 10% of 50 layers
+    # a layer is kept only when it lowers the drop; at most 5 kept (10% of 50), 15 tried
+    drops = iter([5, 6, 4, 4, 3, 2, 1.5] + [9] * 20)
+    mixed, chosen, steps = float_fallback(int8_model, sens,
+                                          lambda m: (False, {"drop_points": next(drops)}), 0.1,
+                                          start_drop=5.5)
+    assert mixed is None and chosen == [layers[i] for i in (-1, -3, -5, -6, -7)]
+    assert [s["kept"] for s in steps] == [True, False, True, False, True, True, True]
+    drops = iter([9.0] * 20)
+    mixed, chosen, steps = float_fallback(int8_model, sens, lambda m: (False, {"drop_points": 9}),
+                                          0.1, start_drop=1.5)
+    assert mixed is None and chosen == [] and len(steps) == 15
 
 
 def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypatch, capsys):
@@ -92,7 +101,7 @@ def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypa
     art = ftedge.export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ort",
                             log=lambda m: None)
     assert art.manifest["float_layers"] == res["fallback"]["float_layers"] and art.passed
-    trt = ftedge.export_run(run, "jetson-orin-nano", "int8", out=tmp_path / "trt",
+    ftedge.export_run(run, "jetson-orin-nano", "int8", out=tmp_path / "trt",
                             log=lambda m: None)
     plan = json.loads((tmp_path / "trt" / "build_plan.json").read_text())
     assert not plan["strongly_typed"] and plan["fp16"] and plan["int8"]
