@@ -98,36 +98,38 @@ def write_sensitivity(folder: Path, s: dict, graph: str) -> dict[str, Path]:
 
 
 def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
-                   start_drop: float = float("inf")):
+                   start: tuple[float, float] = (float("inf"), float("inf"))):
     """Greedy forward selection of layers to keep in float, most sensitive first.
 
     Each candidate is tried on top of the layers kept so far and kept only when the gate's
-    drop gets smaller (single-layer sensitivities do not add up: a layer that helps alone can
-    hurt next to another); it stops when `passes(model)` is True, when `cap_fraction` of the
+    drop gets smaller, or stays and the mean logit error against FP32 gets smaller (single-layer
+    sensitivities do not add up: a layer that helps alone can hurt next to another; and when
+    the loss is spread over many layers no single one moves top-1 on a small val split); it stops when `passes(model)` is True, when `cap_fraction` of the
     quantized layers are in float, or after trying three times that many candidates.
 
     Args:
         model: the INT8 Q/DQ graph (onnx.ModelProto).
         sensitivity: from `layer_sensitivity`.
         passes: model -> (bool, gate result) (the accuracy gate).
-        start_drop: the all-INT8 graph's drop, which a kept layer must improve on.
+        start: the all-INT8 graph's (drop, logit error), which a kept layer must improve on.
     Returns:
         (mixed model or None when the gate never passed, float layers kept, every try).
     """
     order = ranked(sensitivity)
     cap = max(1, math.floor(cap_fraction * len(order)))
-    steps, chosen, best = [], [], start_drop
+    steps, chosen, best = [], [], start
     for name in order[:3 * cap]:
         trial = chosen + [name]
         mixed = keep_in_float(model, trial)
         ok, result = passes(mixed)
-        kept = ok or result["drop_points"] < best
+        score = (result["drop_points"], result.get("logit_error", float("inf")))
+        kept = ok or score < best
         steps.append({"layer": name, "passed": ok, "kept": kept,
-                      "drop_points": result["drop_points"]})
+                      "drop_points": result["drop_points"], "logit_error": score[1]})
         if ok:
             return mixed, trial, steps
         if kept:
-            chosen, best = trial, result["drop_points"]
+            chosen, best = trial, score
             if len(chosen) == cap:
                 break
     return None, chosen, steps
@@ -163,15 +165,16 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
 
     def passes(mixed):
         save_model(mixed, probe)
+        logits = _logits(mixed, x)
         try:
-            gate = gate_int8_model(fp32_logits, _logits(mixed, x), probe, x, labels, classes,
-                                   max_drop)
+            gate = gate_int8_model(fp32_logits, logits, probe, x, labels, classes, max_drop)
         finally:
             probe.unlink(missing_ok=True)
+        gate["logit_error"] = float(np.abs(logits - fp32_logits).mean())
         return gate["passed"], gate
 
     mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction,
-                                          result["drop_points"])
+                                          (result["drop_points"], sens["int8_logit_error"]))
     info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
             "cap": max(1, math.floor(cap_fraction * len(sens["layers"]))),
             "steps": steps, "all_int8_drop_points": result["drop_points"]}

@@ -55,13 +55,19 @@ def test_greedy_fallback_stops_when_the_gate_passes_or_at_the_cap(int8_model):
     drops = iter([5, 6, 4, 4, 3, 2, 1.5] + [9] * 20)
     mixed, chosen, steps = float_fallback(int8_model, sens,
                                           lambda m: (False, {"drop_points": next(drops)}), 0.1,
-                                          start_drop=5.5)
+                                          start=(5.5, 1.0))
     assert mixed is None and chosen == [layers[i] for i in (-1, -3, -5, -6, -7)]
     assert [s["kept"] for s in steps] == [True, False, True, False, True, True, True]
     drops = iter([9.0] * 20)
     mixed, chosen, steps = float_fallback(int8_model, sens, lambda m: (False, {"drop_points": 9}),
-                                          0.1, start_drop=1.5)
+                                          0.1, start=(1.5, 1.0))
     assert mixed is None and chosen == [] and len(steps) == 15
+    # same drop, smaller logit error: kept (the loss spread over many layers)
+    errors = iter([0.9, 0.95, 0.8] + [0.99] * 20)
+    mixed, chosen, steps = float_fallback(
+        int8_model, sens, lambda m: (False, {"drop_points": 1.5, "logit_error": next(errors)}),
+        0.1, start=(1.5, 1.0))
+    assert chosen[:2] == [layers[-1], layers[-3]]
 
 
 def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypatch, capsys):
