@@ -23,7 +23,7 @@ from ftedge.io import read_json
 from ftedge.quant.gate import onnx_logits
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.bench.latency import latency_percentiles, time_calls
-from ftedge.export.exporter import qat_reference
+from ftedge.quant.reference import qat_reference
 from ftedge.runtime.ort import OrtRunner
 from ftedge.data.transforms import preprocess_samples
 from ftedge.runtime.pytorch import load_run

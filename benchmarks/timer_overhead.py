@@ -9,6 +9,7 @@ Usage: python benchmarks/timer_overhead.py
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def identity_model(path: Path) -> Path:
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=20_000, help="timed calls per row")
+    a = ap.parse_args()
     x = np.zeros((1, 3, 8, 8), np.float32)
     with tempfile.TemporaryDirectory() as tmp:
         runner = OrtRunner(identity_model(Path(tmp) / "id.onnx"), threads=1)
@@ -41,7 +45,7 @@ def main() -> None:
             if fn is None:
                 print(f"{name:40} {timer_overhead_us():9.2f} {'':>9}")
                 continue
-            s = latency_percentiles(time_calls(fn, warmup=200, runs=20_000), 1)
+            s = latency_percentiles(time_calls(fn, warmup=200, runs=a.runs), 1)
             print(f"{name:40} {1000 * s['p50_ms']:9.2f} {1000 * s['p99_ms']:9.2f}")
 
 
