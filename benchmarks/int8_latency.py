@@ -19,15 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ftedge.io import read_json
+from ftedge.bench.latency import latency_percentiles, time_calls
+from ftedge.data.transforms import preprocess_samples
+from ftedge.formats.run import RunFolder
 from ftedge.quant.gate import onnx_logits
 from ftedge.quant.onnx_export import export_onnx
-from ftedge.bench.latency import latency_percentiles, time_calls
 from ftedge.quant.reference import qat_reference
 from ftedge.runtime.ort import OrtRunner
-from ftedge.data.transforms import preprocess_samples
 from ftedge.runtime.pytorch import load_run
-from ftedge.training.data_setup import samples_from_record
 
 
 def timed(fn, x, seconds: float = 3.0) -> float:
@@ -85,9 +84,9 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     core = ov.Core()
     loaded = load_run(a.run)
-    split = read_json(a.run / "split.json")
-    val = samples_from_record(split, loaded.classes, "val")
-    train = samples_from_record(split, loaded.classes, "train")[:300]
+    run = RunFolder(a.run)
+    val = run.samples("val", loaded.classes)
+    train = run.samples("train", loaded.classes)[:300]
     x_val, y_val = preprocess_samples(val, loaded.contract), np.array([s.label for s in val])
     calib = preprocess_samples(train, loaded.contract)
 
