@@ -443,8 +443,8 @@ class Trainer:
 
     def fp32_best_model(self) -> nn.Module:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
-        built = build_model(self.cfg.model.name, len(self.data.classes), "none",
-                            self.cfg.model.dropout)
-        built.model.load_state_dict(load_checkpoint(self.run / "best.pt")["model_state"])
-        model = built.model.to(self.device).eval()
+        from ftedge.runtime.pytorch import model_from_checkpoint
+
+        best = self.run / "best.pt"
+        model = model_from_checkpoint(load_checkpoint(best), best).to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model
