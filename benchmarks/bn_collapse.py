@@ -68,7 +68,7 @@ def main() -> None:
     audit = audit_dataset(a.data)
     contract = preprocessing_contract(get_spec(a.model), a.img_size)
     built = build_model(a.model, len(audit.classes), "imagenet")
-    init_head_from_probe(built, audit.train, contract, (255, 255, 255), len(audit.classes))
+    init_head_from_probe(built, audit.train, contract, len(audit.classes))
     model = built.model.eval()
     xv = preprocess_samples(audit.val, contract)
     yv = np.array([s.label for s in audit.val])

@@ -13,7 +13,7 @@ from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.artifact import MANIFEST
-from ftedge.formats.run import RunFolder
+from ftedge.formats.run import SPLIT, RunFolder
 from ftedge.metrics import classification_report
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.pytorch import load_run
@@ -36,7 +36,7 @@ def _run_of(loaded: LoadedModel) -> RunFolder:
     """The run whose split an artifact (or a run) is evaluated on by default."""
     if loaded.kind == "artifact":
         run = Path(loaded.manifest.source["run"])
-        if not (run / "split.json").is_file():
+        if not (run / SPLIT).is_file():
             raise RunError(f"the artifact's source run {run} is not here",
                            "pass --data DIR (class folders) to evaluate on")
         return RunFolder(run)

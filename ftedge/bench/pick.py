@@ -18,7 +18,7 @@ from ftedge.errors import FtedgeError, GATE_FAILED
 from ftedge.export.exporter import default_out, export_run
 from ftedge.export.profiles import load_profile, parse_batch
 from ftedge.formats.artifact import MANIFEST, read_manifest_dict
-from ftedge.formats.owned import MARKER, staged_folder
+from ftedge.formats.owned import MARKER, check_replaceable, staged_folder
 from ftedge.formats.run import RunFolder
 from ftedge.io import atomic_write_json, atomic_write_text
 
@@ -116,8 +116,6 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     run = RunFolder.open(run).path
     profile = load_profile(target)
     out = Path(out) if out else run / "exports" / f"{profile.name}-auto"
-    from ftedge.formats.owned import check_replaceable
-
     check_replaceable(out, "artifact", force, protect=[run])  # before the long part
     pairs = candidates(run, target)
     folders = [_artifact_for(run, target, p, s) for p, s in pairs]

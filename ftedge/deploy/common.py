@@ -14,12 +14,13 @@ from pathlib import Path
 from ftedge.deploy.templates import runner_onnxruntime, runner_openvino, runner_tensorrt
 from ftedge.deploy.templates.runner_tensorrt import engine_name
 from ftedge.errors import FtedgeError
+from ftedge.formats.checkpoint import CONTRACT_KEYS
 from ftedge.io import atomic_path, atomic_write_text
 
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 REQUIRED = ("runtime", "precision", "artifact", "input_name", "output_name", "input_shape",
             "classes", "preprocessing", "model_name")
-CONTRACT = ("input_size", "resize", "interpolation", "mean", "std")
+CONTRACT = CONTRACT_KEYS  # what every runtime needs of the preprocessing contract
 RUNNERS = {"onnxruntime": runner_onnxruntime, "openvino": runner_openvino,
            "tensorrt": runner_tensorrt}
 

@@ -8,19 +8,19 @@ from __future__ import annotations
 
 from ftedge.deploy.common import DeployError
 from ftedge.deploy.templates.labels import escape_label, unescape_label
+from ftedge.errors import FtedgeError
+from ftedge.formats.checkpoint import check_classes as check_class_list
 
 __all__ = ["escape_label", "unescape_label", "labels_text", "parse_labels",
            "deepstream_labels_text", "parse_deepstream_labels", "check_classes"]
 
 
 def check_classes(classes) -> list[str]:
-    """The manifest's classes: a list of distinct, non-empty names."""
-    if (not isinstance(classes, list) or not classes
-            or not all(isinstance(c, str) and c for c in classes)
-            or len(set(classes)) != len(classes)):
-        raise DeployError("the manifest's classes are not a list of distinct, non-empty names",
-                          "export the artifact again from its run")
-    return classes
+    """The manifest's classes, by the artifact format's own rule (formats/checkpoint.py)."""
+    try:
+        return check_class_list(classes, "the manifest")
+    except FtedgeError as e:
+        raise DeployError(e.message, "export the artifact again from its run") from None
 
 
 def labels_text(classes: list[str]) -> str:

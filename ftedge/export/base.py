@@ -40,6 +40,7 @@ class SourceModel:
     kind: str  # "fp32" | "qat" | "ptq"
     batch: int | None  # None: dynamic
     input_size: tuple[int, int, int]
+    float_layers: tuple[str, ...] = ()  # INT8 graph layers the fallback kept in float
 
 
 @dataclass

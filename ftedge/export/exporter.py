@@ -7,7 +7,6 @@ when everything succeeded (formats/owned.py), so an interrupted export leaves no
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from ftedge.export.profiles import (TargetProfile, check_precision, load_profile
 from ftedge.formats.artifact import Manifest, ManifestError, read_manifest, write_manifest
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, INT8_ONNX, RunFolder
+from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.runtime import LoadedModel
@@ -52,8 +52,9 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
     for kind in kinds:
-        if run.int8_onnx(kind).is_file():
-            return SourceModel(run.int8_onnx(kind), precision, kind, batch, size)
+        path = run.int8_onnx(kind)
+        if path.is_file():
+            return SourceModel(path, precision, kind, batch, size, tuple(float_layers_of(path)))
     raise RunError(f"{run.path} has no INT8 model ({' or '.join(INT8_ONNX[k] for k in kinds)})",
                    f"make one: ftedge tune --qat ..., or ftedge quantize {run.path}")
 
@@ -82,7 +83,6 @@ def graph_opset(path: Path) -> int:
 
 def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manifest:
     meta = read_metadata(source.path)
-    float_layers = json.loads(meta.get("ftedge.float_layers", "[]"))
     return Manifest(
         target=profile.name, runtime=profile.runtime, device=profile.device,
         precision=artifact.precision, artifact=artifact.file, built=artifact.built,
@@ -96,7 +96,7 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manif
                 "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256")},
         calibration_sha256=meta.get("ftedge.calibration_sha256"),
         versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
-        float_layers=float_layers if source.precision == "int8" else [],
+        float_layers=list(source.float_layers),
         extra=artifact.extra, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 

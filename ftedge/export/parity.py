@@ -28,17 +28,10 @@ def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dic
             "artifact_top1": float((test.argmax(1) == labels).mean())}
 
 
-def _mixed(source) -> bool:
-    """An INT8 graph with layers kept in float: the QAT model no longer describes it."""
-    from ftedge.graph.fallback import float_layers_of
-
-    return source.precision == "int8" and bool(float_layers_of(source.path))
-
-
 def _reference_name(source) -> str:
     if source.precision != "int8":
         return "PyTorch FP32 (best.pt)"
-    if source.kind == "qat" and not _mixed(source):
+    if source.kind == "qat" and not source.float_layers:  # else QAT no longer describes it
         return "PyTorch QAT fake-quant (qat_best.pt)"
     return f"{source.path.name} in ONNX Runtime (exact S8S8)"
 
@@ -46,7 +39,7 @@ def _reference_name(source) -> str:
 def _reference_runner(loaded, source):
     if source.precision != "int8":
         return loaded.runner
-    if source.kind == "qat" and not _mixed(source):
+    if source.kind == "qat" and not source.float_layers:
         from ftedge.quant.reference import qat_reference
 
         return qat_reference(loaded)

@@ -85,11 +85,9 @@ class TensorRTTarget(Target):
         model = onnx_graph.clean(model)
         onnx_name = f"model.{source.precision}.onnx"
         onnx_graph.save(model, out / onnx_name)
-        from ftedge.graph.fallback import float_layers_of
-
         plan = trt_plan.make_plan(out / onnx_name, sha256_file(out / onnx_name), source.precision,
                                   source.batch, source.input_size, profile,
-                                  float_layers=bool(float_layers_of(source.path)))
+                                  float_layers=bool(source.float_layers))
         atomic_write_json(out / PLAN, plan.to_dict())
         command = trt_plan.shell_line(trt_plan.trtexec_command(plan))
         script = atomic_write_text(out / "trtexec.sh", "#!/bin/sh\n# the same engine with NVIDIA's "

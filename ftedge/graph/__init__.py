@@ -25,3 +25,12 @@ def const(model, name: str):
         if init.name == name:
             return numpy_helper.to_array(init)
     return None
+
+
+def qparam_shape(node, scale, ndim: int) -> list[int]:
+    """The shape that broadcasts a Q/DQ node's scale and zero-point over its `ndim`-d tensor:
+    the channel axis (the node's `axis`, 1 by default) for per-channel ones, else all 1."""
+    shape = [1] * ndim
+    if scale.ndim == 1 and scale.size > 1:
+        shape[next((a.i for a in node.attribute if a.name == "axis"), 1)] = -1
+    return shape

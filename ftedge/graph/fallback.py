@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from onnx import numpy_helper
 
-from ftedge.graph import const, edges
+from ftedge.graph import const, edges, qparam_shape
 from ftedge.graph.constants import prune_unused_initializers
 from ftedge.graph.coverage import COMPUTE_OPS
 from ftedge.graph.edit import update_metadata
@@ -59,10 +59,7 @@ def _dequantized_weight(model, dq) -> np.ndarray:
     scale = const(model, dq.input[1]).astype(np.float32)
     zp = const(model, dq.input[2]).astype(np.float32) if len(dq.input) > 2 and dq.input[2] \
         else np.zeros_like(scale)
-    axis = next((a.i for a in dq.attribute if a.name == "axis"), 1)
-    shape = [1] * q.ndim
-    if scale.ndim == 1 and scale.size > 1:
-        shape[axis] = -1
+    shape = qparam_shape(dq, scale, q.ndim)
     return ((q - zp.reshape(shape)) * scale.reshape(shape)).astype(np.float32)
 
 

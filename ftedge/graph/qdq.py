@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftedge.graph import edges
+from ftedge.graph import const, edges, qparam_shape
 from ftedge.graph.constants import constants_to_initializers
 
 def remove_repeated_qdq(model) -> int:
@@ -75,12 +75,8 @@ def _after(nodes, a, b) -> bool:
 
 
 def _is_zero(model, name: str) -> bool:
-    from onnx import numpy_helper
-
-    for t in model.graph.initializer:
-        if t.name == name:
-            return not numpy_helper.to_array(t).any()
-    return False
+    value = const(model, name)
+    return value is not None and not value.any()
 
 
 def _same_constants(model, names_a, names_b) -> bool:
@@ -114,10 +110,7 @@ def store_quantized_weights(model) -> int:
         if node.op_type != "QuantizeLinear" or not all(i in inits for i in node.input[:3]):
             continue
         w, scale, zp = (numpy_helper.to_array(inits[i]) for i in node.input[:3])
-        axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-        shape = [1] * w.ndim
-        if scale.ndim == 1 and scale.size > 1:
-            shape[axis] = -1
+        shape = qparam_shape(node, scale, w.ndim)
         info = np.iinfo(zp.dtype)
         # x * (1 / scale) in float32, as PyTorch's fake quantization computes it: the extreme
         # weight of each channel sits exactly on a rounding tie (amax / scale == 127.5), where

@@ -17,18 +17,14 @@ import numpy as np
 from ftedge.console import make_progress
 from ftedge.graph.fallback import keep_in_float, quantized_layers
 from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
-from ftedge.runtime import infer_batches
-from ftedge.runtime.ort import OrtRunner
+from ftedge.runtime.ort import onnx_logits
 
 
-def _logits(model, x: np.ndarray) -> np.ndarray:
-    return infer_batches(OrtRunner(model), x)
-
-
-def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.ndarray
-                      ) -> dict:
-    """Per quantized layer: top-1 and logit error vs FP32 with only that layer in float."""
-    base = _logits(model, x)
+def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.ndarray,
+                      int8_logits: np.ndarray | None = None) -> dict:
+    """Per quantized layer: top-1 and logit error vs FP32 with only that layer in float
+    (`int8_logits`: the whole graph's, when the caller has them already)."""
+    base = onnx_logits(model, x) if int8_logits is None else int8_logits
     base_top1 = float((base.argmax(1) == labels).mean())
     base_err = float(np.abs(base - fp32_logits).mean())
     fp32_top1 = float((fp32_logits.argmax(1) == labels).mean())
@@ -37,7 +33,7 @@ def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.
     with make_progress(transient=True) as progress:
         task = progress.add_task("sensitivity", total=len(layers), stats="")
         for layer in layers:
-            logits = _logits(keep_in_float(model, [layer.name]), x)
+            logits = onnx_logits(keep_in_float(model, [layer.name]), x)
             top1 = float((logits.argmax(1) == labels).mean())
             err = float(np.abs(logits - fp32_logits).mean())
             rows.append({"layer": layer.name, "op": layer.op_type,
@@ -97,6 +93,11 @@ def write_sensitivity(folder: Path, s: dict, graph: str) -> dict[str, Path]:
             "png": plot_sensitivity(s, folder / "sensitivity.png")}
 
 
+def layer_cap(layers: int, cap_fraction: float) -> int:
+    """How many layers the fallback may keep in float: the fraction, at least one."""
+    return max(1, math.floor(cap_fraction * layers))
+
+
 def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
                    start: tuple[float, float] = (float("inf"), float("inf"))):
     """Greedy forward selection of layers to keep in float, most sensitive first.
@@ -116,7 +117,7 @@ def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
         (mixed model or None when the gate never passed, float layers kept, every try).
     """
     order = ranked(sensitivity)
-    cap = max(1, math.floor(cap_fraction * len(order)))
+    cap = layer_cap(len(order), cap_fraction)
     steps, chosen, best = [], [], start
     for name in order[:3 * cap]:
         trial = chosen + [name]
@@ -159,24 +160,26 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
                               if result["passed"] else "off (--no-fallback)"}
         return result
     model = onnx.load(str(int8_path))
-    sens = layer_sensitivity(model, x, labels, fp32_logits)
+    sens = layer_sensitivity(model, x, labels, fp32_logits, int8_logits)
     write_sensitivity(int8_path.parent, sens, int8_path.name)
     probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
+    last: dict = {}  # the gate of the last graph tried: when it passed, the final gate
 
     def passes(mixed):
         save_model(mixed, probe)
-        logits = _logits(mixed, x)
+        logits = onnx_logits(mixed, x)
         try:
             gate = gate_int8_model(fp32_logits, logits, probe, x, labels, classes, max_drop)
         finally:
             probe.unlink(missing_ok=True)
         gate["logit_error"] = float(np.abs(logits - fp32_logits).mean())
+        last["gate"] = gate
         return gate["passed"], gate
 
     mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction,
                                           (result["drop_points"], sens["int8_logit_error"]))
     info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
-            "cap": max(1, math.floor(cap_fraction * len(sens["layers"]))),
+            "cap": layer_cap(len(sens["layers"]), cap_fraction),
             "steps": steps, "all_int8_drop_points": result["drop_points"]}
     if mixed is None:
         result["fallback"] = {**info, "float_layers": [], "why": (
@@ -185,8 +188,7 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
             "points): the graph stays all-INT8")}
         return result
     save_model(mixed, int8_path)
-    final = gate_int8_model(fp32_logits, _logits(mixed, x), int8_path, x, labels, classes,
-                            max_drop)
+    final = last["gate"]  # the mixed graph just written, gated in both runtimes
     final["fallback"] = {**info, "float_layers": layers, "why": (
         f"the all-INT8 graph lost {result['drop_points']:.2f} points (> {max_drop:.2f}); "
         f"keeping {len(layers)} most sensitive layer(s) in float (sensitivity.md) passes")}

@@ -19,8 +19,7 @@ from ftedge.config import TuneConfig, build_tune_config, nest_overrides
 from ftedge.console import console
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import stratified_split
-from ftedge.data.transforms import eval_transform
-from ftedge.data.dataset import ImageSamples
+from ftedge.data.transforms import preprocess_samples
 from ftedge.models import build_model, get_spec, preprocessing_contract
 
 
@@ -31,17 +30,16 @@ def _final_linear(built) -> nn.Linear:
 
 
 @torch.no_grad()
-def pre_logit_features(built, samples, contract: dict, background, batch: int = 64
-                       ) -> np.ndarray:
-    """The input of the final Linear for every sample (eval mode: no dropout, BN frozen)."""
+def pre_logit_features(built, samples, contract: dict, batch: int = 64) -> np.ndarray:
+    """The input of the final Linear for every sample (eval mode: no dropout, BN frozen),
+    the images preprocessed as every runtime does (the contract, its background included)."""
     model = built.model.eval()
     captured: list[torch.Tensor] = []
     hook = _final_linear(built).register_forward_pre_hook(
         lambda mod, args: captured.append(args[0].detach().float()))
-    ds = ImageSamples(samples, eval_transform(contract), None, background)
     try:
-        for i in range(0, len(ds), batch):
-            model(torch.stack([ds[j][0] for j in range(i, min(i + batch, len(ds)))]))
+        for i in range(0, len(samples), batch):
+            model(torch.from_numpy(preprocess_samples(samples[i:i + batch], contract)))
     finally:
         hook.remove()
     return torch.cat(captured).numpy()
@@ -66,11 +64,11 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds:
 
 
 @torch.no_grad()
-def init_head_from_probe(built, samples, contract: dict, background, n_classes: int) -> float:
+def init_head_from_probe(built, samples, contract: dict, n_classes: int) -> float:
     """Set the final Linear to the fitted linear probe (scaler folded in): fine-tuning then
     starts from the probe's accuracy instead of a random head whose large early gradients
     distort the pretrained features (LP-FT, Kumar et al. 2022). Returns the chosen C."""
-    x = pre_logit_features(built, samples, contract, background)
+    x = pre_logit_features(built, samples, contract)
     y = np.array([s.label for s in samples])
     clf = fit_logistic(x, y, cs=np.logspace(-4, 1, 6), folds=3)
     scaler, lr = clf[0], clf[-1]
@@ -98,9 +96,8 @@ def linear_probe(config: TuneConfig | None = None, **options) -> dict:
                                       cfg.data.background)
     torch.manual_seed(cfg.train.seed)
     built = build_model(cfg.model.name, len(audit.classes), cfg.model.weights)
-    background = tuple(cfg.data.background)
-    x_train = pre_logit_features(built, train, contract, background)
-    x_val = pre_logit_features(built, val, contract, background)
+    x_train = pre_logit_features(built, train, contract)
+    x_val = pre_logit_features(built, val, contract)
     y_train = np.array([s.label for s in train])
     y_val = np.array([s.label for s in val])
     clf = fit_logistic(x_train, y_train)

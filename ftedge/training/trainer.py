@@ -187,7 +187,7 @@ class Trainer:
             from ftedge.training.probe import init_head_from_probe
 
             c = init_head_from_probe(self.built, self.data.train, self.contract,
-                                     tuple(cfg.data.background), len(self.data.classes))
+                                     len(self.data.classes))
             if ctx.is_main:
                 console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
