@@ -46,12 +46,12 @@ class OpenVinoRunner:
 def openvino_logits(path: str | Path, x: np.ndarray, batch_size: int = 32) -> np.ndarray | None:
     """Run an ONNX model in OpenVINO on the CPU at f32 inference precision; None without
     OpenVINO installed."""
-    try:
-        import openvino  # noqa: F401
-    except ImportError:
-        return None
+    import importlib.util
+
     from ftedge.runtime import infer_batches
 
+    if importlib.util.find_spec("openvino") is None:
+        return None
     runner = OpenVinoRunner(Path(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
     return infer_batches(runner, x, batch_size)
 
