@@ -15,9 +15,14 @@ from ftedge.runtime.pytorch import TorchRunner
 def qat_reference(loaded: LoadedModel) -> TorchRunner:
     """qat_best.pt in the prepared form of `loaded`'s FP32 model."""
     ckpt = RunFolder(loaded.path).checkpoint(QAT_BEST)
-    model = copy.deepcopy(loaded.runner.model)
     example = torch.zeros(2, *loaded.contract["input_size"])
-    prepare_qat(model, example, ckpt["config"]["qat"].get("weight_bits", 8))
-    model.load_state_dict(ckpt["model_state"])
+    saved = set(ckpt["model_state"])
+    # Runs made before activation/squeeze-excite quantizers existed saved none: rebuild theirs.
+    for activations in (True, False):
+        model = copy.deepcopy(loaded.runner.model)
+        prepare_qat(model, example, ckpt["config"]["qat"].get("weight_bits", 8), activations)
+        if set(model.state_dict()) == saved:
+            break
+    model.load_state_dict(ckpt["model_state"])  # names the keys that differ if neither matched
     freeze_all_observers(model)
     return TorchRunner(model.eval())

@@ -25,7 +25,9 @@ SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unle
                       "qat.weight_bits is 8",
           "activations": "int8 symmetric per-tensor, zero-point 0",
           "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
-                       "shares the block input's Q/DQ, the branch's last Conv output has its own)", "batchnorm": "folded before QAT"}
+                       "shares the block input's Q/DQ, the branch's last Conv output has its own); "
+                       "inputs of hardswish/hardsigmoid/SiLU-like activations; input and gate "
+                       "output of squeeze-excite blocks", "batchnorm": "folded before QAT"}
 
 
 def example_input(trainer) -> torch.Tensor:

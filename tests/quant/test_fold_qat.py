@@ -79,3 +79,66 @@ def test_prepared_state_dict_round_trips():
     freeze_all_observers(b)
     with torch.no_grad():
         assert torch.equal(a(x), b(x))
+
+
+def _ort_optimized_ops(model_path, tmp_path):
+    """Op counts of the graph ONNX Runtime actually runs (its optimized model)."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
+@pytest.mark.parametrize("activations", [True, False])
+def test_mobilenet_v3_every_convolution_runs_as_qlinearconv_in_ort(tmp_path, activations):
+    """Hardswish and squeeze-excite get Q/DQ where ONNX Runtime needs them; without them (the
+    old placement) convolutions before hardswish and before squeeze-excite stay in FP32."""
+    import onnx
+    import onnxruntime as ort
+
+    from ftedge.graph.layout import to_ort_layout
+    from ftedge.quant.onnx_export import export_onnx
+
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    x = torch.rand(4, 3, 64, 64)
+    cov = prepare_qat(model, x, activations=activations)
+    # hardswish and hardsigmoid inputs, SE inputs and SE gate outputs
+    n_act = sum(isinstance(m, (torch.nn.Hardswish, torch.nn.Hardsigmoid)) for m in model.modules())
+    n_se = sum(type(m).__name__ == "SqueezeExcitation" for m in model.modules())
+    assert cov.activation_quantizers == ((n_act + 2 * n_se) if activations else 0)
+    calibrate_activations(model, [(x, None)], lambda t: t)
+    freeze_all_observers(model)
+    path = tmp_path / "int8.onnx"
+    export_onnx(model, x[:1], path, 17, {})
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"input": x.numpy()})[0]
+    assert abs(got - expected).max() < 1e-3 * max(1.0, float(abs(expected).max()))
+    graph = onnx.load(str(path))
+    to_ort_layout(graph)
+    onnx.save(graph, str(tmp_path / "ort.onnx"))
+    ops = _ort_optimized_ops(tmp_path / "ort.onnx", tmp_path)
+    convs = sum(n.op_type == "Conv" for n in graph.graph.node)
+    if activations:
+        assert ops["QLinearConv"] == convs and ops["Conv"] + ops["FusedConv"] == 0, ops
+        assert ops["QLinearMul"] == n_se  # the squeeze-excite scaling runs on integers
+    else:
+        assert ops["Conv"] + ops["FusedConv"] > 0 and ops["QLinearConv"] < convs, ops
+
+
+def test_activation_quantizers_are_saved_and_reloaded():
+    x = torch.rand(2, 3, 32, 32)
+    a = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    prepare_qat(a, x)
+    old = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
+    prepare_qat(old, x, activations=False)
+    extra = set(a.state_dict()) - set(old.state_dict())
+    assert extra and all("quantizer" in k for k in extra)
+    assert any(".scale_activation.output_quantizer." in k for k in extra)
