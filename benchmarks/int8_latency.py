@@ -123,6 +123,11 @@ def main() -> None:
             "OpenVINO INT8 (NNCF)": _ov(ov_compile(core, nncf_int8(core, fp32, big_calib),
                                                    a.threads)),
         }
+        print(f"\nconvolutions as executed at {a.size} px:")
+        for name, runner in runners.items():
+            kernels = getattr(getattr(runner, "__self__", None), "conv_kernels", None)
+            if kernels:
+                print(f"  {name:34} " + ", ".join(f"{k} {v}" for k, v in kernels().items()))
         batches = [int(b) for b in a.batches.split(",")]
         print(f"\n{loaded.model_name}, {a.size} px, {a.threads} threads, ms/img (median):")
         print(f"{'runtime':36}" + "".join(f"{'batch ' + str(b):>12}" for b in batches))
@@ -144,8 +149,23 @@ def _ort(path, threads):
     return OrtRunner(path, threads).infer
 
 
+class _OvCompiled:
+    """A compiled OpenVINO model as a timed callable that can say how it runs convolutions."""
+
+    def __init__(self, compiled):
+        self.compiled = compiled
+
+    def infer(self, x):
+        return self.compiled(x)
+
+    def conv_kernels(self):
+        from ftedge.runtime.ov import conv_precisions
+
+        return conv_precisions(self.compiled)
+
+
 def _ov(compiled):
-    return lambda x: compiled(x)
+    return _OvCompiled(compiled).infer
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ def _tune_options(f):
         click.option("--data", type=click.Path(file_okay=False), help="Class-folder dataset (DIR/<class>/*.jpg, or DIR/train + DIR/val)."),
         click.option("--model", help="efficientnet_lite0 (default), mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0, or any timm name."),
         click.option("--weights", help="imagenet (default), none, or a state_dict file."),
-        click.option("--epochs", type=int, help="Total epochs, head warm-up included."),
+        click.option("--epochs", type=int, help="Total epochs, head warm-up included (default: from the dataset size, at least 15)."),
         click.option("--head-epochs", type=int, help="Epochs training only the new head."),
         click.option("--batch-size", type=int),
         click.option("--img-size", type=int, help="Input resolution (default: the model's)."),

@@ -55,3 +55,21 @@ def test_bn_freeze_rule():
     assert resolve_bn_frozen("freeze", 64, False, 10**6)
     assert not resolve_bn_frozen("train", 2, True, 10)
     assert TrainConfig().bn == "auto"
+
+
+def test_epochs_from_the_dataset_size_unless_given():
+    from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, resolve_epochs,
+                               resolve_patience)
+
+    assert TrainConfig().epochs is None
+    assert resolve_epochs(None, 34) == DEFAULT_EPOCHS  # 1,088 images at batch 32: 510 steps
+    assert resolve_epochs(None, 6) == 40 and 40 * 6 >= MIN_STEPS  # 10 shots x 17 classes
+    assert resolve_epochs(None, 1) == MAX_AUTO_EPOCHS
+    assert resolve_epochs(7, 1) == 7  # a given number is kept exactly
+    assert resolve_patience(5, None, 40) == 14 and resolve_patience(5, None, 15) == 5
+    assert resolve_patience(5, 40, 40) == 5 and resolve_patience(0, None, 40) == 0
+    assert build_tune_config(None, {"train": {"epochs": None}}).train.epochs is None
+    with pytest.raises(ConfigError, match="epochs"):
+        build_tune_config(None, {"train": {"epochs": 0}})
+    with pytest.raises(ConfigError, match="head_epochs"):
+        build_tune_config(None, {"train": {"head_epochs": DEFAULT_EPOCHS + 1}})

@@ -131,6 +131,8 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         t0 = time.perf_counter()
         loaded.runner.infer(val.x[:1])
         row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
+        kernels = getattr(loaded.runner, "conv_kernels", None)  # ORT and OpenVINO can tell
+        row["conv_kernels"] = kernels() if kernels else None
         logits = infer_batches(loaded.runner, val.x)
         row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
                                             opts.max_drop)

@@ -16,6 +16,10 @@ COLUMNS = ["Device", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs
            "p50 ms", "p99 ms", "img/s", "mJ/img"]
 
 
+# Kernel names (ONNX Runtime) and runtime precisions (OpenVINO) that mean a float convolution.
+FLOAT_KERNELS = {"Conv", "FusedConv", "NchwcConv", "f32", "f16", "bf16"}
+
+
 def _fmt(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
@@ -61,6 +65,12 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
     if jetson:
         lines += ["", f"Jetson: nvpmodel {jetson['nvpmodel']}, jetson_clocks {jetson['jetson_clocks']}"]
     for a in report["artifacts"]:
+        kernels = a.get("conv_kernels")
+        if kernels:
+            floats = sum(v for k, v in kernels.items() if k in FLOAT_KERNELS)
+            lines += ["", f"- {a['target']} {a['precision']}: the runtime executes its "
+                          "convolutions as " + ", ".join(f"{k} {v}" for k, v in kernels.items())
+                      + (f" ({floats} in float)" if a["precision"] == "int8" and floats else "")]
         if a.get("float_layers"):
             lines += ["", f"- {a['target']} {a['precision']}: {len(a['float_layers'])} layer(s) "
                           f"kept in float by the INT8 fallback ({', '.join(a['float_layers'])}); "

@@ -43,6 +43,10 @@ class FixedBatchRunner:
             outs.append(self.inner.infer(chunk)[:n])
         return np.concatenate(outs)
 
+    def conv_kernels(self) -> dict[str, int] | None:
+        kernels = getattr(self.inner, "conv_kernels", None)
+        return kernels() if kernels else None
+
 
 @dataclass
 class LoadedModel:

@@ -48,12 +48,46 @@ def inference_session(model, threads: int | None = None):
                                 disabled_optimizers=disabled_optimizers())
 
 
+INTEGER_CONVS = ("QLinearConv", "ConvInteger")
+FLOAT_CONVS = ("Conv", "FusedConv", "NchwcConv")
+
+
+def executed_ops(model) -> dict[str, int]:
+    """Op counts of the graph ONNX Runtime actually executes on this CPU (its optimized model,
+    after its Q/DQ fusions): what a graph's INT8 coverage means in this runtime."""
+    import tempfile
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        so.log_severity_level = 3  # its "hardware specific optimizations" warning is the point here
+        source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
+        ort.InferenceSession(source, so, providers=["CPUExecutionProvider"],
+                             disabled_optimizers=disabled_optimizers())
+        return dict(Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node))
+
+
+def conv_kernels(model) -> dict[str, int]:
+    """How many convolutions ONNX Runtime runs with each kernel: {"QLinearConv": 62} when every
+    convolution of an INT8 graph is integer; "Conv"/"FusedConv" are convolutions left in FP32."""
+    ops = executed_ops(model)
+    return {op: ops[op] for op in INTEGER_CONVS + FLOAT_CONVS if ops.get(op)}
+
+
 class OrtRunner:
     """An ONNX Runtime CPU session behind the Runner protocol (NCHW float in, logits out)."""
 
     def __init__(self, model, threads: int | None = None):
         self.session = inference_session(model, threads)
         self.input = self.session.get_inputs()[0].name
+        self._model = model
+
+    def conv_kernels(self) -> dict[str, int]:
+        return conv_kernels(self._model)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]

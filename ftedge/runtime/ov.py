@@ -42,6 +42,9 @@ class OpenVinoRunner:
         self.request.infer()
         return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
 
+    def conv_kernels(self) -> dict[str, int]:
+        return conv_precisions(self.compiled)
+
 
 def openvino_logits(path: str | Path, x: np.ndarray, batch_size: int = 32) -> np.ndarray | None:
     """Run an ONNX model in OpenVINO on the CPU at f32 inference precision; None without

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ftedge.config import DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS
 from ftedge.console import console
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
@@ -28,6 +29,12 @@ def announce(trainer) -> None:
         why = ("train.bn: freeze" if trainer.cfg.train.bn == "freeze" else
                "train.bn auto: pretrained weights and a small training set or batch")
         console.print(f"BatchNorm statistics frozen at the pretrained ones ({why})")
+    if trainer.cfg.train.epochs is None:
+        steps = len(trainer.train_loader)
+        console.print(f"{trainer.epochs} epochs (train.epochs auto: {steps} steps per epoch; at "
+                      f"least {DEFAULT_EPOCHS} epochs and {MIN_STEPS} steps, at most "
+                      f"{MAX_AUTO_EPOCHS} epochs; early-stopping patience "
+                      f"{trainer.patience or 'off'})")
 
 
 def log_epoch(row: dict, improved: bool) -> None:

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +19,8 @@ from torch import nn
 
 from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
                            resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
-                           to_dict, validate_tune_config)
+                           resolve_epochs, resolve_head_init, resolve_patience, to_dict,
+                           validate_tune_config)
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import RunFolder
@@ -183,13 +185,20 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)
-        if cfg.train.head_init == "probe" and ckpt is None:
+        pretrained = cfg.model.weights != "none"
+        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size, pretrained,
+                                           len(self.data.train))
+        self.head_init = resolve_head_init(
+            cfg.train.head_init, self.bn_frozen, pretrained,
+            min(Counter(s.label for s in self.data.train).values(), default=0))
+        if self.head_init == "probe" and ckpt is None:
             from ftedge.training.probe import init_head_from_probe
 
             c = init_head_from_probe(self.built, self.data.train, self.contract,
                                      len(self.data.classes))
             if ctx.is_main:
-                console.print(f"head initialised from the linear probe (C {c:.3g})")
+                console.print(f"head initialised from the linear probe (C {c:.3g}; train.head_init "
+                              f"{cfg.train.head_init})")
         self._setup_model()
         self.history: list[dict] = []
         self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
@@ -233,8 +242,6 @@ class Trainer:
             for m in self.model.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.momentum = cfg.train.bn_momentum
-        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
-                                           cfg.model.weights != "none", len(self.data.train))
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)
@@ -242,7 +249,9 @@ class Trainer:
         self.train_model = self.model
         self._ddp_head_only: bool | None = None
         steps = len(self.train_loader)
-        self.full_steps = (cfg.train.epochs - cfg.train.head_epochs) * steps
+        self.epochs = resolve_epochs(cfg.train.epochs, steps)
+        self.patience = resolve_patience(cfg.train.patience, cfg.train.epochs, self.epochs)
+        self.full_steps = (self.epochs - cfg.train.head_epochs) * steps
         self.warmup_steps = round(cfg.train.warmup_epochs * steps)
         self.qat_steps = cfg.qat.epochs * steps
 
@@ -319,7 +328,7 @@ class Trainer:
         if self.stage == "qat":
             qat_stage.observers_on(self, epoch)
         phase = "qat" if self.stage == "qat" else "head" if head_only else "full"
-        last = (self.qat_start_epoch + self.cfg.qat.epochs) if self.stage == "qat" else t.epochs
+        last = (self.qat_start_epoch + self.cfg.qat.epochs) if self.stage == "qat" else self.epochs
         progress.reset(task, total=len(self.train_loader),
                        description=f"epoch {epoch + 1}/{last} [{phase}]", stats="")
 
@@ -393,7 +402,7 @@ class Trainer:
 
     def _run_epochs(self, epochs: range, progress, task, stop_from: int) -> bool:
         """Train `epochs`; returns True when early stopping ended them."""
-        patience = self.cfg.train.patience
+        patience = self.patience
         for epoch in epochs:
             row = self._run_epoch(epoch, progress, task)
             self.history.append(row)
@@ -426,7 +435,7 @@ class Trainer:
         with make_progress(disable=not self.ctx.is_main) as progress:
             task = progress.add_task("train", total=len(self.train_loader), stats="")
             if self.stage == "fp32":
-                stopped = self._run_epochs(range(self.start_epoch, t.epochs), progress, task,
+                stopped = self._run_epochs(range(self.start_epoch, self.epochs), progress, task,
                                            t.head_epochs)
                 if q.enabled:
                     self._begin_qat()
