@@ -65,8 +65,8 @@ def main() -> None:
     a = ap.parse_args()
     folders = a.artifacts or sorted(p for p in (a.run / "exports").iterdir()
                                     if (p / "manifest.json").is_file())
-    print(f"| artifact | runtime | precision | images | infer.py vs ftedge predict top-1 "
-          f"agreement | max top-1 prob diff |\n|---|---|---|---|---|---|")
+    print("| artifact | runtime | precision | images | infer.py vs ftedge predict top-1 "
+          "agreement | max top-1 prob diff |\n|---|---|---|---|---|---|")
     for folder in folders:
         m = read_manifest_dict(folder)
         if m["runtime"] == "tensorrt":

@@ -4,7 +4,8 @@ Per data set (class folders with train/ + val/, e.g. from benchmarks/real_photo_
 network, in one run on one machine:
 
   probe        frozen ImageNet features + logistic regression (`ftedge probe`)
-  fp32 old     the recipe before issue 9: BatchNorm in training mode at batch 32, random head
+  fp32 old     the recipe before issue 9: BatchNorm in training mode at batch 32, random head,
+               15 epochs
   fp32 new     the default recipe (`ftedge tune` without options)
   ptq ...      `ftedge quantize` of the new run: minmax / entropy, 7- and 8-bit weights,
                without and with bias correction, without and with the float fallback
@@ -31,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-OLD_RECIPE = "train:\n  bn: train\n  head_init: random\n"
+OLD_RECIPE = "train:\n  bn: train\n  head_init: random\n  epochs: 15\n"
 PTQ = {"ptq minmax w7": ["--calib-method", "minmax"],
        "ptq entropy w7": ["--calib-method", "entropy"],
        "ptq minmax w8": ["--calib-method", "minmax", "--weight-bits", "8"],

@@ -21,7 +21,7 @@ from ftedge.errors import ConfigError
 
 OPTIMIZERS = ("adamw", "sgd")
 BN_MODES = ("auto", "train", "freeze")
-HEAD_INITS = ("auto", "random", "probe")
+HEAD_INITS = ("random", "probe")
 DEFAULT_EPOCHS = 15  # train.epochs null: at least this many ...
 MIN_STEPS = 240  # ... and enough epochs for this many optimizer steps (few-shot sets), ...
 MAX_AUTO_EPOCHS = 60  # ... up to this many
@@ -68,8 +68,10 @@ class TrainConfig:
     epochs: int | None = None  # total, head-only epochs included; None: from the dataset size
     # (resolve_epochs: at least DEFAULT_EPOCHS, more for small sets so they get MIN_STEPS steps)
     head_epochs: int = 1  # backbone frozen, only the new head learns
-    head_init: str = "auto"  # probe: the new head starts as the fitted linear probe (LP-FT);
-    # random; auto: probe when the pretrained BatchNorm statistics are kept (resolve_head_init)
+    head_init: str = "random"  # random | probe: the new head starts as the fitted linear probe
+    # (LP-FT). Measured (issue 9, 128 px): Lite0 gains with it on flowers17-10shot (+1.8) and
+    # monkeys10 (+2.2), MobileNetV2 loses (flowers17 -1.1, 10-shot -2.2), digits with training
+    # BatchNorm fall to 0.9387 (0.9889): not a better default
     batch_size: int = 32
     optimizer: str = "adamw"
     lr: float = 1e-3  # the head's; the backbone gets lr * backbone_lr_mult
@@ -362,21 +364,6 @@ def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int
     if not patience or epochs_given is not None or epochs <= DEFAULT_EPOCHS:
         return patience
     return -(-patience * epochs // DEFAULT_EPOCHS)
-
-
-def resolve_head_init(head_init: str, bn_frozen: bool, pretrained: bool,
-                      fewest_per_class: int) -> str:
-    """random or probe: what `auto` means for this run.
-
-    The probe is fitted on the pretrained network's eval-mode features; it is the right start
-    for the head only when training keeps those features' BatchNorm statistics. Measured
-    (issue 9, Lite0, 128 px): flowers17-10shot 0.9154 with the probe head vs 0.8934 random;
-    flowers17 0.9779 either way; the digits demo, whose BatchNorm statistics train, fell to
-    0.9387 with the probe head (0.9889 random).
-    """
-    if head_init != "auto":
-        return head_init
-    return "probe" if pretrained and bn_frozen and fewest_per_class >= 2 else "random"
 
 
 def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool,

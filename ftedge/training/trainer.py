@@ -6,7 +6,6 @@ import dataclasses
 import math
 import random
 import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -19,8 +18,7 @@ from torch import nn
 
 from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
                            resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
-                           resolve_epochs, resolve_head_init, resolve_patience, to_dict,
-                           validate_tune_config)
+                           resolve_epochs, resolve_patience, to_dict, validate_tune_config)
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import RunFolder
@@ -188,17 +186,13 @@ class Trainer:
         pretrained = cfg.model.weights != "none"
         self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size, pretrained,
                                            len(self.data.train))
-        self.head_init = resolve_head_init(
-            cfg.train.head_init, self.bn_frozen, pretrained,
-            min(Counter(s.label for s in self.data.train).values(), default=0))
-        if self.head_init == "probe" and ckpt is None:
+        if cfg.train.head_init == "probe" and ckpt is None:
             from ftedge.training.probe import init_head_from_probe
 
             c = init_head_from_probe(self.built, self.data.train, self.contract,
                                      len(self.data.classes))
             if ctx.is_main:
-                console.print(f"head initialised from the linear probe (C {c:.3g}; train.head_init "
-                              f"{cfg.train.head_init})")
+                console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
         self.history: list[dict] = []
         self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
