@@ -116,7 +116,8 @@ SMOOTH_ACTIVATIONS = (nn.Hardswish, nn.Hardsigmoid, nn.SiLU, nn.Sigmoid, nn.GELU
                       nn.Tanh)
 TIMM_SMOOTH_ACTIVATIONS = {"HardSwish", "HardSigmoid", "HardMish", "Swish", "Mish", "GELU",
                            "Sigmoid", "Tanh", "HardSwishMe", "HardSigmoidMe", "SwishMe"}
-SE_GATES = ("scale_activation", "gate")  # torchvision SqueezeExcitation, timm SqueezeExcite/SEModule
+# The gate modules of torchvision's SqueezeExcitation and timm's SqueezeExcite / SEModule.
+SE_GATES = ("scale_activation", "gate")
 
 
 def _is_smooth_activation(m: nn.Module) -> bool:
@@ -132,41 +133,60 @@ def _se_gate(m: nn.Module) -> nn.Module | None:
                 None)
 
 
+def _is_global_pool(m: nn.Module) -> bool:
+    return isinstance(m, nn.AdaptiveAvgPool2d) or type(m).__name__ == "SelectAdaptivePool2d"
+
+
 def _add_input_quantizer(m: nn.Module) -> None:
     m.add_module(INPUT_QUANTIZER, activation_quantizer())
     m.register_forward_pre_hook(_quantize_input)
 
 
 def quantize_activations(model: nn.Module) -> int:
-    """Q/DQ around what MobileNetV3 and EfficientNet-B0 put between their convolutions.
+    """Q/DQ wherever a convolution's output would otherwise not go straight into a Q.
 
+    ONNX Runtime turns DQ -> Conv -> Q into an integer QLinearConv only when the convolution's
+    output goes straight into a Q (a Relu/Clip in between is absorbed by the Q's range);
+    anything else leaves the convolution in FP32 between Q/DQ pairs (MobileNetV3-Large with Q/DQ
+    only at layer inputs: 31 of 62 convolutions, INT8 at 0.38x FP32). So:
     - the input of every smooth activation (hardswish, hardsigmoid, SiLU, sigmoid, ...), i.e.
-      the output of the convolution before it: ONNX Runtime turns DQ -> Conv -> Q into an
-      integer QLinearConv only when the convolution's output goes straight into a Q, so a
-      Conv -> HardSwish -> Q stays in FP32 between Q/DQ pairs (MobileNetV3-Large: 31 of 62
-      convolutions, and INT8 ran at 0.38x FP32);
+      the output of the convolution before it;
     - the input of every squeeze-excite block (the depthwise output its pooling and its Mul
-      share), so the depthwise convolution before it ends in a Q as well;
-    - the output of the squeeze-excite gate, so the channel scaling Mul has INT8 on both
-      inputs (ONNX Runtime's QLinearMul) and feeds the projection's Q.
+      share), and the output of its gate, so the channel scaling Mul has INT8 on both inputs
+      (ONNX Runtime's QLinearMul) and feeds the projection's Q;
+    - the input of the global average pooling before the classifier (the head convolution's
+      output: Lite0 ran it in FP32, 48 of 49); torchvision's MobileNetV2 pools functionally,
+      so there the output of its `features` gets the quantizer.
     The scales are learned by QAT (or calibrated by PTQ) like every other activation scale, so
     the exported graph computes what the QAT model computed. Returns the quantizers added.
     """
     added = 0
+    in_se: set[int] = set()
     for m in list(model.modules()):
-        if hasattr(m, INPUT_QUANTIZER):
-            continue
         gate = _se_gate(m)
-        if gate is not None:
+        if gate is None or id(m) in in_se:
+            continue
+        in_se.update(id(x) for x in m.modules())
+        _add_input_quantizer(m)
+        gate.add_module(OUTPUT_QUANTIZER, activation_quantizer())
+        gate.register_forward_hook(_quantize_output)
+        added += 2
+    pools, in_pool = 0, set()
+    for m in list(model.modules()):
+        if hasattr(m, INPUT_QUANTIZER) or id(m) in in_pool:
+            continue
+        if _is_smooth_activation(m) or (_is_global_pool(m) and id(m) not in in_se):
             _add_input_quantizer(m)
-            if not hasattr(gate, OUTPUT_QUANTIZER):
-                gate.add_module(OUTPUT_QUANTIZER, activation_quantizer())
-                gate.register_forward_hook(_quantize_output)
-                added += 1
             added += 1
-        elif _is_smooth_activation(m):
-            _add_input_quantizer(m)
-            added += 1
+            if _is_global_pool(m):  # timm's SelectAdaptivePool2d wraps an AdaptiveAvgPool2d
+                pools += 1
+                in_pool.update(id(x) for x in m.modules())
+    features = getattr(model, "features", None)
+    functional_pool = not pools and isinstance(features, nn.Sequential)
+    if functional_pool and not hasattr(features, OUTPUT_QUANTIZER):
+        features.add_module(OUTPUT_QUANTIZER, activation_quantizer())  # pooled functionally
+        features.register_forward_hook(_quantize_output)
+        added += 1
     return added
 
 
@@ -179,7 +199,7 @@ class QatCoverage:
     total_layers: int  # Conv2d + Linear
     residual_adds: int  # residual Adds whose shortcut is quantized
     unquantized: list[str]
-    activation_quantizers: int = 0  # smooth activations and squeeze-excite (quantize_activations)
+    activation_quantizers: int = 0  # activations, squeeze-excite, pooling: quantize_activations
 
     def to_dict(self) -> dict:
         return {"folded_batchnorms": self.folded_batchnorms,
@@ -188,7 +208,8 @@ class QatCoverage:
                 "activation_quantizers": self.activation_quantizers}
 
     def __str__(self) -> str:
-        extra = (f", {self.activation_quantizers} activation/squeeze-excite quantizers"
+        extra = (f", {self.activation_quantizers} activation, squeeze-excite and pooling "
+                 "quantizers"
                  if self.activation_quantizers else "")
         return (f"{self.quantized_layers}/{self.total_layers} Conv/Linear layers carry INT8 "
                 f"weights and inputs, {self.residual_adds} residual Adds get INT8 shortcuts"

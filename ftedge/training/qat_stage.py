@@ -27,7 +27,7 @@ SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unle
           "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
                        "shares the block input's Q/DQ, the branch's last Conv output has its own); "
                        "inputs of hardswish/hardsigmoid/SiLU-like activations; input and gate "
-                       "output of squeeze-excite blocks", "batchnorm": "folded before QAT"}
+                       "output of squeeze-excite blocks; input of the global pooling", "batchnorm": "folded before QAT"}
 
 
 def example_input(trainer) -> torch.Tensor:

@@ -47,7 +47,8 @@ def test_lite0_coverage_every_conv_and_linear_and_residual():
     assert cov.total_layers == 50 and cov.quantized_layers == 50 and cov.unquantized == []
     assert cov.folded_batchnorms == 49 and cov.residual_adds == 9
     fqs = [m for m in model.modules() if isinstance(m, FakeQuantize)]
-    assert len(fqs) == 109  # 50 weights + 50 inputs + 9 residual-branch outputs
+    assert cov.activation_quantizers == 1  # the global pooling's input (the head conv's output)
+    assert len(fqs) == 110  # 50 weights + 50 inputs + 9 residual-branch outputs + 1 pooling
     for q in fqs:
         assert q.quant_min == -128 and q.quant_max == 127 and q.dtype == torch.qint8
         assert q.qscheme in (torch.per_tensor_symmetric, torch.per_channel_symmetric)
@@ -96,10 +97,10 @@ def test_mobilenet_v3_every_convolution_runs_as_qlinearconv_in_ort(tmp_path, act
     model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()
     x = torch.rand(4, 3, 64, 64)
     cov = prepare_qat(model, x, activations=activations)
-    # hardswish and hardsigmoid inputs, SE inputs and SE gate outputs
+    # hardswish and hardsigmoid inputs, SE inputs and SE gate outputs, the global pooling
     n_act = sum(isinstance(m, (torch.nn.Hardswish, torch.nn.Hardsigmoid)) for m in model.modules())
     n_se = sum(type(m).__name__ == "SqueezeExcitation" for m in model.modules())
-    assert cov.activation_quantizers == ((n_act + 2 * n_se) if activations else 0)
+    assert cov.activation_quantizers == ((n_act + 2 * n_se + 1) if activations else 0)
     calibrate_activations(model, [(x, None)], lambda t: t)
     freeze_all_observers(model)
     path = tmp_path / "int8.onnx"
