@@ -134,7 +134,15 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
         raise ConfigError(f"{where}.{name} may not be null", "give a value or drop the key")
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in args if a is not type(None)]
-        return _check_value(name, value, inner[0], where)
+        try:
+            return _check_value(name, value, inner[0], where)
+        except ConfigError as e:
+            if type(None) not in args or " must be " not in e.message:
+                raise
+            raise ConfigError(e.message.replace(" must be ", " must be null or ", 1),
+                              f"give a value, or null (or leave {name} out) for the default, "
+                              "e.g. train.epochs: null chooses the epochs from the dataset "
+                              "size") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
             raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")

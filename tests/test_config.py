@@ -73,3 +73,9 @@ def test_epochs_from_the_dataset_size_unless_given():
         build_tune_config(None, {"train": {"epochs": 0}})
     with pytest.raises(ConfigError, match="head_epochs"):
         build_tune_config(None, {"train": {"head_epochs": DEFAULT_EPOCHS + 1}})
+
+
+def test_a_word_for_an_optional_number_names_null():
+    with pytest.raises(ConfigError, match="must be null or int") as e:
+        build_tune_config(None, {"train": {"epochs": "auto"}})
+    assert "null" in e.value.hint
