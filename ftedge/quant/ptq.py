@@ -24,6 +24,16 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     batches = list(batches)
     model.eval()
     cov = prepare_qat(model, batches[0][:2], weight_bits)
+    return cov, set_activation_ranges(model, batches, method, percentile)
+
+
+@torch.no_grad()
+def set_activation_ranges(model: nn.Module, batches, method: str,
+                          percentile: float = 99.99) -> dict[str, float]:
+    """Every activation scale of a prepared model from |x| histograms over `batches` (minmax,
+    percentile or entropy), observers then frozen; returns the amax per quantizer."""
+    was_training = model.training
+    model.eval()
     set_fake_quant(model, False)
     names = {m: n for n, m in model.named_modules()}
     hists = {q: AbsHistogram() for q in input_quantizers(model)}
@@ -37,12 +47,13 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     amaxes = {}
     for q, hist in hists.items():
         amax = max(hist.amax(method, percentile), 1e-8)
-        q.scale.copy_(torch.tensor([amax / QMAX_SYMMETRIC]))
+        q.scale.copy_(torch.tensor([amax / QMAX_SYMMETRIC], device=q.scale.device))
         q.zero_point.zero_()
         amaxes[names[q]] = amax
     freeze_all_observers(model)
     set_fake_quant(model, True)
-    return cov, amaxes
+    model.train(was_training)
+    return amaxes
 
 
 @torch.no_grad()

@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.ao.quantization import FakeQuantize
 
 from ftedge.console import console
+from ftedge.data.transforms import preprocess_samples
 from ftedge.quant.gate import onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.quant.onnx_export import export_onnx
-from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
+from ftedge.quant.ptq import bias_correction, set_activation_ranges
+from ftedge.quant.qat import (QatCoverage, calibrate_activations, input_quantizers, prepare_qat,
                               set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, unwrap
 from ftedge.training.loop import predict_logits, to_device
@@ -94,21 +97,54 @@ def enter_qat(trainer) -> QatCoverage:
         state = broadcast_object(state, trainer.ctx)
     unwrap(trainer.model).load_state_dict(state)
     cov = prepare_model(trainer)
-    n = trainer.cfg.qat.calib_batches
-    seen = calibrate_activations(unwrap(trainer.model),
-                                 itertools.islice(iter(trainer.train_loader), n),
-                                 lambda x: to_device(x, trainer.settings))
+    if trainer.cfg.qat.init == "ptq":
+        seen, corrected = ptq_start(trainer)
+        how = (f"entropy-calibrated on {seen} training images, fixed; {corrected} biases "
+               "corrected")
+    else:
+        seen = calibrate_activations(unwrap(trainer.model),
+                                     itertools.islice(iter(trainer.train_loader),
+                                                      trainer.cfg.qat.calib_batches),
+                                     lambda x: to_device(x, trainer.settings))
+        how = f"set from {seen} training images"
     trainer.optimizer = qat_optimizer(trainer)
     trainer.criterion = qat_criterion(trainer)
     if trainer.ctx.is_main:
-        console.print(f"QAT: {cov}; activation ranges set from {seen} training images")
+        console.print(f"QAT: {cov}; activation ranges {how}")
     return cov
+
+
+PTQ_START_IMAGES = 256
+
+
+def ptq_start(trainer) -> tuple[int, int]:
+    """QAT from the PTQ model: activation ranges from entropy histograms and bias correction on
+    up to 256 training images (eval transform, spread over the split), as `ftedge quantize`
+    does. The ranges stay fixed; weight scales keep following the weights. Returns (images,
+    corrected layers)."""
+    model = unwrap(trainer.model)
+    train = trainer.data.train
+    samples = train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
+    x = torch.from_numpy(preprocess_samples(samples, trainer.contract))
+    batches = [to_device(x[i:i + 32], trainer.settings) for i in range(0, len(x), 32)]
+    was_training = model.training
+    model.eval()
+    set_activation_ranges(model, batches, "entropy")
+    corrected = bias_correction(model, batches)
+    model.train(was_training)
+    activation = set(input_quantizers(model))
+    for m in model.modules():
+        if isinstance(m, FakeQuantize) and m not in activation:
+            m.enable_observer(True)
+    return len(samples), corrected
 
 
 def observers_on(trainer, epoch: int) -> None:
     """Activation ranges follow the data for the first epochs, then stay fixed."""
     done = epoch - trainer.qat_start_epoch
-    set_activation_observers(unwrap(trainer.model), done < trainer.cfg.qat.freeze_observers_after)
+    q = trainer.cfg.qat
+    set_activation_observers(unwrap(trainer.model),
+                             q.init != "ptq" and done < q.freeze_observers_after)
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:

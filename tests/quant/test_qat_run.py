@@ -138,14 +138,17 @@ def _val_images(run):
     return [preprocess_samples(samples, loaded.contract)]
 
 
-def test_qat_with_distillation_from_the_fp32_model(tmp_path):
+def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     import ftedge
     from ftedge.training.qat_stage import DistillLoss
     from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
-    res = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), epochs=2, qat=True,
-                                             qat_epochs=1, distill=True))
+    cfg = tmp_path / "minmax.yaml"  # the other way to start QAT's ranges, exercised here
+    cfg.write_text("qat:\n  init: minmax\n")
+    res = ftedge.tune(config_file=str(cfg), data=str(data),
+                      **dict(tiny_options(tmp_path), epochs=2, qat=True, qat_epochs=1,
+                             distill=True))
     assert res.gate is not None and np.isfinite(res.history[-1]["train_loss"])
     import torch
 
@@ -153,3 +156,36 @@ def test_qat_with_distillation_from_the_fp32_model(tmp_path):
     loss = DistillLoss(teacher, torch.nn.CrossEntropyLoss(), 2.0, 1.0)
     x = torch.randn(5, 4)
     assert loss(teacher(x), torch.zeros(5, dtype=torch.long), x).item() < 1e-6  # same logits
+
+
+def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
+    """qat.init ptq: the activation ranges QAT ends with are the entropy-calibrated ones of the
+    FP32 best model on the training images, unchanged by training."""
+    import copy
+
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.formats.run import RunFolder
+    from ftedge.quant.ptq import set_activation_ranges
+    from ftedge.quant.qat import input_quantizers, prepare_qat
+    from ftedge.runtime.pytorch import load_run
+    from ftedge.training.qat_stage import PTQ_START_IMAGES
+    from tests.conftest import tiny_options, write_class_folders
+
+    data = write_class_folders(tmp_path / "c", per_class=10)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("qat:\n  init: ptq\n")
+    res = ftedge.tune(config_file=str(cfg), data=str(data),
+                      **dict(tiny_options(tmp_path), epochs=2, qat=True, qat_epochs=2))
+    assert res.gate is not None
+    loaded = load_run(res.run_dir)
+    train = RunFolder(res.run_dir).samples("train", loaded.classes)
+    samples = train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
+    model = copy.deepcopy(loaded.runner.model)
+    x = torch.from_numpy(preprocess_samples(samples, loaded.contract))
+    prepare_qat(model, x[:2], 7)
+    set_activation_ranges(model, [x[i:i + 32] for i in range(0, len(x), 32)], "entropy")
+    expected = [float(q.scale) for q in input_quantizers(model)]
+    state = torch.load(res.run_dir / "qat_best.pt", weights_only=True)["model_state"]
+    names = [n for n, m in model.named_modules() if m in set(input_quantizers(model))]
+    got = [float(state[f"{n}.scale"]) for n in names]
+    assert got == pytest.approx(expected, rel=1e-4)
