@@ -113,7 +113,7 @@ def main() -> None:
         big_calib = torch.nn.functional.interpolate(torch.from_numpy(calib[:64]), size=a.size,
                                                     mode="bilinear").numpy()
         runners = {
-            "torch eager FP32": lambda x: loaded.runner.infer(x),
+            "torch eager FP32": loaded.runner,
             "ORT FP32": _ort(fp32, a.threads),
             "ORT INT8 (ours, shared graph S8S8)": _ort(int8, a.threads),
             "ORT INT8 (ours)": _ort(ort_layout(int8, Path(tmp) / "ort.onnx"), a.threads),
@@ -125,7 +125,7 @@ def main() -> None:
         }
         print(f"\nconvolutions as executed at {a.size} px:")
         for name, runner in runners.items():
-            kernels = getattr(getattr(runner, "__self__", None), "conv_kernels", None)
+            kernels = getattr(runner, "conv_kernels", None)
             if kernels:
                 print(f"  {name:34} " + ", ".join(f"{k} {v}" for k, v in kernels().items()))
         batches = [int(b) for b in a.batches.split(",")]
@@ -133,8 +133,8 @@ def main() -> None:
         print(f"{'runtime':36}" + "".join(f"{'batch ' + str(b):>12}" for b in batches))
         res = {name: [float("inf")] * len(batches) for name in runners}
         for _ in range(a.rounds):  # rounds interleave the runtimes; the best round counts
-            for name, fn in runners.items():
-                res[name] = [min(old, timed(fn, np.random.default_rng(0).normal(
+            for name, runner in runners.items():
+                res[name] = [min(old, timed(runner.infer, np.random.default_rng(0).normal(
                     size=(b, 3, a.size, a.size)).astype(np.float32)))
                     for old, b in zip(res[name], batches)]
         for name in runners:
@@ -146,11 +146,12 @@ def main() -> None:
 
 
 def _ort(path, threads):
-    return OrtRunner(path, threads).infer
+    return OrtRunner(path, threads)
 
 
 class _OvCompiled:
-    """A compiled OpenVINO model as a timed callable that can say how it runs convolutions."""
+    """A compiled OpenVINO model behind the Runner protocol that can say how it runs
+    convolutions."""
 
     def __init__(self, compiled):
         self.compiled = compiled
@@ -165,7 +166,7 @@ class _OvCompiled:
 
 
 def _ov(compiled):
-    return _OvCompiled(compiled).infer
+    return _OvCompiled(compiled)
 
 
 if __name__ == "__main__":

@@ -146,9 +146,9 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
             if type(None) not in args or " must be " not in e.message:
                 raise
             raise ConfigError(e.message.replace(" must be ", " must be null or ", 1),
-                              f"give a value, or null (or leave {name} out) for the default, "
-                              "e.g. train.epochs: null chooses the epochs from the dataset "
-                              "size") from None
+                              f"write a value or null; what null means for {name} is in its "
+                              "comment in ftedge/config.py (train.epochs: null chooses the "
+                              "epochs from the dataset size)") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
             raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")

@@ -5,9 +5,9 @@ jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "
 "runtime", "precision", "device", "size_mb", "status" ("ok" | "gate_failed" | "error"),
 "error"?, "load_s", "first_inference_ms", "float_layers", "conv_kernels" (how many
 convolutions the runtime executes with each kernel or precision, None where it cannot tell),
-"accuracy" {top1, top5,
-reference_top1, drop_points, top1_agreement, mcnemar, per_class, passed}, "latency" [{batch,
-runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms, images_per_s, ...}],
+"accuracy" {top1, top5, reference_top1, drop_points, top1_agreement, mcnemar, per_class,
+passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
+images_per_s, ...}],
 "end_to_end" {same keys, batch 1}, "energy" {source, mj_per_image}, "memory" {...}}]}.
 Readers go through `load_report`, which refuses anything else with a clear error.
 """

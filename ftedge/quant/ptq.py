@@ -8,7 +8,8 @@ from torch.nn.utils import parametrize
 
 from ftedge.quant.calibrate import AbsHistogram
 from ftedge.quant.qat import (QUANTIZED_TYPES, QatCoverage, freeze_all_observers,
-                              input_quantizers, prepare_qat, set_fake_quant)
+                              input_quantizers, prepare_qat, set_activation_observers,
+                              set_fake_quant)
 
 QMAX_SYMMETRIC = 127.5  # the scale PyTorch's symmetric qint8 observers use: amax / 127.5
 
@@ -24,14 +25,17 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     batches = list(batches)
     model.eval()
     cov = prepare_qat(model, batches[0][:2], weight_bits)
-    return cov, set_activation_ranges(model, batches, method, percentile)
+    amaxes = set_activation_ranges(model, batches, method, percentile)
+    freeze_all_observers(model)  # weight scales too: the model is final
+    return cov, amaxes
 
 
 @torch.no_grad()
 def set_activation_ranges(model: nn.Module, batches, method: str,
                           percentile: float = 99.99) -> dict[str, float]:
     """Every activation scale of a prepared model from |x| histograms over `batches` (minmax,
-    percentile or entropy), observers then frozen; returns the amax per quantizer."""
+    percentile or entropy), activation observers then off (weight observers keep following the
+    weights); returns the amax per quantizer."""
     was_training = model.training
     model.eval()
     set_fake_quant(model, False)
@@ -50,7 +54,7 @@ def set_activation_ranges(model: nn.Module, batches, method: str,
         q.scale.copy_(torch.tensor([amax / QMAX_SYMMETRIC], device=q.scale.device))
         q.zero_point.zero_()
         amaxes[names[q]] = amax
-    freeze_all_observers(model)
+    set_activation_observers(model, False)
     set_fake_quant(model, True)
     model.train(was_training)
     return amaxes

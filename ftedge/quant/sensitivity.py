@@ -105,8 +105,9 @@ def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
     Each candidate is tried on top of the layers kept so far and kept only when the gate's
     drop gets smaller, or stays and the mean logit error against FP32 gets smaller (single-layer
     sensitivities do not add up: a layer that helps alone can hurt next to another; and when
-    the loss is spread over many layers no single one moves top-1 on a small val split); it stops when `passes(model)` is True, when `cap_fraction` of the
-    quantized layers are in float, or after trying three times that many candidates.
+    the loss is spread over many layers no single one moves top-1 on a small val split); it
+    stops when `passes(model)` is True, when `cap_fraction` of the quantized layers are in
+    float, or after trying three times that many candidates.
 
     Args:
         model: the INT8 Q/DQ graph (onnx.ModelProto).

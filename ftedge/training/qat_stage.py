@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.ao.quantization import FakeQuantize
 
 from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
@@ -19,7 +18,7 @@ from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
-from ftedge.quant.qat import (QatCoverage, calibrate_activations, input_quantizers, prepare_qat,
+from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, unwrap
 from ftedge.training.loop import predict_logits, to_device
@@ -30,7 +29,8 @@ SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unle
           "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
                        "shares the block input's Q/DQ, the branch's last Conv output has its own); "
                        "inputs of hardswish/hardsigmoid/SiLU-like activations; input and gate "
-                       "output of squeeze-excite blocks; input of the global pooling", "batchnorm": "folded before QAT"}
+                       "output of squeeze-excite blocks; input of the global pooling",
+          "batchnorm": "folded before QAT"}
 
 
 def example_input(trainer) -> torch.Tensor:
@@ -132,10 +132,6 @@ def ptq_start(trainer) -> tuple[int, int]:
     set_activation_ranges(model, batches, "entropy")
     corrected = bias_correction(model, batches)
     model.train(was_training)
-    activation = set(input_quantizers(model))
-    for m in model.modules():
-        if isinstance(m, FakeQuantize) and m not in activation:
-            m.enable_observer(True)
     return len(samples), corrected
 
 

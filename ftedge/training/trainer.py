@@ -183,9 +183,8 @@ class Trainer:
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)
-        pretrained = cfg.model.weights != "none"
-        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size, pretrained,
-                                           len(self.data.train))
+        self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
+                                           cfg.model.weights != "none", len(self.data.train))
         if cfg.train.head_init == "probe" and ckpt is None:
             from ftedge.training.probe import init_head_from_probe
 
