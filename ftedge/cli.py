@@ -35,7 +35,8 @@ def _tune_options(f):
         click.option("--amp/--no-amp", default=None, help="Mixed precision (default: on for CUDA)."),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<model>-<time>)."),
         click.option("--qat/--no-qat", default=None, help="Add quantization-aware training and export FP32 + INT8 Q/DQ ONNX."),
-        click.option("--qat-epochs", type=int, help="Epochs of quantization-aware training."),
+        click.option("--qat-epochs", type=int, help="Epochs of quantization-aware training (default: from the dataset size, "
+                     "at least 3 and 200 steps)."),
         click.option("--max-drop", type=float, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
         click.option("--distill/--no-distill", default=None, help="QAT also learns the FP32 model's logits (KL with a temperature)."),
         click.option("--fallback/--no-fallback", default=None, help="When the INT8 gate fails, keep the most sensitive layers in float (default: on, at most 10%% of them)."),

@@ -75,6 +75,20 @@ def test_epochs_from_the_dataset_size_unless_given():
         build_tune_config(None, {"train": {"head_epochs": DEFAULT_EPOCHS + 1}})
 
 
+def test_qat_epochs_from_the_dataset_size_unless_given():
+    from ftedge.config import (MAX_AUTO_EPOCHS, QAT_DEFAULT_EPOCHS, QAT_MIN_STEPS, QatConfig,
+                               resolve_qat_epochs)
+
+    assert QatConfig().epochs is None
+    assert resolve_qat_epochs(None, 67) == QAT_DEFAULT_EPOCHS  # 2,144 images at batch 32
+    assert resolve_qat_epochs(None, 34) == 6  # flowers17: 1,088 images
+    assert resolve_qat_epochs(None, 6) == 34 and 34 * 6 >= QAT_MIN_STEPS > 33 * 6  # 10-shot
+    assert resolve_qat_epochs(None, 1) == MAX_AUTO_EPOCHS
+    assert resolve_qat_epochs(2, 1) == 2  # a given number is kept exactly
+    with pytest.raises(ConfigError, match="qat.epochs"):
+        build_tune_config(None, {"qat": {"epochs": 0}})
+
+
 def test_a_word_for_an_optional_number_names_null():
     with pytest.raises(ConfigError, match="must be null or int") as e:
         build_tune_config(None, {"train": {"epochs": "auto"}})

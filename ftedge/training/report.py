@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ftedge.config import DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS
+from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAULT_EPOCHS,
+                           QAT_MIN_STEPS)
 from ftedge.console import console
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
@@ -35,6 +36,10 @@ def announce(trainer) -> None:
                       f"least {DEFAULT_EPOCHS} epochs and {MIN_STEPS} steps, at most "
                       f"{MAX_AUTO_EPOCHS} epochs; early-stopping patience "
                       f"{trainer.patience or 'off'})")
+    if trainer.cfg.qat.enabled and trainer.cfg.qat.epochs is None:
+        console.print(f"{trainer.qat_epochs} QAT epochs (qat.epochs auto: at least "
+                      f"{QAT_DEFAULT_EPOCHS} epochs and {QAT_MIN_STEPS} steps, at most "
+                      f"{MAX_AUTO_EPOCHS} epochs)")
 
 
 def log_epoch(row: dict, improved: bool) -> None:

@@ -18,7 +18,8 @@ from torch import nn
 
 from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, nest_overrides,
                            resolve_amp, resolve_bn_frozen, resolve_channels_last, resolve_device,
-                           resolve_epochs, resolve_patience, to_dict, validate_tune_config)
+                           resolve_epochs, resolve_patience, resolve_qat_epochs, to_dict,
+                           validate_tune_config)
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import RunFolder
@@ -246,7 +247,8 @@ class Trainer:
         self.patience = resolve_patience(cfg.train.patience, cfg.train.epochs, self.epochs)
         self.full_steps = (self.epochs - cfg.train.head_epochs) * steps
         self.warmup_steps = round(cfg.train.warmup_epochs * steps)
-        self.qat_steps = cfg.qat.epochs * steps
+        self.qat_epochs = resolve_qat_epochs(cfg.qat.epochs, steps)
+        self.qat_steps = self.qat_epochs * steps
 
     def meta(self) -> dict:
         """The contract stored with every checkpoint."""
@@ -321,7 +323,7 @@ class Trainer:
         if self.stage == "qat":
             qat_stage.observers_on(self, epoch)
         phase = "qat" if self.stage == "qat" else "head" if head_only else "full"
-        last = (self.qat_start_epoch + self.cfg.qat.epochs) if self.stage == "qat" else self.epochs
+        last = (self.qat_start_epoch + self.qat_epochs) if self.stage == "qat" else self.epochs
         progress.reset(task, total=len(self.train_loader),
                        description=f"epoch {epoch + 1}/{last} [{phase}]", stats="")
 
@@ -434,7 +436,7 @@ class Trainer:
                     self._begin_qat()
             if self.stage == "qat":
                 first = max(self.start_epoch, self.qat_start_epoch)
-                self._run_epochs(range(first, self.qat_start_epoch + q.epochs), progress, task, 0)
+                self._run_epochs(range(first, self.qat_start_epoch + self.qat_epochs), progress, task, 0)
         fp32_top1, fp32_epoch = self.fp32_best or (self.best_top1, self.best_epoch)
         result = TuneResult(self.run, fp32_top1, fp32_epoch, len(self.history), stopped,
                             self.history, time.perf_counter() - t_start,

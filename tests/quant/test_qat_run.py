@@ -107,6 +107,24 @@ def test_resume_inside_the_qat_stage(tmp_path):
         assert torch.equal(a[k], b[k]), k
 
 
+@pytest.mark.slow
+def test_qat_epochs_follow_the_dataset_size_when_not_given(tmp_path, monkeypatch):
+    import ftedge.config as C
+    from ftedge.console import console
+
+    monkeypatch.setattr(C, "QAT_DEFAULT_EPOCHS", 1)
+    monkeypatch.setattr(C, "QAT_MIN_STEPS", 9)  # a few steps per epoch here: needs 2-3 epochs
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    with console.capture() as captured:
+        result = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), qat=True, epochs=2,
+                                                    max_drop=100.0))
+    train = json.loads((result.run_dir / "split.json").read_text())["train"]
+    expected = -(-9 // (len(train) // 8))
+    assert expected > 1
+    assert [h["phase"] for h in result.history].count("qat") == expected
+    assert f"{expected} QAT epochs (qat.epochs auto" in " ".join(captured.get().split())
+
+
 def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
     ov = pytest.importorskip("openvino", reason="OpenVINO is not installed")
     from ftedge.quant.gate import onnx_logits
