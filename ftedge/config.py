@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -132,6 +133,9 @@ class TuneConfig:
     out: str | None = None  # None: runs/<model>-<timestamp>
 
 
+_YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     """Coerce YAML values to the field's type, or raise naming the field and the type."""
     origin = typing.get_origin(hint)
@@ -149,8 +153,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
                 raise
             raise ConfigError(e.message.replace(" must be ", " must be null or ", 1),
                               f"write a value or null; what null means for {name} is in its "
-                              "comment in ftedge/config.py (train.epochs: null chooses the "
-                              "epochs from the dataset size)") from None
+                              "comment in ftedge/config.py (for example, train.epochs: null "
+                              "chooses the epochs from the dataset size)") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
             raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")
@@ -165,6 +169,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
         return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
+        value = float(value)  # PyYAML (YAML 1.1) reads 3e-4 as a string; 3.0e-4 as a float
     if hint is float and isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{where}.{name} must be a finite number, got {value!r}",
                           "give an ordinary number")

@@ -28,6 +28,18 @@ def test_int_accepted_for_float_and_lists_for_tuples():
     assert cfg.train.lr == 1.0 and cfg.augment.scale == (0.5, 1.0)
 
 
+def test_exponent_floats_as_pyyaml_reads_them(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 3e-4\nqat:\n  lr: 1E-5\n")  # YAML 1.1: strings, not floats
+    cfg = build_tune_config(str(path))
+    assert cfg.train.lr == 3e-4 and cfg.qat.lr == 1e-5
+    for bad in ("3e", "e-4", "fast", "1e999"):
+        with pytest.raises(ConfigError, match="train.lr must be"):
+            from_dict(TuneConfig, {"train": {"lr": bad}})
+    with pytest.raises(ConfigError, match="batch_size must be int"):
+        from_dict(TuneConfig, {"train": {"batch_size": "3e1"}})
+
+
 def test_flags_override_yaml(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("train:\n  epochs: 3\n  lr: 0.5\nmodel:\n  name: mobilenet_v2\n")
