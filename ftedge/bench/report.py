@@ -12,7 +12,7 @@ from ftedge.formats.report import MERGED_SCHEMA, load_report
 from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 STATUS = {"ok": "ok", "gate_failed": "GATE FAILED", "error": "ERROR (did not run)"}
-COLUMNS = ["Device", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs FP32",
+COLUMNS = ["Device", "Artifact", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs FP32",
            "p50 ms", "p99 ms", "img/s", "mJ/img"]
 
 
@@ -24,6 +24,16 @@ def _fmt(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _name(a: dict) -> str:
+    """The artifact's folder name, Markdown-safe: two artifacts of one target and precision
+    (an all-INT8 graph and its float-fallback twin, say) stay apart in every table."""
+    return Path(a.get("artifact") or "?").name.replace("|", "\\|")
+
+
+def _who(a: dict) -> str:
+    return f"{_name(a)} ({a['target']} {a['precision']})"
+
+
 def table_rows(report: dict) -> list[list[str]]:
     """One row per artifact; latency columns at batch 1 (p50/p99) and best throughput."""
     rows = []
@@ -33,7 +43,7 @@ def table_rows(report: dict) -> list[list[str]]:
         b1 = next((r for r in lat if r["batch"] == 1), lat[0] if lat else {})
         best = max((r["images_per_s"] for r in lat), default=None)
         drop = acc.get("drop_points")
-        rows.append([host, a["target"], a["precision"], STATUS[a["status"]],
+        rows.append([host, _name(a), a["target"], a["precision"], STATUS[a["status"]],
                      _fmt(a.get("size_mb"), ".2f"), _fmt(acc.get("top1"), ".4f"),
                      "n/a" if drop is None else f"{-round(drop, 2) + 0.0:+.2f} pt",
                      _fmt(b1.get("p50_ms"), ".2f") + ("" if b1.get("batch", 1) == 1 else
@@ -68,34 +78,36 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
         kernels = a.get("conv_kernels")
         if kernels:
             floats = sum(v for k, v in kernels.items() if k in FLOAT_KERNELS)
-            lines += ["", f"- {a['target']} {a['precision']}: the runtime executes its "
+            lines += ["", f"- {_who(a)}: the runtime executes its "
                           "convolutions as " + ", ".join(f"{k} {v}" for k, v in kernels.items())
                       + (f" ({floats} in float)" if a["precision"] == "int8" and floats else "")]
         if a.get("float_layers"):
-            lines += ["", f"- {a['target']} {a['precision']}: {len(a['float_layers'])} layer(s) "
+            lines += ["", f"- {_who(a)}: {len(a['float_layers'])} layer(s) "
                           f"kept in float by the INT8 fallback ({', '.join(a['float_layers'])}); "
                           "their latency cost is in this artifact's numbers"]
         if a["status"] == "error":
-            lines += ["", f"- {a['target']} {a['precision']}: {a['error']}"]
+            lines += ["", f"- {_who(a)}: {a['error']}"]
         elif a["status"] == "gate_failed":
             acc = a["accuracy"]
-            lines += ["", f"- {a['target']} {a['precision']}: top-1 drop {acc['drop_points']:.2f} "
+            lines += ["", f"- {_who(a)}: top-1 drop {acc['drop_points']:.2f} "
                           f"points > budget {acc['max_drop_points']:.2f}"]
     lines += ["", "Latency per batch (ms per call, model only) and end to end (decode + "
                   "preprocess + infer, one image):", "",
-              "| Target | Precision | Batch | p50 | p90 | p99 | mean ± std | img/s |",
-              "|---|---|---|---|---|---|---|---|"]
+              "| Artifact | Target | Precision | Batch | p50 | p90 | p99 | mean ± std | img/s |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for a in report["artifacts"]:
         for r in a.get("latency", []) + ([dict(a["end_to_end"], batch="e2e")]
                                           if a.get("end_to_end") else []):
-            lines.append(f"| {a['target']} | {a['precision']} | {r['batch']} | {r['p50_ms']:.2f} "
+            lines.append(f"| {_name(a)} | {a['target']} | {a['precision']} | {r['batch']} "
+                         f"| {r['p50_ms']:.2f} "
                          f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} ± "
                          f"{r['std_ms']:.2f} | {r['images_per_s']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
 def _label(a: dict, host: str | None = None) -> str:
-    return f"{host + ': ' if host else ''}{a['target']} {a['precision']}"
+    folder = Path(a.get("artifact") or "?").name
+    return f"{host + ': ' if host else ''}{folder} ({a['target']} {a['precision']})"
 
 
 def plot_latency(report: dict, path: Path, latency_samples: dict | None = None) -> Path:

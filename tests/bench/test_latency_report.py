@@ -45,8 +45,21 @@ def _report(status="ok"):
 
 def test_table_marks_gate_failures_apart_from_errors():
     ok, failed, error = (table_rows(_report(s))[0] for s in ("ok", "gate_failed", "error"))
-    assert ok[3] == "ok" and failed[3] == "GATE FAILED" and error[3].startswith("ERROR")
-    assert ok[6] == "-0.50 pt" and ok[7] == "2.00" and ok[9] == "800.0" and ok[10] == "n/a"
-    assert error[5] == "n/a"
+    assert ok[4] == "ok" and failed[4] == "GATE FAILED" and error[4].startswith("ERROR")
+    assert ok[7] == "-0.50 pt" and ok[8] == "2.00" and ok[10] == "800.0" and ok[11] == "n/a"
+    assert error[6] == "n/a"
     md = markdown(_report("error"))
-    assert "no engine" in md and "| Device | Target | Precision | Status |" in md
+    assert "no engine" in md and "| Device | Artifact | Target | Precision | Status |" in md
+
+
+def test_two_artifacts_of_one_target_and_precision_stay_apart():
+    """An all-INT8 graph and its float-fallback twin: every table and note names the folder."""
+    report = _report()
+    art = report["artifacts"][0]
+    mixed = dict(art, artifact="/runs/x/exports/ort|mixed", float_layers=["/features.1/Conv"])
+    report["artifacts"] = [dict(art, artifact="/runs/x/exports/ort-int8"), mixed]
+    assert [r[1] for r in table_rows(report)] == ["ort-int8", "ort\\|mixed"]
+    md = markdown(report)
+    assert "- ort\\|mixed (onnxruntime-cpu int8): 1 layer(s) kept in float" in md
+    assert "| ort-int8 | onnxruntime-cpu | int8 | 1 |" in md
+    assert "| ort\\|mixed | onnxruntime-cpu | int8 | 8 |" in md
