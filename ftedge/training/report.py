@@ -68,7 +68,10 @@ def finish(trainer, result) -> None:
         "world_size": trainer.ctx.world_size, "weights_source": trainer.built.weights_note,
         "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
         "qat": None if result.gate is None else {
-            "qat_val_top1": result.qat_top1, "coverage": result.gate["coverage"],
+            "qat_val_top1": result.qat_top1, "qat_best_epoch": result.qat_best_epoch,
+            "qat_epochs_planned": trainer.qat_epochs,
+            "qat_epochs_run": sum(h["phase"] == "qat" for h in trainer.history),
+            "qat_stopped_early": result.qat_stopped_early, "coverage": result.gate["coverage"],
             "prepared": trainer.coverage.to_dict(),
             "int8_onnx_top1": result.gate["int8_top1"],
             "fp32_onnx_top1": result.gate["fp32_top1"],
@@ -76,5 +79,11 @@ def finish(trainer, result) -> None:
     console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
                   + (" (stopped early)" if result.stopped_early else "")
                   + f" in {result.seconds:.0f} s")
+    if trainer.stage == "qat":
+        ran = sum(h["phase"] == "qat" for h in trainer.history)
+        console.print(f"QAT: best fake-quantized val top-1 {result.qat_top1:.4f} at epoch "
+                      f"{result.qat_best_epoch}; {ran} of {trainer.qat_epochs} QAT epochs run"
+                      + (f" (stopped early: no better val top-1 for {trainer.patience} epochs)"
+                         if result.qat_stopped_early else ""))
     console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
                   "training_curves.png, confusion_matrix.png)", soft_wrap=True)

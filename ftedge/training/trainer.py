@@ -54,7 +54,9 @@ class TuneResult:
     history: list[dict]
     seconds: float
     gate: dict | None = None  # the INT8 accuracy gate, when --qat ran
-    qat_top1: float | None = None  # best val top-1 of the fake-quantized model
+    qat_top1: float | None = None  # best val top-1 of the fake-quantized model ...
+    qat_best_epoch: int | None = None  # ... at this epoch (counted over both stages)
+    qat_stopped_early: bool = False  # early stopping ended the QAT epochs
 
 
 def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
@@ -434,13 +436,17 @@ class Trainer:
                                            t.head_epochs)
                 if q.enabled:
                     self._begin_qat()
-            if self.stage == "qat":
+            qat_stopped = False
+            if self.stage == "qat":  # early stopping (train.patience) applies here too
                 first = max(self.start_epoch, self.qat_start_epoch)
-                self._run_epochs(range(first, self.qat_start_epoch + self.qat_epochs), progress, task, 0)
+                qat_stopped = self._run_epochs(range(first, self.qat_start_epoch + self.qat_epochs),
+                                               progress, task, 0)
         fp32_top1, fp32_epoch = self.fp32_best or (self.best_top1, self.best_epoch)
         result = TuneResult(self.run, fp32_top1, fp32_epoch, len(self.history), stopped,
                             self.history, time.perf_counter() - t_start,
-                            qat_top1=self.best_top1 if self.stage == "qat" else None)
+                            qat_top1=self.best_top1 if self.stage == "qat" else None,
+                            qat_best_epoch=self.best_epoch if self.stage == "qat" else None,
+                            qat_stopped_early=qat_stopped)
         if self.ctx.is_main:
             report.finish(self, result)
         return result

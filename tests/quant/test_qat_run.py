@@ -122,7 +122,28 @@ def test_qat_epochs_follow_the_dataset_size_when_not_given(tmp_path, monkeypatch
     expected = -(-9 // (len(train) // 8))
     assert expected > 1
     assert [h["phase"] for h in result.history].count("qat") == expected
-    assert f"{expected} QAT epochs (qat.epochs auto" in " ".join(captured.get().split())
+    out = " ".join(captured.get().split())
+    assert f"{expected} QAT epochs (qat.epochs auto" in out
+    qat = json.loads((result.run_dir / "summary.json").read_text())["qat"]
+    assert qat["qat_epochs_planned"] == qat["qat_epochs_run"] == expected
+    assert not qat["qat_stopped_early"] and f"{expected} of {expected} QAT epochs run" in out
+
+
+@pytest.mark.slow
+def test_early_stopping_in_qat_is_reported(tmp_path):
+    """patience applies to the QAT epochs too; the run says so instead of ending quietly."""
+    from ftedge.console import console
+
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    with console.capture() as captured:
+        result = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), qat=True, epochs=2,
+                                                    qat_epochs=8, patience=1, max_drop=100.0))
+    qat = json.loads((result.run_dir / "summary.json").read_text())["qat"]
+    ran = [h["phase"] for h in result.history].count("qat")
+    assert qat["qat_epochs_planned"] == 8 and qat["qat_epochs_run"] == ran < 8, ran
+    assert qat["qat_stopped_early"] and result.qat_stopped_early
+    out = " ".join(captured.get().split())
+    assert f"{ran} of 8 QAT epochs run (stopped early: no better val top-1 for 1 epochs)" in out
 
 
 def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
