@@ -384,7 +384,10 @@ def resolve_qat_epochs(epochs: int | None, steps_per_epoch: int) -> int:
     3 epochs of a 170-image set are 15 optimizer steps: the fake-quantized model has not yet
     recovered from its first steps. Measured on flowers17-10shot (issue 9, 128 px, INT8 top-1
     in ONNX Runtime), MobileNetV2 against FP32 0.9522: 15 steps 0.9154, 50 0.9449, 100 0.9412,
-    150 0.9412, 200 0.9559, 300 0.9522; Lite0 against 0.9191: 15 steps 0.9007, 200 0.9081.
+    150 0.9412, 200 0.9559, 300 0.9522; Lite0 against 0.9191: 15 steps 0.9007, 200 0.9081
+    (QAT alone from the run's best.pt; `ftedge tune --qat` end to end: MobileNetV2 0.9485 vs
+    0.9265 with 3 epochs, Lite0 0.9081 vs 0.9007). flowers17 (1,088 images) now gets 6 epochs:
+    MobileNetV2 0.9853 vs 0.9890, Lite0 0.9853 vs 0.9816 (FP32 0.9926 / 0.9779), 1 image each.
     Sets of 2,100+ images (at batch 32) already get QAT_MIN_STEPS steps in 3 epochs.
     """
     if epochs is not None:
