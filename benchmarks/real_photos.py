@@ -9,8 +9,8 @@ network, in one run on one machine:
   fp32 new     the default recipe (`ftedge tune` without options)
   ptq ...      `ftedge quantize` of the new run: minmax / entropy, 7- and 8-bit weights,
                without and with bias correction, without and with the float fallback
-  qat          `ftedge tune --qat` (the FP32 stage of the same run is "fp32 new")
-  qat+distill  the same with --distill
+  qat          `ftedge tune --qat --no-distill` (the FP32 stage of the same run is "fp32 new")
+  qat+distill  the same with --distill (the default)
 
 Every step is an ftedge command; its outputs stay in --out (a step whose result is there is
 not run again), and the table is printed at the end:
@@ -79,7 +79,7 @@ def run_cell(data: Path, model: str, weights: str | None, size: int, out: Path) 
 
     (out / "old.yaml").write_text(OLD_RECIPE)
     row["fp32 old"] = tune("old", [], out / "old.yaml")["best_top1"]
-    qat = tune("qat", ["--qat", "--no-fallback"])
+    qat = tune("qat", ["--qat", "--no-distill", "--no-fallback"])
     row["fp32 new"] = qat["best_top1"]
     row["qat"] = (qat["qat"] or {}).get("int8_onnx_top1")
     row["qat fp32 onnx"] = (qat["qat"] or {}).get("fp32_onnx_top1")

@@ -61,7 +61,8 @@ def test_cli_writes_report_and_exits_3_on_a_broken_budget(artifacts, tmp_path):
                               "--out", str(tmp_path / "merged")])
     assert res.exit_code == 0, res.output
     md = (tmp_path / "merged" / "report.md").read_text()
-    assert md.count(" | onnxruntime-cpu | int8 | ") == 2 and (tmp_path / "merged" / "accuracy_vs_latency.png").is_file()
+    assert md.count(" | onnxruntime-cpu | int8 | ") == 2
+    assert (tmp_path / "merged" / "accuracy_vs_latency.png").is_file()
 
 
 def test_bench_target_exports_what_is_missing(qat_run, tmp_path):

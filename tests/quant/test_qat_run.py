@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -195,6 +196,24 @@ def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     loss = DistillLoss(teacher, torch.nn.CrossEntropyLoss(), 2.0, 1.0)
     x = torch.randn(5, 4)
     assert loss(teacher(x), torch.zeros(5, dtype=torch.long), x).item() < 1e-6  # same logits
+
+
+def test_distillation_is_the_default_and_can_be_turned_off():
+    from types import SimpleNamespace
+
+    from ftedge.config import QatConfig, TrainConfig, build_tune_config, load_yaml
+    from ftedge.training.qat_stage import DistillLoss, qat_criterion
+
+    assert QatConfig().distill
+    assert not build_tune_config(None, {"qat": {"distill": False}}).qat.distill
+    demo = load_yaml(Path(ftedge.__file__).parent / "configs" / "demo.yaml")
+    assert demo["qat"]["distill"] is False  # the digits demo as measured
+    teacher = torch.nn.Linear(4, 3)
+    for distill, kind in ((True, DistillLoss), (False, torch.nn.CrossEntropyLoss)):
+        trainer = SimpleNamespace(cfg=SimpleNamespace(qat=QatConfig(distill=distill),
+                                                      train=TrainConfig()),
+                                  fp32_best_model=lambda: teacher)
+        assert type(qat_criterion(trainer)) is kind
 
 
 def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
