@@ -376,10 +376,7 @@ def resolve_epochs(epochs: int | None, steps_per_epoch: int) -> int:
     against 0.8824 with 15 (linear probe 0.8566), and early stopping still ends a run that has
     converged. Sets with 500+ images already get MIN_STEPS steps in 15 epochs: unchanged.
     """
-    if epochs is not None:
-        return epochs
-    need = -(-MIN_STEPS // max(1, steps_per_epoch))
-    return min(MAX_AUTO_EPOCHS, max(DEFAULT_EPOCHS, need))
+    return _auto_epochs(epochs, steps_per_epoch, DEFAULT_EPOCHS, MIN_STEPS)
 
 
 def resolve_qat_epochs(epochs: int | None, steps_per_epoch: int) -> int:
@@ -394,10 +391,16 @@ def resolve_qat_epochs(epochs: int | None, steps_per_epoch: int) -> int:
     MobileNetV2 0.9853 vs 0.9890, Lite0 0.9853 vs 0.9816 (FP32 0.9926 / 0.9779), 1 image each.
     Sets of 2,100+ images (at batch 32) already get QAT_MIN_STEPS steps in 3 epochs.
     """
+    return _auto_epochs(epochs, steps_per_epoch, QAT_DEFAULT_EPOCHS, QAT_MIN_STEPS)
+
+
+def _auto_epochs(epochs: int | None, steps_per_epoch: int, least: int, min_steps: int) -> int:
+    """`epochs` when given; else at least `least` epochs and `min_steps` optimizer steps, at
+    most MAX_AUTO_EPOCHS."""
     if epochs is not None:
         return epochs
-    need = -(-QAT_MIN_STEPS // max(1, steps_per_epoch))
-    return min(MAX_AUTO_EPOCHS, max(QAT_DEFAULT_EPOCHS, need))
+    need = -(-min_steps // max(1, steps_per_epoch))
+    return min(MAX_AUTO_EPOCHS, max(least, need))
 
 
 def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int) -> int | None:

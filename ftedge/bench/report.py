@@ -24,10 +24,14 @@ def _fmt(v, spec: str) -> str:
     return "n/a" if v is None else format(v, spec)
 
 
+def _folder(a: dict) -> str:
+    """The artifact's folder name: two artifacts of one target and precision (an all-INT8
+    graph and its float-fallback twin, say) stay apart in every table and plot."""
+    return Path(a.get("artifact") or "?").name
+
+
 def _name(a: dict) -> str:
-    """The artifact's folder name, Markdown-safe: two artifacts of one target and precision
-    (an all-INT8 graph and its float-fallback twin, say) stay apart in every table."""
-    return Path(a.get("artifact") or "?").name.replace("|", "\\|")
+    return _folder(a).replace("|", "\\|")  # Markdown-safe
 
 
 def _who(a: dict) -> str:
@@ -106,8 +110,7 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
 
 
 def _label(a: dict, host: str | None = None) -> str:
-    folder = Path(a.get("artifact") or "?").name
-    return f"{host + ': ' if host else ''}{folder} ({a['target']} {a['precision']})"
+    return f"{host + ': ' if host else ''}{_folder(a)} ({a['target']} {a['precision']})"
 
 
 def plot_latency(report: dict, path: Path, latency_samples: dict | None = None) -> Path:

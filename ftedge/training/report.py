@@ -61,6 +61,7 @@ def finish(trainer, result) -> None:
     if trainer.stage == "qat":
         result.gate = qat_stage.finish_qat(trainer, fp32_model)
     ips = [h["images_per_s"] for h in trainer.history if h["phase"] == "full"]
+    qat_ran = sum(h["phase"] == "qat" for h in trainer.history)
     atomic_write_json(trainer.run / "summary.json", {
         "best_top1": result.best_top1, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
@@ -70,7 +71,7 @@ def finish(trainer, result) -> None:
         "qat": None if result.gate is None else {
             "qat_val_top1": result.qat_top1, "qat_best_epoch": result.qat_best_epoch,
             "qat_epochs_planned": trainer.qat_epochs,
-            "qat_epochs_run": sum(h["phase"] == "qat" for h in trainer.history),
+            "qat_epochs_run": qat_ran,
             "qat_stopped_early": result.qat_stopped_early, "coverage": result.gate["coverage"],
             "prepared": trainer.coverage.to_dict(),
             "int8_onnx_top1": result.gate["int8_top1"],
@@ -80,9 +81,8 @@ def finish(trainer, result) -> None:
                   + (" (stopped early)" if result.stopped_early else "")
                   + f" in {result.seconds:.0f} s")
     if trainer.stage == "qat":
-        ran = sum(h["phase"] == "qat" for h in trainer.history)
         console.print(f"QAT: best fake-quantized val top-1 {result.qat_top1:.4f} at epoch "
-                      f"{result.qat_best_epoch}; {ran} of {trainer.qat_epochs} QAT epochs run"
+                      f"{result.qat_best_epoch}; {qat_ran} of {trainer.qat_epochs} QAT epochs run"
                       + (f" (stopped early: no better val top-1 for {trainer.patience} epochs)"
                          if result.qat_stopped_early else ""))
     console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
