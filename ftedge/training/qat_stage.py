@@ -117,14 +117,18 @@ def enter_qat(trainer) -> QatCoverage:
 PTQ_START_IMAGES = 256
 
 
+def ptq_start_samples(train: list) -> list:
+    """Up to PTQ_START_IMAGES training samples, spread evenly over the split."""
+    return train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
+
+
 def ptq_start(trainer) -> tuple[int, int]:
     """QAT from the PTQ model: activation ranges from entropy histograms and bias correction on
     up to 256 training images (eval transform, spread over the split), as `ftedge quantize`
     does. The ranges stay fixed; weight scales keep following the weights. Returns (images,
     corrected layers)."""
     model = unwrap(trainer.model)
-    train = trainer.data.train
-    samples = train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
+    samples = ptq_start_samples(trainer.data.train)
     x = torch.from_numpy(preprocess_samples(samples, trainer.contract))
     batches = [to_device(x[i:i + 32], trainer.settings) for i in range(0, len(x), 32)]
     was_training = model.training

@@ -226,7 +226,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.quant.ptq import set_activation_ranges
     from ftedge.quant.qat import input_quantizers, prepare_qat
     from ftedge.runtime.pytorch import load_run
-    from ftedge.training.qat_stage import PTQ_START_IMAGES
+    from ftedge.training.qat_stage import ptq_start_samples
     from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
@@ -236,8 +236,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
                       **dict(tiny_options(tmp_path), epochs=2, qat=True, qat_epochs=2))
     assert res.gate is not None
     loaded = load_run(res.run_dir)
-    train = RunFolder(res.run_dir).samples("train", loaded.classes)
-    samples = train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
+    samples = ptq_start_samples(RunFolder(res.run_dir).samples("train", loaded.classes))
     model = copy.deepcopy(loaded.runner.model)
     x = torch.from_numpy(preprocess_samples(samples, loaded.contract))
     prepare_qat(model, x[:2], 7)
