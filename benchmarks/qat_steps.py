@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
 from pathlib import Path
 
 import yaml
+
+from ftedge.errors import FtedgeError
 
 
 def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
@@ -34,7 +37,7 @@ def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
     for kv in settings:
         key, value = kv.split("=", 1)
         section, name = key.split(".")
-        cfg[section][name] = yaml.safe_load(value)
+        cfg.setdefault(section, {})[name] = yaml.safe_load(value)
     cfg["out"] = str(out)
     cfg["qat"].update(enabled=True, fallback=False, epochs=epochs)
     config = from_dict(TuneConfig, cfg)
@@ -56,21 +59,43 @@ def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
             "seconds": round(time.perf_counter() - t0)}
 
 
+RUN_FILES = ("config.yaml", "best.pt", "metrics.json", "summary.json")
+
+
+def _lengths(text: str) -> list[int]:
+    try:
+        lengths = [int(e) for e in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give whole numbers, e.g. 3,10,40") from None
+    if min(lengths) < 1:
+        raise argparse.ArgumentTypeError("QAT lengths must be >= 1")
+    return lengths
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("run", type=Path, help="a finished `ftedge tune` run (best.pt, metrics.json)")
-    ap.add_argument("--epochs", default="3,10,20,40", help="QAT lengths to try, comma-separated")
+    ap.add_argument("--epochs", type=_lengths, default="3,10,20,40",
+                    help="QAT lengths to try, comma-separated")
     ap.add_argument("--out", type=Path, required=True, help="one run folder per length goes here")
     ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                     help="a config change for every length (repeatable)")
     args = ap.parse_args()
+    missing = [f for f in RUN_FILES if not (args.run / f).is_file()]
+    if missing:
+        ap.error(f"{args.run} is not a finished `ftedge tune` run: {', '.join(missing)} missing")
+    if any(not re.fullmatch(r"\w+\.\w+=.*", kv) for kv in args.set):
+        ap.error("--set takes SECTION.KEY=VALUE, e.g. --set qat.distill=false")
+    taken = [args.out / f"e{n}" for n in args.epochs if (args.out / f"e{n}").exists()]
+    if taken:
+        ap.error(f"{', '.join(map(str, taken))} exist: choose another --out or remove them")
     rows = []
-    for n in (int(e) for e in args.epochs.split(",")):
+    for n in args.epochs:
         out = args.out / f"e{n}"
-        if out.exists():
-            raise SystemExit(f"{out} exists: choose another --out or remove it")
-        args.out.mkdir(parents=True, exist_ok=True)
-        rows.append(qat_only(args.run, out, n, args.set))
+        try:
+            rows.append(qat_only(args.run, out, n, args.set))
+        except FtedgeError as e:
+            raise SystemExit(f"error: {e}") from None
         print(json.dumps(rows[-1]), flush=True)
     print("\n| QAT epochs | steps | epochs run | INT8 top-1 (ORT) | FP32 | drop (points) |")
     print("|---|---|---|---|---|---|")
