@@ -72,7 +72,7 @@ def finish(trainer, result) -> None:
             "qat_val_top1": result.qat_top1, "qat_best_epoch": result.qat_best_epoch,
             "qat_epochs_planned": trainer.qat_epochs,
             "qat_epochs_run": qat_ran,
-            "qat_stopped_early": result.qat_stopped_early, "coverage": result.gate["coverage"],
+            "coverage": result.gate["coverage"],
             "prepared": trainer.coverage.to_dict(),
             "int8_onnx_top1": result.gate["int8_top1"],
             "fp32_onnx_top1": result.gate["fp32_top1"],
@@ -82,8 +82,6 @@ def finish(trainer, result) -> None:
                   + f" in {result.seconds:.0f} s")
     if trainer.stage == "qat":
         console.print(f"QAT: best fake-quantized val top-1 {result.qat_top1:.4f} at epoch "
-                      f"{result.qat_best_epoch}; {qat_ran} of {trainer.qat_epochs} QAT epochs run"
-                      + (f" (stopped early: no better val top-1 for {trainer.patience} epochs)"
-                         if result.qat_stopped_early else ""))
+                      f"{result.qat_best_epoch}; {qat_ran} of {trainer.qat_epochs} QAT epochs run")
     console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
                   "training_curves.png, confusion_matrix.png)", soft_wrap=True)
