@@ -3,7 +3,9 @@
 A run folder holds: config.yaml (resolved), classes.json, split.json (image paths relative
 to the data root, with the root stored absolute and relative to the run), preprocessing.json
 (the contract), dataset_audit.json, metrics, best.pt / last.pt (/ qat_best.pt), and the ONNX
-graphs (model.fp32.onnx, model.int8.onnx, model.ptq.int8.onnx) with their gates.
+graphs (model.fp32.onnx, model.int8.onnx, model.ptq.int8.onnx) with their gates. While QAT
+runs, qat_candidates/ holds the QAT checkpoints that will be scored in ONNX Runtime at its end
+(removed then).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ftedge.io import read_json
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
 BEST, LAST, QAT_BEST = "best.pt", "last.pt", "qat_best.pt"
+QAT_CANDIDATES = "qat_candidates"
 FP32_ONNX = "model.fp32.onnx"
 INT8_ONNX = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
 CALIBRATION = "calibration_manifest.json"

@@ -60,6 +60,16 @@ def _fallback_lines(fb: dict | None) -> list[str]:
             + (f" ({', '.join(layers)})" if layers else "") + f": {fb['why']}", ""]
 
 
+def _checkpoint_lines(sel: dict | None) -> list[str]:
+    if not sel or not sel.get("candidates"):
+        return []
+    scored = ", ".join(f"epoch {c['epoch']} {c['onnx_runtime_top1']:.4f}"
+                       for c in sel["candidates"])
+    return [f"QAT checkpoint: epoch {sel['chosen_epoch']}, the best in ONNX Runtime of the "
+            f"epochs with the best fake-quantized top-1 ({scored}), chosen on this val split "
+            "as best.pt is", ""]
+
+
 def gate_markdown(result: dict, title: str) -> str:
     """A readable table of the gate result."""
     m = result["mcnemar"]
@@ -76,6 +86,7 @@ def gate_markdown(result: dict, title: str) -> str:
            f"{result['openvino']['drop_points']:+.2f} points, "
            f"{'passed' if result['openvino']['passed'] else 'FAILED'}", ""]
           if "openvino" in result else ["OpenVINO not installed: gated in ONNX Runtime only", ""]),
+        *_checkpoint_lines(result.get("qat_checkpoint")),
         *_fallback_lines(result.get("fallback")),
         "| class | n | FP32 | INT8 | drop (points) |", "|---|---|---|---|---|",
     ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,8 @@ from torch import nn
 
 from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
+from ftedge.errors import RunError
+from ftedge.formats.run import QAT_BEST, QAT_CANDIDATES
 from ftedge.quant.gate import onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
@@ -20,7 +23,7 @@ from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
 from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
-from ftedge.training.checkpoint import load_checkpoint, unwrap
+from ftedge.training.checkpoint import load_checkpoint, save_best, unwrap
 from ftedge.training.loop import predict_logits, to_device
 
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
@@ -157,25 +160,91 @@ def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
                              quantization=SCHEME if precision == "int8" else "none")
 
 
-def finish_qat(trainer, fp32_model: nn.Module) -> dict:
-    """Export model.fp32.onnx and model.int8.onnx, then gate INT8 against FP32 in ONNX Runtime."""
+def _rank(c: dict) -> tuple:
+    return c["val_top1"], c["epoch"]  # ties: the later epoch, trained at a lower LR
+
+
+def keep_candidate(trainer, row: dict) -> None:
+    """Keep this QAT epoch's weights in qat_candidates/ when its fake-quantized val top-1 is
+    among the best `qat.candidates` so far (trainer.qat_candidates lists them, best first)."""
+    k, cands = trainer.cfg.qat.candidates, trainer.qat_candidates
+    if k <= 1 or (len(cands) >= k and _rank(row) <= _rank(cands[-1])):
+        return
+    folder = trainer.run / QAT_CANDIDATES
+    folder.mkdir(exist_ok=True)
+    name = f"epoch_{row['epoch']:03d}.pt"
+    save_best(folder / name, trainer.model, {**trainer.meta(), "epoch": row["epoch"],
+                                             "val_top1": row["val_top1"]})
+    cands.append({"epoch": row["epoch"], "val_top1": row["val_top1"], "file": name})
+    cands.sort(key=_rank, reverse=True)
+    for c in cands[k:]:
+        (folder / c["file"]).unlink(missing_ok=True)
+    del cands[k:]
+
+
+def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None:
+    """Score every kept QAT candidate as the INT8 graph ONNX Runtime runs, on the val split,
+    and make the best one qat_best.pt (ties: the better fake-quantized top-1, then the later
+    epoch). Returns what was scored and chosen; None when there was nothing to choose from."""
     run, q = trainer.run, trainer.cfg.qat
-    qat_best = load_checkpoint(run / "qat_best.pt")
+    folder = run / QAT_CANDIDATES
+    states = {}
+    for c in trainer.qat_candidates:
+        try:
+            states[c["epoch"]] = load_checkpoint(folder / c["file"])["model_state"]
+        except RunError as e:  # deleted or damaged since it was written: score the others
+            console.print(f"[yellow]QAT candidate epoch {c['epoch']} not scored: {e.message}")
+    cands = [c for c in trainer.qat_candidates if c["epoch"] in states]
+    if len(cands) < 2:
+        return None
+    example = torch.zeros(1, *trainer.contract["input_size"])
+    scored = []
+    for c in cands:
+        unwrap(trainer.model).load_state_dict(states[c["epoch"]])
+        probe = folder / f"epoch_{c['epoch']:03d}.int8.onnx"
+        try:
+            export_onnx(_cpu_copy(trainer.model), example, probe, q.opset, {})
+            top1 = float((onnx_logits(probe, x).argmax(1) == labels).mean())
+        finally:
+            probe.unlink(missing_ok=True)
+        scored.append({"epoch": c["epoch"], "fake_quant_top1": c["val_top1"],
+                       "onnx_runtime_top1": top1})
+    best = max(scored, key=lambda s: (s["onnx_runtime_top1"], s["fake_quant_top1"], s["epoch"]))
+    unwrap(trainer.model).load_state_dict(states[best["epoch"]])
+    save_best(run / QAT_BEST, trainer.model, {**trainer.meta(), "epoch": best["epoch"],
+                                              "val_top1": best["fake_quant_top1"]})
+    shutil.rmtree(folder, ignore_errors=True)
+    trainer.qat_candidates = []
+    console.print("INT8 checkpoint chosen in ONNX Runtime: epoch "
+                  f"{best['epoch']} of " + ", ".join(
+                      f"{s['epoch']} ({s['onnx_runtime_top1']:.4f}, fake-quant "
+                      f"{s['fake_quant_top1']:.4f})" for s in scored)
+                  + " (val top-1)", soft_wrap=True)
+    return {"candidates": scored, "chosen_epoch": best["epoch"]}
+
+
+def finish_qat(trainer, fp32_model: nn.Module) -> dict:
+    """Choose the QAT checkpoint on ONNX Runtime, export model.fp32.onnx and model.int8.onnx,
+    then gate INT8 against FP32 in ONNX Runtime."""
+    run, q = trainer.run, trainer.cfg.qat
+    x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
+    labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
+    selection = choose_checkpoint(trainer, x, labels)
+    qat_best = load_checkpoint(run / QAT_BEST)
     unwrap(trainer.model).load_state_dict(qat_best["model_state"])
     qat_model = _cpu_copy(trainer.model)
     example = torch.zeros(1, *trainer.contract["input_size"])
     fp32_info = export_onnx(_cpu_copy(fp32_model), example, run / "model.fp32.onnx", q.opset,
                             onnx_metadata(trainer, "fp32", run / "best.pt"))
     int8_info = export_onnx(qat_model, example, run / "model.int8.onnx", q.opset,
-                            onnx_metadata(trainer, "int8", run / "qat_best.pt"))
-    x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
-    labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
+                            onnx_metadata(trainer, "int8", run / QAT_BEST))
     fp32_logits = onnx_logits(run / "model.fp32.onnx", x)
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
     int8_logits = onnx_logits(run / "model.int8.onnx", x)
     result = gate_with_fallback(run / "model.int8.onnx", int8_logits, fp32_logits, x, labels,
                                 trainer.data.classes, q.max_drop, q.fallback, q.fallback_cap)
+    result["qat_checkpoint"] = selection or {"candidates": [], "chosen_epoch": qat_best["epoch"]}
     result["parity"] = {
         "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
         "int8_onnx_vs_qat_torch_top1_agreement":

@@ -60,6 +60,10 @@ def finish(trainer, result) -> None:
     plot_curves(trainer.run, trainer.history)
     if trainer.stage == "qat":
         result.gate = qat_stage.finish_qat(trainer, fp32_model)
+        chosen = result.gate["qat_checkpoint"]
+        for c in chosen["candidates"]:
+            if c["epoch"] == chosen["chosen_epoch"]:
+                result.qat_best_epoch, result.qat_top1 = c["epoch"], c["fake_quant_top1"]
     ips = [h["images_per_s"] for h in trainer.history if h["phase"] == "full"]
     qat_ran = sum(h["phase"] == "qat" for h in trainer.history)
     atomic_write_json(trainer.run / "summary.json", {
@@ -71,7 +75,7 @@ def finish(trainer, result) -> None:
         "qat": None if result.gate is None else {
             "qat_val_top1": result.qat_top1, "qat_best_epoch": result.qat_best_epoch,
             "qat_epochs_planned": trainer.qat_epochs,
-            "qat_epochs_run": qat_ran,
+            "qat_epochs_run": qat_ran, "qat_checkpoint": result.gate["qat_checkpoint"],
             "coverage": result.gate["coverage"],
             "prepared": trainer.coverage.to_dict(),
             "int8_onnx_top1": result.gate["int8_top1"],
@@ -81,7 +85,7 @@ def finish(trainer, result) -> None:
                   + (" (stopped early)" if result.stopped_early else "")
                   + f" in {result.seconds:.0f} s")
     if trainer.stage == "qat":
-        console.print(f"QAT: best fake-quantized val top-1 {result.qat_top1:.4f} at epoch "
-                      f"{result.qat_best_epoch}; {qat_ran} of {trainer.qat_epochs} QAT epochs run")
+        console.print(f"QAT: shipped epoch {result.qat_best_epoch} (fake-quantized val top-1 "
+                      f"{result.qat_top1:.4f}); {qat_ran} of {trainer.qat_epochs} QAT epochs run")
     console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
                   "training_curves.png, confusion_matrix.png)", soft_wrap=True)

@@ -200,6 +200,7 @@ class Trainer:
         self.step = 0
         self.stage, self.qat_start_epoch, self.coverage = "fp32", None, None
         self.fp32_best = None  # (top-1, epoch) of the FP32 stage once QAT has started
+        self.qat_candidates: list[dict] = []  # QAT epochs kept for scoring in ONNX Runtime
         if ckpt is not None:
             self._restore(ckpt)
 
@@ -275,6 +276,7 @@ class Trainer:
         self.history = list(ts["history"])
         self.best_top1, self.best_epoch = ts["best_top1"], ts["best_epoch"]
         self.bad_epochs, self.start_epoch, self.step = ts["bad_epochs"], ts["epoch"], ts["step"]
+        self.qat_candidates = list(ts.get("qat_candidates") or [])
         torch.set_rng_state(ts["rng"]["torch"])
 
     # -- epochs ------------------------------------------------------------------------
@@ -373,12 +375,15 @@ class Trainer:
             name = "qat_best.pt" if self.stage == "qat" else "best.pt"
             save_best(self.run / name, self.model, {**self.meta(), "epoch": row["epoch"],
                                                     "val_top1": row["val_top1"]})
+        if self.stage == "qat":
+            qat_stage.keep_candidate(self, row)
         train_state = {
             "stage": self.stage, "qat_start_epoch": self.qat_start_epoch,
             "fp32_best": list(self.fp32_best) if self.fp32_best else None,
             "epoch": row["epoch"], "step": self.step, "history": self.history,
             "best_top1": self.best_top1, "best_epoch": self.best_epoch,
-            "bad_epochs": self.bad_epochs, "optimizer": self.optimizer.state_dict(),
+            "bad_epochs": self.bad_epochs, "qat_candidates": self.qat_candidates,
+            "optimizer": self.optimizer.state_dict(),
             "scaler": self.settings.scaler.state_dict() if self.settings.scaler else None,
             "rng": rng_state()}
         save_last(self.run / "last.pt", self.model, {**self.meta(), "epoch": row["epoch"]},
@@ -420,6 +425,7 @@ class Trainer:
         self.stage = "qat"
         self.coverage = qat_stage.enter_qat(self)
         self.best_top1, self.best_epoch, self.bad_epochs, self.step = -1.0, 0, 0, 0
+        self.qat_candidates = []
         self._ddp_head_only = None  # new parameters: DDP must be rebuilt
 
     def fit(self) -> TuneResult:

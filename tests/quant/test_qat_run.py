@@ -43,6 +43,28 @@ def test_run_holds_both_models_and_the_gate(qat_run):
     assert cov["int8_residual_adds"] == cov["residual_adds"] == 9
 
 
+def test_the_shipped_qat_checkpoint_is_chosen_in_onnx_runtime(qat_run):
+    from ftedge.io import sha256_file
+
+    run = qat_run.run_dir
+    gate = json.loads((run / "gate.json").read_text())
+    sel = gate["qat_checkpoint"]
+    qat_epochs = [h["epoch"] for h in qat_run.history if h["phase"] == "qat"]
+    assert sorted(c["epoch"] for c in sel["candidates"]) == qat_epochs  # 2 epochs, <= 3 kept
+    best = max(sel["candidates"], key=lambda c: (c["onnx_runtime_top1"], c["fake_quant_top1"],
+                                                 c["epoch"]))
+    assert sel["chosen_epoch"] == best["epoch"]
+    assert gate["fallback"]["float_layers"] == []
+    assert best["onnx_runtime_top1"] == gate["int8_top1"]  # the graph scored is the one shipped
+    assert load_checkpoint(run / "qat_best.pt")["epoch"] == sel["chosen_epoch"]
+    meta = read_metadata(run / "model.int8.onnx")
+    assert meta["ftedge.checkpoint_sha256"] == sha256_file(run / "qat_best.pt")
+    assert not (run / "qat_candidates").exists()
+    summary = json.loads((run / "summary.json").read_text())["qat"]
+    assert summary["qat_best_epoch"] == sel["chosen_epoch"] and summary["qat_checkpoint"] == sel
+    assert f"QAT checkpoint: epoch {sel['chosen_epoch']}," in (run / "gate.md").read_text()
+
+
 def test_every_conv_and_gemm_reads_int8_weights_and_inputs(qat_run):
     model, producer, inits = _graph(qat_run.run_dir / "model.int8.onnx")
     layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
@@ -99,8 +121,12 @@ def test_resume_inside_the_qat_stage(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         ftedge.tune(data=str(data), callbacks=[crash_in_qat], **dict(opts, out=str(tmp_path / "cut")))
+    assert (tmp_path / "cut" / "qat_candidates").is_dir()  # kept for the resumed run
     resumed = ftedge.tune(resume=tmp_path / "cut")
     assert [h["phase"] for h in resumed.history] == ["head", "full", "qat", "qat"]
+    chose = [json.loads((tmp_path / r / "gate.json").read_text())["qat_checkpoint"]
+             for r in ("full", "cut")]
+    assert chose[0] == chose[1] and len(chose[1]["candidates"]) == 2
     a = load_checkpoint(tmp_path / "full" / "last.pt")["model_state"]
     b = load_checkpoint(tmp_path / "cut" / "last.pt")["model_state"]
     assert a.keys() == b.keys()
@@ -128,6 +154,27 @@ def test_qat_epochs_follow_the_dataset_size_when_not_given(tmp_path, monkeypatch
     qat = json.loads((result.run_dir / "summary.json").read_text())["qat"]
     assert qat["qat_epochs_planned"] == qat["qat_epochs_run"] == expected
     assert f"{expected} of {expected} QAT epochs run" in out
+
+
+@pytest.mark.slow
+def test_a_damaged_qat_candidate_is_named_and_the_others_are_scored(tmp_path):
+    from ftedge.console import console
+
+    data = write_class_folders(tmp_path / "c", per_class=12)
+
+    def damage_one(row):
+        if row["phase"] == "qat" and row["epoch"] == 5:  # 2 FP32 + 3 QAT epochs: the last
+            (tmp_path / "run" / "qat_candidates" / "epoch_004.pt").write_bytes(b"not a model")
+
+    with console.capture() as captured:
+        result = ftedge.tune(data=str(data), callbacks=[damage_one],
+                             **dict(tiny_options(tmp_path), qat=True, epochs=2, qat_epochs=3,
+                                    max_drop=100.0))
+    out = " ".join(captured.get().split())
+    assert "QAT candidate epoch 4 not scored: cannot load" in out
+    sel = json.loads((result.run_dir / "gate.json").read_text())["qat_checkpoint"]
+    assert sorted(c["epoch"] for c in sel["candidates"]) == [3, 5]
+    assert sel["chosen_epoch"] in (3, 5) and not (result.run_dir / "qat_candidates").exists()
 
 
 @pytest.mark.slow

@@ -1,0 +1,42 @@
+"""The QAT stage's checkpoint candidates: which epochs are kept for scoring in ONNX Runtime."""
+
+from types import SimpleNamespace
+
+import pytest
+from torch import nn
+
+from ftedge.formats.run import QAT_CANDIDATES
+from ftedge.training.checkpoint import load_checkpoint
+from ftedge.training.qat_stage import keep_candidate
+
+
+def _trainer(tmp_path, k):
+    model = nn.Linear(2, 2)
+    return SimpleNamespace(run=tmp_path, model=model, qat_candidates=[],
+                           cfg=SimpleNamespace(qat=SimpleNamespace(candidates=k)),
+                           meta=lambda: {"model_name": "x", "classes": ["a", "b"],
+                                         "num_classes": 2, "preprocessing": {
+                                             "input_size": [3, 8, 8], "resize": 8,
+                                             "interpolation": "bilinear", "mean": [0, 0, 0],
+                                             "std": [1, 1, 1]}})
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_the_best_epochs_are_kept_later_first_on_ties_and_the_rest_deleted(tmp_path, k):
+    t = _trainer(tmp_path, k)
+    for epoch, top1 in [(5, 0.90), (6, 0.95), (7, 0.93), (8, 0.95), (9, 0.80), (10, 0.93)]:
+        t.model.bias.data.fill_(epoch)
+        keep_candidate(t, {"epoch": epoch, "val_top1": top1})
+    expected = [8, 6, 10][:k]  # 0.95 twice (the later first), then the later of the 0.93s
+    assert [c["epoch"] for c in t.qat_candidates] == expected
+    files = sorted(p.name for p in (tmp_path / QAT_CANDIDATES).iterdir())
+    assert files == sorted(f"epoch_{e:03d}.pt" for e in expected)
+    for c in t.qat_candidates:  # each file holds that epoch's weights
+        state = load_checkpoint(tmp_path / QAT_CANDIDATES / c["file"])["model_state"]
+        assert float(state["bias"][0]) == c["epoch"]
+
+
+def test_one_candidate_keeps_no_files(tmp_path):
+    t = _trainer(tmp_path, 1)
+    keep_candidate(t, {"epoch": 3, "val_top1": 0.9})
+    assert t.qat_candidates == [] and not (tmp_path / QAT_CANDIDATES).exists()
