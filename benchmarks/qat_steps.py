@@ -56,6 +56,7 @@ def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
     return {"epochs": epochs, "steps": epochs * steps, "fp32": gate["fp32_top1"],
             "int8": gate["int8_top1"], "qat_torch": result.qat_top1,
             "epochs_run": sum(h["phase"] == "qat" for h in trainer.history),
+            "shipped_epoch": gate["qat_checkpoint"]["chosen_epoch"],
             "seconds": round(time.perf_counter() - t0)}
 
 
