@@ -445,7 +445,7 @@ class Trainer:
             if self.stage == "qat":
                 # QAT runs its whole cosine schedule: the INT8 model gains as its LR anneals, and
                 # early stopping on a few hundred val images ended it at a lucky early epoch
-                # (issue 9, flowers17-10shot MobileNetV2, 4 seeds run both ways: it stopped all
+                # (issue 9, flowers17-10shot MobileNetV2 8-bit, 4 seeds both ways: it stopped all
                 # 4 after 18-35 of 40 epochs, equal 3 times, 4 images worse once)
                 first = max(self.start_epoch, self.qat_start_epoch)
                 self._run_epochs(range(first, self.qat_start_epoch + self.qat_epochs), progress,
