@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -160,6 +159,9 @@ def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
                              quantization=SCHEME if precision == "int8" else "none")
 
 
+CANDIDATE_PREFIX = "epoch_"
+
+
 def _rank(c: dict) -> tuple:
     return c["val_top1"], c["epoch"]  # ties: the later epoch, trained at a lower LR
 
@@ -172,7 +174,7 @@ def keep_candidate(trainer, row: dict) -> None:
         return
     folder = trainer.run / QAT_CANDIDATES
     folder.mkdir(exist_ok=True)
-    name = f"epoch_{row['epoch']:03d}.pt"
+    name = f"{CANDIDATE_PREFIX}{row['epoch']:03d}.pt"
     save_best(folder / name, trainer.model, {**trainer.meta(), "epoch": row["epoch"],
                                              "val_top1": row["val_top1"]})
     cands.append({"epoch": row["epoch"], "val_top1": row["val_top1"], "file": name})
@@ -180,6 +182,15 @@ def keep_candidate(trainer, row: dict) -> None:
     for c in cands[k:]:
         (folder / c["file"]).unlink(missing_ok=True)
     del cands[k:]
+
+
+def _remove_candidates(folder: Path) -> None:
+    """Delete the candidate checkpoints ftedge wrote (listed or left by an interrupted epoch),
+    and the folder once empty: anything else in it is not ours and stays."""
+    for f in folder.glob(f"{CANDIDATE_PREFIX}*.pt"):
+        f.unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None:
@@ -201,7 +212,7 @@ def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None
     scored = []
     for c in cands:
         unwrap(trainer.model).load_state_dict(states[c["epoch"]])
-        probe = folder / f"epoch_{c['epoch']:03d}.int8.onnx"
+        probe = (folder / c["file"]).with_suffix(".int8.onnx")
         try:
             export_onnx(_cpu_copy(trainer.model), example, probe, q.opset, {})
             top1 = float((onnx_logits(probe, x).argmax(1) == labels).mean())
@@ -213,7 +224,7 @@ def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None
     unwrap(trainer.model).load_state_dict(states[best["epoch"]])
     save_best(run / QAT_BEST, trainer.model, {**trainer.meta(), "epoch": best["epoch"],
                                               "val_top1": best["fake_quant_top1"]})
-    shutil.rmtree(folder, ignore_errors=True)
+    _remove_candidates(folder)
     trainer.qat_candidates = []
     console.print("INT8 checkpoint chosen in ONNX Runtime: epoch "
                   f"{best['epoch']} of " + ", ".join(

@@ -40,3 +40,18 @@ def test_one_candidate_keeps_no_files(tmp_path):
     t = _trainer(tmp_path, 1)
     keep_candidate(t, {"epoch": 3, "val_top1": 0.9})
     assert t.qat_candidates == [] and not (tmp_path / QAT_CANDIDATES).exists()
+
+
+def test_cleanup_removes_only_the_candidates_ftedge_wrote(tmp_path):
+    from ftedge.training.qat_stage import _remove_candidates
+
+    folder = tmp_path / QAT_CANDIDATES
+    folder.mkdir()
+    for name in ("epoch_004.pt", "epoch_007.pt"):  # listed, and left by an interrupted epoch
+        (folder / name).write_bytes(b"x")
+    (folder / "notes.txt").write_text("mine")
+    _remove_candidates(folder)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    (folder / "notes.txt").unlink()
+    _remove_candidates(folder)
+    assert not folder.exists()
