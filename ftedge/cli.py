@@ -214,7 +214,8 @@ def predict(run, images, topk, as_json) -> None:
 @click.option("--percentile", default=99.99, show_default=True)
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy gate budget, top-1 points.")
 @click.option("--weight-bits", default=7, show_default=True, type=click.Choice(["7", "8"]),
-              help="7: safe for u8 x s8 CPU kernels without VNNI; 8: full range (TensorRT).")
+              help="7: safe for u8 x s8 CPU kernels without VNNI (depthwise layers keep 8, "
+                   "their kernels cannot saturate); 8: full range (TensorRT).")
 @click.option("--fallback/--no-fallback", default=True, show_default=True,
               help="When the gate fails, keep the most sensitive layers in float.")
 @click.option("--fallback-cap", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True),

@@ -111,7 +111,8 @@ class QatConfig:
     freeze_observers_after: int = 1  # QAT epochs after which activation ranges stay fixed
     calib_batches: int = 8  # batches that set the initial activation ranges
     weight_bits: int = 7  # 7: weights within [-64, 64], safe for u8 x s8 kernels on x86 CPUs
-    # without VNNI (ONNX Runtime, OpenVINO); 8: the full INT8 range (TensorRT-only fleets)
+    # without VNNI (ONNX Runtime, OpenVINO); depthwise convolutions keep the full range, as
+    # their kernels cannot saturate; 8: the full INT8 range everywhere (TensorRT-only fleets)
     opset: int = 17
     max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
     fallback: bool = True  # a failed gate keeps the most sensitive layers in float ...

@@ -14,7 +14,8 @@ The rewrite keeps every scale the QAT model learned:
 - TF-"same" Pad nodes fold into the convolutions' own pads, and per-tensor scales become
   scalars (the form ORT's fusions match);
 - for ONNX Runtime, every other activation Q/DQ becomes uint8 with zero-point 128 (the same
-  values), where the weights are narrow enough (7-bit) for u8 x s8 kernels not to saturate.
+  values), where the weights are narrow enough (7-bit; depthwise ones need not be) for u8 x s8
+  kernels not to saturate.
 OpenVINO gains from the first two as well (measured on Lite0: 5 Pads and 4 FP32
 FakeQuantize ops fewer in its execution graph, about 1.5x faster than the shared graph).
 The shared graph itself stays as TensorRT wants it: signed INT8, zero-point 0 everywhere.
@@ -155,14 +156,27 @@ def unsigned_activations(model) -> int:
 
 
 
+def _depthwise_weight(w: np.ndarray, consumers: list) -> bool:
+    """Whether weights `w` feed only depthwise Convs (one input and output channel per group)."""
+    def depthwise(node) -> bool:
+        group = next((a.i for a in node.attribute if a.name == "group"), 1)
+        return (node.op_type == "Conv" and group > 1 and w.ndim == 4 and w.shape[1] == 1
+                and w.shape[0] == group)
+    return bool(consumers) and all(depthwise(c) for c in consumers)
+
+
 def max_weight_magnitude(model) -> int:
-    """Largest |q| over the INT8 weights (DequantizeLinear of an int8 initializer)."""
+    """Largest |q| over the INT8 weights (DequantizeLinear of an int8 initializer) that go
+    through u8 x s8 pair sums: depthwise convolutions' weights do not (quant/qat.py
+    is_depthwise), so they may use the full range."""
     inits = {t.name: t for t in model.graph.initializer}
+    _, consumers = edges(model)
     top = 0
     for n in model.graph.node:
         if n.op_type == "DequantizeLinear" and n.input[0] in inits:
             w = numpy_helper.to_array(inits[n.input[0]])
-            if w.dtype == np.int8 and w.ndim > 1:
+            if (w.dtype == np.int8 and w.ndim > 1
+                    and not _depthwise_weight(w, consumers.get(n.output[0], []))):
                 top = max(top, int(np.abs(w.astype(np.int16)).max()))
     return top
 
@@ -179,8 +193,9 @@ def to_openvino_layout(model) -> dict:
 def to_ort_layout(model) -> dict:
     """Rewrite a shared Q/DQ graph in place for ONNX Runtime's CPU kernels; returns what changed.
 
-    uint8 activations are used only when every weight fits in [-64, 64]: then the u8 x s8
-    kernels of x86 CPUs without VNNI cannot saturate (see quant/qat.py NarrowWeightObserver).
+    uint8 activations are used only when every weight fits in [-64, 64], depthwise weights
+    aside: then the u8 x s8 kernels of x86 CPUs without VNNI cannot saturate (see quant/qat.py
+    NarrowWeightObserver and is_depthwise).
     With full 8-bit weights the graph keeps int8, which ONNX Runtime fuses only on CPUs with
     VNNI/AMX or on ARM.
     """

@@ -44,7 +44,8 @@ class NarrowWeightObserver(MovingAveragePerChannelMinMaxObserver):
     Runtime and OpenVINO both use that instruction there (measured here: a QAT
     EfficientNet-Lite0 at 99.4% top-1 ran at 20-26% in both). NNCF's "overflow fix" is the
     same idea. The values stay INT8 (-128..127 range, zero-point 0), so every runtime,
-    TensorRT included, reads the same graph.
+    TensorRT included, reads the same graph. Depthwise convolutions do not need it (see
+    is_depthwise).
     """
 
     def __init__(self, levels: float = 63.5, **kwargs):
@@ -64,6 +65,30 @@ def weight_quantizer(bits: int = 8) -> FakeQuantize:
     return FakeQuantize(observer=observer, quant_min=-128, quant_max=127, dtype=torch.qint8,
                         qscheme=torch.per_channel_symmetric, ch_axis=0, averaging_constant=1.0,
                         **extra)
+
+
+def is_depthwise(m: nn.Module) -> bool:
+    """A depthwise convolution (one input and one output channel per group).
+
+    Its INT8 kernels widen each product to 32 bits instead of adding u8 x s8 pairs in 16
+    bits, so full-range weights cannot saturate there: ONNX Runtime's MLAS
+    (MlasConvSymDepthwiseKernelAvx2: vpmovzxbd/vpmovsxbd then vpmaddwd; qdwconv_avx2.cpp:
+    16-bit widening with 32-bit products) and oneDNN's jit_uni_x8s8s32x_fwd_kernel
+    compute_ker_dw (vpmaddwd on zero-extended sources). NNCF's overflow fix leaves them at
+    full range too (checked with nncf 3.4.0 on MobileNetV2: depthwise weights reach +-127,
+    every other convolution +-64).
+    """
+    return (isinstance(m, nn.Conv2d) and m.groups > 1
+            and m.groups == m.in_channels == m.out_channels)
+
+
+DEPTHWISE_KEY = "depthwise_weights"  # in a QAT checkpoint's quantization record (qat_stage)
+
+
+def layer_weight_bits(m: nn.Module, weight_bits: int, narrow_depthwise: bool = False) -> int:
+    """The weight bits of one layer: `weight_bits` (7 or 8), but 8 for depthwise convolutions,
+    whose kernels cannot saturate, unless `narrow_depthwise` (runs made before that rule)."""
+    return 8 if is_depthwise(m) and not narrow_depthwise else weight_bits
 
 
 def _quantize_input(module: nn.Module, args):
@@ -217,18 +242,21 @@ class QatCoverage:
 
 
 def prepare_qat(model: nn.Module, example: torch.Tensor, weight_bits: int = 7,
-                activations: bool = True) -> QatCoverage:
-    """Fold BatchNorm and attach weight (7 or 8 bit) and input fake quantizers, in place.
+                activations: bool = True, narrow_depthwise: bool = False) -> QatCoverage:
+    """Fold BatchNorm and attach weight (7 or 8 bit, see layer_weight_bits) and input fake
+    quantizers, in place.
 
     `activations=False` is the placement of runs made before quantize_activations existed
-    (their qat_best.pt has no such quantizers).
+    (their qat_best.pt has no such quantizers); `narrow_depthwise=True` that of runs made
+    before depthwise convolutions got full-range weights.
     """
     if weight_bits not in (7, 8):
         raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     folded = fold_batchnorm(model, example)
     layers = [(n, m) for n, m in model.named_modules() if isinstance(m, QUANTIZED_TYPES)]
     for _, m in layers:
-        parametrize.register_parametrization(m, "weight", weight_quantizer(weight_bits))
+        parametrize.register_parametrization(
+            m, "weight", weight_quantizer(layer_weight_bits(m, weight_bits, narrow_depthwise)))
         m.add_module(INPUT_QUANTIZER, activation_quantizer())
         m.register_forward_pre_hook(_quantize_input)
     residuals = quantize_residual_shortcuts(model)

@@ -20,13 +20,15 @@ from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
-from ftedge.quant.qat import (QatCoverage, calibrate_activations, prepare_qat,
+from ftedge.quant.qat import (DEPTHWISE_KEY, QatCoverage, calibrate_activations, prepare_qat,
                               set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, save_best, unwrap
 from ftedge.training.loop import predict_logits, to_device
 
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
                       "qat.weight_bits is 8",
+          # its presence tells a checkpoint made since depthwise weights got the full range
+          DEPTHWISE_KEY: "full int8 range: their kernels add no 16-bit pair sums",
           "activations": "int8 symmetric per-tensor, zero-point 0",
           "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
                        "shares the block input's Q/DQ, the branch's last Conv output has its own); "
@@ -40,10 +42,18 @@ def example_input(trainer) -> torch.Tensor:
     return to_device(x, trainer.settings)
 
 
-def prepare_model(trainer) -> QatCoverage:
-    """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers)."""
+def narrow_depthwise(checkpoint: dict) -> bool:
+    """Whether a QAT checkpoint was made when depthwise weights were 7-bit too (its
+    quantization record predates DEPTHWISE_KEY)."""
+    return DEPTHWISE_KEY not in (checkpoint.get("quantization") or {})
+
+
+def prepare_model(trainer, resumed: dict | None = None) -> QatCoverage:
+    """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers), the
+    form `resumed` (a QAT-stage last.pt) was trained in when given."""
     model = unwrap(trainer.model)
-    cov = prepare_qat(model, example_input(trainer), trainer.cfg.qat.weight_bits)
+    cov = prepare_qat(model, example_input(trainer), trainer.cfg.qat.weight_bits,
+                      narrow_depthwise=resumed is not None and narrow_depthwise(resumed))
     model.to(trainer.device)
     if trainer.channels_last:
         model.to(memory_format=torch.channels_last)

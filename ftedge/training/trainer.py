@@ -264,7 +264,7 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         ts = ckpt["train_state"]
         if ts.get("stage") == "qat":
-            self.coverage = qat_stage.prepare_model(self)
+            self.coverage = qat_stage.prepare_model(self, resumed=ckpt)
             self.optimizer = qat_stage.qat_optimizer(self)
             self.criterion = qat_stage.qat_criterion(self)
             self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]

@@ -47,3 +47,45 @@ def test_layout_leaves_a_graph_without_a_pattern_alone():
     facts = to_openvino_layout(model)
     assert facts["relu_q_to_uint8"] == 0
     np.testing.assert_array_equal(_run(model, x), before)
+
+
+def _conv_qdq_model(w: np.ndarray, group: int):
+    """x -> Q/DQ (int8) -> Conv(DQ(int8 weights w), group) -> y."""
+    c = w.shape[0]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+             helper.make_node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+             helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["wd"], axis=0),
+             helper.make_node("Conv", ["xd", "wd"], ["y"], group=group, pads=[1, 1, 1, 1])]
+    inits = [numpy_helper.from_array(np.array(0.05, np.float32), "s"),
+             numpy_helper.from_array(np.array(0, np.int8), "z"),
+             numpy_helper.from_array(w.astype(np.int8), "wq"),
+             numpy_helper.from_array(np.full(c, 0.01, np.float32), "ws"),
+             numpy_helper.from_array(np.zeros(c, np.int8), "wz")]
+    cin = w.shape[1] * group
+    graph = helper.make_graph(nodes, "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, cin, 6, 6])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_full_range_depthwise_weights_keep_uint8_activations():
+    """Depthwise kernels cannot saturate: their full-range weights do not stop the uint8
+    layout; full-range weights of a plain or grouped (2 outputs per group) conv do."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(-3, 3, (1, 8, 6, 6)).astype(np.float32)
+    cases = {"depthwise": (rng.integers(-127, 128, (8, 1, 3, 3)), 8, True),
+             "dense": (rng.integers(-127, 128, (8, 8, 3, 3)), 1, False),
+             "dense 7-bit": (rng.integers(-64, 65, (8, 8, 3, 3)), 1, True),
+             "grouped": (rng.integers(-127, 128, (16, 1, 3, 3)), 8, False)}
+    for name, (w, group, unsigned) in cases.items():
+        w[:, :, 0, 0] = 127 if name != "dense 7-bit" else 64  # the extreme is always present
+        model = _conv_qdq_model(w, group)
+        before = _run_conv(model, x)
+        facts = to_ort_layout(model)
+        assert facts["unsigned_activations"] is unsigned, name
+        np.testing.assert_allclose(_run_conv(model, x), before, rtol=1e-5, atol=1e-5)
+
+
+def _run_conv(model, x):
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"x": x})[0]

@@ -131,3 +131,48 @@ def test_activation_quantizers_are_saved_and_reloaded():
     extra = set(a.state_dict()) - set(old.state_dict())
     assert extra and all("quantizer" in k for k in extra)
     assert any(".scale_activation.output_quantizer." in k for k in extra)
+
+
+def _weight_codes(model) -> dict[str, int]:
+    """Largest |integer code| of each layer's fake-quantized weight."""
+    from ftedge.quant.qat import QUANTIZED_TYPES
+
+    tops = {}
+    for name, m in model.named_modules():
+        if isinstance(m, QUANTIZED_TYPES):
+            fq = m.parametrizations.weight[0]
+            w = m.parametrizations.weight.original.detach()
+            scale = fq.scale.reshape(-1, *([1] * (w.dim() - 1)))
+            tops[name] = int((w / scale).round().clamp(-128, 127).abs().max())
+    return tops
+
+
+def test_depthwise_weights_keep_the_full_range_the_rest_7_bits():
+    """Depthwise kernels widen products to 32 bits (no u8 x s8 pair sums to saturate), so
+    only the other layers are narrowed, as NNCF's overflow fix does; 8 bits: all full."""
+    from ftedge.quant.qat import is_depthwise
+
+    x = torch.rand(2, 3, 64, 64)
+    # per channel, the largest weight takes the top code (127.5 or 63.5 rounded)
+    full, seven = {127, 128}, {63, 64}
+    for bits, narrow_dw, want_dw, want_rest in ((7, False, full, seven), (8, False, full, full),
+                                                (7, True, seven, seven)):
+        torch.manual_seed(0)
+        model = torchvision.models.mobilenet_v2(num_classes=3).eval()
+        dw = {n for n, m in model.named_modules() if is_depthwise(m)}
+        prepare_qat(model, x, bits, narrow_depthwise=narrow_dw)
+        with torch.no_grad():
+            model(x)  # the weight observers set their scales
+        tops = _weight_codes(model)
+        assert len(dw) == 17 and dw < set(tops)
+        assert {tops[n] for n in dw} <= want_dw, (bits, narrow_dw)
+        assert {t for n, t in tops.items() if n not in dw} <= want_rest, (bits, narrow_dw)
+
+
+def test_grouped_but_not_depthwise_convolutions_stay_narrow():
+    from ftedge.quant.qat import is_depthwise, layer_weight_bits
+
+    grouped = torch.nn.Conv2d(8, 16, 3, groups=8)  # two outputs per group: a GEMM per group
+    assert not is_depthwise(grouped) and layer_weight_bits(grouped, 7) == 7
+    assert is_depthwise(torch.nn.Conv2d(8, 8, 3, groups=8))
+    assert not is_depthwise(torch.nn.Conv2d(1, 1, 3))  # one channel, groups 1: a plain conv

@@ -69,13 +69,18 @@ def test_every_conv_and_gemm_reads_int8_weights_and_inputs(qat_run):
     model, producer, inits = _graph(qat_run.run_dir / "model.int8.onnx")
     layers = [n for n in model.graph.node if n.op_type in ("Conv", "Gemm")]
     assert len(layers) == 50
+    tops = {True: [], False: []}
     for n in layers:
         x_dq, w_dq = producer[n.input[0]], producer[n.input[1]]
         assert x_dq.op_type == "DequantizeLinear" and w_dq.op_type == "DequantizeLinear"
         w = inits[w_dq.input[0]]
-        assert w.dtype == np.int8 and np.abs(w).max() <= 64  # 7-bit magnitudes by default
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        tops[group > 1].append(int(np.abs(w.astype(np.int16)).max()))
+        assert w.dtype == np.int8
         axis = next((a.i for a in w_dq.attribute if a.name == "axis"), 1)
         assert axis == 0 and inits[w_dq.input[1]].shape == (w.shape[0],)
+    # 7-bit magnitudes by default, but the depthwise convolutions (16 in Lite0) use the full range
+    assert len(tops[True]) == 16 and max(tops[False]) <= 64 and min(tops[True]) >= 126
     for n in model.graph.node:
         if n.op_type in ("QuantizeLinear", "DequantizeLinear"):
             zp = inits[n.input[2]]
@@ -106,6 +111,7 @@ def test_onnx_contract_and_size(qat_run):
 def test_qat_checkpoint_carries_the_quantization_scheme(qat_run):
     ckpt = torch.load(qat_run.run_dir / "qat_best.pt", weights_only=True)
     assert "per-channel" in ckpt["quantization"]["weights"]
+    assert "full int8 range" in ckpt["quantization"]["depthwise_weights"]
     assert ckpt["quantization"]["quantized_layers"] == 50
 
 
@@ -215,6 +221,71 @@ def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
     assert (ov_logits.argmax(1) == ort_logits.argmax(1)).all()
 
 
+_OV_ISA_PROBE = """
+import sys, numpy as np, openvino as ov
+x = np.load(sys.argv[1])
+core = ov.Core()
+for path in sys.argv[2:]:
+    c = core.compile_model(core.read_model(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    np.save(path + ".ov.npy", c(x)[0])
+"""
+
+
+def _full_range_copy(src: Path, dst: Path) -> None:
+    """The same graph with every non-depthwise weight on the full INT8 range: codes doubled,
+    scales halved (the same values, but u8 x s8 pair sums can now overflow)."""
+    model = onnx.load(str(src))
+    inits = {t.name: t for t in model.graph.initializer}
+    users = {}
+    for n in model.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[n.input[0]])
+        conv = users[n.output[0]][0]
+        group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        if w.dtype != np.int8 or w.ndim < 2 or group > 1:
+            continue
+        inits[n.input[0]].CopyFrom(numpy_helper.from_array(
+            np.clip(w.astype(np.int16) * 2, -128, 127).astype(np.int8), n.input[0]))
+        scale = numpy_helper.to_array(inits[n.input[1]])
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array(scale / 2, n.input[1]))
+    onnx.save(model, str(dst))
+
+
+def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
+    """OpenVINO limited to AVX2 (ONEDNN_MAX_CPU_ISA: no VNNI, u8 x s8 in 16-bit pair sums, as
+    on such CPUs) agrees with ONNX Runtime's exact path on the shipped graph, full-range
+    depthwise weights included; the same graph with full-range pointwise weights does not
+    (so the emulation is active and the 7-bit limit is what keeps the graph safe)."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino", reason="OpenVINO is not installed")
+    from ftedge.quant.gate import onnx_logits
+
+    x = np.concatenate([b for b in _val_images(qat_run)])
+    np.save(tmp_path / "x.npy", x)
+    shipped, wide = qat_run.run_dir / "model.int8.onnx", tmp_path / "wide.int8.onnx"
+    _full_range_copy(shipped, wide)
+    probe = [tmp_path / "shipped.onnx", wide]
+    probe[0].write_bytes(shipped.read_bytes())
+    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
+    subprocess.run([sys.executable, "-c", _OV_ISA_PROBE, str(tmp_path / "x.npy"),
+                    *map(str, probe)], env=env, check=True)
+    errors = []
+    for path in probe:
+        ort_logits = onnx_logits(path, x)
+        ov_logits = np.load(str(path) + ".ov.npy")
+        errors.append((float(np.abs(ov_logits - ort_logits).max() / np.abs(ort_logits).max()),
+                       float((ov_logits.argmax(1) == ort_logits.argmax(1)).mean())))
+    assert errors[0][0] < 0.1 and errors[0][1] == 1.0, errors
+    assert errors[1][0] > 0.3, errors  # saturated: the check can fail
+
+
 def _val_images(run):
     from ftedge.data.transforms import preprocess_samples
     from ftedge.formats.run import RunFolder
@@ -294,3 +365,33 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     names = [n for n, m in model.named_modules() if m in set(input_quantizers(model))]
     got = [float(state[f"{n}.scale"]) for n in names]
     assert got == pytest.approx(expected, rel=1e-4)
+
+
+
+@pytest.mark.slow
+def test_resuming_a_qat_run_from_before_full_range_depthwise_keeps_its_rule(tmp_path):
+    """last.pt records the depthwise rule; a QAT stage begun by an older ftedge (no record)
+    resumes with 7-bit depthwise weights as it began, instead of switching mid-training."""
+    from ftedge.formats.checkpoint import atomic_torch_save
+
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=2, max_drop=100.0)
+
+    def crash_in_qat(row):
+        if row["phase"] == "qat":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ftedge.tune(data=str(data), callbacks=[crash_in_qat], **dict(opts, out=str(tmp_path / "r")))
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    del last["quantization"]["depthwise_weights"]
+    atomic_torch_save(last, tmp_path / "r" / "last.pt")
+    ftedge.tune(resume=tmp_path / "r")
+    state = torch.load(tmp_path / "r" / "last.pt", weights_only=True)["model_state"]
+    tops = {True: 0, False: 0}  # depthwise or not: largest weight code of the last QAT epoch
+    for key, w in state.items():
+        if key.endswith("parametrizations.weight.original") and w.dim() == 4:
+            scale = state[key.replace(".original", ".0.scale")].reshape(-1, 1, 1, 1)
+            dw = w.shape[1] == 1 and w.shape[0] > 1
+            tops[dw] = max(tops[dw], int((w / scale).round().abs().max()))
+    assert 63 <= tops[True] <= 64 and 63 <= tops[False] <= 64  # the top code: 63.5 rounded
