@@ -155,7 +155,6 @@ def unsigned_activations(model) -> int:
     return changed
 
 
-
 def _depthwise_weight(w: np.ndarray, consumers: list) -> bool:
     """Whether weights `w` feed only depthwise Convs (one input and output channel per group)."""
     def depthwise(node) -> bool:
