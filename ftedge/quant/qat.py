@@ -82,7 +82,10 @@ def is_depthwise(m: nn.Module) -> bool:
             and m.groups == m.in_channels == m.out_channels)
 
 
-DEPTHWISE_KEY = "depthwise_weights"  # in a QAT checkpoint's quantization record (qat_stage)
+# The quantization record of QAT checkpoints and of INT8 graphs (QAT and PTQ) states the rule;
+# in a QAT checkpoint its presence tells one made since depthwise weights got the full range.
+DEPTHWISE_KEY = "depthwise_weights"
+DEPTHWISE_RULE = {DEPTHWISE_KEY: "full int8 range: their kernels add no 16-bit pair sums"}
 
 
 def layer_weight_bits(m: nn.Module, weight_bits: int, narrow_depthwise: bool = False) -> int:

@@ -21,10 +21,12 @@ from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import onnx_logits, write_gate
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, calibrate_ptq
+from ftedge.quant.qat import DEPTHWISE_RULE
 from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
 from ftedge.runtime.pytorch import load_run
 
 PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
+              **DEPTHWISE_RULE,
               "activations": "int8 symmetric per-tensor, zero-point 0",
               "batchnorm": "folded"}
 

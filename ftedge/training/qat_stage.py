@@ -20,15 +20,14 @@ from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
-from ftedge.quant.qat import (DEPTHWISE_KEY, QatCoverage, calibrate_activations, prepare_qat,
-                              set_activation_observers)
+from ftedge.quant.qat import (DEPTHWISE_KEY, DEPTHWISE_RULE, QatCoverage,
+                              calibrate_activations, prepare_qat, set_activation_observers)
 from ftedge.training.checkpoint import load_checkpoint, save_best, unwrap
 from ftedge.training.loop import predict_logits, to_device
 
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
                       "qat.weight_bits is 8",
-          # its presence tells a checkpoint made since depthwise weights got the full range
-          DEPTHWISE_KEY: "full int8 range: their kernels add no 16-bit pair sums",
+          **DEPTHWISE_RULE,
           "activations": "int8 symmetric per-tensor, zero-point 0",
           "placement": "inputs of every Conv/Gemm; both inputs of residual Adds (the shortcut "
                        "shares the block input's Q/DQ, the branch's last Conv output has its own); "

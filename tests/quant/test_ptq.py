@@ -77,6 +77,7 @@ def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
     meta = read_metadata(fp32_run / "model.ptq.int8.onnx")
     assert meta["ftedge.calibration_sha256"] == manifest["sha256"] == res["calibration_sha256"]
     assert json.loads(meta["ftedge.quantization"])["calibration"] == method
+    assert "full int8 range" in json.loads(meta["ftedge.quantization"])["depthwise_weights"]
     # measured on the exported graph: every Conv/Gemm reads INT8 weights and inputs
     assert res["coverage"]["int8_layers"] == res["coverage"]["compute_layers"] == 50
     assert res["coverage"]["float_layers"] == [] and res["size_ratio"] <= 0.3
