@@ -39,8 +39,18 @@ def main() -> None:
 
     from ftedge.runtime.ort import inference_session
 
-    dims = [d.dim_value for d in onnx.load(str(args.graphs[0])).graph.input[0].type.tensor_type.shape.dim]
-    x = np.random.default_rng(0).standard_normal((args.batch, *dims[1:])).astype(np.float32)
+    shapes = set()
+    for g in args.graphs:
+        try:
+            dims = onnx.load(str(g)).graph.input[0].type.tensor_type.shape.dim
+        except Exception as e:  # protobuf's DecodeError and friends: not an ONNX model
+            ap.error(f"{g} is not a readable ONNX model ({type(e).__name__}); pass the "
+                     "model.int8.onnx or model.ptq.int8.onnx of a run")
+        shapes.add(tuple(d.dim_value for d in dims[1:]))
+    if len(shapes) != 1:
+        ap.error(f"the graphs take different inputs {sorted(shapes)}: compare graphs of one "
+                 "network at one resolution")
+    x = np.random.default_rng(0).standard_normal((args.batch, *shapes.pop())).astype(np.float32)
     core, times = ov.Core(), {}
     with tempfile.TemporaryDirectory() as tmp:
         runners = {}
