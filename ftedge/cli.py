@@ -290,13 +290,14 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, max_dro
 
 
 def _print_export(result) -> None:
+    from ftedge.export.parity import agreement_line
+
     m, p = result.manifest, result.manifest["parity"]
     if p.get("status") == "checked":
         verdict = "[green]passed[/]" if p["passed"] else "[red]FAILED[/]"
-        console.print(f"parity {verdict} vs {p['reference']}: top-1 agreement "
-                      f"{p['top1_agreement']:.4f} on {p['n']} val images, max |logit diff| "
-                      f"{p['max_abs_logit_diff']:.2e}; artifact top-1 {p['artifact_top1']:.4f}",
-                      soft_wrap=True)
+        console.print(f"parity {verdict} vs {p['reference']}: {agreement_line(p)}, max |logit "
+                      f"diff| {p['max_abs_logit_diff']:.2e}; artifact top-1 "
+                      f"{p['artifact_top1']:.4f}", soft_wrap=True)
     else:
         console.print(f"parity {p.get('status')}: {p.get('reason')}", soft_wrap=True)
     if not m["built"]:

@@ -35,6 +35,7 @@ class DemoResult:
 def export_local_targets(run: Path) -> list:
     """The demo's artifacts: ONNX Runtime and OpenVINO CPU, FP32 and INT8."""
     from ftedge.export.exporter import export_run
+    from ftedge.export.parity import agreement_line
 
     exports = []
     for target in DEMO_TARGETS:
@@ -46,9 +47,9 @@ def export_local_targets(run: Path) -> list:
             res = export_run(run, target, precision, log=lambda m: None)
             p = res.manifest["parity"]
             console.print(f"exported {target} {precision}: parity "
-                          f"{'passed' if res.passed else 'FAILED'} (top-1 agreement "
-                          f"{p['top1_agreement']:.4f}, artifact top-1 {p['artifact_top1']:.4f}) "
-                          f"-> {res.folder}", soft_wrap=True)
+                          f"{'passed' if res.passed else 'FAILED'} ({agreement_line(p)}; "
+                          f"artifact top-1 {p['artifact_top1']:.4f}) -> {res.folder}",
+                          soft_wrap=True)
             exports.append(res)
     return exports
 

@@ -2,7 +2,8 @@
 
 FP32 and FP16 artifacts are compared with the FP32 PyTorch model; INT8 artifacts with the
 model whose numbers they must reproduce: the QAT model's own fake-quantized outputs (or, for
-PTQ, the Q/DQ graph run exactly in ONNX Runtime).
+PTQ, the Q/DQ graph run exactly in ONNX Runtime), on the images that model decides firmly
+(`int8_agreement`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,47 @@ def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dic
             "mean_abs_logit_diff": float(np.abs(ref - test).mean()),
             "reference_top1": float((ref.argmax(1) == labels).mean()),
             "artifact_top1": float((test.argmax(1) == labels).mean())}
+
+
+MIN_DECISIVE_SHARE = 0.5  # below it the INT8 rule counts every image: no vacuous pass
+
+
+def int8_agreement(ref: np.ndarray, test: np.ndarray, fp32: np.ndarray) -> dict:
+    """Top-1 agreement of an INT8 artifact with its INT8 reference on the images the reference
+    decides by more than INT8 quantization itself moves a logit.
+
+    Two correct executions of one INT8 graph (the QAT model's float simulation, ONNX Runtime's
+    integer kernels, OpenVINO's) round some activations differently, and the runtime layouts
+    put post-ReLU activations on a finer uint8 grid (graph/layout.py). Top-1 then flips where
+    the reference's two best classes are nearly tied, and few-shot sets have many such images.
+    Measured with benchmarks/int8_parity.py on 11 QAT graphs (digits demo, three real-photo
+    cells; README): 15 of 33 graph x runtime pairs agreed on fewer than 99% of all images,
+    OpenVINO running the unchanged shared graph in 5 of 11; on the decisive images all 33
+    agreed on >= 99.6%, while OpenVINO saturating u8 x s8 sums (8-bit weights, AVX2 without
+    VNNI) agreed on 78-86% of them. The yardstick is the mean |logit change| between the
+    reference and the FP32 model: it comes from the reference, never from the artifact, so a
+    broken artifact cannot widen it.
+    """
+    noise = float(np.abs(ref - fp32).mean())
+    top2 = np.sort(ref, axis=1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) > noise
+    basis = "images whose reference top-1 margin exceeds the INT8 noise"
+    if decisive.mean() < MIN_DECISIVE_SHARE:
+        decisive = np.ones(len(ref), bool)
+        basis = "all images (fewer than half are decided by more than the INT8 noise)"
+    agree = ref.argmax(1) == test.argmax(1)
+    return {"int8_noise_logit": noise, "decisive_images": int(decisive.sum()), "decisive_basis": basis,
+            "decisive_top1_agreement": float(agree[decisive].mean()),
+            "decisive_disagreements": int((~agree & decisive).sum())}
+
+
+def agreement_line(parity: dict) -> str:
+    """The agreement the check judged, in words: for INT8 on the decisive images, with all."""
+    if "decisive_top1_agreement" in parity:
+        return (f"top-1 agreement {parity['decisive_top1_agreement']:.4f} on the "
+                f"{parity['decisive_images']} of {parity['n']} val images decided by more than "
+                f"the INT8 noise ({parity['top1_agreement']:.4f} on all)")
+    return f"top-1 agreement {parity['top1_agreement']:.4f} on {parity['n']} val images"
 
 
 def _reference_name(source) -> str:
@@ -64,6 +106,13 @@ def _val_and_reference(loaded, source):
                                   np.array([s.label for s in samples]))
         x, labels = _CACHE[images_key]
         _CACHE[key] = (x, labels, infer_batches(_reference_runner(loaded, source), x), ref_name)
+    return _CACHE[key]
+
+
+def _fp32_logits(loaded, x):
+    key = (str(loaded.path.resolve()), "fp32", sha256_file(loaded.path / SPLIT))
+    if key not in _CACHE:
+        _CACHE[key] = infer_batches(loaded.runner, x)
     return _CACHE[key]
 
 
@@ -119,8 +168,13 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     result = compare_logits(ref_logits, logits, labels)
     tol = profile.tolerances
     need = tol.top1_agreement(source.precision)
-    ok = result["top1_agreement"] >= need
-    limits = {"top1_agreement": need}
+    if source.precision == "int8":
+        result.update(int8_agreement(ref_logits, logits, _fp32_logits(loaded, x)))
+        ok = result["decisive_top1_agreement"] >= need
+        limits = {"decisive_top1_agreement": need}
+    else:
+        ok = result["top1_agreement"] >= need
+        limits = {"top1_agreement": need}
     if source.precision == "fp32":
         ok = ok and result["max_abs_logit_diff"] <= tol.fp32_max_abs_logit
         limits["max_abs_logit_diff"] = tol.fp32_max_abs_logit

@@ -43,7 +43,9 @@ def test_parity_numbers_per_precision(ort_exports):
     fp32, fp16, int8 = (ort_exports[p].manifest["parity"] for p in ("fp32", "fp16", "int8"))
     assert fp32["passed"] and fp32["top1_agreement"] == 1.0 and fp32["max_abs_logit_diff"] <= 1e-3
     assert fp16["passed"] and fp16["top1_agreement"] >= 0.995
-    assert int8["passed"] and int8["top1_agreement"] >= 0.99
+    assert int8["passed"] and int8["decisive_top1_agreement"] >= 0.99
+    assert int8["limits"] == {"decisive_top1_agreement": 0.99}
+    assert 0 < int8["decisive_images"] <= int8["n"] and int8["int8_noise_logit"] > 0
     assert "QAT" in int8["reference"] and int8["n"] > 0
 
 
