@@ -213,3 +213,42 @@ def test_manifest_hashes_are_the_real_files(ort_exports):
         assert sorted(files) == on_disk and res.manifest["artifact"] in files
         for name, digest in files.items():
             assert digest == hashlib.sha256((res.folder / name).read_bytes()).hexdigest(), name
+
+
+_ORT_PROBE = """
+import sys, numpy as np, onnxruntime as ort
+x = np.load(sys.argv[1])
+for path in sys.argv[2:]:
+    s = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    np.save(path + ".cpu.npy", s.run(None, {s.get_inputs()[0].name: x})[0])
+"""
+
+
+@pytest.mark.skipif(shutil.which("qemu-x86_64") is None or not sys.platform.startswith("linux"),
+                    reason="needs QEMU user mode to emulate an x86 CPU without VNNI "
+                           "(apt-get install qemu-user)")
+def test_ort_int8_artifact_is_exact_on_a_cpu_without_vnni(ort_exports, qat_run, tmp_path):
+    """ONNX Runtime picks its int8 kernels from CPUID; under QEMU emulating a Haswell (AVX2, no
+    VNNI: u8 x s8 pairs summed in 16 bits) the shipped artifact gives this machine's logits bit
+    for bit, while the same graph with full-range weights saturates (so the emulation is
+    active). References are exact integer paths on any host (ftedge.runtime.ort)."""
+    from ftedge.graph import edit
+    from ftedge.graph.layout import fold_pads_into_convs, unsigned_activations
+    from ftedge.runtime.ort import onnx_logits
+    from tests.quant.test_qat_run import _full_range_copy, _val_images
+
+    x = np.concatenate(_val_images(qat_run))
+    np.save(tmp_path / "x.npy", x)
+    wide_shared = tmp_path / "wide_shared.onnx"
+    _full_range_copy(qat_run.run_dir / "model.int8.onnx", wide_shared)
+    wide = onnx.load(str(wide_shared))
+    fold_pads_into_convs(wide)
+    unsigned_activations(wide)  # u8 activations, the same values: u8 x s8 kernels
+    edit.save(edit.clean(wide), tmp_path / "wide.onnx")
+    probe = [tmp_path / "shipped.onnx", tmp_path / "wide.onnx"]
+    probe[0].write_bytes((ort_exports["int8"].folder / "model.int8.onnx").read_bytes())
+    subprocess.run(["qemu-x86_64", "-cpu", "Haswell-noTSX", sys.executable, "-c", _ORT_PROBE,
+                    str(tmp_path / "x.npy"), *map(str, probe)], check=True, timeout=600)
+    assert np.array_equal(np.load(str(probe[0]) + ".cpu.npy"), onnx_logits(probe[0], x))
+    wide_haswell, wide_exact = np.load(str(probe[1]) + ".cpu.npy"), onnx_logits(wide_shared, x)
+    assert np.abs(wide_haswell - wide_exact).max() > 0.3 * np.abs(wide_exact).max()
