@@ -1,17 +1,19 @@
-"""How the INT8 export parity rule (export/parity.py int8_agreement) was measured: each INT8
-graph of a run, run as the onnxruntime-cpu and openvino-cpu targets export it and as OpenVINO
-reads the unchanged shared graph, against the graph run exactly in ONNX Runtime (S8S8 integer
-kernels, which agree 100% with the QAT model on every graph measured), on the run's val split.
+"""How the INT8 export parity rule (export/parity.py int8_agreement) was measured: each run's
+INT8 graph exported for onnxruntime-cpu and openvino-cpu by `ftedge export` itself (their
+layouts, the profiles' compile settings, parity.json), plus OpenVINO on the unchanged shared
+graph, all against the export's reference (the QAT model's fake-quantized outputs) on the run's
+val split.
 
-Prints, per graph and runtime, the top-1 agreement on all images and on the images the
-reference decides by more than the INT8 noise (the mean |logit change| between the reference
-and the run's FP32 model), and the reference's top-1 margin on every image that flipped.
+Prints, per run and runtime, the exact top-1 agreement, the agreement the rule counts (a flip
+between classes the reference ranks within the quantization noise of each other is allowed),
+the noise (mean |logit change| between the QAT model and its float twin), and for every flip
+the reference's logit gap between its top-1 and the artifact's class.
 
-    python benchmarks/int8_parity.py RUN [GRAPH.onnx ...] [--ov-isa AVX2]
+    python benchmarks/int8_parity.py RUN [RUN ...] [--ov-isa AVX2] [--out DIR]
 
-GRAPH defaults to the run's own INT8 graph; other graphs must come from the same FP32 model
-(benchmarks/qat_steps.py writes such graphs). --ov-isa AVX2 makes OpenVINO run as on a CPU
-without VNNI (ONEDNN_MAX_CPU_ISA), where u8 x s8 pair sums saturate with 8-bit weights.
+Each RUN is a QAT run folder (`ftedge tune --qat`, or benchmarks/qat_steps.py's OUT/e<N>).
+--ov-isa AVX2 makes OpenVINO run as on a CPU without VNNI (ONEDNN_MAX_CPU_ISA), where u8 x s8
+pair sums saturate with 8-bit weights. Artifacts go to --out (default: a temporary folder).
 """
 
 from __future__ import annotations
@@ -26,66 +28,63 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("run", type=Path, help="a run folder written by ftedge tune")
-    ap.add_argument("graphs", type=Path, nargs="*", help="INT8 Q/DQ ONNX graphs of that run")
+    ap.add_argument("runs", type=Path, nargs="+", help="QAT run folders")
     ap.add_argument("--ov-isa", help="ONEDNN_MAX_CPU_ISA for OpenVINO, e.g. AVX2")
+    ap.add_argument("--out", type=Path, help="where the exported artifacts go")
     args = ap.parse_args()
     if args.ov_isa:
         os.environ["ONEDNN_MAX_CPU_ISA"] = args.ov_isa  # read when OpenVINO loads its CPU plugin
-    missing = [str(g) for g in args.graphs if not g.is_file()]
+    missing = [str(r) for r in args.runs if not (r / "qat_best.pt").is_file()]
     if missing:
-        ap.error(f"no such file: {', '.join(missing)}")
-
-    import onnx
-    import openvino as ov
+        ap.error(f"not a QAT run (no qat_best.pt): {', '.join(missing)}")
 
     from ftedge.data.transforms import preprocess_samples
-    from ftedge.export.parity import int8_agreement
+    from ftedge.export.exporter import export_run
+    from ftedge.export.openvino import compile_config
+    from ftedge.export.parity import int8_agreement, quantization_noise
+    from ftedge.export.profiles import load_profile
     from ftedge.formats.run import RunFolder
-    from ftedge.graph import edit
-    from ftedge.graph.layout import to_openvino_layout, to_ort_layout
+    from ftedge.quant.reference import qat_reference
     from ftedge.runtime import infer_batches
-    from ftedge.runtime.ort import OrtRunner
+    from ftedge.runtime.ov import OpenVinoRunner
     from ftedge.runtime.pytorch import load_run
 
-    loaded = load_run(args.run)
-    run = RunFolder(loaded.path)
-    graphs = args.graphs or [p for p in (run.int8_onnx("qat"), run.int8_onnx("ptq")) if p.is_file()]
-    if not graphs:
-        ap.error(f"{args.run} has no INT8 graph; pass one")
-    samples = run.samples("val", loaded.classes)
-    x = preprocess_samples(samples, loaded.contract)
-    fp32 = infer_batches(loaded.runner, x)
-    core = ov.Core()
-
-    def openvino(model):
-        with tempfile.TemporaryDirectory() as tmp:
-            onnx.save(model, f"{tmp}/m.onnx")
-            compiled = core.compile_model(core.read_model(f"{tmp}/m.onnx"), "CPU")
-        return infer_batches(type("R", (), {"infer": lambda self, b: compiled(b)[0]})(), x)
-
-    print(f"{len(x)} val images of {loaded.path}; OpenVINO ISA limit: {args.ov_isa or 'none'}")
-    print("| graph | runtime | agreement, all images | INT8 noise (logit) | decisive images "
-          "| agreement, decisive | reference margins of the flips |")
+    out = args.out or Path(tempfile.mkdtemp(prefix="int8_parity_"))
+    print(f"OpenVINO ISA limit: {args.ov_isa or 'none'}; artifacts in {out}")
+    print("| run | runtime | images | exact agreement (flips) | noise (logit) "
+          "| agreement within noise (flips beyond) | reference gap top-1 -> artifact's class, per flip |")
     print("|---|---|---|---|---|---|---|")
-    for path in graphs:
-        shared = onnx.load(str(path))
-        ref = infer_batches(OrtRunner(path), x)
-        ort_model = onnx.load(str(path))
-        to_ort_layout(ort_model)
-        ov_model = onnx.load(str(path))
-        to_openvino_layout(ov_model)
-        for name, logits in (("onnxruntime-cpu", infer_batches(OrtRunner(edit.clean(ort_model)), x)),
-                             ("openvino-cpu", openvino(ov_model)),
-                             ("openvino, shared graph", openvino(shared))):
-            a = int8_agreement(ref, logits, fp32)
+    for i, run in enumerate(args.runs):
+        loaded = load_run(run)
+        samples = RunFolder(loaded.path).samples("val", loaded.classes)
+        x = preprocess_samples(samples, loaded.contract)
+        ref = infer_batches(qat_reference(loaded), x)
+        noise = quantization_noise(ref, infer_batches(qat_reference(loaded, quantized=False), x))
+        rows = {}
+        for target in ("onnxruntime-cpu", "openvino-cpu"):
+            res = export_run(run, target, "int8", out=out / f"{i}-{target}", force=True,
+                             log=lambda m: None)
+            rows[target] = infer_batches(_runner_of(res.folder), x)
+            p = res.manifest["parity"]
+            assert abs(p["int8_noise_logit"] - noise) < 1e-4, (p["int8_noise_logit"], noise)
+        profile = load_profile("openvino-cpu")
+        rows["openvino, shared graph"] = infer_batches(
+            OpenVinoRunner(run / "model.int8.onnx", "CPU", compile_config(profile, None)), x)
+        for name, logits in rows.items():
+            a = int8_agreement(ref, logits, noise)
             flips = ref.argmax(1) != logits.argmax(1)
-            rows = np.arange(len(ref))
-            margins = ref[rows, ref.argmax(1)] - ref[rows, logits.argmax(1)]
-            shown = ", ".join(f"{m:.2f}" for m in sorted(margins[flips])[:8])
-            print(f"| {path} | {name} | {1 - flips.mean():.4f} ({flips.sum()}) "
-                  f"| {a['int8_noise_logit']:.3f} | {a['decisive_images']} "
-                  f"| {a['decisive_top1_agreement']:.4f} ({a['decisive_disagreements']}) | {shown} |")
+            idx = np.arange(len(ref))
+            gaps = (ref[idx, ref.argmax(1)] - ref[idx, logits.argmax(1)])[flips]
+            shown = ", ".join(f"{g:.2f}" for g in sorted(gaps)[:10]) + (" ..." if len(gaps) > 10 else "")
+            print(f"| {run} | {name} | {len(x)} | {1 - flips.mean():.4f} ({flips.sum()}) "
+                  f"| {noise:.3f} | {a['top1_agreement_within_noise']:.4f} "
+                  f"({a['flips_beyond_noise']}) | {shown} |", flush=True)
+
+
+def _runner_of(folder: Path):
+    from ftedge.inference import open_model
+
+    return open_model(folder).runner
 
 
 if __name__ == "__main__":

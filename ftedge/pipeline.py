@@ -46,9 +46,10 @@ def export_local_targets(run: Path) -> list:
         for precision in DEMO_PRECISIONS:
             res = export_run(run, target, precision, log=lambda m: None)
             p = res.manifest["parity"]
-            console.print(f"exported {target} {precision}: parity "
-                          f"{'passed' if res.passed else 'FAILED'} ({agreement_line(p)}; "
-                          f"artifact top-1 {p['artifact_top1']:.4f}) -> {res.folder}",
+            verdict = (f"{'passed' if res.passed else 'FAILED'} ({agreement_line(p)}; artifact "
+                       f"top-1 {p['artifact_top1']:.4f})" if p.get("status") == "checked"
+                       else f"{p.get('status')} ({p.get('reason')})")
+            console.print(f"exported {target} {precision}: parity {verdict} -> {res.folder}",
                           soft_wrap=True)
             exports.append(res)
     return exports

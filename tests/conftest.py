@@ -58,3 +58,42 @@ def qat_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("qat")
     data = write_class_folders(root / "colours", per_class=12)
     return ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))
+
+
+def full_range_copy(src: Path, dst: Path) -> None:
+    """The same graph with every non-depthwise weight on the full INT8 range: codes doubled,
+    scales halved (the same values, but u8 x s8 pair sums can now overflow)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(src))
+    inits = {t.name: t for t in model.graph.initializer}
+    users = {}
+    for n in model.graph.node:
+        for i in n.input:
+            users.setdefault(i, []).append(n)
+    for n in model.graph.node:
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[n.input[0]])
+        conv = users[n.output[0]][0]
+        group = next((a.i for a in conv.attribute if a.name == "group"), 1)
+        if w.dtype != np.int8 or w.ndim < 2 or group > 1:
+            continue
+        inits[n.input[0]].CopyFrom(numpy_helper.from_array(
+            np.clip(w.astype(np.int16) * 2, -128, 127).astype(np.int8), n.input[0]))
+        scale = numpy_helper.to_array(inits[n.input[1]])
+        inits[n.input[1]].CopyFrom(numpy_helper.from_array(scale / 2, n.input[1]))
+    onnx.save(model, str(dst))
+
+
+def run_images(run) -> list:
+    """A run's val and train images, preprocessed as its contract says (one array in a list)."""
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.formats.run import RunFolder
+    from ftedge.runtime.pytorch import load_run
+
+    loaded = load_run(run.run_dir)
+    folder = RunFolder(run.run_dir)
+    samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
+    return [preprocess_samples(samples, loaded.contract)]

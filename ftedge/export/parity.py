@@ -2,8 +2,8 @@
 
 FP32 and FP16 artifacts are compared with the FP32 PyTorch model; INT8 artifacts with the
 model whose numbers they must reproduce: the QAT model's own fake-quantized outputs (or, for
-PTQ, the Q/DQ graph run exactly in ONNX Runtime), on the images that model decides firmly
-(`int8_agreement`).
+PTQ, the Q/DQ graph run exactly in ONNX Runtime), where a top-1 flip counts unless the two
+classes are tied within the quantization noise (`int8_agreement`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ExportError
 from ftedge.export.base import Artifact
 from ftedge.export.profiles import TargetProfile
-from ftedge.formats.run import SPLIT, RunFolder
+from ftedge.formats.run import BEST, QAT_BEST, SPLIT, RunFolder
 from ftedge.io import first_line, sha256_file
 from ftedge.runtime import infer_batches
 
@@ -29,44 +29,41 @@ def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dic
             "artifact_top1": float((test.argmax(1) == labels).mean())}
 
 
-MIN_DECISIVE_SHARE = 0.5  # below it the INT8 rule counts every image: no vacuous pass
+def int8_agreement(ref: np.ndarray, test: np.ndarray, noise: float) -> dict:
+    """Top-1 agreement with the INT8 reference, flips between classes tied within `noise` allowed.
 
-
-def int8_agreement(ref: np.ndarray, test: np.ndarray, fp32: np.ndarray) -> dict:
-    """Top-1 agreement of an INT8 artifact with its INT8 reference on the images the reference
-    decides by more than INT8 quantization itself moves a logit.
-
-    Two correct executions of one INT8 graph (the QAT model's float simulation, ONNX Runtime's
+    A flip is allowed only where the reference itself ranks the artifact's class within
+    `noise` logits of its own top-1. Two correct executions of one INT8 graph (the QAT model's float simulation, ONNX Runtime's
     integer kernels, OpenVINO's) round some activations differently, and the runtime layouts
-    put post-ReLU activations on a finer uint8 grid (graph/layout.py). Top-1 then flips where
-    the reference's two best classes are nearly tied, and few-shot sets have many such images.
-    Measured with benchmarks/int8_parity.py on 11 QAT graphs (digits demo, three real-photo
-    cells; README): 15 of 33 graph x runtime pairs agreed on fewer than 99% of all images,
-    OpenVINO running the unchanged shared graph in 5 of 11; on the decisive images all 33
-    agreed on >= 99.6%, while OpenVINO saturating u8 x s8 sums (8-bit weights, AVX2 without
-    VNNI) agreed on 78-86% of them. The yardstick is the mean |logit change| between the
-    reference and the FP32 model: it comes from the reference, never from the artifact, so a
-    broken artifact cannot widen it.
+    put post-ReLU activations on a finer uint8 grid (graph/layout.py); top-1 then flips where
+    the reference's best classes are nearly tied, and few-shot sets have many such images:
+    12 of 22 exported artifacts of 11 QAT runs agreed exactly on fewer than 99% of the val
+    images, all 22 on >= 99.6% under this rule, a saturating runtime on 77-85% (README,
+    "parity.json"; benchmarks/int8_parity.py). `noise` is the mean |logit change|
+    quantization causes in the reference (`quantization_noise`): it never comes from the
+    artifact, so a broken artifact cannot widen it, and a flip to a class the reference ranks
+    lower than that still counts. An image with a NaN logit counts as a flip.
     """
-    noise = float(np.abs(ref - fp32).mean())
-    top2 = np.sort(ref, axis=1)[:, -2:]
-    decisive = (top2[:, -1] - top2[:, 0]) > noise  # one class: margin 0, every image counts
-    basis = "images whose reference top-1 margin exceeds the INT8 noise"
-    if decisive.mean() < MIN_DECISIVE_SHARE:
-        decisive = np.ones(len(ref), bool)
-        basis = "all images (fewer than half are decided by more than the INT8 noise)"
-    agree = ref.argmax(1) == test.argmax(1)
-    return {"int8_noise_logit": noise, "decisive_images": int(decisive.sum()), "decisive_basis": basis,
-            "decisive_top1_agreement": float(agree[decisive].mean()),
-            "decisive_disagreements": int((~agree & decisive).sum())}
+    rows = np.arange(len(ref))
+    ref_top, test_top = ref.argmax(1), test.argmax(1)
+    tied = ref[rows, ref_top] - ref[rows, test_top] <= noise  # False for a NaN noise
+    within = np.isfinite(test).all(1) & ((ref_top == test_top) | tied)  # argmax takes a NaN
+    return {"int8_noise_logit": float(noise), "top1_agreement_within_noise": float(within.mean()),
+            "flips_beyond_noise": int((~within).sum())}
+
+
+def quantization_noise(quantized: np.ndarray, float_twin: np.ndarray) -> float:
+    """Mean |logit change| between an INT8 model and the same weights in float."""
+    return float(np.abs(quantized - float_twin).mean())
 
 
 def agreement_line(parity: dict) -> str:
     """The agreement the check judged, in words: for INT8 on the decisive images, with all."""
-    if "decisive_top1_agreement" in parity:
-        return (f"top-1 agreement {parity['decisive_top1_agreement']:.4f} on the "
-                f"{parity['decisive_images']} of {parity['n']} val images decided by more than "
-                f"the INT8 noise ({parity['top1_agreement']:.4f} on all)")
+    if "top1_agreement_within_noise" in parity:
+        return (f"top-1 agreement {parity['top1_agreement_within_noise']:.4f} on {parity['n']} "
+                f"val images counting flips between classes tied within the INT8 noise of "
+                f"{parity['int8_noise_logit']:.3f} logits as agreement "
+                f"({parity['top1_agreement']:.4f} exact)")
     return f"top-1 agreement {parity['top1_agreement']:.4f} on {parity['n']} val images"
 
 
@@ -90,16 +87,22 @@ def _reference_runner(loaded, source):
     return OrtRunner(source.path)
 
 
-_CACHE: dict = {}  # (run, reference) -> (labels, reference logits, val images): one export
-                  # command making several artifacts decodes and runs the reference once
+_CACHE: dict = {}  # one export command making several artifacts decodes the val images and
+                  # runs each reference once; keyed on the files they come from
+
+
+def _key(loaded, what: str) -> tuple:
+    run = RunFolder(loaded.path)
+    files = [loaded.path / SPLIT, run.file(BEST), run.file(QAT_BEST)]
+    return (str(loaded.path.resolve()), what,
+            *(sha256_file(f) if f.is_file() else None for f in files))
 
 
 def _val_and_reference(loaded, source):
-    split = loaded.path / SPLIT
     ref_name = _reference_name(source)
-    key = (str(loaded.path.resolve()), ref_name, sha256_file(split))
+    key = _key(loaded, "reference: " + ref_name)
     if key not in _CACHE:
-        images_key = key[0], key[2]
+        images_key = _key(loaded, "val images")
         if images_key not in _CACHE:
             samples = RunFolder(loaded.path).samples("val", loaded.classes)
             _CACHE[images_key] = (preprocess_samples(samples, loaded.contract),
@@ -109,10 +112,23 @@ def _val_and_reference(loaded, source):
     return _CACHE[key]
 
 
-def _fp32_logits(loaded, x):
-    key = (str(loaded.path.resolve()), "fp32", sha256_file(loaded.path / SPLIT))
+def _float_twin_name(source) -> str:
+    return ("PyTorch QAT weights, quantizers off (qat_best.pt)" if source.kind == "qat"
+            else "PyTorch FP32 (best.pt)")
+
+
+def _float_twin_logits(loaded, source) -> np.ndarray:
+    """The reference's weights in float: QAT's own for QAT graphs, best.pt for PTQ graphs."""
+    x, _, _, _ = _val_and_reference(loaded, source)
+    key = _key(loaded, "float twin: " + _float_twin_name(source))
     if key not in _CACHE:
-        _CACHE[key] = infer_batches(loaded.runner, x)
+        if source.kind == "qat":
+            from ftedge.quant.reference import qat_reference
+
+            runner = qat_reference(loaded, quantized=False)
+        else:
+            runner = loaded.runner
+        _CACHE[key] = infer_batches(runner, x)
     return _CACHE[key]
 
 
@@ -155,6 +171,8 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
                 "reason": "the engine is built on the device; parity runs there (ftedge eval "
                           "ARTIFACT on the device)"}
     x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
+    if len(x) == 0:
+        return {"status": "skipped", "passed": None, "reason": f"the val split in {split} is empty"}
     try:
         runner = target.runner(artifact, profile, threads)
     except ExportError as e:  # e.g. the profile's device is not on this machine
@@ -169,9 +187,11 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     tol = profile.tolerances
     need = tol.top1_agreement(source.precision)
     if source.precision == "int8":
-        result.update(int8_agreement(ref_logits, logits, _fp32_logits(loaded, x)))
-        ok = result["decisive_top1_agreement"] >= need
-        limits = {"decisive_top1_agreement": need}
+        noise = quantization_noise(ref_logits, _float_twin_logits(loaded, source))
+        result.update(int8_agreement(ref_logits, logits, noise),
+                      noise_from=f"{ref_name} vs {_float_twin_name(source)}")
+        ok = result["top1_agreement_within_noise"] >= need
+        limits = {"top1_agreement_within_noise": need}
     else:
         ok = result["top1_agreement"] >= need
         limits = {"top1_agreement": need}

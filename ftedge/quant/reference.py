@@ -1,4 +1,5 @@
-"""The QAT model with frozen fake quantization: the numbers an INT8 artifact must reproduce."""
+"""The QAT model with frozen fake quantization: the numbers an INT8 artifact must reproduce,
+and its float twin (the same weights, quantizers off): how far quantization alone moves them."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import copy
 import torch
 
 from ftedge.formats.run import QAT_BEST, RunFolder
-from ftedge.quant.qat import freeze_all_observers, prepare_qat
+from ftedge.quant.qat import freeze_all_observers, prepare_qat, set_fake_quant
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.pytorch import TorchRunner
 
 
-def qat_reference(loaded: LoadedModel) -> TorchRunner:
-    """qat_best.pt in the prepared form of `loaded`'s FP32 model."""
+def qat_reference(loaded: LoadedModel, quantized: bool = True) -> TorchRunner:
+    """qat_best.pt in the prepared form of `loaded`'s FP32 model; with `quantized=False` its
+    float twin (every fake quantizer passes values through)."""
     ckpt = RunFolder(loaded.path).checkpoint(QAT_BEST)
     example = torch.zeros(2, *loaded.contract["input_size"])
     saved = set(ckpt["model_state"])
@@ -25,4 +27,5 @@ def qat_reference(loaded: LoadedModel) -> TorchRunner:
             break
     model.load_state_dict(ckpt["model_state"])  # names the keys that differ if neither matched
     freeze_all_observers(model)
+    set_fake_quant(model, quantized)
     return TorchRunner(model.eval())

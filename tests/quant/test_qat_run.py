@@ -13,7 +13,7 @@ from onnx import numpy_helper
 import ftedge
 from ftedge.graph.metadata import read_metadata
 from ftedge.training.checkpoint import load_checkpoint
-from tests.conftest import tiny_options, write_class_folders
+from tests.conftest import full_range_copy, run_images, tiny_options, write_class_folders
 
 
 def _graph(path):
@@ -214,7 +214,7 @@ def test_openvino_runs_the_int8_graph_with_int8_convolutions(qat_run):
     assert len(convs) == 49 and set(convs) <= {"u8", "i8"}  # no FP32 fallback
     # Real images: OpenVINO's u8 x s8 kernels agree with ONNX Runtime's S8S8 path (which
     # matches the QAT model), i.e. the 7-bit weights do not overflow on this CPU.
-    x = np.concatenate([b for b in _val_images(qat_run)])
+    x = np.concatenate([b for b in run_images(qat_run)])
     ov_logits = compiled(x)[0]
     ort_logits = onnx_logits(qat_run.run_dir / "model.int8.onnx", x)
     assert np.abs(ov_logits - ort_logits).max() < 0.1 * np.abs(ort_logits).max()
@@ -231,30 +231,6 @@ for path in sys.argv[2:]:
 """
 
 
-def _full_range_copy(src: Path, dst: Path) -> None:
-    """The same graph with every non-depthwise weight on the full INT8 range: codes doubled,
-    scales halved (the same values, but u8 x s8 pair sums can now overflow)."""
-    model = onnx.load(str(src))
-    inits = {t.name: t for t in model.graph.initializer}
-    users = {}
-    for n in model.graph.node:
-        for i in n.input:
-            users.setdefault(i, []).append(n)
-    for n in model.graph.node:
-        if n.op_type != "DequantizeLinear" or n.input[0] not in inits:
-            continue
-        w = numpy_helper.to_array(inits[n.input[0]])
-        conv = users[n.output[0]][0]
-        group = next((a.i for a in conv.attribute if a.name == "group"), 1)
-        if w.dtype != np.int8 or w.ndim < 2 or group > 1:
-            continue
-        inits[n.input[0]].CopyFrom(numpy_helper.from_array(
-            np.clip(w.astype(np.int16) * 2, -128, 127).astype(np.int8), n.input[0]))
-        scale = numpy_helper.to_array(inits[n.input[1]])
-        inits[n.input[1]].CopyFrom(numpy_helper.from_array(scale / 2, n.input[1]))
-    onnx.save(model, str(dst))
-
-
 def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
     """OpenVINO limited to AVX2 (ONEDNN_MAX_CPU_ISA: no VNNI, u8 x s8 in 16-bit pair sums, as
     on such CPUs) agrees with ONNX Runtime's exact path on the shipped graph, full-range
@@ -267,10 +243,10 @@ def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO is not installed")
     from ftedge.quant.gate import onnx_logits
 
-    x = np.concatenate([b for b in _val_images(qat_run)])
+    x = np.concatenate([b for b in run_images(qat_run)])
     np.save(tmp_path / "x.npy", x)
     shipped, wide = qat_run.run_dir / "model.int8.onnx", tmp_path / "wide.int8.onnx"
-    _full_range_copy(shipped, wide)
+    full_range_copy(shipped, wide)
     probe = [tmp_path / "shipped.onnx", wide]
     probe[0].write_bytes(shipped.read_bytes())
     env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
@@ -286,21 +262,10 @@ def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
     assert errors[1][0] > 0.3, errors  # saturated: the check can fail
 
 
-def _val_images(run):
-    from ftedge.data.transforms import preprocess_samples
-    from ftedge.formats.run import RunFolder
-    from ftedge.runtime.pytorch import load_run
-
-    loaded = load_run(run.run_dir)
-    folder = RunFolder(run.run_dir)
-    samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
-    return [preprocess_samples(samples, loaded.contract)]
-
-
 def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     import ftedge
     from ftedge.training.qat_stage import DistillLoss
-    from tests.conftest import tiny_options, write_class_folders
+    from tests.conftest import full_range_copy, run_images, tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
     cfg = tmp_path / "minmax.yaml"  # the other way to start QAT's ranges, exercised here
@@ -346,7 +311,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.quant.qat import input_quantizers, prepare_qat
     from ftedge.runtime.pytorch import load_run
     from ftedge.training.qat_stage import ptq_start_samples
-    from tests.conftest import tiny_options, write_class_folders
+    from tests.conftest import full_range_copy, run_images, tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
     cfg = tmp_path / "c.yaml"
