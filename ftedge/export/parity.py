@@ -58,7 +58,7 @@ def quantization_noise(quantized: np.ndarray, float_twin: np.ndarray) -> float:
 
 
 def agreement_line(parity: dict) -> str:
-    """The agreement the check judged, in words: for INT8 on the decisive images, with all."""
+    """The agreement the check judged, in words (for INT8 also the exact agreement)."""
     if "top1_agreement_within_noise" in parity:
         return (f"top-1 agreement {parity['top1_agreement_within_noise']:.4f} on {parity['n']} "
                 f"val images counting flips between classes tied within the INT8 noise of "
@@ -100,7 +100,7 @@ def _key(loaded, what: str) -> tuple:
 
 def _val_and_reference(loaded, source):
     ref_name = _reference_name(source)
-    key = _key(loaded, "reference: " + ref_name)
+    key = (*_key(loaded, "reference: " + ref_name), sha256_file(source.path))
     if key not in _CACHE:
         images_key = _key(loaded, "val images")
         if images_key not in _CACHE:
