@@ -52,7 +52,8 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="int8_parity_"))
     print(f"OpenVINO ISA limit: {args.ov_isa or 'none'}; artifacts in {out}")
     print("| run | runtime | images | exact agreement (flips) | noise (logit) "
-          "| agreement within noise (flips beyond) | reference gap top-1 -> artifact's class, per flip |")
+          "| agreement within noise (flips beyond) "
+          "| reference gap top-1 -> artifact's class, per flip |")
     print("|---|---|---|---|---|---|---|")
     for i, run in enumerate(args.runs):
         loaded = load_run(run)
@@ -75,7 +76,8 @@ def main() -> None:
             flips = ref.argmax(1) != logits.argmax(1)
             idx = np.arange(len(ref))
             gaps = (ref[idx, ref.argmax(1)] - ref[idx, logits.argmax(1)])[flips]
-            shown = ", ".join(f"{g:.2f}" for g in sorted(gaps)[:10]) + (" ..." if len(gaps) > 10 else "")
+            shown = ", ".join(f"{g:.2f}" for g in sorted(gaps)[:10])
+            shown += " ..." if len(gaps) > 10 else ""
             print(f"| {run} | {name} | {len(x)} | {1 - flips.mean():.4f} ({flips.sum()}) "
                   f"| {noise:.3f} | {a['top1_agreement_within_noise']:.4f} "
                   f"({a['flips_beyond_noise']}) | {shown} |", flush=True)

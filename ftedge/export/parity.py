@@ -33,9 +33,10 @@ def int8_agreement(ref: np.ndarray, test: np.ndarray, noise: float) -> dict:
     """Top-1 agreement with the INT8 reference, flips between classes tied within `noise` allowed.
 
     A flip is allowed only where the reference itself ranks the artifact's class within
-    `noise` logits of its own top-1. Two correct executions of one INT8 graph (the QAT model's float simulation, ONNX Runtime's
-    integer kernels, OpenVINO's) round some activations differently, and the runtime layouts
-    put post-ReLU activations on a finer uint8 grid (graph/layout.py); top-1 then flips where
+    `noise` logits of its own top-1. Two correct executions of one INT8 graph (the QAT
+    model's float simulation, ONNX Runtime's integer kernels, OpenVINO's) round some
+    activations differently, and the runtime layouts put post-ReLU activations on a finer
+    uint8 grid (graph/layout.py); top-1 then flips where
     the reference's best classes are nearly tied, and few-shot sets have many such images:
     12 of 22 exported artifacts of 11 QAT runs agreed exactly on fewer than 99% of the val
     images, all 22 on >= 99.6% under this rule, a saturating runtime on 77-85% (README,
@@ -117,9 +118,9 @@ def _float_twin_name(source) -> str:
             else "PyTorch FP32 (best.pt)")
 
 
-def _float_twin_logits(loaded, source) -> np.ndarray:
-    """The reference's weights in float: QAT's own for QAT graphs, best.pt for PTQ graphs."""
-    x, _, _, _ = _val_and_reference(loaded, source)
+def _float_twin_logits(loaded, source, x: np.ndarray) -> np.ndarray:
+    """The reference's weights in float on the val images `x`: QAT's own for QAT graphs,
+    best.pt for PTQ graphs."""
     key = _key(loaded, "float twin: " + _float_twin_name(source))
     if key not in _CACHE:
         if source.kind == "qat":
@@ -187,7 +188,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     tol = profile.tolerances
     need = tol.top1_agreement(source.precision)
     if source.precision == "int8":
-        noise = quantization_noise(ref_logits, _float_twin_logits(loaded, source))
+        noise = quantization_noise(ref_logits, _float_twin_logits(loaded, source, x))
         result.update(int8_agreement(ref_logits, logits, noise),
                       noise_from=f"{ref_name} vs {_float_twin_name(source)}")
         ok = result["top1_agreement_within_noise"] >= need

@@ -265,7 +265,7 @@ def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
 def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     import ftedge
     from ftedge.training.qat_stage import DistillLoss
-    from tests.conftest import full_range_copy, run_images, tiny_options, write_class_folders
+    from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
     cfg = tmp_path / "minmax.yaml"  # the other way to start QAT's ranges, exercised here
@@ -311,7 +311,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.quant.qat import input_quantizers, prepare_qat
     from ftedge.runtime.pytorch import load_run
     from ftedge.training.qat_stage import ptq_start_samples
-    from tests.conftest import full_range_copy, run_images, tiny_options, write_class_folders
+    from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
     cfg = tmp_path / "c.yaml"
