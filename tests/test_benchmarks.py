@@ -16,3 +16,53 @@ def test_benchmark_script_starts(script):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "usage" in proc.stdout.lower()
+
+
+def test_pair_rule_exports_the_weights_it_trained(tmp_path):
+    """benchmarks/pair_weights.py: QAT under the pair rule writes INT8 pointwise weights whose
+    input-channel pairs sum to at most 128 (no u8 x s8 overflow without VNNI), on a grid finer
+    than 7 bits, and the exported graph computes what the fake-quantized model computed."""
+    import numpy as np
+    import onnx
+    import onnxruntime as ort
+    import torch
+    from onnx import numpy_helper
+    from torch import nn
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from pair_weights import max_pair_sum, pair_codes, pair_rule, pair_scale
+
+    from ftedge.quant.onnx_export import export_onnx
+    from ftedge.quant.qat import calibrate_activations, prepare_qat
+
+    w = torch.randn(16, 33) * torch.linspace(0.1, 3, 33)
+    codes = pair_codes(w, pair_scale(w))
+    padded = torch.nn.functional.pad(codes, (0, 1)).abs()
+    assert (padded[:, 0::2] + padded[:, 1::2]).max() <= 128 and codes.abs().max() > 64
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 33, 1), nn.ReLU(),
+                          nn.Conv2d(33, 33, 3, padding=1, groups=33), nn.ReLU(),
+                          nn.Conv2d(33, 24, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(24, 5)).eval()
+    x = torch.randn(8, 3, 32, 32)
+    with pair_rule():
+        prepare_qat(model, x[:2])
+    calibrate_activations(model, [(x, None)], lambda t: t)
+    model.train()
+    model(x)  # the observers set the pair scales
+    model.eval()
+    with torch.no_grad():
+        expected = model(x).numpy()
+    path = tmp_path / "pair.onnx"
+    export_onnx(model, x[:1], path, 17, {})
+    assert max_pair_sum(path) <= 128
+    stored = onnx.load(str(path)).graph.initializer
+    pointwise = [numpy_helper.to_array(t).astype(int) for t in stored
+                 if t.data_type == onnx.TensorProto.INT8 and len(t.dims) == 4 and t.dims[1] > 1
+                 and t.dims[2:] == [1, 1]]
+    assert len(pointwise) == 2 and max(abs(q).max() for q in pointwise) > 64  # not 7-bit
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
