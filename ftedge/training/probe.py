@@ -8,6 +8,7 @@ split) is fitted on the pre-logit features, the input of the network's final Lin
 
 from __future__ import annotations
 
+import inspect
 import time
 from pathlib import Path
 
@@ -58,9 +59,18 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds:
         raise DatasetError("the linear probe needs at least 2 training images per class "
                            f"(a class has {fewest})", "add images, or use head_init: random")
     folds = int(max(2, min(folds, fewest)))
-    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(Cs=cs, cv=folds, max_iter=3000,
-                                                               n_jobs=1))
+    # C is chosen on accuracy with an L2 penalty, as before: scikit-learn 1.8 deprecated the
+    # defaults this relied on (scoring becomes log-loss, l1_ratios=None an error in 1.10).
+    options = dict(Cs=cs, cv=folds, max_iter=3000, n_jobs=1, scoring="accuracy")
+    if "use_legacy_attributes" in inspect.signature(LogisticRegressionCV).parameters:
+        options.update(l1_ratios=(0.0,), use_legacy_attributes=False)
+    clf = make_pipeline(StandardScaler(), LogisticRegressionCV(**options))
     return clf.fit(x, y)
+
+
+def chosen_c(clf) -> float:
+    """The cross-validated C (a float in scikit-learn's new attributes, an array in the old)."""
+    return float(np.ravel(clf[-1].C_)[0])
 
 
 @torch.no_grad()
@@ -79,7 +89,7 @@ def init_head_from_probe(built, samples, contract: dict, n_classes: int) -> floa
     head = _final_linear(built)
     head.weight.copy_(torch.as_tensor(w, dtype=head.weight.dtype))
     head.bias.copy_(torch.as_tensor(b, dtype=head.bias.dtype))
-    return float(lr.C_[0])
+    return chosen_c(clf)
 
 
 def linear_probe(config: TuneConfig | None = None, **options) -> dict:
@@ -105,7 +115,7 @@ def linear_probe(config: TuneConfig | None = None, **options) -> dict:
     result = {"model": cfg.model.name, "weights": built.weights_note,
               "input_size": contract["input_size"], "features": int(x_train.shape[1]),
               "train_images": len(train), "val_images": len(val),
-              "C": float(clf[-1].C_[0]), "val_top1": top1,
+              "C": chosen_c(clf), "val_top1": top1,
               "seconds": round(time.perf_counter() - t0, 1)}
     console.print(f"linear probe ({cfg.model.name}, frozen {result['features']}-d features, "
                   f"C {result['C']:.3g}): val top-1 {top1:.4f} on {len(val)} images",
