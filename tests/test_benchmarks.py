@@ -18,7 +18,7 @@ def test_benchmark_script_starts(script):
     assert "usage" in proc.stdout.lower()
 
 
-def test_pair_rule_exports_the_weights_it_trained(tmp_path):
+def test_pair_rule_exports_the_weights_it_trained(tmp_path, monkeypatch):
     """benchmarks/pair_weights.py: QAT under the pair rule writes INT8 pointwise weights whose
     input-channel pairs sum to at most 128 (no u8 x s8 overflow without VNNI), on a grid finer
     than 7 bits, and the exported graph computes what the fake-quantized model computed."""
@@ -29,7 +29,7 @@ def test_pair_rule_exports_the_weights_it_trained(tmp_path):
     from onnx import numpy_helper
     from torch import nn
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
     from pair_weights import max_pair_sum, pair_codes, pair_rule, pair_scale
 
     from ftedge.quant.onnx_export import export_onnx
