@@ -14,8 +14,10 @@ from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import FtedgeError
+from ftedge.export.base import vnni_caveat
 from ftedge.formats.artifact import read_manifest_dict
 from ftedge.runtime import LoadedModel, infer_batches
+from ftedge.runtime.ort import x86_without_vnni
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,9 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
                          "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
+        caveat = vnni_caveat(manifest.get("extra"))
+        if caveat and x86_without_vnni():
+            row["cpu_note"] = f"this host is an x86 CPU without VNNI, and {caveat}"
     except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
         row["status"] = "error"
         row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")

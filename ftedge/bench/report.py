@@ -89,6 +89,8 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
             lines += ["", f"- {_who(a)}: {len(a['float_layers'])} layer(s) "
                           f"kept in float by the INT8 fallback ({', '.join(a['float_layers'])}); "
                           "their latency cost is in this artifact's numbers"]
+        if a.get("cpu_note"):
+            lines += ["", f"- {_who(a)}: {a['cpu_note']}"]
         if a["status"] == "error":
             lines += ["", f"- {_who(a)}: {a['error']}"]
         elif a["status"] == "gate_failed":

@@ -13,6 +13,7 @@ import numpy as np
 from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
+from ftedge.export.base import vnni_caveat
 
 PIP = {"onnxruntime": "pip install onnxruntime numpy pillow",
        "openvino": "pip install openvino numpy pillow",
@@ -169,4 +170,7 @@ def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[st
     sections += [_triton_section(manifest, triton_name), _contract_section(manifest)]
     title = (f"# Deploy kit: {manifest['model_name']} on {manifest.get('target', runtime)} "
              f"({runtime}, {manifest['precision']})")
-    return f"{title}\n\nWritten by ftedge with this artifact:\n\n{files}\n\n" + "\n".join(sections)
+    caveat = vnni_caveat(manifest.get("extra"))
+    warning = f"**Which CPUs:** {caveat}.\n\n" if caveat else ""
+    return (f"{title}\n\n{warning}Written by ftedge with this artifact:\n\n{files}\n\n"
+            + "\n".join(sections))

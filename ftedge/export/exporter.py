@@ -14,7 +14,7 @@ from pathlib import Path
 from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, RunError
-from ftedge.export.base import Artifact, SourceModel, get_target
+from ftedge.export.base import Artifact, SourceModel, get_target, vnni_caveat
 from ftedge.export.parity import parity_check
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
@@ -129,6 +129,9 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                        later=tgt.built_later) as tmp:
         artifact = tgt.export(source, profile, tmp)
         artifact.extra["run"] = str(loaded.path)
+        caveat = vnni_caveat(artifact.extra)
+        if caveat:
+            log(f"warning: {profile.name} {precision}: {caveat}")
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
         manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)

@@ -3,8 +3,10 @@
 report.json: {"schema", "ftedge_version", "created", "environment" {hostname, cpu, threads,
 jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "target",
 "runtime", "precision", "device", "size_mb", "status" ("ok" | "gate_failed" | "error"),
-"error"?, "load_s", "first_inference_ms", "float_layers", "conv_kernels" (how many
-convolutions the runtime executes with each kernel or precision, None where it cannot tell),
+"error"?, "cpu_note"? (why this host computes the artifact differently, e.g. 8-bit INT8
+weights on an x86 CPU without VNNI), "load_s", "first_inference_ms", "float_layers",
+"conv_kernels" (how many convolutions the runtime executes with each kernel or precision,
+None where it cannot tell),
 "accuracy" {top1, top5, reference_top1, drop_points, top1_agreement, mcnemar, per_class,
 passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
 images_per_s, ...}],

@@ -183,6 +183,7 @@ def max_weight_magnitude(model) -> int:
 def to_openvino_layout(model) -> dict:
     """Rewrite a shared Q/DQ graph in place for OpenVINO's CPU plugin; returns what changed."""
     facts = {"pads_folded": fold_pads_into_convs(model),
+             "weight_max_abs": max_weight_magnitude(model),
              "relu_q_to_uint8": unsigned_after_relu(model),
              "scalar_qparams": scalar_qparams(model)}
     prune_unused_initializers(model)  # the replaced scales and zero-points

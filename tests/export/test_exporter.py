@@ -159,6 +159,53 @@ def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
     assert "Median:" in proc.stdout and "Throughput:" in proc.stdout
 
 
+
+def test_openvino_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monkeypatch,
+                                                                  capsys):
+    """A graph whose non-depthwise weights use the full 8-bit range (qat.weight_bits: 8) is
+    wrong in OpenVINO on x86 CPUs without VNNI (u8 x s8 pair sums saturate): the export warns,
+    the manifest and the deploy README say so, and bench on such a CPU names it. The default
+    7-bit graph carries no such caveat, nor does ONNX Runtime, whose layout keeps S8 x S8 for
+    8-bit weights (exact under QEMU Haswell, measured)."""
+    pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
+    import ftedge.bench.bench as bench_module
+    from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.bench.report import markdown
+    from tests.conftest import full_range_copy
+
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    full_range_copy(qat_run.run_dir / "model.int8.onnx", run / "model.int8.onnx")
+    said = []
+    wide = export_run(run, "openvino-cpu", "int8", out=tmp_path / "wide", log=said.append)
+    graph = wide.manifest["extra"]["graph"]
+    assert graph["weight_max_abs"] > 64 and graph["saturates_without_vnni"] is True
+    assert [m for m in said if m.startswith("warning: openvino-cpu int8") and "VNNI" in m]
+    assert "**Which CPUs:**" in (tmp_path / "wide" / "deploy" / "README.md").read_text()
+
+    narrow = export_run(qat_run.run_dir, "openvino-cpu", "int8", out=tmp_path / "narrow",
+                        log=lambda m: None)
+    ort = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ort", log=lambda m: None)
+    for res in (narrow, ort):
+        assert not res.manifest["extra"]["graph"].get("saturates_without_vnni")
+        assert "Which CPUs" not in (res.folder / "deploy" / "README.md").read_text()
+
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("infer_wide", tmp_path / "wide/deploy/infer.py")
+    infer = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(infer)
+    monkeypatch.setattr(infer, "x86_without_vnni", lambda: True)
+    infer.Model(tmp_path / "wide", infer.load_manifest(tmp_path / "wide"))
+    assert "x86 CPU (no VNNI)" in capsys.readouterr().err  # the device-side script says so too
+
+    monkeypatch.setattr(bench_module, "x86_without_vnni", lambda: True)
+    rep = bench([tmp_path / "wide", tmp_path / "narrow"],
+                opts=BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2))
+    notes = {a["artifact"]: a.get("cpu_note") for a in rep["artifacts"]}
+    assert "without VNNI" in notes[str(tmp_path / "wide")]
+    assert notes[str(tmp_path / "narrow")] is None
+    assert "this host is an x86 CPU without VNNI" in markdown(rep)
+
 def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
     res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",
                      log=lambda m: None)

@@ -8,6 +8,7 @@ signature). Model files are checked against the manifest's "files" map.
 
 import hashlib
 import json
+import platform
 import posixpath
 from pathlib import Path
 
@@ -91,3 +92,15 @@ def verify_file(folder, manifest, name):
     if sha256_file(path) != files[name]:
         raise ArtifactError(f"{path} changed since export (sha256 mismatch)",
                             reexport_hint(manifest))
+
+
+def x86_without_vnni():
+    """True on x86 CPUs whose u8 x s8 dot product (VPMADDUBSW) sums pairs of products in 16
+    bits, which full-range 8-bit weights can saturate (as ftedge's runtime/ort.py tells it)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return True  # cannot tell: take the always-correct path
+    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))

@@ -3,12 +3,11 @@
 Template piece; needs only the onnxruntime package, imported when the model is opened.
 """
 
-import platform
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError
+from ftedge.deploy.templates.artifact import ArtifactError, x86_without_vnni
 
 # ---- ftedge template body ----
 
@@ -28,14 +27,7 @@ def disabled_optimizers():
     without VNNI its u8 x s8 kernels sum pairs of products in 16 bits and saturate on
     symmetric full-range INT8 weights (ORT's quantization docs: "saturation issue").
     """
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return []
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return ["QDQS8ToU8Transformer"]  # cannot tell: the always-correct path
-    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
-    return [] if vnni else ["QDQS8ToU8Transformer"]
+    return ["QDQS8ToU8Transformer"] if x86_without_vnni() else []
 
 
 class Model:

@@ -3,11 +3,12 @@
 Template piece; needs only the openvino package, imported when the model is opened.
 """
 
+import sys
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError
+from ftedge.deploy.templates.artifact import ArtifactError, x86_without_vnni
 
 # ---- ftedge template body ----
 
@@ -41,6 +42,12 @@ class Model:
         hint = (manifest.get("profile") or {}).get("inference_precision")
         if hint:  # the same compile option ftedge's parity check ran with
             config["INFERENCE_PRECISION_HINT"] = hint
+        graph = (manifest.get("extra") or {}).get("graph") or {}
+        if graph.get("saturates_without_vnni") and device == "CPU" and x86_without_vnni():
+            print("warning: this artifact's INT8 weights use the full 8-bit range, which this "
+                  "x86 CPU (no VNNI) multiplies with saturating 16-bit pair sums: its results "
+                  "differ from the ones ftedge verified; export a run trained with "
+                  "qat.weight_bits: 7 (the default) for this CPU", file=sys.stderr)
         model = core.read_model(str(Path(folder) / manifest["artifact"]))
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
