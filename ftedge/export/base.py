@@ -27,10 +27,11 @@ def vnni_caveat(extra: dict | None) -> str | None:
     """What a user must know about an artifact whose INT8 weights use the full 8-bit range on a
     runtime with u8 x s8 kernels (artifact.extra or manifest["extra"]); None when it runs
     correctly on every CPU it targets."""
-    graph = (extra or {}).get("graph") or {}
-    if not graph.get(SATURATES_WITHOUT_VNNI):
+    graph = extra.get("graph") if isinstance(extra, dict) else None
+    if not isinstance(graph, dict) or graph.get(SATURATES_WITHOUT_VNNI) is not True:
         return None
-    return (f"its INT8 weights use the full 8-bit range (largest |q| {graph['weight_max_abs']}), "
+    return (f"its INT8 weights use the full 8-bit range (largest |q| "
+            f"{graph.get('weight_max_abs', 'over 64')}), "
             "which x86 CPUs without VNNI (no avx512_vnni, avx_vnni or amx_int8 in "
             "/proc/cpuinfo) multiply with saturating 16-bit pair sums: deploy it only to x86 "
             "CPUs with VNNI, or retrain with qat.weight_bits: 7 (the default) for every x86 CPU")

@@ -42,8 +42,10 @@ class Model:
         hint = (manifest.get("profile") or {}).get("inference_precision")
         if hint:  # the same compile option ftedge's parity check ran with
             config["INFERENCE_PRECISION_HINT"] = hint
-        graph = (manifest.get("extra") or {}).get("graph") or {}
-        if graph.get("saturates_without_vnni") and device == "CPU" and x86_without_vnni():
+        extra = manifest.get("extra")
+        graph = extra.get("graph") if isinstance(extra, dict) else None
+        if (isinstance(graph, dict) and graph.get("saturates_without_vnni") is True
+                and device == "CPU" and x86_without_vnni()):
             print("warning: this artifact's INT8 weights use the full 8-bit range, which this "
                   "x86 CPU (no VNNI) multiplies with saturating 16-bit pair sums: its results "
                   "differ from the ones ftedge verified; export a run trained with "
