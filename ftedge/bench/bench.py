@@ -14,10 +14,9 @@ from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import FtedgeError
-from ftedge.export.base import vnni_caveat
-from ftedge.formats.artifact import read_manifest_dict
+from ftedge.formats.artifact import read_manifest_dict, vnni_caveat
 from ftedge.runtime import LoadedModel, infer_batches
-from ftedge.runtime.ort import x86_without_vnni
+from ftedge.runtime.ov import cpu_int8_without_vnni
 
 
 @dataclass(frozen=True)
@@ -153,9 +152,12 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
                          "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
-        caveat = vnni_caveat(manifest.get("extra"))
-        if caveat and x86_without_vnni():
-            row["cpu_note"] = f"this host is an x86 CPU without VNNI, and {caveat}"
+        caveat = vnni_caveat(manifest["runtime"], manifest.get("extra"))
+        host = cpu_int8_without_vnni() if manifest["runtime"] == "openvino" else None
+        if caveat and host:  # ftedge's own ONNX Runtime session is exact on such CPUs
+            row["cpu_note"] = ("this host is an x86 CPU without VNNI (these numbers are what "
+                               "such CPUs get)" if host == "no-vnni" else "this host could not "
+                               "tell whether its x86 CPU has VNNI") + f", and {caveat}"
     except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
         row["status"] = "error"
         row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")

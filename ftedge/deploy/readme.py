@@ -13,7 +13,7 @@ import numpy as np
 from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
-from ftedge.export.base import vnni_caveat
+from ftedge.formats.artifact import vnni_caveat
 
 PIP = {"onnxruntime": "pip install onnxruntime numpy pillow",
        "openvino": "pip install openvino numpy pillow",
@@ -97,11 +97,12 @@ def _triton_section(manifest: dict, name: str) -> str:
                 "The model has a fixed batch, so max_batch_size is 0 and dims are its full "
                 "shape.")
     caveat = ""
-    if runtime == "onnxruntime" and manifest["precision"] == "int8":
+    if runtime == "onnxruntime" and vnni_caveat(runtime, manifest.get("extra")):
         caveat = ("\ninfer.py (like ftedge) turns off ONNX Runtime's QDQS8ToU8Transformer on "
-                  "x86 CPUs without\nVNNI, whose u8 x s8 kernels saturate on symmetric INT8 "
-                  "weights. Triton's onnxruntime backend\ncannot turn off one optimizer: on "
-                  "such CPUs check its accuracy (ftedge bench) first.\n")
+                  "x86 CPUs without\nVNNI, whose u8 x s8 kernels saturate on this model's "
+                  "8-bit weights. Triton's onnxruntime\nbackend cannot turn off one optimizer: "
+                  "do not serve this model with it on such CPUs\n(ftedge bench uses ftedge's "
+                  "own session and cannot show it).\n")
     return f"""## 3. Triton Inference Server
 
 A model repository in `deploy/triton/`: model `{name}` with config.pbtxt, labels.txt and
@@ -170,7 +171,7 @@ def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[st
     sections += [_triton_section(manifest, triton_name), _contract_section(manifest)]
     title = (f"# Deploy kit: {manifest['model_name']} on {manifest.get('target', runtime)} "
              f"({runtime}, {manifest['precision']})")
-    caveat = vnni_caveat(manifest.get("extra"))
+    caveat = vnni_caveat(manifest["runtime"], manifest.get("extra"))
     warning = f"**Which CPUs:** {caveat}.\n\n" if caveat else ""
     return (f"{title}\n\n{warning}Written by ftedge with this artifact:\n\n{files}\n\n"
             + "\n".join(sections))

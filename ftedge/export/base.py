@@ -17,24 +17,8 @@ from ftedge.export.profiles import TargetProfile
 from ftedge.runtime import FixedBatchRunner, Runner
 
 __all__ = ["Artifact", "ExportError", "FixedBatchRunner", "Problem", "Runner", "SourceModel",
-           "Target", "get_target", "vnni_caveat"]
+           "Target", "get_target"]
 
-# artifact.extra["graph"] flag: 8-bit INT8 weights that x86 CPUs without VNNI saturate
-SATURATES_WITHOUT_VNNI = "saturates_without_vnni"
-
-
-def vnni_caveat(extra: dict | None) -> str | None:
-    """What a user must know about an artifact whose INT8 weights use the full 8-bit range on a
-    runtime with u8 x s8 kernels (artifact.extra or manifest["extra"]); None when it runs
-    correctly on every CPU it targets."""
-    graph = extra.get("graph") if isinstance(extra, dict) else None
-    if not isinstance(graph, dict) or graph.get(SATURATES_WITHOUT_VNNI) is not True:
-        return None
-    return (f"its INT8 weights use the full 8-bit range (largest |q| "
-            f"{graph.get('weight_max_abs', 'over 64')}), "
-            "which x86 CPUs without VNNI (no avx512_vnni, avx_vnni or amx_int8 in "
-            "/proc/cpuinfo) multiply with saturating 16-bit pair sums: deploy it only to x86 "
-            "CPUs with VNNI, or retrain with qat.weight_bits: 7 (the default) for every x86 CPU")
 
 @dataclass(frozen=True)
 class Problem:

@@ -14,11 +14,12 @@ from pathlib import Path
 from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, RunError
-from ftedge.export.base import Artifact, SourceModel, get_target, vnni_caveat
+from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
-from ftedge.formats.artifact import Manifest, ManifestError, read_manifest, write_manifest
+from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
+                                     write_manifest)
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, INT8_ONNX, RunFolder
 from ftedge.graph.fallback import float_layers_of
@@ -129,7 +130,7 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                        later=tgt.built_later) as tmp:
         artifact = tgt.export(source, profile, tmp)
         artifact.extra["run"] = str(loaded.path)
-        caveat = vnni_caveat(artifact.extra)
+        caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)

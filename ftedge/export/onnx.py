@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
+from ftedge.formats.artifact import SATURATES_WITHOUT_VNNI
 from ftedge.runtime.ort import OrtRunner
 
 
@@ -34,6 +35,8 @@ class OnnxRuntimeTarget(Target):
         if source.precision == "int8":
             # the shared graph re-expressed for ORT's integer kernels (same scales; see module)
             facts = to_ort_layout(model)
+            if facts["weight_max_abs"] > 64:  # kept S8 x S8: exact only without QDQS8ToU8
+                facts[SATURATES_WITHOUT_VNNI] = True
         model = onnx_graph.clean(model)
         if source.precision == "fp16":
             model = onnx_graph.to_fp16(model)

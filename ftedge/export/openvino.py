@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftedge.export.base import (SATURATES_WITHOUT_VNNI, Artifact, FixedBatchRunner, Problem,
-                               SourceModel, Target)
+from ftedge.export.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.export.profiles import TargetProfile
+from ftedge.formats.artifact import SATURATES_WITHOUT_VNNI
 from ftedge.runtime.ov import OpenVinoRunner, device_available
 
 

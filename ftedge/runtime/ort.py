@@ -13,15 +13,21 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 
 @lru_cache(maxsize=1)
-def x86_without_vnni() -> bool:
-    """True on x86 CPUs whose u8 x s8 dot product (VPMADDUBSW) saturates 16-bit sums."""
+def vnni_state() -> str:
+    """"vnni", "no-vnni" (an x86 CPU whose u8 x s8 dot product, VPMADDUBSW, saturates 16-bit
+    pair sums), "unknown" (x86, but /proc/cpuinfo cannot be read) or "not-x86"."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return False
+        return "not-x86"
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
-        return True  # cannot tell: take the always-correct path
-    return not any(f in flags for f in VNNI_FLAGS)
+        return "unknown"
+    return "vnni" if any(f in flags for f in VNNI_FLAGS) else "no-vnni"
+
+
+def x86_without_vnni() -> bool:
+    """Take the always-correct path: an x86 CPU without VNNI, or one that cannot tell."""
+    return vnni_state() in ("no-vnni", "unknown")
 
 
 def disabled_optimizers() -> list[str]:

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 
 from ftedge.errors import ExportError
+from ftedge.runtime.ort import vnni_state
+
+
+def cpu_int8_without_vnni() -> str | None:
+    """Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI (16-bit pair sums):
+    "no-vnni" (the CPU lacks it, or ONEDNN_MAX_CPU_ISA limits oneDNN below it), "unknown"
+    (an x86 CPU that cannot be told), None (VNNI, or not x86)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    state = vnni_state()
+    if state == "no-vnni" or (state != "not-x86" and isa and isa != "ALL"
+                              and "VNNI" not in isa and "AMX" not in isa):
+        return "no-vnni"
+    return "unknown" if state == "unknown" else None
 
 
 def device_available(device: str, available: list[str]) -> bool:

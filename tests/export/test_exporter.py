@@ -160,14 +160,15 @@ def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
 
 
 
-def test_openvino_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monkeypatch,
-                                                                  capsys):
+def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monkeypatch, capsys):
     """A graph whose non-depthwise weights use the full 8-bit range (qat.weight_bits: 8) is
-    wrong in OpenVINO on x86 CPUs without VNNI (u8 x s8 pair sums saturate): the export warns,
-    the manifest and the deploy README say so, and bench on such a CPU names it. The default
-    7-bit graph carries no such caveat, nor does ONNX Runtime, whose layout keeps S8 x S8 for
-    8-bit weights (exact under QEMU Haswell, measured)."""
+    wrong in OpenVINO on x86 CPUs without VNNI (u8 x s8 pair sums saturate), and in ONNX
+    Runtime there unless QDQS8ToU8Transformer is off (as ftedge and infer.py do): the exports
+    warn, the manifests and deploy READMEs say so, and OpenVINO's infer.py and bench name it
+    on such a CPU. The default 7-bit graph carries no caveat."""
     pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
+    import importlib.util
+
     import ftedge.bench.bench as bench_module
     from ftedge.bench.bench import BenchOptions, bench
     from ftedge.bench.report import markdown
@@ -177,34 +178,49 @@ def test_openvino_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_p
     shutil.copytree(qat_run.run_dir, run)
     full_range_copy(qat_run.run_dir / "model.int8.onnx", run / "model.int8.onnx")
     said = []
-    wide = export_run(run, "openvino-cpu", "int8", out=tmp_path / "wide", log=said.append)
-    graph = wide.manifest["extra"]["graph"]
-    assert graph["weight_max_abs"] > 64 and graph["saturates_without_vnni"] is True
-    assert [m for m in said if m.startswith("warning: openvino-cpu int8") and "VNNI" in m]
-    assert "**Which CPUs:**" in (tmp_path / "wide" / "deploy" / "README.md").read_text()
-
+    wide = {t: export_run(run, t, "int8", out=tmp_path / t, log=said.append)
+            for t in ("openvino-cpu", "onnxruntime-cpu")}
+    for t, res in wide.items():
+        graph = res.manifest["extra"]["graph"]
+        assert graph["weight_max_abs"] > 64 and graph["saturates_without_vnni"] is True
+        assert [m for m in said if m.startswith(f"warning: {t} int8") and "VNNI" in m]
+        readme = (res.folder / "deploy" / "README.md").read_text()
+        assert "**Which CPUs:**" in readme
+    assert "do not serve this model with it" in (tmp_path / "onnxruntime-cpu/deploy/README.md"
+                                                 ).read_text()  # Triton's onnxruntime backend
     narrow = export_run(qat_run.run_dir, "openvino-cpu", "int8", out=tmp_path / "narrow",
                         log=lambda m: None)
-    ort = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ort", log=lambda m: None)
-    for res in (narrow, ort):
-        assert not res.manifest["extra"]["graph"].get("saturates_without_vnni")
-        assert "Which CPUs" not in (res.folder / "deploy" / "README.md").read_text()
+    assert not narrow.manifest["extra"]["graph"].get("saturates_without_vnni")
+    assert "Which CPUs" not in (narrow.folder / "deploy" / "README.md").read_text()
 
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("infer_wide", tmp_path / "wide/deploy/infer.py")
+    infer_py = tmp_path / "openvino-cpu" / "deploy" / "infer.py"
+    spec = importlib.util.spec_from_file_location("infer_wide", infer_py)
     infer = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(infer)
-    monkeypatch.setattr(infer, "x86_without_vnni", lambda: True)
-    infer.Model(tmp_path / "wide", infer.load_manifest(tmp_path / "wide"))
+    monkeypatch.setattr(infer, "vnni_state", lambda: "no-vnni")
+    infer.Model(tmp_path / "openvino-cpu", infer.load_manifest(tmp_path / "openvino-cpu"))
     assert "x86 CPU (no VNNI)" in capsys.readouterr().err  # the device-side script says so too
 
-    monkeypatch.setattr(bench_module, "x86_without_vnni", lambda: True)
-    rep = bench([tmp_path / "wide", tmp_path / "narrow"],
-                opts=BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2))
-    notes = {a["artifact"]: a.get("cpu_note") for a in rep["artifacts"]}
-    assert "without VNNI" in notes[str(tmp_path / "wide")]
-    assert notes[str(tmp_path / "narrow")] is None
+    monkeypatch.setattr(bench_module, "cpu_int8_without_vnni", lambda: "no-vnni")
+    opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2)
+    rep = bench([tmp_path / "openvino-cpu", tmp_path / "onnxruntime-cpu", tmp_path / "narrow"],
+                opts=opts)
+    notes = {Path(a["artifact"]).name: a.get("cpu_note") for a in rep["artifacts"]}
+    assert "without VNNI" in notes["openvino-cpu"]
+    assert notes["onnxruntime-cpu"] is None and notes["narrow"] is None  # ftedge's ORT is exact
     assert "this host is an x86 CPU without VNNI" in markdown(rep)
+
+
+def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch):
+    import ftedge.runtime.ov as ov_module
+
+    for state, isa, expected in [("vnni", "", None), ("no-vnni", "", "no-vnni"),
+                                 ("unknown", "", "unknown"), ("vnni", "AVX2", "no-vnni"),
+                                 ("vnni", "avx512_core_vnni", None), ("vnni", "ALL", None),
+                                 ("not-x86", "AVX2", None)]:
+        monkeypatch.setattr(ov_module, "vnni_state", lambda s=state: s)
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", isa)
+        assert ov_module.cpu_int8_without_vnni() == expected, (state, isa)
 
 def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
     res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",

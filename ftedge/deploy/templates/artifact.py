@@ -94,13 +94,16 @@ def verify_file(folder, manifest, name):
                             reexport_hint(manifest))
 
 
-def x86_without_vnni():
-    """True on x86 CPUs whose u8 x s8 dot product (VPMADDUBSW) sums pairs of products in 16
-    bits, which full-range 8-bit weights can saturate (as ftedge's runtime/ort.py tells it)."""
+
+def vnni_state():
+    """"vnni", "no-vnni" (an x86 CPU whose u8 x s8 dot product sums pairs of products in 16
+    bits, which full-range 8-bit weights saturate), "unknown" (x86, /proc/cpuinfo unreadable)
+    or "not-x86"; as ftedge's runtime/ort.py tells it."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return False
+        return "not-x86"
     try:
         flags = Path("/proc/cpuinfo").read_text().split()
     except OSError:
-        return True  # cannot tell: take the always-correct path
-    return not any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+        return "unknown"
+    vnni = any(f in flags for f in ("avx512_vnni", "avx_vnni", "amx_int8"))
+    return "vnni" if vnni else "no-vnni"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, x86_without_vnni
+from ftedge.deploy.templates.artifact import ArtifactError, vnni_state
 
 # ---- ftedge template body ----
 
@@ -27,7 +27,8 @@ def disabled_optimizers():
     without VNNI its u8 x s8 kernels sum pairs of products in 16 bits and saturate on
     symmetric full-range INT8 weights (ORT's quantization docs: "saturation issue").
     """
-    return ["QDQS8ToU8Transformer"] if x86_without_vnni() else []
+    slow = vnni_state() in ("no-vnni", "unknown")  # cannot tell: the always-correct path
+    return ["QDQS8ToU8Transformer"] if slow else []
 
 
 class Model:

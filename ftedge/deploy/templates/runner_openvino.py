@@ -3,12 +3,13 @@
 Template piece; needs only the openvino package, imported when the model is opened.
 """
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, x86_without_vnni
+from ftedge.deploy.templates.artifact import ArtifactError, vnni_state
 
 # ---- ftedge template body ----
 
@@ -45,11 +46,21 @@ class Model:
         extra = manifest.get("extra")
         graph = extra.get("graph") if isinstance(extra, dict) else None
         if (isinstance(graph, dict) and graph.get("saturates_without_vnni") is True
-                and device == "CPU" and x86_without_vnni()):
-            print("warning: this artifact's INT8 weights use the full 8-bit range, which this "
-                  "x86 CPU (no VNNI) multiplies with saturating 16-bit pair sums: its results "
-                  "differ from the ones ftedge verified; export a run trained with "
-                  "qat.weight_bits: 7 (the default) for this CPU", file=sys.stderr)
+                and device == "CPU"):
+            state = vnni_state()
+            isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+            if state == "no-vnni" or (isa and isa != "ALL" and "VNNI" not in isa
+                                      and "AMX" not in isa):
+                why = "this x86 CPU (no VNNI) multiplies"
+            elif state == "unknown":
+                why = "x86 CPUs without VNNI (this one could not be told) multiply"
+            else:
+                why = None
+            if why:
+                print(f"warning: this artifact's INT8 weights use the full 8-bit range, which "
+                      f"{why} with saturating 16-bit pair sums: its results differ from the "
+                      "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
+                      "(the default) for such CPUs", file=sys.stderr)
         model = core.read_model(str(Path(folder) / manifest["artifact"]))
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
