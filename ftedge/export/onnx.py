@@ -27,7 +27,7 @@ class OnnxRuntimeTarget(Target):
         import onnx
 
         from ftedge.graph import edit as onnx_graph
-        from ftedge.graph.layout import to_ort_layout
+        from ftedge.graph.layout import pair_sums_may_saturate, to_ort_layout
 
         model = onnx.load(str(source.path))
         onnx_graph.set_batch(model, source.batch)
@@ -35,7 +35,7 @@ class OnnxRuntimeTarget(Target):
         if source.precision == "int8":
             # the shared graph re-expressed for ORT's integer kernels (same scales; see module)
             facts = to_ort_layout(model)
-            if facts["weight_max_abs"] > 64:  # kept S8 x S8: exact only without QDQS8ToU8
+            if pair_sums_may_saturate(facts):  # kept S8 x S8: exact only without QDQS8ToU8
                 facts[SATURATES_WITHOUT_VNNI] = True
         model = onnx_graph.clean(model)
         if source.precision == "fp16":

@@ -49,11 +49,11 @@ class OpenVinoTarget(Target):
         if source.precision != "int8":
             model = ov.convert_model(str(source.path))
         else:
-            from ftedge.graph.layout import to_openvino_layout
+            from ftedge.graph.layout import pair_sums_may_saturate, to_openvino_layout
 
             onnx_model = onnx.load(str(source.path))
             facts = to_openvino_layout(onnx_model)  # same scales; see qdq_layout.py
-            if profile.device.upper() == "CPU" and facts["weight_max_abs"] > 64:
+            if profile.device.upper() == "CPU" and pair_sums_may_saturate(facts):
                 # oneDNN multiplies u8 x s8 with 16-bit pair sums on x86 without VNNI: 8-bit
                 # weights saturate there (OpenVINO limited to AVX2 agreed on 77-85% of images
                 # with such MobileNetV2 graphs); quant/qat.py NarrowWeightObserver

@@ -164,6 +164,16 @@ def _depthwise_weight(w: np.ndarray, consumers: list) -> bool:
     return bool(consumers) and all(depthwise(c) for c in consumers)
 
 
+# |q| up to 64 (7-bit weights, quant/qat.py NarrowWeightObserver): u8 x s8 pair sums stay
+# within 16 bits (255 * 64 * 2 < 32768) on x86 CPUs without VNNI
+PAIR_SAFE_WEIGHT = 64
+
+
+def pair_sums_may_saturate(facts: dict) -> bool:
+    """Whether a layout's weights (its facts' weight_max_abs) can overflow u8 x s8 pair sums."""
+    return facts["weight_max_abs"] > PAIR_SAFE_WEIGHT
+
+
 def max_weight_magnitude(model) -> int:
     """Largest |q| over the INT8 weights (DequantizeLinear of an int8 initializer) that go
     through u8 x s8 pair sums: depthwise convolutions' weights do not (quant/qat.py
@@ -201,7 +211,7 @@ def to_ort_layout(model) -> dict:
     """
     facts = {"pads_folded": fold_pads_into_convs(model),
              "weight_max_abs": max_weight_magnitude(model)}
-    facts["unsigned_activations"] = facts["weight_max_abs"] <= 64
+    facts["unsigned_activations"] = not pair_sums_may_saturate(facts)
     if facts["unsigned_activations"]:
         facts["relu_q_to_uint8"] = unsigned_after_relu(model)
     facts["scalar_qparams"] = scalar_qparams(model)
