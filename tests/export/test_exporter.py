@@ -211,9 +211,13 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     assert "this host is an x86 CPU without VNNI" in markdown(rep)
 
 
-def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch):
-    import ftedge.runtime.ov as ov_module
+@pytest.mark.parametrize("where", ["ftedge", "deploy template"])
+def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch, where):
+    """ftedge's check (bench) and the standalone infer.py's copy decide alike."""
+    import ftedge.deploy.templates.runner_openvino as template
+    import ftedge.runtime.ov as runtime_ov
 
+    ov_module = runtime_ov if where == "ftedge" else template
     for state, isa, expected in [("vnni", "", None), ("no-vnni", "", "no-vnni"),
                                  ("unknown", "", "unknown"), ("vnni", "AVX2", "no-vnni"),
                                  ("vnni", "avx512_core_vnni", None), ("vnni", "ALL", None),

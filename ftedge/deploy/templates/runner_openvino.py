@@ -23,6 +23,18 @@ def model_files(manifest):
     return [xml, xml[:-len(".xml")] + ".bin" if xml.endswith(".xml") else xml + ".bin"]
 
 
+def cpu_int8_without_vnni():
+    """Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI (16-bit pair sums):
+    "no-vnni" (the CPU lacks it, or ONEDNN_MAX_CPU_ISA limits oneDNN below it), "unknown"
+    (an x86 CPU that cannot be told), None (VNNI, or not x86); as ftedge's runtime/ov.py."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    state = vnni_state()
+    if state == "no-vnni" or (state != "not-x86" and isa and isa != "ALL"
+                              and "VNNI" not in isa and "AMX" not in isa):
+        return "no-vnni"
+    return "unknown" if state == "unknown" else None
+
+
 class Model:
     """A compiled OpenVINO model: NCHW float32 batch in, logits out."""
 
@@ -45,22 +57,14 @@ class Model:
             config["INFERENCE_PRECISION_HINT"] = hint
         extra = manifest.get("extra")
         graph = extra.get("graph") if isinstance(extra, dict) else None
-        if (isinstance(graph, dict) and graph.get("saturates_without_vnni") is True
-                and device == "CPU"):
-            state = vnni_state()
-            isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-            if state == "no-vnni" or (isa and isa != "ALL" and "VNNI" not in isa
-                                      and "AMX" not in isa):
-                why = "this x86 CPU (no VNNI) multiplies"
-            elif state == "unknown":
-                why = "x86 CPUs without VNNI (this one could not be told) multiply"
-            else:
-                why = None
-            if why:
-                print(f"warning: this artifact's INT8 weights use the full 8-bit range, which "
-                      f"{why} with saturating 16-bit pair sums: its results differ from the "
-                      "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
-                      "(the default) for such CPUs", file=sys.stderr)
+        host = cpu_int8_without_vnni() if device == "CPU" else None
+        if isinstance(graph, dict) and graph.get("saturates_without_vnni") is True and host:
+            why = ("this x86 CPU (no VNNI) multiplies" if host == "no-vnni" else
+                   "x86 CPUs without VNNI (this one could not be told) multiply")
+            print(f"warning: this artifact's INT8 weights use the full 8-bit range, which "
+                  f"{why} with saturating 16-bit pair sums: its results differ from the "
+                  "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
+                  "(the default) for such CPUs", file=sys.stderr)
         model = core.read_model(str(Path(folder) / manifest["artifact"]))
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
