@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.console import console, literal
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
@@ -30,6 +31,20 @@ def open_model(path: str | Path, threads: int | None = None) -> LoadedModel:
 
         return load_artifact(path, threads)
     return load_run(path)
+
+
+def host_note(loaded: LoadedModel) -> str | None:
+    """An artifact's caveat for this host (export/exporter.py host_note), printed as a warning
+    on stderr; None for runs and for artifacts this host computes as exported."""
+    if loaded.kind != "artifact":
+        return None
+    from ftedge.export.exporter import host_note as note_of
+
+    note = note_of(loaded.manifest.runtime, dict(loaded.manifest.extra))
+    if note:
+        console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)
+    return note
 
 
 def _run_of(loaded: LoadedModel) -> RunFolder:
@@ -70,9 +85,12 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
         data: class-folder dataset; None uses the run's own recorded `split`.
         split: val (default), test (a held-out test/ folder), or train.
     Returns:
-        dict with keys n, top1, top5, per_class, confusion_matrix, classes.
+        dict with keys n, top1, top5, per_class, confusion_matrix, classes, and cpu_note
+        when this host computes the artifact differently from where it was exported
+        (export/exporter.py host_note; also printed as a warning).
     """
     loaded = open_model(run)
+    note = host_note(loaded)
     samples = eval_samples(loaded, data, split)
     if not samples:
         raise DatasetError(f"no images to evaluate in the {split} split",
@@ -80,8 +98,9 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     # batch by batch: decoded images of a large test set need not all sit in memory at once
     logits = [loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
               for i in range(0, len(samples), batch_size)]
-    return classification_report(np.concatenate(logits), np.array([s.label for s in samples]),
-                                 loaded.classes)
+    rep = classification_report(np.concatenate(logits), np.array([s.label for s in samples]),
+                                loaded.classes)
+    return {**rep, "cpu_note": note} if note else rep
 
 
 def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[dict]:
@@ -89,6 +108,7 @@ def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[di
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
     loaded = open_model(run)
+    host_note(loaded)
     results = []
     for path in images:
         try:

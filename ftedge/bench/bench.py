@@ -14,9 +14,8 @@ from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import FtedgeError
-from ftedge.formats.artifact import read_manifest_dict, vnni_caveat
+from ftedge.formats.artifact import read_manifest_dict
 from ftedge.runtime import LoadedModel, infer_batches
-from ftedge.runtime.ov import cpu_int8_without_vnni
 
 
 @dataclass(frozen=True)
@@ -112,7 +111,7 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
 
 def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
-    from ftedge.export.exporter import load_artifact
+    from ftedge.export.exporter import host_note, load_artifact
 
     folder = Path(folder)
     row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}
@@ -152,12 +151,9 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
                          "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
         passed = row["accuracy"]["passed"]
         row["status"] = "ok" if passed in (True, None) else "gate_failed"
-        caveat = vnni_caveat(manifest["runtime"], manifest.get("extra"))
-        host = cpu_int8_without_vnni() if manifest["runtime"] == "openvino" else None
-        if caveat and host:  # ftedge's own ONNX Runtime session is exact on such CPUs
-            row["cpu_note"] = ("this host is an x86 CPU without VNNI (these numbers are what "
-                               "such CPUs get)" if host == "no-vnni" else "this host could not "
-                               "tell whether its x86 CPU has VNNI") + f", and {caveat}"
+        note = host_note(manifest["runtime"], manifest.get("extra"))
+        if note:
+            row["cpu_note"] = note
     except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
         row["status"] = "error"
         row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")

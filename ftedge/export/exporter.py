@@ -26,6 +26,7 @@ from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.runtime import LoadedModel
+from ftedge.runtime.ov import cpu_int8_without_vnni
 from ftedge.runtime.pytorch import load_run
 
 
@@ -151,6 +152,21 @@ def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:
         raise ManifestError(f"{folder}/manifest.json: its profile is damaged ({e.message})",
                             "export again with ftedge export ... --force") from None
     return profile
+
+
+def host_note(runtime: str, extra) -> str | None:
+    """Why this host computes an artifact differently from where its export was checked, or
+    None: an OpenVINO INT8 artifact whose u8 x s8 pair sums may saturate (vnni_caveat), on an
+    x86 CPU without VNNI or one that cannot be told. ftedge's own ONNX Runtime session is
+    exact on such CPUs (runtime/ort.py turns QDQS8ToU8Transformer off), so ONNX Runtime
+    artifacts get no note. bench adds it to its row; eval and predict warn with it."""
+    caveat = vnni_caveat(runtime, extra)
+    host = cpu_int8_without_vnni() if caveat and runtime == "openvino" else None
+    if host is None:
+        return None
+    return ("this host is an x86 CPU without VNNI (these numbers are what such CPUs get)"
+            if host == "no-vnni" else "this host could not tell whether its x86 CPU has VNNI"
+            ) + f", and {caveat}"
 
 
 def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel:

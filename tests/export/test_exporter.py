@@ -169,8 +169,9 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
     import importlib.util
 
-    import ftedge.bench.bench as bench_module
+    import ftedge.export.exporter as exporter_module
     from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.inference import evaluate, predict
     from ftedge.bench.report import markdown
     from tests.conftest import full_range_copy
 
@@ -201,7 +202,7 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     infer.Model(tmp_path / "openvino-cpu", infer.load_manifest(tmp_path / "openvino-cpu"))
     assert "x86 CPU (no VNNI)" in capsys.readouterr().err  # the device-side script says so too
 
-    monkeypatch.setattr(bench_module, "cpu_int8_without_vnni", lambda: "no-vnni")
+    monkeypatch.setattr(exporter_module, "cpu_int8_without_vnni", lambda: "no-vnni")
     opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2)
     rep = bench([tmp_path / "openvino-cpu", tmp_path / "onnxruntime-cpu", tmp_path / "narrow"],
                 opts=opts)
@@ -209,6 +210,16 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     assert "without VNNI" in notes["openvino-cpu"]
     assert notes["onnxruntime-cpu"] is None and notes["narrow"] is None  # ftedge's ORT is exact
     assert "this host is an x86 CPU without VNNI" in markdown(rep)
+    capsys.readouterr()
+    # eval and predict say it too: on stderr, and in eval's report
+    assert "without VNNI" in evaluate(tmp_path / "openvino-cpu")["cpu_note"]
+    assert "warning: openvino-cpu: this host is an x86 CPU without VNNI" in capsys.readouterr().err
+    assert "cpu_note" not in evaluate(tmp_path / "onnxruntime-cpu")
+    image = next(iter(sorted((qat_run.run_dir.parent / "colours").rglob("*.png"))))
+    predict(tmp_path / "openvino-cpu", [image])
+    assert "without VNNI" in capsys.readouterr().err
+    predict(tmp_path / "narrow", [image])
+    assert "VNNI" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("where", ["ftedge", "deploy template"])
