@@ -27,6 +27,7 @@ def artifact_accuracy(ref_logits: np.ndarray | None, logits: np.ndarray, labels:
     m = gate["mcnemar"]
     return {**out, "reference": "PyTorch FP32 (best.pt)", "reference_top1": gate["fp32_top1"],
             "reference_top5": top5(ref_logits, labels), "drop_points": gate["drop_points"],
+            "drop_ci95_points": gate["drop_ci95_points"],
             "top1_agreement": gate["top1_agreement"],
             "max_abs_logit_diff": gate["max_logit_abs_diff"],
             "mcnemar": {"only_reference_right": m["only_fp32_right"],

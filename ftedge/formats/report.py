@@ -7,8 +7,8 @@ jetson, rapl, ...}, "timer_overhead_us", "options", "artifacts": [{"artifact", "
 weights on an x86 CPU without VNNI), "load_s", "first_inference_ms", "float_layers",
 "conv_kernels" (how many convolutions the runtime executes with each kernel or precision,
 None where it cannot tell),
-"accuracy" {top1, top5, reference_top1, drop_points, top1_agreement, mcnemar, per_class,
-passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
+"accuracy" {top1, top5, reference_top1, drop_points, drop_ci95_points (quant/gate.py
+drop_interval), top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
 images_per_s, ...}],
 "end_to_end" {same keys, batch 1}, "energy" {source, mj_per_image}, "memory" {...}}]}.
 Readers go through `load_report`, which refuses anything else with a clear error.

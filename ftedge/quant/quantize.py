@@ -18,7 +18,7 @@ from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
-from ftedge.quant.gate import onnx_logits, write_gate
+from ftedge.quant.gate import drop_text, onnx_logits, write_gate
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.qat import DEPTHWISE_RULE
@@ -106,7 +106,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     json_path, md_path = write_gate(run, result, "gate_ptq", f"PTQ ({calib_method}) INT8 gate")
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"PTQ INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
-                  f"{result['int8_top1']:.4f}, drop {result['drop_points']:+.2f} points; "
+                  f"{result['int8_top1']:.4f}, {drop_text(result)}; "
                   f"{int8_path} and {md_path}", soft_wrap=True)
     return result
 

@@ -14,7 +14,7 @@ from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import RunError
 from ftedge.formats.run import QAT_BEST, QAT_CANDIDATES
-from ftedge.quant.gate import onnx_logits, write_gate
+from ftedge.quant.gate import drop_text, onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
@@ -278,6 +278,6 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     json_path, md_path = write_gate(run, result)
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "
-                  f"Runtime) {result['int8_top1']:.4f}, drop {result['drop_points']:+.2f} points "
-                  f"(budget {q.max_drop}); report in {md_path}", soft_wrap=True)
+                  f"Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; report in "
+                  f"{md_path}", soft_wrap=True)
     return result

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ftedge.quant.gate import accuracy_gate, gate_markdown, mcnemar
+from ftedge.quant.gate import accuracy_gate, drop_interval, drop_text, gate_markdown, mcnemar
 
 
 def test_mcnemar_counts_and_exact_p_value():
@@ -43,3 +43,30 @@ def test_a_runtime_that_loses_accuracy_fails_the_gate(monkeypatch, tmp_path):
                                1.0)
     assert res["passed"] and "openvino" not in res
     assert "ONNX Runtime only" in gate.gate_markdown(res, "g")
+
+
+def test_the_drop_comes_with_what_the_val_split_can_tell():
+    """A 95% interval from the images only one model got right, and a budget below one image
+    named as such: on 272 images 0.3 points cannot be told from 0 or from 1."""
+    lo, hi = drop_interval(3, 1, 272)  # 0.74 points
+    assert lo == pytest.approx(-0.8996, abs=1e-3) and hi == pytest.approx(1.4520, abs=1e-3)
+    assert drop_interval(0, 0, 272) == (0.0, 0.0)
+    lo, hi = drop_interval(40, 0, 100)  # every disagreement against INT8: clearly a drop
+    assert 0 < lo < 40 == pytest.approx(hi)
+    labels = np.arange(272) % 4
+    ref = np.eye(4)[labels]
+    test = ref.copy()
+    test[:5] = np.eye(4)[(labels[:5] + 1) % 4]  # five images only FP32 gets right
+    ref_wrong = ref.copy()
+    ref_wrong[5] = np.eye(4)[(labels[5] + 1) % 4]  # the one image only INT8 gets right
+    res = accuracy_gate(ref_wrong, test, labels, list("abcd"), max_drop=0.3)
+    assert res["mcnemar"]["only_fp32_right"] == 5 and res["mcnemar"]["only_int8_right"] == 1
+    assert res["drop_ci95_points"] == pytest.approx(list(drop_interval(5, 1, 272)))
+    assert res["one_image_points"] == pytest.approx(100 / 272)
+    md = gate_markdown(res, "gate")
+    assert "95% interval of the drop:" in md and "less than one image on these 272" in md
+    assert "less than one image here" in drop_text(res)
+    wide = accuracy_gate(ref_wrong, test, labels, list("abcd"), max_drop=1.0)
+    assert "less than one image" not in gate_markdown(wide, "g") + drop_text(wide)
+    old = {k: v for k, v in res.items() if k not in ("drop_ci95_points", "one_image_points")}
+    assert "interval" not in gate_markdown(old, "g")  # a gate.json from before still renders
