@@ -66,3 +66,18 @@ def test_pair_rule_exports_the_weights_it_trained(tmp_path, monkeypatch):
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
     assert np.abs(got - expected).max() < 0.05 * np.abs(expected).max()
+
+
+def test_few_shot_keeps_the_same_training_photos_with_a_bigger_val(monkeypatch):
+    """benchmarks/real_photo_sets.py --shots K [--rest-to-val]: the K training photos per class
+    are the same either way; the ones left out join val only when asked."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    from real_photo_sets import Item, few_shot
+
+    items = [Item(f"{c}/t{i}.jpg", c, "train") for c in "ab" for i in range(6)]
+    items += [Item(f"{c}/v{i}.jpg", c, "val") for c in "ab" for i in range(2)]
+    small, big = few_shot(items, 2, 0), few_shot(items, 2, 0, rest_to_val=True)
+    train = sorted(i.path for i in small if i.split == "train")
+    assert len(train) == 4 and train == sorted(i.path for i in big if i.split == "train")
+    assert sum(i.split == "val" for i in small) == 4 and sum(i.split == "val" for i in big) == 12
+    assert sorted(i.path for i in big) == sorted(i.path for i in items)  # nothing lost or doubled
