@@ -96,6 +96,40 @@ def test_export_force_replaces_only_its_own_artifacts(world, monkeypatch, capsys
     assert keep.read_bytes() == data and sorted(p.name for p in run.iterdir()) == before
 
 
+@pytest.mark.parametrize("case", ["file-in-a-subfolder", "new-subfolder", "edited-file",
+                                  "older-marker"])
+def test_export_force_keeps_what_the_user_put_or_edited_anywhere_in_an_artifact(
+        world, monkeypatch, capsys, tmp_path, case):
+    """--force replaces an artifact ftedge wrote only while every file in it, subfolders
+    included, is one ftedge wrote, unchanged."""
+    art = _copy(world["art"], tmp_path / "art")
+    if case == "file-in-a-subfolder":
+        keep, want = _user_folder(art / "deploy", "mine.py"), "did not write (deploy/mine.py)"
+    elif case == "new-subfolder":
+        keep = _user_folder(art / "deploy" / "triton" / "extra", "keep.txt")
+        want = "deploy/triton/extra/keep.txt"
+    elif case == "edited-file":
+        keep = art / "deploy" / "infer.py"
+        keep.write_text(keep.read_text() + "\n# my change\n")
+        want = "changed since ftedge wrote them (deploy/infer.py)"
+    else:  # a marker from before files were recorded: --force cannot tell, so it refuses
+        keep = art / "deploy" / "infer.py"
+        marker = json.loads((art / ".ftedge-folder.json").read_text())
+        del marker["files"]
+        (art / ".ftedge-folder.json").write_text(json.dumps(marker))
+        want = "did not record the files in its subfolders"
+    data = keep.read_bytes()
+    code, _, err = run_cli(monkeypatch, capsys, "export", world["run"], "--target",
+                           "onnxruntime-cpu", "--precision", "fp32", "--out", art, "--force")
+    assert code == 2 and want in err.replace("\n", " "), err
+    assert keep.read_bytes() == data
+    if case == "edited-file":  # undone, the folder is ftedge's again and --force replaces it
+        keep.write_text(data.decode().replace("\n# my change\n", ""))
+        code, _, err = run_cli(monkeypatch, capsys, "export", world["run"], "--target",
+                               "onnxruntime-cpu", "--precision", "fp32", "--out", art, "--force")
+        assert code == 0, err
+
+
 def test_bench_and_report_never_overwrite_a_report_without_force(world, monkeypatch, capsys,
                                                                  tmp_path):
     out = _copy(world["report"], tmp_path / "rep")

@@ -2,10 +2,11 @@
 
 Such a folder is assembled in a hidden temporary folder beside its destination and renamed
 into place only when everything in it succeeded, so an interrupted step leaves nothing. It
-carries a marker file naming its kind and every top-level entry ftedge put there. `--force`
-replaces an existing folder only when that marker says ftedge wrote it as the same kind and
-nothing else has been added since: never `.`, a folder above the current one, a folder that
-holds the step's own inputs, or a folder with the user's files in it.
+carries a marker file naming its kind and every file ftedge put there, subfolders included,
+with its sha256. `--force` replaces an existing folder only when that marker says ftedge wrote
+it as the same kind and nothing has been added or changed since, at any depth: never `.`, a
+folder above the current one, a folder that holds the step's own inputs, or a folder with the
+user's files (or the user's edits to ftedge's files) in it.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ftedge.errors import RunError
-from ftedge.io import atomic_write_json, default_mode, disk_full_error
+from ftedge.io import atomic_write_json, default_mode, disk_full_error, sha256_file
 
 MARKER = ".ftedge-folder.json"
 KINDS = ("artifact", "bench-report", "merged-report", "demo-data")
@@ -38,14 +39,47 @@ def read_marker(folder: Path) -> dict | None:
     return marker
 
 
+def tree_digests(folder: Path) -> dict[str, str]:
+    """Every file below `folder` but the marker, by relative POSIX path: its sha256, or
+    "symlink:<target>" for a link (followed nowhere)."""
+    found = {}
+    for root, dirs, files in os.walk(folder):
+        links = [d for d in dirs if os.path.islink(os.path.join(root, d))]
+        for name in files + links:
+            path = Path(root, name)
+            rel = path.relative_to(folder).as_posix()
+            if rel != MARKER:
+                found[rel] = (f"symlink:{os.readlink(path)}" if path.is_symlink()
+                              else sha256_file(path))
+    return found
+
+
 def write_marker(folder: Path, kind: str, later: Iterable[str] = ()) -> None:
-    """Mark `folder` as ftedge's: its kind, its entries, and the name patterns of files ftedge
-    itself adds later (a TensorRT engine built on the device)."""
+    """Mark `folder` as ftedge's: its kind, its top-level entries, every file in it with its
+    sha256, and the name patterns of top-level files ftedge itself adds later (a TensorRT
+    engine built on the device)."""
     from ftedge import __version__
 
     entries = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
     atomic_write_json(folder / MARKER, {"kind": kind, "ftedge": __version__, "entries": entries,
-                                        "later": list(later)})
+                                        "files": tree_digests(folder), "later": list(later)})
+
+
+def not_ours(out: Path, marker: dict) -> tuple[list[str], list[str]]:
+    """What in `out` ftedge did not write (added), and what of its files differs (changed):
+    relative paths at any depth; top-level names matching the marker's `later` patterns are
+    ftedge's, as written or rebuilt."""
+    files = marker["files"]
+    later = [p for p in marker.get("later", []) if isinstance(p, str)]
+    added, changed = [], []
+    for rel, digest in sorted(tree_digests(out).items()):
+        if any(fnmatch.fnmatchcase(rel.split("/")[0], p) for p in later):
+            continue  # ftedge (re)writes these on the device
+        if rel not in files:
+            added.append(rel)
+        elif files[rel] != digest:
+            changed.append(rel)
+    return added, changed
 
 
 def _is_same_or_inside(path: Path, folder: Path) -> bool:
@@ -88,12 +122,19 @@ def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path]
         what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
         raise RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
                        "pick another --out")
-    later = [p for p in marker.get("later", []) if isinstance(p, str)]
-    others = sorted(e for e in entries - set(marker["entries"]) - {MARKER}
-                    if not any(fnmatch.fnmatchcase(e, p) for p in later))
-    if others:
-        raise RunError(f"{out} holds files ftedge did not write ({', '.join(others[:5])}): "
+    if not isinstance(marker.get("files"), dict):
+        raise RunError(f"{out} was written by an ftedge that did not record the files in its "
+                       "subfolders, so --force cannot tell whether you added or edited any",
+                       "move it away or delete it yourself, or pick another --out")
+    added, changed = not_ours(out, marker)
+    if added:
+        raise RunError(f"{out} holds files ftedge did not write ({', '.join(added[:5])}): "
                        "--force will not replace it", "move them away, or pick another --out")
+    if changed:
+        raise RunError(f"{out} holds files changed since ftedge wrote them "
+                       f"({', '.join(changed[:5])}): --force will not replace your edits",
+                       "copy them elsewhere (or delete the folder yourself), or pick another "
+                       "--out")
 
 
 @contextlib.contextmanager
