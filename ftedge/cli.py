@@ -258,9 +258,12 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               type=click.Choice(["auto", "qat", "ptq"]),
               help="Which INT8 graph of the run: QAT (model.int8.onnx) or PTQ (model.ptq.int8.onnx).")
 @click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
+@click.option("--allow-failed-gate", is_flag=True,
+              help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
 @click.option("--max-drop", default=1.0, show_default=True,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
-def export_cmd(run, targets_, precision, batch, out, int8_source, force, max_drop) -> None:
+def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
+               max_drop) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.export.exporter import export_run
 
@@ -281,7 +284,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, max_dro
     failed = False
     for target, prec in jobs:
         result = export_run(run, target, prec, batch, out, force, int8_source,
-                            log=lambda m: console.print(m, soft_wrap=True))
+                            log=lambda m: console.print(m, soft_wrap=True),
+                            allow_failed_gate=allow_failed_gate)
         _print_export(result)
         failed |= result.passed is False
     if failed:

@@ -65,8 +65,10 @@ def _artifact_for(run: Path, target: str, precision: str, source: str) -> Path:
             pass
     console.print(f"exporting {target} {precision}" + ("" if source == "auto" else
                                                          f" ({source.upper()} graph)"))
+    # every INT8 graph is a candidate: its accuracy is measured here against this budget
     return export_run(run, target, precision, out=folder, int8_source=source, force=True,
-                      log=lambda m: console.print(m, soft_wrap=True)).folder
+                      log=lambda m: console.print(m, soft_wrap=True),
+                      allow_failed_gate=True).folder
 
 
 def _row(art: dict, source: str, max_drop: float) -> dict:

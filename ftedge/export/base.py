@@ -42,6 +42,7 @@ class SourceModel:
     batch: int | None  # None: dynamic
     input_size: tuple[int, int, int]
     float_layers: tuple[str, ...] = ()  # INT8 graph layers the fallback kept in float
+    gate: dict | None = None  # the INT8 graph's accuracy gate, as the manifest records it
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
-from ftedge.errors import ConfigError, ExportError, RunError
+from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
@@ -21,7 +21,7 @@ from ftedge.export.profiles import (TargetProfile, check_precision, load_profile
 from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
                                      write_manifest)
 from ftedge.formats.owned import staged_folder
-from ftedge.formats.run import FP32_ONNX, INT8_ONNX, RunFolder
+from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
@@ -41,9 +41,32 @@ class ExportResult:
         return (self.manifest.get("parity") or {}).get("passed")
 
 
+def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
+    """The INT8 graph's accuracy gate as the manifest records it; raises when the graph has no
+    gate of its own, or failed it and `allow_failed` is off."""
+    gate = run.int8_gate(kind)
+    record = {"file": f"{GATE[kind]}.json", "passed": gate["passed"],
+              "drop_points": gate.get("drop_points"),
+              "max_drop_points": gate.get("max_drop_points"),
+              "graph_sha256_checked": gate["graph_sha256"] is not None}
+    if not gate["passed"] and not allow_failed:
+        drop, budget = gate.get("drop_points"), gate.get("max_drop_points")
+        numbers = (f" (drop {drop:+.2f} points, budget {budget:.2f})"
+                   if isinstance(drop, (int, float)) and isinstance(budget, (int, float)) else "")
+        raise ExportError(f"{run.int8_onnx(kind).name} failed its accuracy gate{numbers}: see "
+                          f"{run.path / GATE[kind]}.md",
+                          f"{run.remake_int8(kind)} (another calibration, --qat, a float "
+                          "fallback), or pass --allow-failed-gate to export it anyway (the "
+                          "manifest says so)")
+    return record
+
+
 def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
-                int8_source: str = "auto") -> SourceModel:
-    """The run's ONNX the artifact starts from: FP32 for fp32/fp16, the Q/DQ graph for int8."""
+                int8_source: str = "auto", allow_failed_gate: bool = False,
+                log=print) -> SourceModel:
+    """The run's ONNX the artifact starts from: FP32 for fp32/fp16, the Q/DQ graph for int8
+    (only one whose accuracy gate is its own and passed, unless `allow_failed_gate`; "auto"
+    takes the QAT graph, else the PTQ graph)."""
     run, size = RunFolder(loaded.path), tuple(loaded.contract["input_size"])
     if precision != "int8":
         path = run.file(FP32_ONNX)
@@ -53,10 +76,28 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
             export_fp32(loaded, path, 17)
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
+    refused: list[FtedgeError] = []
     for kind in kinds:
         path = run.int8_onnx(kind)
-        if path.is_file():
-            return SourceModel(path, precision, kind, batch, size, tuple(float_layers_of(path)))
+        if not path.is_file():
+            continue
+        try:
+            gate = gate_record(run, kind, allow_failed_gate)
+        except FtedgeError as e:
+            refused.append(e)
+            continue
+        if refused:
+            log(f"INT8 source: {path.name}, because {refused[0].message}")
+        if not gate["passed"]:
+            log(f"warning: {path.name} failed its accuracy gate; exported anyway "
+                "(--allow-failed-gate), and its manifest says so")
+        if not gate["graph_sha256_checked"]:
+            log(f"warning: {gate['file']} predates gates that name their graph's sha256: it "
+                f"cannot be tied to {path.name}")
+        return SourceModel(path, precision, kind, batch, size, tuple(float_layers_of(path)),
+                           gate)
+    if refused:
+        raise refused[0]
     raise RunError(f"{run.path} has no INT8 model ({' or '.join(INT8_ONNX[k] for k in kinds)})",
                    f"make one: ftedge tune --qat ..., or ftedge quantize {run.path}")
 
@@ -95,7 +136,8 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manif
         source={"run": str(loaded.path.resolve()), "kind": source.kind,
                 "onnx": source.path.name, "onnx_sha256": sha256_file(source.path),
                 "checkpoint": meta.get("ftedge.checkpoint", loaded.checkpoint.name),
-                "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256")},
+                "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256"),
+                **({"gate": source.gate} if source.gate else {})},
         calibration_sha256=meta.get("ftedge.calibration_sha256"),
         versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
         float_layers=list(source.float_layers),
@@ -105,13 +147,15 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manif
 def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
-               log=print) -> ExportResult:
-    """Export a tuned run for one target (a name in targets/ or a profile YAML file)."""
+               log=print, allow_failed_gate: bool = False) -> ExportResult:
+    """Export a tuned run for one target (a name in targets/ or a profile YAML file). An INT8
+    artifact starts only from a graph whose own accuracy gate passed, unless
+    `allow_failed_gate`."""
     profile = load_profile(target)
     precision = check_precision(precision, profile)
     batch_n = parse_batch(batch, profile)
     loaded = load_run(run)
-    source = pick_source(loaded, precision, batch_n, int8_source)
+    source = pick_source(loaded, precision, batch_n, int8_source, allow_failed_gate, log)
     opset = graph_opset(source.path)
     if opset > profile.opset:
         raise ExportError(f"{source.path.name} is opset {opset}; target {profile.name} takes "

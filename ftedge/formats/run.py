@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import read_json
+from ftedge.io import read_json, sha256_file
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -25,6 +25,7 @@ BEST, LAST, QAT_BEST = "best.pt", "last.pt", "qat_best.pt"
 QAT_CANDIDATES = "qat_candidates"
 FP32_ONNX = "model.fp32.onnx"
 INT8_ONNX = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
+GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's accuracy gate
 CALIBRATION = "calibration_manifest.json"
 HEADER = (CONFIG, CLASSES, SPLIT, AUDIT, CONTRACT)  # written before the first epoch
 SPLIT_FORMAT = "ftedge-split/2"
@@ -142,6 +143,34 @@ class RunFolder:
 
     def int8_onnx(self, kind: str) -> Path:
         return self.path / INT8_ONNX[kind]
+
+    def remake_int8(self, kind: str) -> str:
+        """The command that makes (and gates) the INT8 graph `kind` again."""
+        return ("run `ftedge tune --qat` again (the QAT graph is gated as it is made)"
+                if kind == "qat" else f"run `ftedge quantize {self.path}` again")
+
+    def int8_gate(self, kind: str) -> dict:
+        """The accuracy gate of the INT8 graph `kind` (gate.json / gate_ptq.json), checked to be
+        that graph's: a gate that is missing or damaged, or that gated another graph (an
+        interrupted or failed step wrote the graph and not its gate), raises RunError. A gate
+        written before gates recorded their graph's sha256 cannot be tied to it: it is returned
+        with "graph_sha256" None."""
+        graph, path = self.int8_onnx(kind), self.path / f"{GATE[kind]}.json"
+        remake = self.remake_int8(kind)
+        if not path.is_file():
+            raise RunError(f"{graph} has no accuracy gate ({path.name} is missing): it was never "
+                           "checked against FP32 (an interrupted step?)", remake)
+        try:
+            gate = read_json(path)
+        except RunError as e:
+            raise RunError(e.message, remake) from None
+        if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
+            raise RunError(f"{path} is not an accuracy gate (no passed: true/false)", remake)
+        digest = gate.get("graph_sha256")
+        if digest is not None and digest != sha256_file(graph):
+            raise RunError(f"{path.name} gated another graph than the {graph.name} here (the graph "
+                           "was written again, or changed, after its gate)", remake)
+        return {**gate, "graph_sha256": digest}
 
     def has_checkpoint(self) -> bool:
         return (self.path / LAST).is_file() or (self.path / BEST).is_file()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.io import atomic_write_json, atomic_write_text
+from ftedge.io import atomic_write_json, atomic_write_text, sha256_file
 from ftedge.runtime import ov
 from ftedge.runtime.ort import onnx_logits
 
@@ -143,8 +143,12 @@ def gate_markdown(result: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_gate(folder: Path, result: dict, name: str = "gate", title: str = "INT8 accuracy gate"
-               ) -> tuple[Path, Path]:
+def write_gate(graph: Path, result: dict, name: str = "gate",
+               title: str = "INT8 accuracy gate") -> tuple[Path, Path]:
+    """gate.json / gate.md (or `name`.*) beside `graph`, recording the graph's name and sha256 so
+    a reader can tell the gate is this graph's (formats/run.py RunFolder.int8_gate)."""
+    result.update(graph=graph.name, graph_sha256=sha256_file(graph))
+    folder = graph.parent
     return (atomic_write_json(folder / f"{name}.json", result),
             atomic_write_text(folder / f"{name}.md", gate_markdown(result, title)))
 

@@ -12,7 +12,7 @@ from ftedge.console import console
 from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError
-from ftedge.formats.run import CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root
+from ftedge.formats.run import CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
@@ -103,7 +103,8 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
                   bias_corrected_layers=corrected,
                   coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
                   size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
-    json_path, md_path = write_gate(run, result, "gate_ptq", f"PTQ ({calib_method}) INT8 gate")
+    json_path, md_path = write_gate(int8_path, result, GATE["ptq"],
+                                    f"PTQ ({calib_method}) INT8 gate")
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"PTQ INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
                   f"{result['int8_top1']:.4f}, {drop_text(result)}; "

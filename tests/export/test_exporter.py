@@ -11,6 +11,7 @@ import onnx
 import pytest
 
 from ftedge.errors import RunError
+from ftedge.io import sha256_file
 from ftedge.export.base import ExportError
 from ftedge.export.exporter import export_run
 from ftedge.inference import evaluate, open_model, predict
@@ -178,6 +179,9 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     run = tmp_path / "run"
     shutil.copytree(qat_run.run_dir, run)
     full_range_copy(qat_run.run_dir / "model.int8.onnx", run / "model.int8.onnx")
+    gate = json.loads((run / "gate.json").read_text())  # as if this graph had been gated
+    gate["graph_sha256"] = sha256_file(run / "model.int8.onnx")
+    (run / "gate.json").write_text(json.dumps(gate))
     said = []
     wide = {t: export_run(run, t, "int8", out=tmp_path / t, log=said.append)
             for t in ("openvino-cpu", "onnxruntime-cpu")}
@@ -364,3 +368,76 @@ def test_ort_int8_artifact_is_exact_on_a_cpu_without_vnni(ort_exports, qat_run, 
     assert np.array_equal(np.load(str(probe[0]) + ".cpu.npy"), onnx_logits(probe[0], x))
     wide_haswell, wide_exact = np.load(str(probe[1]) + ".cpu.npy"), onnx_logits(wide_shared, x)
     assert np.abs(wide_haswell - wide_exact).max() > 0.3 * np.abs(wide_exact).max()
+
+
+def _gated_copy(qat_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run, ignore=shutil.ignore_patterns("exports", "bench"))
+    return run
+
+
+def test_int8_export_starts_only_from_a_graph_whose_own_gate_passed(qat_run, tmp_path):
+    """The QAT graph's gate.json names its sha256; a failed gate, a missing or damaged one, or
+    one written for another graph (a step interrupted between the graph and its gate) stops an
+    INT8 export with how to fix it; --allow-failed-gate exports a failed one and says so."""
+    import json
+
+    from ftedge.formats.run import RunFolder
+
+    run = _gated_copy(qat_run, tmp_path)
+    gate = json.loads((run / "gate.json").read_text())
+    assert gate["passed"] and gate["graph"] == "model.int8.onnx" and len(gate["graph_sha256"]) == 64
+    res = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ok", int8_source="qat",
+                     log=lambda m: None)
+    assert res.manifest["source"]["gate"] == {
+        "file": "gate.json", "passed": True, "drop_points": gate["drop_points"],
+        "max_drop_points": gate["max_drop_points"], "graph_sha256_checked": True}
+
+    def export(**kw):
+        return export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "x", force=True,
+                          int8_source="qat", log=said.append, **kw)
+
+    said = []
+    (run / "gate.json").write_text(json.dumps({**gate, "passed": False, "drop_points": 3.5}))
+    with pytest.raises(ExportError, match=r"failed its accuracy gate \(drop \+3.50") as e:
+        export()
+    assert "--allow-failed-gate" in e.value.hint and "ftedge tune --qat" in e.value.hint
+    res = export(allow_failed_gate=True)
+    assert res.manifest["source"]["gate"]["passed"] is False
+    assert any("failed its accuracy gate; exported anyway" in m for m in said)
+
+    for broken, want in [(None, "has no accuracy gate"), ("{bad", "broken JSON"),
+                         ("[]", "not an accuracy gate"),
+                         (json.dumps({**gate, "graph_sha256": "0" * 64}), "gated another graph")]:
+        if broken is None:
+            (run / "gate.json").unlink()
+        else:
+            (run / "gate.json").write_text(broken)
+        with pytest.raises(RunError, match=want):
+            export(allow_failed_gate=True)  # not even with it: nothing says how the graph did
+    old = {k: v for k, v in gate.items() if k not in ("graph", "graph_sha256")}
+    (run / "gate.json").write_text(json.dumps(old))  # a run from before gates named the graph
+    said.clear()
+    assert export().manifest["source"]["gate"]["graph_sha256_checked"] is False
+    assert any("cannot be tied" in m for m in said)
+    assert RunFolder(run).int8_gate("qat")["graph_sha256"] is None
+
+
+def test_auto_int8_source_passes_over_a_qat_graph_that_failed_to_a_ptq_graph_that_passed(
+        qat_run, tmp_path):
+    import json
+
+    from ftedge.quant.quantize import quantize
+
+    run = _gated_copy(qat_run, tmp_path)
+    assert quantize(run, max_drop=100.0)["passed"]  # (another test may have left one: made anew)
+    gate = json.loads((run / "gate.json").read_text())
+    (run / "gate.json").write_text(json.dumps({**gate, "passed": False}))
+    said = []
+    res = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "a", log=said.append)
+    assert res.manifest["source"]["kind"] == "ptq" and res.manifest["source"]["gate"]["passed"]
+    assert any(m.startswith("INT8 source: model.ptq.int8.onnx, because model.int8.onnx failed")
+               for m in said)
+    (run / "model.ptq.int8.onnx").write_bytes((run / "model.int8.onnx").read_bytes())
+    with pytest.raises(ExportError, match="model.int8.onnx failed"):  # PTQ gate is stale now
+        export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "b", log=said.append)
