@@ -326,9 +326,10 @@ def _int_list(value: str) -> tuple[int, ...]:
 @click.option("--precision", help="With --target: fp32,fp16,int8 (default: every precision the target has).")
 @click.option("--data", type=click.Path(file_okay=False), help="Val images (default: the run's val split).")
 @click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
-@click.option("--warmup", default=10, show_default=True)
-@click.option("--runs", type=int, help="Timed runs per batch size (default 100).")
-@click.option("--time", "seconds", type=float, help="Seconds of timed runs per batch size, instead of --runs.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Untimed calls per batch size before timing (0: none).")
+@click.option("--runs", type=click.IntRange(min=1), help="Timed runs per batch size (default 100).")
+@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
 @click.option("--threads", type=int, help="CPU threads for the runtimes (default: theirs).")
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")

@@ -54,6 +54,24 @@ def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
     assert code == 0 and out.startswith(str(data / "red" / "000.png")) and out.count(",") == 2
 
 
+@pytest.mark.parametrize("args, want", [
+    (["quantize", "{d}", "--max-drop", "-20", "--fallback-cap", "nan"],
+     "--fallback-cap must be a finite number"),
+    (["quantize", "{d}", "--max-drop", "nan"], "--max-drop must be a finite number"),
+    (["bench", "{d}", "--max-drop", "nan"], "--max-drop must be a finite number"),
+    (["export", "{d}", "--target", "onnxruntime-cpu", "--precision", "auto", "--max-drop",
+      "nan"], "--max-drop must be a finite number"),
+    (["bench", "{d}", "--runs", "0"], "--runs"), (["bench", "{d}", "--time", "-1"], "--time"),
+    (["bench", "{d}", "--time", "nan"], "--time must be a finite number"),
+    (["bench", "{d}", "--warmup", "-1"], "--warmup"),
+])
+def test_number_options_are_checked_before_any_work(monkeypatch, capsys, tmp_path, args, want):
+    (tmp_path / "keep.txt").write_text("mine")
+    code, out, err = run_cli(monkeypatch, capsys, *[a.format(d=tmp_path) for a in args])
+    assert code == 2 and want in err and "Traceback" not in err + out
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
 def test_models_lists_registry(monkeypatch, capsys):
     code, out, _ = run_cli(monkeypatch, capsys, "models")
     assert "efficientnet_lite0" in out and "mobilenet_v3_large" in out

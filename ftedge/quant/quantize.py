@@ -11,6 +11,7 @@ import torch
 from ftedge.console import console
 from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
+from ftedge.config import require_finite
 from ftedge.errors import ConfigError
 from ftedge.formats.run import CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root
 from ftedge.graph.coverage import coverage_of_file
@@ -39,6 +40,15 @@ def export_fp32(loaded, path: Path, opset: int) -> None:
     export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
 
 
+def check_gate_options(max_drop: float, fallback_cap: float) -> None:
+    """--max-drop and --fallback-cap checked before anything is written (NaN passes a range)."""
+    require_finite("--max-drop", max_drop)
+    require_finite("--fallback-cap", fallback_cap)
+    if not 0 < fallback_cap <= 1:
+        raise ConfigError(f"--fallback-cap is a fraction of the quantized layers in (0, 1], "
+                          f"got {fallback_cap!r}", "give e.g. --fallback-cap 0.1 (10%)")
+
+
 def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
              calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
              opset: int = 17, weight_bits: int = 7, fallback: bool = True,
@@ -58,6 +68,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     Returns:
         the gate result, with the manifest's hash and warnings.
     """
+    check_gate_options(max_drop, fallback_cap)
     if method != "ptq":
         raise ConfigError(f"--method {method!r} is not a post-training method",
                           "use --method ptq; quantization-aware training is `ftedge tune --qat`")
