@@ -13,7 +13,8 @@ from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
 from ftedge.errors import ConfigError
-from ftedge.formats.run import CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root
+from ftedge.formats.run import (CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root,
+                               load_onnx)
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
@@ -125,8 +126,6 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
 def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
     """`ftedge quantize RUN --sensitivity`: per-layer INT8 sensitivity of the run's QAT graph
     (model.int8.onnx) or PTQ graph (model.ptq.int8.onnx) on the val split, in ONNX Runtime."""
-    import onnx
-
     loaded = load_run(run)
     folder = RunFolder(loaded.path)
     kinds = [graph] if graph else [k for k in ("qat", "ptq") if folder.int8_onnx(k).is_file()]
@@ -139,7 +138,7 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    sens = layer_sensitivity(onnx.load(str(int8_path)), x, labels, onnx_logits(fp32_path, x))
+    sens = layer_sensitivity(load_onnx(int8_path), x, labels, onnx_logits(fp32_path, x))
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "
                   f"{paths['md']} ({paths['json'].name}, {paths['png'].name})", soft_wrap=True)
