@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -409,7 +410,24 @@ def models() -> None:
         click.echo(f"{name:22} {s.source}:{s.arch}  weights: {s.weights_source}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, a CI cancel, `docker stop`): raised like Ctrl-C, so every staged
+    folder and atomic write cleans up on the way out as it does for an interrupt."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main() -> None:
     try:
         cli(standalone_mode=False)
     except FtedgeError as e:
@@ -419,12 +437,20 @@ def main() -> None:
         console.print("\n".join(literal(line) for line in str(e).split("\n")),
                       highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:  # click turns Ctrl-C (and so SIGTERM) into Abort
+        _exit_if_terminated(e.__cause__)
         console.print("aborted")
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        _exit_if_terminated(e)
         console.print("interrupted; continue with --resume RUN")
         sys.exit(130)
+
+
+def _exit_if_terminated(e: BaseException | None) -> None:
+    if isinstance(e, Terminated):
+        console.print("terminated (SIGTERM); nothing half-written was kept")
+        sys.exit(128 + signal.SIGTERM)

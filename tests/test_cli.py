@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -70,6 +72,41 @@ def test_number_options_are_checked_before_any_work(monkeypatch, capsys, tmp_pat
     code, out, err = run_cli(monkeypatch, capsys, *[a.format(d=tmp_path) for a in args])
     assert code == 2 and want in err and "Traceback" not in err + out
     assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+SELF_TERM = """
+import os, signal, sys, time
+import click
+from ftedge.cli import cli, main
+from ftedge.formats.owned import staged_folder
+from ftedge.io import atomic_path
+
+@cli.command("selfterm")
+@click.argument("out")
+@click.argument("how")
+def selfterm(out, how):
+    with staged_folder(out, "artifact") if how == "folder" else atomic_path(out) as tmp:
+        (tmp / "half" if how == "folder" else tmp).write_text("half-written")
+        os.kill(os.getpid(), signal.SIGTERM)  # what timeout, a CI cancel, docker stop send
+        time.sleep(60)
+
+sys.argv = ["ftedge", "selfterm", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("how", ["folder", "file"])
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path, how):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]  # this checkout's ftedge, not an installed one
+    out = tmp_path / "out" / ("art" if how == "folder" else "report.json")
+    proc = subprocess.run([sys.executable, "-c", SELF_TERM, str(out), how], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert "terminated (SIGTERM)" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(out.parent.iterdir()) == []  # no hidden temp folder or file left
 
 
 def test_models_lists_registry(monkeypatch, capsys):
