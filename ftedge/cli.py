@@ -236,6 +236,9 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
     if sensitivity:
         analyse_sensitivity(run, graph)
         return
+    if graph:
+        raise click.UsageError("--graph picks the graph --sensitivity analyses: give it with "
+                               "--sensitivity, or leave it out")
     result = quantize_api(run, method, calib, calib_method, percentile, max_drop,
                           weight_bits=int(weight_bits), fallback=fallback,
                           fallback_cap=fallback_cap, bias_correct=bias_correction)

@@ -57,6 +57,7 @@ def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
 
 
 @pytest.mark.parametrize("args, want", [
+    (["quantize", "{d}", "--graph", "ptq"], "give it with --sensitivity"),
     (["quantize", "{d}", "--max-drop", "-20", "--fallback-cap", "nan"],
      "--fallback-cap must be a finite number"),
     (["quantize", "{d}", "--max-drop", "nan"], "--max-drop must be a finite number"),

@@ -129,7 +129,12 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
     loaded = load_run(run)
     folder = RunFolder(loaded.path)
     kinds = [graph] if graph else [k for k in ("qat", "ptq") if folder.int8_onnx(k).is_file()]
-    if not kinds or not folder.int8_onnx(kinds[0]).is_file():
+    if graph and not folder.int8_onnx(graph).is_file():
+        make = (f"ftedge quantize {loaded.path}" if graph == "ptq"
+                else "ftedge tune --qat ... (or analyse the PTQ graph: --graph ptq)")
+        raise ConfigError(f"{loaded.path} has no {INT8_ONNX[graph]} to analyse (--graph {graph})",
+                          f"make it first: {make}")
+    if not kinds:
         raise ConfigError(f"{loaded.path} has no INT8 graph to analyse",
                           f"make one: ftedge tune --qat ..., or ftedge quantize {loaded.path}")
     int8_path, fp32_path = folder.int8_onnx(kinds[0]), folder.file(FP32_ONNX)
