@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 
 import click
@@ -235,6 +236,9 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
     if sensitivity:
         analyse_sensitivity(run, graph)
         return
+    if graph:
+        raise click.UsageError("--graph picks the graph --sensitivity analyses: give it with "
+                               "--sensitivity, or leave it out")
     result = quantize_api(run, method, calib, calib_method, percentile, max_drop,
                           weight_bits=int(weight_bits), fallback=fallback,
                           fallback_cap=fallback_cap, bias_correct=bias_correction)
@@ -330,9 +334,10 @@ def _int_list(value: str) -> tuple[int, ...]:
 @click.option("--precision", help="With --target: fp32,fp16,int8 (default: every precision the target has).")
 @click.option("--data", type=click.Path(file_okay=False), help="Val images (default: the run's val split).")
 @click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
-@click.option("--warmup", default=10, show_default=True)
-@click.option("--runs", type=int, help="Timed runs per batch size (default 100).")
-@click.option("--time", "seconds", type=float, help="Seconds of timed runs per batch size, instead of --runs.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0),
+              help="Untimed calls per batch size before timing (0: none).")
+@click.option("--runs", type=click.IntRange(min=1), help="Timed runs per batch size (default 100).")
+@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
 @click.option("--threads", type=int, help="CPU threads for the runtimes (default: theirs).")
 @click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
@@ -412,7 +417,24 @@ def models() -> None:
         click.echo(f"{name:22} {s.source}:{s.arch}  weights: {s.weights_source}")
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, a CI cancel, `docker stop`): raised like Ctrl-C, so every staged
+    folder and atomic write cleans up on the way out as it does for an interrupt."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main() -> None:
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        _main()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main() -> None:
     try:
         cli(standalone_mode=False)
     except FtedgeError as e:
@@ -422,12 +444,20 @@ def main() -> None:
         console.print("\n".join(literal(line) for line in str(e).split("\n")),
                       highlight=False, markup=False, soft_wrap=True)
         sys.exit(2)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as e:  # click turns Ctrl-C (and so SIGTERM) into Abort
+        _exit_if_terminated(e.__cause__)
         console.print("aborted")
         sys.exit(130)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        _exit_if_terminated(e)
         console.print("interrupted; continue with --resume RUN")
         sys.exit(130)
+
+
+def _exit_if_terminated(e: BaseException | None) -> None:
+    if isinstance(e, Terminated):
+        console.print("terminated (SIGTERM); nothing half-written was kept")
+        sys.exit(128 + signal.SIGTERM)

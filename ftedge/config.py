@@ -148,6 +148,15 @@ class TuneConfig:
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+def require_finite(name: str, value: Any) -> Any:
+    """`value` when it is a finite number; else the ConfigError that names it (NaN and inf
+    slip through every range check: each comparison with NaN is False)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {value!r}",
+                          "give an ordinary number")
+    return value
+
+
 def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     """Coerce YAML values to the field's type, or raise naming the field and the type."""
     origin = typing.get_origin(hint)
@@ -183,9 +192,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
         return float(value)
     if hint is float and isinstance(value, str) and _YAML11_EXPONENT.fullmatch(value.strip()):
         value = float(value)  # PyYAML (YAML 1.1) reads 3e-4 as a string; 3.0e-4 as a float
-    if hint is float and isinstance(value, float) and not math.isfinite(value):
-        raise ConfigError(f"{where}.{name} must be a finite number, got {value!r}",
-                          "give an ordinary number")
+    if hint is float and isinstance(value, float):
+        require_finite(f"{where}.{name}", value)
     wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(

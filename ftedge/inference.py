@@ -13,7 +13,7 @@ from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.artifact import MANIFEST
+from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact
 from ftedge.formats.run import SPLIT, RunFolder
 from ftedge.metrics import classification_report
 from ftedge.runtime import LoadedModel
@@ -30,6 +30,7 @@ def open_model(path: str | Path, threads: int | None = None) -> LoadedModel:
         from ftedge.export.exporter import load_artifact
 
         return load_artifact(path, threads)
+    check_not_a_bare_artifact(path)
     return load_run(path)
 
 

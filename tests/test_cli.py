@@ -1,4 +1,6 @@
 import json
+import os
+import signal
 import subprocess
 import sys
 
@@ -52,6 +54,60 @@ def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
     code, out, _ = run_cli(monkeypatch, capsys, "predict", opts["out"],
                            data / "red" / "000.png", "--topk", 3)
     assert code == 0 and out.startswith(str(data / "red" / "000.png")) and out.count(",") == 2
+
+
+@pytest.mark.parametrize("args, want", [
+    (["quantize", "{d}", "--graph", "ptq"], "give it with --sensitivity"),
+    (["quantize", "{d}", "--max-drop", "-20", "--fallback-cap", "nan"],
+     "--fallback-cap must be a finite number"),
+    (["quantize", "{d}", "--max-drop", "nan"], "--max-drop must be a finite number"),
+    (["bench", "{d}", "--max-drop", "nan"], "--max-drop must be a finite number"),
+    (["export", "{d}", "--target", "onnxruntime-cpu", "--precision", "auto", "--max-drop",
+      "nan"], "--max-drop must be a finite number"),
+    (["bench", "{d}", "--runs", "0"], "--runs"), (["bench", "{d}", "--time", "-1"], "--time"),
+    (["bench", "{d}", "--time", "nan"], "--time must be a finite number"),
+    (["bench", "{d}", "--warmup", "-1"], "--warmup"),
+])
+def test_number_options_are_checked_before_any_work(monkeypatch, capsys, tmp_path, args, want):
+    (tmp_path / "keep.txt").write_text("mine")
+    code, out, err = run_cli(monkeypatch, capsys, *[a.format(d=tmp_path) for a in args])
+    assert code == 2 and want in err and "Traceback" not in err + out
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+SELF_TERM = """
+import os, signal, sys, time
+import click
+from ftedge.cli import cli, main
+from ftedge.formats.owned import staged_folder
+from ftedge.io import atomic_path
+
+@cli.command("selfterm")
+@click.argument("out")
+@click.argument("how")
+def selfterm(out, how):
+    with staged_folder(out, "artifact") if how == "folder" else atomic_path(out) as tmp:
+        (tmp / "half" if how == "folder" else tmp).write_text("half-written")
+        os.kill(os.getpid(), signal.SIGTERM)  # what timeout, a CI cancel, docker stop send
+        time.sleep(60)
+
+sys.argv = ["ftedge", "selfterm", *sys.argv[1:]]
+main()
+"""
+
+
+@pytest.mark.parametrize("how", ["folder", "file"])
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path, how):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]  # this checkout's ftedge, not an installed one
+    out = tmp_path / "out" / ("art" if how == "folder" else "report.json")
+    proc = subprocess.run([sys.executable, "-c", SELF_TERM, str(out), how], cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)}, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr[-2000:]
+    assert "terminated (SIGTERM)" in proc.stderr and "Traceback" not in proc.stderr
+    assert list(out.parent.iterdir()) == []  # no hidden temp folder or file left
 
 
 def test_models_lists_registry(monkeypatch, capsys):

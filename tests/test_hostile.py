@@ -294,6 +294,34 @@ def test_topk_must_be_positive_and_unreadable_images_fail(world, monkeypatch, ca
     assert code == 1 and "no image could be read" in err and "not an image" in out
 
 
+def test_predict_names_folders_and_missing_files(world, monkeypatch, capsys, tmp_path):
+    code, out, err = run_cli(monkeypatch, capsys, "predict", world["art"], tmp_path,
+                             tmp_path / "missing.jpg")
+    assert code == 1 and "no image could be read" in err
+    assert f"{tmp_path}: error: not a file" in out and "missing.jpg: error: no such file" in out
+    assert "Errno" not in out and "corrupt" not in out
+
+
+def test_an_artifact_without_its_manifest_is_named_as_such(world, monkeypatch, capsys,
+                                                           tmp_path):
+    art = _copy(world["art"], tmp_path / "art")
+    (art / "manifest.json").unlink()
+    for args in (["eval", art], ["predict", art, world["data"] / "red" / "000.png"]):
+        code, _, err = run_cli(monkeypatch, capsys, *args)
+        err = " ".join(err.split())
+        assert code == 2 and "looks like an artifact folder" in err, err
+        assert "no manifest.json" in err and "export it again: ftedge export" in err
+        assert "best.pt" not in err
+
+
+def test_sensitivity_names_the_missing_graph(world, monkeypatch, capsys):
+    code, _, err = run_cli(monkeypatch, capsys, "quantize", world["run"], "--sensitivity",
+                           "--graph", "ptq")
+    err = " ".join(err.split())
+    assert code == 2 and "has no model.ptq.int8.onnx to analyse" in err
+    assert f"ftedge quantize {world['run']}" in err
+
+
 def test_a_run_killed_before_its_first_checkpoint_resumes_or_is_reused(world, monkeypatch,
                                                                        capsys, tmp_path):
     import ftedge

@@ -13,7 +13,8 @@ from ftedge.bench import system
 from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
-from ftedge.errors import FtedgeError
+from ftedge.config import require_finite
+from ftedge.errors import ConfigError, FtedgeError
 from ftedge.formats.artifact import read_manifest_dict
 from ftedge.runtime import LoadedModel, infer_batches
 
@@ -27,6 +28,19 @@ class BenchOptions:
     threads: int | None = None
     max_drop: float = 1.0
     e2e_images: int = 50  # images decoded + preprocessed + inferred one by one
+
+    def __post_init__(self) -> None:
+        """Refuse what would measure nothing or something else than asked."""
+        require_finite("--max-drop", self.max_drop)
+        if self.seconds is not None and not require_finite("--time", self.seconds) > 0:
+            raise ConfigError(f"--time must be > 0 seconds, got {self.seconds!r}",
+                              "give the seconds of timed runs per batch size, e.g. --time 5")
+        if self.runs is not None and self.runs < 1:
+            raise ConfigError(f"--runs must be >= 1, got {self.runs}",
+                              "give the timed runs per batch size, e.g. --runs 100")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be >= 0, got {self.warmup}",
+                              "give the untimed calls before timing, e.g. --warmup 10 (0: none)")
 
 
 @dataclass

@@ -67,6 +67,8 @@ def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, t
               max_drop, out, force: bool = False) -> int:
     from rich.progress import Progress
 
+    opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
+                        threads=threads, max_drop=max_drop)  # checked before any export
     folders = artifacts_for_targets(paths, targets, precision) if targets else [Path(p) for p in paths]
     missing = [f for f in folders if not (Path(f) / "manifest.json").is_file()]
     if missing:
@@ -78,8 +80,6 @@ def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, t
         from ftedge.formats.owned import check_replaceable
 
         check_replaceable(Path(out), "bench-report", force, protect=folders)
-    opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
-                        threads=threads, max_drop=max_drop)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("bench", total=len(folders))
         done = [0]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ftedge.bench.bench import BenchOptions, bench
+from ftedge.config import require_finite
 from ftedge.console import console, results
 from ftedge.errors import FtedgeError, GATE_FAILED
 from ftedge.export.exporter import default_out, export_run
@@ -115,6 +116,7 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
         out: where the chosen artifact goes (default RUN/exports/<target>-auto).
         force: replace an earlier RUN/exports/<target>-auto folder (only one ftedge wrote).
     """
+    require_finite("--max-drop", max_drop)
     run = RunFolder.open(run).path
     profile = load_profile(target)
     out = Path(out) if out else run / "exports" / f"{profile.name}-auto"

@@ -53,6 +53,8 @@ def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Im
     """
     path = Path(path)
     try:
+        if path.is_dir():  # open() of a folder fails only on some systems
+            raise IsADirectoryError(path)
         if path.stat().st_size == 0:
             raise ImageDecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
@@ -64,6 +66,10 @@ def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Im
                 return to_rgb(img, background)
     except ImageDecodeError:
         raise
+    except FileNotFoundError:
+        raise ImageDecodeError("no such file") from None
+    except IsADirectoryError:
+        raise ImageDecodeError("not a file (a folder)") from None
     except Image.UnidentifiedImageError:
         raise ImageDecodeError("not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

@@ -21,7 +21,7 @@ from ftedge.export.profiles import (TargetProfile, check_precision, load_profile
 from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
                                      write_manifest)
 from ftedge.formats.owned import staged_folder
-from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder
+from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
@@ -118,9 +118,7 @@ def _versions(target) -> dict:
 
 
 def graph_opset(path: Path) -> int:
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
+    model = load_onnx(path, load_external_data=False)
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 

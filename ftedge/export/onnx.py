@@ -24,12 +24,11 @@ class OnnxRuntimeTarget(Target):
         return []
 
     def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
-        import onnx
-
+        from ftedge.formats.run import load_onnx
         from ftedge.graph import edit as onnx_graph
         from ftedge.graph.layout import pair_sums_may_saturate, to_ort_layout
 
-        model = onnx.load(str(source.path))
+        model = load_onnx(source.path)
         onnx_graph.set_batch(model, source.batch)
         facts: dict = {}
         if source.precision == "int8":

@@ -45,13 +45,15 @@ class OpenVinoTarget(Target):
         import onnx
         import openvino as ov
 
+        from ftedge.formats.run import load_onnx
+
         facts: dict = {}
         if source.precision != "int8":
             model = ov.convert_model(str(source.path))
         else:
             from ftedge.graph.layout import pair_sums_may_saturate, to_openvino_layout
 
-            onnx_model = onnx.load(str(source.path))
+            onnx_model = load_onnx(source.path)
             facts = to_openvino_layout(onnx_model)  # same scales; see qdq_layout.py
             if profile.device.upper() == "CPU" and pair_sums_may_saturate(facts):
                 # oneDNN multiplies u8 x s8 with 16-bit pair sums on x86 without VNNI: 8-bit

@@ -76,11 +76,10 @@ class TensorRTTarget(Target):
         return trt_plan.compare_device(profile, trt_plan.read_device())
 
     def export(self, source: SourceModel, profile: TargetProfile, out: Path) -> Artifact:
-        import onnx
-
+        from ftedge.formats.run import load_onnx
         from ftedge.graph import edit as onnx_graph
 
-        model = onnx.load(str(source.path))
+        model = load_onnx(source.path)
         onnx_graph.set_batch(model, source.batch)
         model = onnx_graph.clean(model)
         onnx_name = f"model.{source.precision}.onnx"

@@ -17,10 +17,12 @@ from pathlib import Path, PurePosixPath
 
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
-from ftedge.formats.owned import MARKER
+from ftedge.formats.owned import MARKER, read_marker
+from ftedge.formats.run import SPLIT
 from ftedge.io import atomic_write_json, read_json, sha256_file
 
 MANIFEST = "manifest.json"
+MODEL_SUFFIXES = (".onnx", ".xml", ".engine", ".plan")  # what an artifact's runtime loads
 FORMAT = "ftedge-artifact/2"
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -231,6 +233,21 @@ def verify_files(folder: Path, manifest: Manifest) -> None:
         raise _bad(folder, f"{', '.join(missing)} missing (or not a plain file)", data)
     if changed:
         raise _bad(folder, f"{', '.join(changed)} changed since export (sha256 mismatch)", data)
+
+
+def check_not_a_bare_artifact(folder: str | Path) -> None:
+    """Refuse a folder that holds an artifact's files (its marker, parity.json, deploy/, a
+    model) but no manifest.json and no run's split.json: an artifact whose manifest is gone."""
+    folder = Path(folder)
+    if not folder.is_dir() or (folder / MANIFEST).exists() or (folder / SPLIT).exists():
+        return
+    marker = read_marker(folder)
+    signs = [p.name for p in folder.iterdir()
+             if p.name in ("parity.json", "deploy") or p.suffix in MODEL_SUFFIXES]
+    if signs or (marker is not None and marker["kind"] == "artifact"):
+        raise ManifestError(
+            f"{folder} looks like an artifact folder ({', '.join(sorted(signs)) or MARKER}) "
+            f"but has no {MANIFEST}", f"export it again: {reexport_command(folder)}")
 
 
 def read_manifest_dict(folder: str | Path) -> dict:

@@ -32,6 +32,36 @@ SPLIT_FORMAT = "ftedge-split/2"
 SPLITS = ("train", "val", "test")
 
 
+def recreate_hint(path: Path) -> str:
+    """How to make a run's ONNX graph again, by its name."""
+    run = path.parent
+    if path.name == FP32_ONNX:
+        return (f"delete it: `ftedge export {run} ...` or `ftedge quantize {run}` exports it "
+                "again from best.pt")
+    if path.name == INT8_ONNX["ptq"]:
+        return f"re-create it with `ftedge quantize {run}`"
+    if path.name == INT8_ONNX["qat"]:
+        return (f"re-create it with `ftedge tune --qat` (a new run), or make a PTQ graph with "
+                f"`ftedge quantize {run}` and export it with --int8-source ptq")
+    return "re-create it with the ftedge command that wrote it"
+
+
+def load_onnx(path: str | Path, load_external_data: bool = True):
+    """An ONNX graph file as an onnx.ModelProto; a damaged file is a RunError naming it."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    path = Path(path)
+    try:
+        model = onnx.load(str(path), load_external_data=load_external_data)
+    except (DecodeError, UnicodeDecodeError) as e:
+        raise RunError(f"{path} is damaged (not a readable ONNX graph: {e})",
+                       recreate_hint(path)) from e
+    if not model.opset_import or not model.graph.node:  # an empty file parses as empty
+        raise RunError(f"{path} is damaged (an empty ONNX graph)", recreate_hint(path))
+    return model
+
+
 def split_record(root: Path, classes: list[str], splits: dict[str, list[Sample]], run: Path,
                  source: str, val_fraction: float, seed: int) -> dict:
     """split.json: every image as [path relative to the data root, class name].

@@ -37,6 +37,6 @@ def int8_coverage(model) -> dict:
 
 
 def coverage_of_file(path: str | Path) -> dict:
-    import onnx
+    from ftedge.formats.run import load_onnx
 
-    return int8_coverage(onnx.load(str(path)))
+    return int8_coverage(load_onnx(path))

@@ -33,6 +33,6 @@ def contract_metadata(model_name: str, classes: list[str], contract: dict, preci
 
 
 def read_metadata(path: str | Path) -> dict[str, str]:
-    import onnx
+    from ftedge.formats.run import load_onnx
 
-    return {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return {p.key: p.value for p in load_onnx(path, load_external_data=False).metadata_props}

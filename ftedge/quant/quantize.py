@@ -8,11 +8,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ftedge.config import require_finite
 from ftedge.console import console
 from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError
-from ftedge.formats.run import CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root
+from ftedge.formats.run import (CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root,
+                               load_onnx)
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json
@@ -39,6 +41,20 @@ def export_fp32(loaded, path: Path, opset: int) -> None:
     export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
 
 
+def check_gate_options(max_drop: float, fallback_cap: float, percentile: float = 99.99) -> None:
+    """--max-drop, --fallback-cap and --percentile checked before anything is written (NaN
+    passes a range)."""
+    require_finite("--max-drop", max_drop)
+    require_finite("--fallback-cap", fallback_cap)
+    require_finite("--percentile", percentile)
+    if not 0 < fallback_cap <= 1:
+        raise ConfigError(f"--fallback-cap is a fraction of the quantized layers in (0, 1], "
+                          f"got {fallback_cap!r}", "give e.g. --fallback-cap 0.1 (10%)")
+    if not 0 < percentile <= 100:
+        raise ConfigError(f"--percentile is the share of activation values kept in range, in "
+                          f"(0, 100], got {percentile!r}", "give e.g. --percentile 99.99")
+
+
 def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
              calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
              opset: int = 17, weight_bits: int = 7, fallback: bool = True,
@@ -58,6 +74,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     Returns:
         the gate result, with the manifest's hash and warnings.
     """
+    check_gate_options(max_drop, fallback_cap, percentile)
     if method != "ptq":
         raise ConfigError(f"--method {method!r} is not a post-training method",
                           "use --method ptq; quantization-aware training is `ftedge tune --qat`")
@@ -115,12 +132,15 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
 def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
     """`ftedge quantize RUN --sensitivity`: per-layer INT8 sensitivity of the run's QAT graph
     (model.int8.onnx) or PTQ graph (model.ptq.int8.onnx) on the val split, in ONNX Runtime."""
-    import onnx
-
     loaded = load_run(run)
     folder = RunFolder(loaded.path)
     kinds = [graph] if graph else [k for k in ("qat", "ptq") if folder.int8_onnx(k).is_file()]
-    if not kinds or not folder.int8_onnx(kinds[0]).is_file():
+    if graph and not folder.int8_onnx(graph).is_file():
+        make = (f"ftedge quantize {loaded.path}" if graph == "ptq"
+                else "ftedge tune --qat ... (or analyse the PTQ graph: --graph ptq)")
+        raise ConfigError(f"{loaded.path} has no {INT8_ONNX[graph]} to analyse (--graph {graph})",
+                          f"make it first: {make}")
+    if not kinds:
         raise ConfigError(f"{loaded.path} has no INT8 graph to analyse",
                           f"make one: ftedge tune --qat ..., or ftedge quantize {loaded.path}")
     int8_path, fp32_path = folder.int8_onnx(kinds[0]), folder.file(FP32_ONNX)
@@ -129,7 +149,7 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    sens = layer_sensitivity(onnx.load(str(int8_path)), x, labels, onnx_logits(fp32_path, x))
+    sens = layer_sensitivity(load_onnx(int8_path), x, labels, onnx_logits(fp32_path, x))
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "
                   f"{paths['md']} ({paths['json'].name}, {paths['png'].name})", soft_wrap=True)

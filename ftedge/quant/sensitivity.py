@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.console import make_progress
+from ftedge.formats.run import load_onnx
 from ftedge.graph.fallback import keep_in_float, quantized_layers
 from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
 from ftedge.runtime.ort import onnx_logits
@@ -151,8 +152,6 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
     """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
     graph (written over `int8_path` only when the gate then passes). The result says which
     layers stayed in float and why."""
-    import onnx
-
     from ftedge.quant.gate import gate_int8_model
 
     result = gate_int8_model(fp32_logits, int8_logits, int8_path, x, labels, classes, max_drop)
@@ -160,7 +159,7 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
         result["fallback"] = {"float_layers": [], "why": "the all-INT8 graph passed the gate"
                               if result["passed"] else "off (--no-fallback)"}
         return result
-    model = onnx.load(str(int8_path))
+    model = load_onnx(int8_path)
     sens = layer_sensitivity(model, x, labels, fp32_logits, int8_logits)
     write_sensitivity(int8_path.parent, sens, int8_path.name)
     probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")

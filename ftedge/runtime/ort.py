@@ -50,8 +50,15 @@ def inference_session(model, threads: int | None = None):
     if threads:
         so.intra_op_num_threads = threads
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
-    return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"],
-                                disabled_optimizers=disabled_optimizers())
+    try:
+        return ort.InferenceSession(source, so, providers=["CPUExecutionProvider"],
+                                    disabled_optimizers=disabled_optimizers())
+    except Exception:
+        if isinstance(source, str):
+            from ftedge.formats.run import load_onnx
+
+            load_onnx(source, load_external_data=False)  # a damaged file: a RunError naming it
+        raise
 
 
 INTEGER_CONVS = ("QLinearConv", "ConvInteger")

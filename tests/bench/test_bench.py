@@ -13,6 +13,20 @@ from ftedge.errors import FtedgeError
 FAST = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=5)
 
 
+@pytest.mark.parametrize("bad, want", [
+    (dict(max_drop=float("nan")), "--max-drop must be a finite number"),
+    (dict(runs=0), "--runs must be >= 1"), (dict(seconds=-1.0), "--time must be > 0"),
+    (dict(seconds=float("nan")), "--time must be a finite number"),
+    (dict(warmup=-1), "--warmup must be >= 0"),
+])
+def test_bench_options_refuse_what_would_measure_nothing(bad, want):
+    from ftedge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=want):
+        BenchOptions(**bad)
+    assert BenchOptions(warmup=0, runs=1).warmup == 0  # no warm-up is a legal choice
+
+
 @pytest.fixture(scope="module")
 def artifacts(qat_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("art")

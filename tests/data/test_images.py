@@ -86,3 +86,10 @@ def test_bad_files_raise_with_reason(tmp_path, kind, reason):
         p.write_bytes(p.read_bytes()[:600])
     with pytest.raises(ImageDecodeError, match=reason):
         load_image(p)
+
+
+def test_a_folder_or_a_missing_path_is_named_as_such(tmp_path):
+    with pytest.raises(ImageDecodeError, match="^not a file"):
+        load_image(tmp_path)
+    with pytest.raises(ImageDecodeError, match="^no such file$"):
+        load_image(tmp_path / "missing.png")

@@ -131,6 +131,27 @@ def test_failed_export_leaves_nothing_and_existing_folders_survive(qat_run, tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
+@pytest.mark.parametrize("name, precision, damage", [
+    ("model.int8.onnx", "int8", "truncate"), ("model.int8.onnx", "int8", "garbage"),
+    ("model.fp32.onnx", "fp32", "truncate"), ("model.fp32.onnx", "fp32", "garbage")])
+def test_a_damaged_run_graph_is_a_clear_error(qat_run, tmp_path, monkeypatch, capsys, name,
+                                              precision, damage):
+    from tests.test_cli import run_cli
+
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run, ignore=shutil.ignore_patterns("exports", "bench"))
+    if damage == "truncate":
+        with open(run / name, "r+b") as f:
+            f.truncate(100_000)
+    else:
+        (run / name).write_text("garbage\n")
+    code, out, err = run_cli(monkeypatch, capsys, "export", run, "--target", "onnxruntime-cpu",
+                             "--precision", precision)
+    err = " ".join(err.split())
+    assert code == 2 and f"{name} is damaged" in err and "How to fix" in err
+    assert "Traceback" not in err and not (run / "exports").exists()
+
+
 def test_static_batch_artifact_takes_any_number_of_images(qat_run, tmp_path):
     res = export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", batch=4, out=tmp_path / "b4",
                      log=lambda m: None)

@@ -92,6 +92,21 @@ def test_ptq_gate_fails_when_the_budget_is_exceeded(fp32_run):
     assert not res["passed"] and "FAILED" in (fp32_run / "gate_ptq.md").read_text()
 
 
+def test_ptq_checks_the_gate_options_before_writing_anything(fp32_run):
+    before = {p.name: p.stat().st_mtime_ns for p in fp32_run.iterdir()}
+    with pytest.raises(ConfigError, match="--fallback-cap must be a finite number"):
+        ftedge.quantize(fp32_run, max_drop=-20, fallback_cap=float("nan"))
+    with pytest.raises(ConfigError, match=r"--fallback-cap .* \(0, 1\]"):
+        ftedge.quantize(fp32_run, fallback_cap=1.5)
+    with pytest.raises(ConfigError, match="--max-drop must be a finite number"):
+        ftedge.quantize(fp32_run, max_drop=float("nan"))
+    with pytest.raises(ConfigError, match="--percentile must be a finite number"):
+        ftedge.quantize(fp32_run, calib_method="percentile", percentile=float("nan"))
+    with pytest.raises(ConfigError, match=r"--percentile .* \(0, 100\]"):
+        ftedge.quantize(fp32_run, calib_method="percentile", percentile=0)
+    assert {p.name: p.stat().st_mtime_ns for p in fp32_run.iterdir()} == before
+
+
 def test_ptq_refuses_qat_as_a_method(fp32_run):
     with pytest.raises(ConfigError, match="tune --qat"):
         ftedge.quantize(fp32_run, method="qat")
