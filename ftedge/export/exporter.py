@@ -21,7 +21,7 @@ from ftedge.export.profiles import (TargetProfile, check_precision, load_profile
 from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
                                      write_manifest)
 from ftedge.formats.owned import staged_folder
-from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx
+from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
@@ -55,9 +55,9 @@ def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
                    if isinstance(drop, (int, float)) and isinstance(budget, (int, float)) else "")
         raise ExportError(f"{run.int8_onnx(kind).name} failed its accuracy gate{numbers}: see "
                           f"{run.path / GATE[kind]}.md",
-                          f"{run.remake_int8(kind)} (another calibration, --qat, a float "
-                          "fallback), or pass --allow-failed-gate to export it anyway (the "
-                          "manifest says so)")
+                          f"{recreate_hint(run.int8_onnx(kind))} (another calibration, "
+                          "--qat, a float fallback), or pass --allow-failed-gate to export it "
+                          "anyway (the manifest says so)")
     return record
 
 
@@ -81,6 +81,7 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
         path = run.int8_onnx(kind)
         if not path.is_file():
             continue
+        layers = tuple(float_layers_of(path))  # a damaged graph is named as such first
         try:
             gate = gate_record(run, kind, allow_failed_gate)
         except FtedgeError as e:
@@ -94,8 +95,7 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
         if not gate["graph_sha256_checked"]:
             log(f"warning: {gate['file']} predates gates that name their graph's sha256: it "
                 f"cannot be tied to {path.name}")
-        return SourceModel(path, precision, kind, batch, size, tuple(float_layers_of(path)),
-                           gate)
+        return SourceModel(path, precision, kind, batch, size, layers, gate)
     if refused:
         raise refused[0]
     raise RunError(f"{run.path} has no INT8 model ({' or '.join(INT8_ONNX[k] for k in kinds)})",

@@ -174,11 +174,6 @@ class RunFolder:
     def int8_onnx(self, kind: str) -> Path:
         return self.path / INT8_ONNX[kind]
 
-    def remake_int8(self, kind: str) -> str:
-        """The command that makes (and gates) the INT8 graph `kind` again."""
-        return ("run `ftedge tune --qat` again (the QAT graph is gated as it is made)"
-                if kind == "qat" else f"run `ftedge quantize {self.path}` again")
-
     def int8_gate(self, kind: str) -> dict:
         """The accuracy gate of the INT8 graph `kind` (gate.json / gate_ptq.json), checked to be
         that graph's: a gate that is missing or damaged, or that gated another graph (an
@@ -186,7 +181,7 @@ class RunFolder:
         written before gates recorded their graph's sha256 cannot be tied to it: it is returned
         with "graph_sha256" None."""
         graph, path = self.int8_onnx(kind), self.path / f"{GATE[kind]}.json"
-        remake = self.remake_int8(kind)
+        remake = recreate_hint(graph)  # the command that makes the graph makes its gate
         if not path.is_file():
             raise RunError(f"{graph} has no accuracy gate ({path.name} is missing): it was never "
                            "checked against FP32 (an interrupted step?)", remake)
