@@ -100,6 +100,7 @@ def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypa
     assert res["passed"] and len(res["fallback"]["float_layers"]) == 1
     assert float_layers_of(path) == res["fallback"]["float_layers"]
     assert not list(run.glob(".*fallback*"))
+    gate_module.write_gate(path, res)  # as tune and quantize do: the gate of the mixed graph
     # the mixed graph travels into every artifact, and TensorRT is told it may use FP16
     import ftedge
 
