@@ -66,7 +66,7 @@ def eval_samples(loaded: LoadedModel, data: str | Path | None, split: str = "val
         raise DatasetError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
     if data is None:
         return _run_of(loaded).samples(split, loaded.classes)
-    audit = audit_dataset(data)
+    audit = audit_dataset(data, min_classes=1)  # a subset of the model's classes is fine
     picked = {"val": audit.val, "test": audit.test, "train": audit.train}[split]
     samples = picked if picked is not None else audit.train
     unknown = sorted(set(audit.classes) - set(loaded.classes))

@@ -302,6 +302,24 @@ def test_predict_names_folders_and_missing_files(world, monkeypatch, capsys, tmp
     assert "Errno" not in out and "corrupt" not in out
 
 
+def test_eval_takes_data_with_some_of_the_model_classes(world, monkeypatch, capsys, tmp_path):
+    """Evaluating on one class of three (a subset) is a normal thing to do; training on one
+    class is not."""
+    one = tmp_path / "one"
+    shutil.copytree(world["data"] / "red", one / "red")
+    code, out, err = run_cli(monkeypatch, capsys, "eval", world["art"], "--data", one, "--json")
+    rep = json.loads(out)
+    assert code == 0 and rep["n"] == 12 and rep["per_class"]["red"]["support"] == 12, err
+    code, _, err = run_cli(monkeypatch, capsys, "eval", world["art"], "--data", tmp_path / "x")
+    assert code == 2 and "not found" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "eval", world["art"], "--data", tmp_path / "empty")
+    assert code == 2 and "0 class folder(s)" in err
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", one, "--out", tmp_path / "r",
+                           *map(str, TUNE))
+    assert code == 2 and "a classifier needs at least 2" in err
+
+
 def test_an_artifact_without_its_manifest_is_named_as_such(world, monkeypatch, capsys,
                                                            tmp_path):
     art = _copy(world["art"], tmp_path / "art")

@@ -83,7 +83,8 @@ def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool)
 
 
 def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
-                  cache_short_side: int | None = None, cache: bool = False) -> DatasetAudit:
+                  cache_short_side: int | None = None, cache: bool = False,
+                  min_classes: int = 2) -> DatasetAudit:
     """Decode every image under `root` once and report what is usable.
 
     Args:
@@ -91,10 +92,11 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
         background: RGB colour transparent pixels are composited onto.
         cache_short_side: when caching, shrink images to this short side.
         cache: keep the decoded images in `DatasetAudit.images` for training.
+        min_classes: 2 to train a classifier; 1 to evaluate one on a subset of its classes.
     Raises:
         DatasetError: a class has no usable training image.
     """
-    layout: DatasetLayout = discover_dataset(root)
+    layout: DatasetLayout = discover_dataset(root, min_classes)
     unusable = list(layout.ignored)
     sizes: list[tuple[int, int]] = []
     images: dict[Path, Image.Image] = {}

@@ -64,12 +64,13 @@ def _scan_split(root: Path, classes: list[str], ignored: list) -> list[Sample]:
     return samples
 
 
-def discover_dataset(root: str | Path) -> DatasetLayout:
+def discover_dataset(root: str | Path, min_classes: int = 2) -> DatasetLayout:
     """List class folders and image files under `root`.
 
+    `min_classes`: 2 for training a classifier; 1 for evaluating one on some of its classes.
     Raises:
-        DatasetError: the folder is missing, has fewer than two classes, or its val split
-            holds classes the train split lacks.
+        DatasetError: the folder is missing, has fewer than `min_classes` classes, or its val
+            split holds classes the train split lacks.
     """
     root = Path(root)
     if not root.is_dir():
@@ -89,9 +90,10 @@ def discover_dataset(root: str | Path) -> DatasetLayout:
     else:
         classes = [p.name for p in _class_dirs(root)]
         train, val, test = _scan_split(root, classes, ignored), None, None
-    if len(classes) < 2:
+    if len(classes) < min_classes:
+        need = "a classifier needs at least 2" if min_classes > 1 else "there is nothing to read"
         raise DatasetError(
-            f"{root} holds {len(classes)} class folder(s); a classifier needs at least 2",
+            f"{root} holds {len(classes)} class folder(s); {need}",
             "put each class's images in its own sub-folder: DIR/<class>/*.jpg",
         )
     return DatasetLayout(root, classes, train, val, ignored, test, split_dirs)
