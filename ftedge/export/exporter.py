@@ -55,9 +55,9 @@ def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
                    if isinstance(drop, (int, float)) and isinstance(budget, (int, float)) else "")
         raise ExportError(f"{run.int8_onnx(kind).name} failed its accuracy gate{numbers}: see "
                           f"{run.path / GATE[kind]}.md",
-                          f"{recreate_hint(run.int8_onnx(kind))} (another calibration, "
-                          "--qat, a float fallback), or pass --allow-failed-gate to export it "
-                          "anyway (the manifest says so)")
+                          f"{recreate_hint(run.int8_onnx(kind))}; or pass "
+                          "--allow-failed-gate to export it anyway (the manifest records the "
+                          "failed gate)")
     return record
 
 
