@@ -34,14 +34,14 @@ def open_model(path: str | Path, threads: int | None = None) -> LoadedModel:
     return load_run(path)
 
 
-def host_note(loaded: LoadedModel) -> str | None:
+def warn_host_note(loaded: LoadedModel) -> str | None:
     """An artifact's caveat for this host (export/exporter.py host_note), printed as a warning
     on stderr; None for runs and for artifacts this host computes as exported."""
     if loaded.kind != "artifact":
         return None
-    from ftedge.export.exporter import host_note as note_of
+    from ftedge.export.exporter import host_note
 
-    note = note_of(loaded.manifest.runtime, dict(loaded.manifest.extra))
+    note = host_note(loaded.manifest.runtime, dict(loaded.manifest.extra))
     if note:
         console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
                       markup=False, highlight=False, soft_wrap=True)
@@ -91,7 +91,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
         (export/exporter.py host_note; also printed as a warning).
     """
     loaded = open_model(run)
-    note = host_note(loaded)
+    note = warn_host_note(loaded)
     samples = eval_samples(loaded, data, split)
     if not samples:
         raise DatasetError(f"no images to evaluate in the {split} split",
@@ -109,7 +109,7 @@ def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[di
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
     loaded = open_model(run)
-    host_note(loaded)
+    warn_host_note(loaded)
     results = []
     for path in images:
         try:

@@ -6,12 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.formats.run import GATE
 from ftedge.io import atomic_write_json, atomic_write_text, sha256_file
 from ftedge.runtime import ov
 from ftedge.runtime.ort import onnx_logits
 
-__all__ = ["accuracy_gate", "drop_interval", "drop_text", "gate_int8_model", "gate_markdown", "mcnemar",
-           "onnx_logits", "write_gate"]
+__all__ = ["accuracy_gate", "drop_interval", "drop_text", "gate_int8_model", "gate_markdown",
+           "mcnemar", "onnx_logits", "write_gate"]
 
 
 def mcnemar(ref_correct: np.ndarray, test_correct: np.ndarray) -> dict:
@@ -91,12 +92,15 @@ def _checkpoint_lines(sel: dict | None) -> list[str]:
             "as best.pt is", ""]
 
 
+def _budget_below_one_image(result: dict) -> bool:
+    return result["max_drop_points"] < result["one_image_points"]
+
+
 def drop_text(result: dict) -> str:
     """The drop as the commands print it: value, 95% interval, budget (and when the budget is
     less than one image)."""
     lo, hi = result["drop_ci95_points"]
-    below = ("; the budget is less than one image here"
-             if result["max_drop_points"] < result["one_image_points"] else "")
+    below = "; the budget is less than one image here" if _budget_below_one_image(result) else ""
     return (f"drop {result['drop_points']:+.2f} points (95% interval {lo:+.2f} to {hi:+.2f}; "
             f"budget {result['max_drop_points']:.2f}{below})")
 
@@ -106,10 +110,10 @@ def _resolution_lines(result: dict) -> list[str]:
     if "drop_ci95_points" not in result:  # gate.json written before the interval existed
         return []
     lo, hi = result["drop_ci95_points"]
-    one = result["one_image_points"]
     lines = [f"95% interval of the drop: {lo:+.2f} to {hi:+.2f} points (exact, from the images "
-             f"only one of the two got right); one image is {one:.2f} points"]
-    if result["max_drop_points"] < one:
+             f"only one of the two got right); one image is {result['one_image_points']:.2f} "
+             "points"]
+    if _budget_below_one_image(result):
         lines.append(f"The budget ({result['max_drop_points']:.2f} points) is less than one "
                      f"image on these {result['n']} images: a single image decides pass or "
                      "fail; a larger val split measures it")
@@ -143,7 +147,7 @@ def gate_markdown(result: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_gate(graph: Path, result: dict, name: str = "gate",
+def write_gate(graph: Path, result: dict, name: str = GATE["qat"],
                title: str = "INT8 accuracy gate") -> tuple[Path, Path]:
     """gate.json / gate.md (or `name`.*) beside `graph`, recording the graph's name and sha256 so
     a reader can tell the gate is this graph's (formats/run.py RunFolder.int8_gate)."""

@@ -13,7 +13,7 @@ from torch import nn
 from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import RunError
-from ftedge.formats.run import QAT_BEST, QAT_CANDIDATES
+from ftedge.formats.run import INT8_ONNX, QAT_BEST, QAT_CANDIDATES
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
@@ -275,7 +275,7 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     result["onnx"] = {"fp32": fp32_info, "int8": int8_info,
                       "size_ratio": (run / "model.int8.onnx").stat().st_size
                       / (run / "model.fp32.onnx").stat().st_size}
-    json_path, md_path = write_gate(run / "model.int8.onnx", result)
+    json_path, md_path = write_gate(run / INT8_ONNX["qat"], result)
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "
                   f"Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; report in "
