@@ -61,6 +61,12 @@ class DatasetAudit:
         }
 
 
+def _oriented(stored: tuple[int, int], decoded: tuple[int, int]) -> tuple[int, int]:
+    """The stored size, turned as EXIF turned the (draft-decoded) image."""
+    turned = (stored[0] >= stored[1]) != (decoded[0] >= decoded[1]) and stored[0] != stored[1]
+    return stored[::-1] if turned else stored
+
+
 def _shrink(img: Image.Image, short_side: int | None) -> Image.Image:
     """Downsize so the short side is `short_side` (never upsizes): bounds the cache's memory."""
     if short_side is None or min(img.size) <= short_side:
@@ -70,13 +76,20 @@ def _shrink(img: Image.Image, short_side: int | None) -> Image.Image:
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool):
+def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool, draft=None):
     def one(s: Sample):
+        stored = {}
+
+        def request(w, h):  # the stored size, before the draft decode shrinks it
+            stored["size"] = (w, h)
+            return draft(w, h)
+
         try:
-            img = load_image(s.path, background)
+            img = load_image(s.path, background, request if draft and cache else None)
         except ImageDecodeError as e:
             return s, None, str(e)
-        return s, img.size, (_shrink(img, keep_short_side) if cache else None)
+        size = _oriented(stored["size"], img.size) if "size" in stored else img.size
+        return s, size, (_shrink(img, keep_short_side) if cache else None)
 
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         return list(pool.map(one, samples))
@@ -84,7 +97,7 @@ def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool)
 
 def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
                   cache_short_side: int | None = None, cache: bool = False,
-                  min_classes: int = 2) -> DatasetAudit:
+                  min_classes: int = 2, draft=None) -> DatasetAudit:
     """Decode every image under `root` once and report what is usable.
 
     Args:
@@ -93,6 +106,8 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
         cache_short_side: when caching, shrink images to this short side.
         cache: keep the decoded images in `DatasetAudit.images` for training.
         min_classes: 2 to train a classifier; 1 to evaluate one on a subset of its classes.
+        draft: the contract's JPEG draft request (data.transforms.draft_request): cached
+            images are decoded as the device decodes them.
     Raises:
         DatasetError: a class has no usable training image.
     """
@@ -106,7 +121,7 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
             continue
         keep = cache and split != "test"  # test images are never trained on
         kept[split] = []
-        for s, size, extra in _decode_all(samples, background, cache_short_side, keep):
+        for s, size, extra in _decode_all(samples, background, cache_short_side, keep, draft):
             if size is None:
                 unusable.append((s.path, extra))
                 continue

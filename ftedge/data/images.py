@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -45,9 +46,14 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.
     return img
 
 
-def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Image.Image:
+def load_image(path: str | Path, background: tuple[int, int, int] = WHITE,
+               draft: Callable[[int, int], tuple[int, int]] | None = None) -> Image.Image:
     """Open, fully decode, EXIF-rotate and convert an image file to RGB.
 
+    Args:
+        draft: given the stored (width, height), the smallest (width, height) the decode may
+            return; JPEGs are then decoded in the DCT domain at the largest of 1/2, 1/4, 1/8
+            scale that keeps both (Pillow's Image.draft). None, or another format: full decode.
     Raises:
         ImageDecodeError: the file is empty, not an image, truncated or corrupt.
     """
@@ -61,6 +67,8 @@ def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Im
             # Decompression-bomb and EXIF warnings are not the user's problem here.
             warnings.simplefilter("ignore")
             with Image.open(path) as img:
+                if draft is not None and img.format == "JPEG":
+                    img.draft(None, draft(*img.size))
                 img.load()  # force a full decode so truncation fails here, not mid-epoch
                 img = ImageOps.exif_transpose(img)
                 return to_rgb(img, background)

@@ -15,7 +15,7 @@ from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
-from ftedge.export.parity import parity_check
+from ftedge.export.parity import parity_check, pipeline_warning
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
 from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
@@ -177,6 +177,11 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
+        if profile.pipeline is not None:
+            measured = parity.get(f"{profile.pipeline.name}_preprocessing") or {}
+            warning = measured and pipeline_warning(profile.name, profile.pipeline, measured)
+            if warning:
+                log(f"warning: {warning}")
         atomic_write_json(tmp / "parity.json", parity)
         manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest

@@ -8,6 +8,8 @@ is a plain relative path inside the folder, and the main artifact is one of the 
 
 from __future__ import annotations
 
+import copy
+
 import fnmatch
 import hashlib
 import json
@@ -158,7 +160,8 @@ def validate(data, folder: Path) -> Manifest:
                            f"{', '.join(PRECISIONS)}", data)
     try:
         check_classes(body["classes"], MANIFEST)
-        check_contract(body["preprocessing"], MANIFEST)
+        # a copy: the defaults an older contract reads with must not break its seal
+        body["preprocessing"] = check_contract(copy.deepcopy(body["preprocessing"]), MANIFEST)
     except FtedgeError as e:
         raise _bad(folder, e.message, data) from None
     shape = body["input_shape"]

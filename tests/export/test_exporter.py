@@ -263,8 +263,9 @@ def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch, w
         assert ov_module.cpu_int8_without_vnni() == expected, (state, isa)
 
 def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
+    logged = []
     res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",
-                     log=lambda m: None)
+                     log=logged.append)
     m, folder = res.manifest, tmp_path / "trt"
     if m["built"]:
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
@@ -275,6 +276,12 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     assert "deploy/deepstream/config_infer_primary_classifier.txt" in m["files"]
     ds = m["parity"]["deepstream_preprocessing"]  # measured on the val split
     assert ds["n"] == 6 and 0 <= ds["top1_deepstream_style"] <= 1
+    assert ds["drop_points"] == round(100 * (ds["top1_exact_contract"]
+                                             - ds["top1_deepstream_style"]), 2)
+    assert not ds["matches_contract"] and ds["emulation"]["cannot"]  # a crop run
+    warned = [w for w in logged if "deepstream pipeline preprocesses differently" in w]
+    assert len(warned) == 1 and f"{ds['drop_points']:+.2f} points lost" in warned[0]
+    assert "ftedge tune --target jetson-orin-nano" in warned[0]
     # the shipped file is the ONNX (hashed); the engine is built and keyed on the device
     assert m["artifact"] == "model.int8.onnx" and m["artifact"] in m["files"]
     assert m["extra"]["engine"] == "model.engine"

@@ -1,0 +1,39 @@
+"""A new run's preprocessing contract: --preprocess, --filter, --decode and --target."""
+
+from __future__ import annotations
+
+import pytest
+
+from ftedge.config import build_tune_config, nest_overrides
+from ftedge.errors import ConfigError
+from ftedge.training.data_setup import run_contract
+
+
+def _contract(**flat):
+    return run_contract(build_tune_config(None, nest_overrides({"data": "x", **flat})))
+
+
+def test_default_is_todays_crop_with_the_models_filter():
+    c = _contract()
+    assert (c["geometry"], c["interpolation"], c["decode"]) == ("crop", "bicubic", "full")
+    assert c["resize"] == 256 and c["input_size"] == [3, 224, 224]
+
+
+def test_a_deepstream_target_trains_for_its_pipeline():
+    c = _contract(target="jetson-orin-nano")
+    assert (c["geometry"], c["interpolation"]) == ("stretch", "bilinear")
+    # what the user asked for wins over the target's
+    c = _contract(target="jetson-orin-nano", preprocess="letterbox")
+    assert (c["geometry"], c["interpolation"]) == ("letterbox", "bilinear")
+    # a target whose device runs ftedge's own contract changes nothing
+    assert _contract(target="openvino-cpu")["geometry"] == "crop"
+
+
+def test_choices_are_checked():
+    with pytest.raises(ConfigError, match="preprocess.geometry"):
+        _contract(preprocess="fisheye")
+    with pytest.raises(ConfigError, match="unknown target"):
+        _contract(target="no-such-device")
+    c = _contract(preprocess="stretch", filter="nearest", decode="draft")
+    assert (c["geometry"], c["interpolation"], c["antialias"], c["decode"]) == (
+        "stretch", "nearest", False, "draft")
