@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from ftedge.config import DECODES, FILTERS, GEOMETRIES
+from ftedge.config import DECODES, FILTERS, GEOMETRIES, INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
 
@@ -271,8 +271,14 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
 @click.option("--max-drop", default=1.0, show_default=True,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS),
+              help="What the artifact's input takes: normalized (float32 (x/255-mean)/std), or "
+                   "8-bit RGB pixels as float255 (float32 0..255) or uint8, normalised by the "
+                   "graph's first nodes (default: the target's; TensorRT/DeepStream: float255).")
+@click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS, case_sensitive=False),
+              help="NCHW (default) or NHWC (camera frames as they come; with 8-bit input).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
-               max_drop) -> None:
+               max_drop, input_format, input_layout) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.export.exporter import export_run
 
@@ -294,7 +300,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
     for target, prec in jobs:
         result = export_run(run, target, prec, batch, out, force, int8_source,
                             log=lambda m: console.print(m, soft_wrap=True),
-                            allow_failed_gate=allow_failed_gate)
+                            allow_failed_gate=allow_failed_gate, input_format=input_format,
+                            input_layout=input_layout)
         _print_export(result)
         failed |= result.passed is False
     if failed:

@@ -40,7 +40,12 @@ FILTERS = ("bicubic", "bilinear", "nearest")  # Pillow's; bicubic/bilinear antia
 DECODES = ("full", "draft")  # draft: JPEGs decoded DCT-domain at 1/2, 1/4 or 1/8 scale (still
 # at least DRAFT_MARGIN x the size the resize needs); other formats decode in full
 DRAFT_MARGIN = 2.0  # as Pillow's thumbnail(reducing_gap=2.0): the resize still sees 2x its output
-DEFAULT_PAD_VALUE = (0, 0, 0)  # letterbox bars: black, as nvinfer pads
+DEFAULT_PAD_VALUE = (0, 0, 0)
+# What an artifact's input takes (export --input-format; a profile's input_format):
+INPUT_FORMATS = ("normalized", "float255", "uint8")  # normalized: float32 already
+# (x/255 - mean)/std, the graph as trained; float255 / uint8: 8-bit RGB values (float32 or
+# uint8), normalised by the graph's first nodes (graph/normalize.py), exact for any mean/std
+INPUT_LAYOUTS = ("NCHW", "NHWC")  # letterbox bars: black, as nvinfer pads
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,16 @@ def _comment(paragraphs: list[str], width: int = 94) -> list[str]:
     return lines
 
 
-def _normalisation_note(contract: dict) -> str:
+def in_graph(manifest: dict) -> bool:
+    """Whether the artifact normalises in its graph (takes 0..255 pixels)."""
+    return manifest.get("input_format", "normalized") != "normalized"
+
+
+def _normalisation_note(contract: dict, pixels: bool = False) -> str:
+    if pixels:
+        return ("- normalisation: exact, inside the graph. The engine takes 0..255 RGB and its "
+                "first nodes compute (x/255 - mean)/std per channel, so nvinfer passes the "
+                "pixels on: net-scale-factor=1, offsets=0;0;0.")
     norm = deepstream_normalization(contract)
     std = [float(s) for s in contract["std"]]
     if norm.exact:
@@ -212,7 +221,7 @@ def _notes(manifest: dict) -> list[str]:
         "Preprocessing: nvinfer computes y = net-scale-factor * (x - offsets[c]) on the frame "
         f"(or object) scaled to {w}x{h}. ftedge's contract is y = (x/255 - mean[c]) / std[c] "
         f"after: {describe(c)}.",
-        _normalisation_note(c),
+        _normalisation_note(c, in_graph(manifest)),
         _geometry_note(c),
         f"- filter: scaling-filter=1 (bilinear on the GPU or VIC, not antialiased) is not "
         f"Pillow's {interp}" + (" (antialiased)." if c.get("antialias", True) else "."),
@@ -237,7 +246,8 @@ def _notes(manifest: dict) -> list[str]:
 def nvinfer_config(folder: Path, manifest: dict) -> str:
     """The text of config_infer_primary_classifier.txt (paths relative to deploy/deepstream)."""
     contract = manifest["preprocessing"]
-    norm = deepstream_normalization(contract)
+    norm = (DeepStreamNormalization(1.0, (0.0, 0.0, 0.0), True) if in_graph(manifest)
+            else deepstream_normalization(contract))
     _, h, w = contract["input_size"]
     dla = ((manifest.get("profile") or {}).get("tensorrt") or {}).get("use_dla_core")
     keys = [

@@ -7,11 +7,13 @@ when everything succeeded (formats/owned.py), so an interrupted export leaves no
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.config import from_dict
+from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS, from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
@@ -25,7 +27,7 @@ from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx,
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import LoadedModel, artifact_runner
 from ftedge.runtime.ov import cpu_int8_without_vnni
 from ftedge.runtime.pytorch import load_run
 
@@ -122,13 +124,17 @@ def graph_opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manifest:
+def _manifest(loaded, profile, source, artifact, target, parity, opset,
+              pixels: tuple[str, str]) -> Manifest:
     meta = read_metadata(source.path)
+    c, h, w = source.input_size
     return Manifest(
+        input_format=pixels[0], input_layout=pixels[1],
         target=profile.name, runtime=profile.runtime, device=profile.device,
         precision=artifact.precision, artifact=artifact.file, built=artifact.built,
         input_name="input", output_name="logits",
-        input_shape=["dynamic" if source.batch is None else source.batch, *source.input_size],
+        input_shape=["dynamic" if source.batch is None else source.batch,
+                     *([h, w, c] if pixels[1] == "NHWC" else [c, h, w])],
         opset=opset, classes=list(loaded.classes), preprocessing=loaded.contract,
         model_name=loaded.model_name,
         source={"run": str(loaded.path.resolve()), "kind": source.kind,
@@ -142,14 +148,50 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manif
         extra=artifact.extra, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
+def pixel_input(profile: TargetProfile, input_format: str | None,
+                input_layout: str | None) -> tuple[str, str]:
+    """(format, layout) of the artifact's input: the option, else the profile's."""
+    fmt = input_format or profile.input_format
+    layout = (input_layout or "NCHW").upper()
+    if fmt not in INPUT_FORMATS or layout not in INPUT_LAYOUTS:
+        raise ConfigError(f"unknown input format {fmt!r} / layout {layout!r}",
+                          f"--input-format: {', '.join(INPUT_FORMATS)}; --input-layout: "
+                          f"{', '.join(INPUT_LAYOUTS)}")
+    if fmt == "normalized" and layout != "NCHW":
+        raise ConfigError("an NHWC input needs the normalisation in the graph",
+                          "add --input-format uint8 (or float255)")
+    if profile.runtime == "tensorrt" and (fmt == "uint8" or layout != "NCHW"):
+        raise ConfigError(f"{profile.name}: the TensorRT artifacts take NCHW float input "
+                          "(nvinfer hands the network float32 NCHW)",
+                          "use --input-format float255 (the default) or normalized")
+    return fmt, layout
+
+
+def _pixel_source(source: SourceModel, contract: dict, pixels: tuple[str, str],
+                  folder: Path) -> SourceModel:
+    """The source graph with the normalisation as its first nodes, staged in `folder`."""
+    from ftedge.graph.edit import save
+    from ftedge.graph.normalize import prepend_normalization
+
+    model = prepend_normalization(load_onnx(source.path), mean=contract["mean"],
+                                  std=contract["std"], input_format=pixels[0], layout=pixels[1])
+    path = save(model, folder / source.path.name)
+    c, h, w = source.input_size
+    size = (h, w, c) if pixels[1] == "NHWC" else (c, h, w)
+    return dataclasses.replace(source, path=path, input_size=size)
+
+
 def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
-               log=print, allow_failed_gate: bool = False) -> ExportResult:
+               log=print, allow_failed_gate: bool = False, input_format: str | None = None,
+               input_layout: str | None = None) -> ExportResult:
     """Export a tuned run for one target (a name in targets/ or a profile YAML file). An INT8
     artifact starts only from a graph whose own accuracy gate passed, unless
-    `allow_failed_gate`."""
+    `allow_failed_gate`. `input_format` (None: the profile's) uint8 or float255 makes the
+    artifact take 8-bit RGB and normalise in its graph; `input_layout` NCHW or NHWC."""
     profile = load_profile(target)
+    pixels = pixel_input(profile, input_format, input_layout)
     precision = check_precision(precision, profile)
     batch_n = parse_batch(batch, profile)
     loaded = load_run(run)
@@ -171,19 +213,24 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
     out = Path(out) if out else default_out(loaded.path, profile, precision, batch_n)
     with staged_folder(out, "artifact", force, protect=[loaded.path],
                        later=tgt.built_later) as tmp:
-        artifact = tgt.export(source, profile, tmp)
+        if pixels[0] == "normalized":
+            artifact = tgt.export(source, profile, tmp)
+        else:
+            with tempfile.TemporaryDirectory(prefix=".pixels-", dir=tmp) as staging:
+                artifact = tgt.export(_pixel_source(source, loaded.contract, pixels,
+                                                    Path(staging)), profile, tmp)
         artifact.extra["run"] = str(loaded.path)
         caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
-        parity = parity_check(loaded, source, artifact, profile, tgt, threads)
+        parity = parity_check(loaded, source, artifact, profile, tgt, threads, pixels)
         if profile.pipeline is not None:
             measured = parity.get(f"{profile.pipeline.name}_preprocessing") or {}
             warning = measured and pipeline_warning(profile.name, profile.pipeline, measured)
             if warning:
                 log(f"warning: {warning}")
         atomic_write_json(tmp / "parity.json", parity)
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset, pixels)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
@@ -227,6 +274,8 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
     artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
                         manifest.precision, manifest.batch, built=manifest.built,
                         extra=dict(manifest.extra))
-    runner = get_target(profile.runtime).runner(artifact, profile, threads)
+    runner = artifact_runner(get_target(profile.runtime).runner(artifact, profile, threads),
+                             manifest.preprocessing, manifest.input_format,
+                             manifest.input_layout)
     return LoadedModel(folder, list(manifest.classes), manifest.preprocessing, runner,
                        artifact.path, manifest.model_name, "artifact", manifest)

@@ -16,7 +16,7 @@ from ftedge.export.base import Artifact
 from ftedge.export.profiles import TargetProfile
 from ftedge.formats.run import BEST, QAT_BEST, SPLIT, RunFolder
 from ftedge.io import first_line, sha256_file
-from ftedge.runtime import infer_batches
+from ftedge.runtime import artifact_runner, infer_batches
 
 
 def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict:
@@ -197,8 +197,13 @@ def pipeline_warning(profile_name: str, pipeline, measured: dict) -> str | None:
 
 
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
-                 threads: int | None = None, in_graph_normalization: bool = False) -> dict:
-    """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
+                 threads: int | None = None, pixels: tuple[str, str] = ("normalized", "NCHW")
+                 ) -> dict:
+    """Run reference and artifact on the run's val images; `passed` per the profile tolerances.
+
+    `pixels`: the artifact's input (format, layout); one that normalises in its graph is fed
+    the 8-bit pixels of the same images."""
+    in_graph_normalization = pixels[0] != "normalized"
     split = loaded.path / SPLIT
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}
@@ -213,7 +218,8 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     if len(x) == 0:
         return {"status": "skipped", "passed": None, "reason": f"the val split in {split} is empty"}
     try:
-        runner = target.runner(artifact, profile, threads)
+        runner = artifact_runner(target.runner(artifact, profile, threads), loaded.contract,
+                                 *pixels)
     except ExportError as e:  # e.g. the profile's device is not on this machine
         return {"status": "skipped", "passed": None, "reason": str(e)}
     try:

@@ -82,6 +82,8 @@ class TargetProfile:
     tensorrt: TensorRTSpec | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
     pipeline: PipelineSpec | None = None  # None: the device runs ftedge's contract (infer.py)
+    input_format: str = "normalized"  # the artifact's input (config.INPUT_FORMATS); float255
+    # for TensorRT: nvinfer then passes pixels (net-scale-factor=1, offsets=0)
     source: str = ""  # where the profile was read from
 
     def to_dict(self) -> dict:
@@ -159,6 +161,14 @@ def validate_profile(p: TargetProfile) -> None:
             raise ConfigError(f"{where}: pipeline geometry {p.pipeline.geometry!r} / filter "
                               f"{p.pipeline.filter!r} unknown",
                               f"geometry: {', '.join(GEOMETRIES)}; filter: {', '.join(FILTERS)}")
+    from ftedge.config import INPUT_FORMATS
+
+    if p.input_format not in INPUT_FORMATS:
+        raise ConfigError(f"{where}: input_format {p.input_format!r} unknown",
+                          f"valid: {', '.join(INPUT_FORMATS)}")
+    if p.runtime == "tensorrt" and p.input_format == "uint8":
+        raise ConfigError(f"{where}: TensorRT artifacts take float input here (nvinfer hands "
+                          "the network float32)", "use input_format float255")
     if p.runtime == "tensorrt" and p.tensorrt is None:
         raise ConfigError(f"{where}: a tensorrt profile needs a 'tensorrt:' section",
                           "copy one from targets/tensorrt-x86.yaml")

@@ -103,7 +103,9 @@ class OrtRunner:
         return conv_kernels(self._model)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input: np.ascontiguousarray(batch, np.float32)})[0]
+        # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
+        return self.session.run(None, {self.input: np.ascontiguousarray(batch, dtype)})[0]
 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 32,

@@ -48,10 +48,10 @@ class OpenVinoRunner:
         # As OpenVINO's own benchmark_app does: one input tensor per shape, filled in place,
         # and a plain infer(); a new tensor on every call costs a dynamic-shape model its
         # memory plan each time.
-        if batch.shape != self._input_shape:
-            self.request.set_input_tensor(self._ov.Tensor(self._ov.Type.f32,
-                                                          self._ov.Shape(list(batch.shape))))
-            self._input_shape = batch.shape
+        if (batch.shape, batch.dtype == np.uint8) != self._input_shape:
+            kind = self._ov.Type.u8 if batch.dtype == np.uint8 else self._ov.Type.f32
+            self.request.set_input_tensor(self._ov.Tensor(kind, self._ov.Shape(list(batch.shape))))
+            self._input_shape = (batch.shape, batch.dtype == np.uint8)
         np.copyto(self.request.get_input_tensor().data, batch, casting="same_kind")
         self.request.infer()
         return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer

@@ -15,7 +15,7 @@ import numpy as np
 from ftedge.deploy.templates.artifact import ArtifactError, load_manifest, verify_file
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
-                                                check_contract, preprocess_file)
+                                                check_contract, decode_file, model_input)
 from ftedge.deploy.templates.runner_onnxruntime import REQUIRES, RUNTIME, Model, model_files
 
 # ---- ftedge template body ----
@@ -110,6 +110,9 @@ def classify(args):
         check_contract(contract)
     except ValueError as e:
         raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
+    if manifest.get("input_format", "normalized") not in ("normalized", "float255", "uint8"):
+        raise ArtifactError(f"input_format {manifest['input_format']!r} is unknown to this "
+                            "script", "use the infer.py written with this artifact")
     batch = batch_size(manifest, args.batch)
     fixed = manifest["input_shape"][0] != "dynamic"
     k = min(args.topk, len(classes))
@@ -119,7 +122,9 @@ def classify(args):
         result = {"image": path}
         results.append(result)
         try:
-            pending.append((result, preprocess_file(path, contract)))
+            pending.append((result, model_input(decode_file(path, contract), contract,
+                                                manifest.get("input_format", "normalized"),
+                                                manifest.get("input_layout", "NCHW"))))
             n_read += 1
         except ImageDecodeError as e:
             result["error"] = str(e)

@@ -208,3 +208,15 @@ def decode_file(path, contract):
 def preprocess_file(path, contract):
     """An image file -> float32 CHW, or ImageDecodeError."""
     return preprocess(decode_file(path, contract), contract)
+
+
+def model_input(img, contract, input_format="normalized", layout="NCHW"):
+    """An RGB PIL image -> one input of the artifact (manifest input_format, input_layout):
+    normalised float32 CHW, or, for a graph that normalises itself, the 0..255 pixels
+    (uint8 or float32, CHW or HWC), which skips the float work here."""
+    if input_format == "normalized":
+        return preprocess(img, contract)
+    arr = resize_to_contract(img, contract)
+    if layout == "NCHW":
+        arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr, dtype=np.uint8 if input_format == "uint8" else np.float32)

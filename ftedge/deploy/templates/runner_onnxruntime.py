@@ -47,5 +47,7 @@ class Model:
         self.input_name, self.output_name = manifest["input_name"], manifest["output_name"]
 
     def infer(self, batch):
-        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=dtype)}
         return self.session.run([self.output_name], feed)[0]

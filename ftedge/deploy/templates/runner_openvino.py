@@ -70,5 +70,6 @@ class Model:
         self.request = self.compiled.create_infer_request()
 
     def infer(self, batch):
-        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32  # 8-bit pixel input stays
+        self.request.infer({0: np.ascontiguousarray(batch, dtype=dtype)})
         return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
