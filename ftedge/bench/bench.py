@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.bench import system
-from ftedge.bench.accuracy import artifact_accuracy
+from ftedge.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
@@ -149,10 +149,14 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
                                             opts.max_drop)
         row["accuracy"]["images"] = val.source
+        emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels, manifest,
+                                            logits)
+        if emulated:
+            row["accuracy"]["device_pipeline"] = emulated
         fixed = manifest["input_shape"][0]
         batches = opts.batches if fixed == "dynamic" else tuple(
             b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
-        shape = tuple(manifest["input_shape"][1:])
+        shape = tuple(manifest["preprocessing"]["input_size"])  # runners take the contract's
         row["latency"] = _latency(loaded.runner, shape, batches, opts)
         row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
         row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)

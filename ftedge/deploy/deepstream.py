@@ -144,6 +144,37 @@ def deepstream_style_preprocess(image, contract: dict, maintain_aspect_ratio: bo
     return np.float32(norm.net_scale_factor) * (x - offsets)
 
 
+def emulate_samples(samples, contract: dict, pixels_in_graph: bool = False) -> np.ndarray:
+    """Image files as the kit's nvinfer config preprocesses them: float32 NCHW for the graph.
+
+    The device decodes every frame in full (nvjpegdec or a video decoder): no draft decode
+    here whatever the contract's decode mode. A letterbox contract is letterboxed
+    (maintain-aspect-ratio=1), any other stretched."""
+    from ftedge.data.images import load_image
+
+    background = tuple(contract.get("background", (255, 255, 255)))
+    boxed = bool(maintain_aspect_ratio(contract))
+    if not len(samples):
+        return np.zeros((0, *contract["input_size"]), np.float32)
+    return np.stack([deepstream_style_preprocess(load_image(s.path, background), contract,
+                                                 maintain_aspect_ratio=boxed,
+                                                 exact_normalization=pixels_in_graph)
+                     for s in samples]).astype(np.float32)
+
+
+def emulated_top1(labels: np.ndarray, exact_logits: np.ndarray, emulated_logits: np.ndarray,
+                  contract: dict, pipeline_name: str = "deepstream") -> dict:
+    """Top-1 under the exact contract and under the pipeline's emulation, side by side."""
+    exact, emulated = exact_logits.argmax(1), emulated_logits.argmax(1)
+    top_exact, top_emulated = float((exact == labels).mean()), float((emulated == labels).mean())
+    return {"pipeline": pipeline_name, "n": int(len(labels)),
+            "geometry": "letterbox" if maintain_aspect_ratio(contract) else "stretch",
+            "top1_exact_contract": top_exact, "top1_emulated": top_emulated,
+            "drop_points": round(100 * (top_exact - top_emulated), 2),
+            "top1_agreement": float((exact == emulated).mean()),
+            "emulation": EMULATION_FIDELITY}
+
+
 def _comment(paragraphs: list[str], width: int = 94) -> list[str]:
     """Paragraphs as '# ' lines; a paragraph starting '- ' is a bullet (indented follow-ons)."""
     lines: list[str] = []

@@ -139,23 +139,17 @@ def pipeline_accuracy(loaded, source, pipeline, in_graph_normalization: bool = F
     (`pipeline`, a profile's PipelineSpec: DeepStream's nvinfer scales the whole frame, with
     its own filter and normalisation): what the device loses to its preprocessing alone, and
     how far the emulation can be trusted (`emulation`)."""
-    from ftedge.data.images import load_image
     from ftedge.deploy.deepstream import (EMULATION_FIDELITY, deepstream_normalization,
-                                          deepstream_style_preprocess, maintain_aspect_ratio)
+                                          emulate_samples, maintain_aspect_ratio)
     from ftedge.formats.contract import describe
     from ftedge.runtime.ort import OrtRunner
 
     x, labels, _, _ = _val_and_reference(loaded, source)
     contract = loaded.contract
-    background = tuple(contract.get("background", (255, 255, 255)))
     samples = RunFolder(loaded.path).samples("val", loaded.classes)
-    # the kit's nvinfer config letterboxes a letterbox run and stretches any other
-    boxed = bool(maintain_aspect_ratio(contract))
+    boxed = bool(maintain_aspect_ratio(contract))  # the kit's config: letterbox or stretch
     geometry = "letterbox" if boxed else "stretch"
-    # the device decodes every frame in full (nvjpegdec / a video decoder): no draft decode
-    ds_x = np.stack([deepstream_style_preprocess(
-        load_image(s.path, background), contract, maintain_aspect_ratio=boxed,
-        exact_normalization=in_graph_normalization) for s in samples]).astype(np.float32)
+    ds_x = emulate_samples(samples, contract, in_graph_normalization)
     runner = OrtRunner(source.path)
     exact, ds = infer_batches(runner, x).argmax(1), infer_batches(runner, ds_x).argmax(1)
     norm_exact = in_graph_normalization or deepstream_normalization(contract).exact

@@ -37,3 +37,22 @@ def test_choices_are_checked():
     c = _contract(preprocess="stretch", filter="nearest", decode="draft")
     assert (c["geometry"], c["interpolation"], c["antialias"], c["decode"]) == (
         "stretch", "nearest", False, "draft")
+
+
+def test_a_run_tuned_for_a_deepstream_target_gates_as_the_device_preprocesses(colour_data,
+                                                                               tmp_path):
+    import json
+
+    from ftedge.training import tune
+
+    res = tune(data=str(colour_data), model="mobilenet_v3_small", weights="none", img_size=32,
+               epochs=2, qat=True, qat_epochs=1, target="jetson-orin-nano",
+               out=str(tmp_path / "run"))
+    contract = json.loads((res.run_dir / "preprocessing.json").read_text())
+    assert (contract["geometry"], contract["interpolation"]) == ("stretch", "bilinear")
+    gate = json.loads((res.run_dir / "gate.json").read_text())
+    emulated = gate["device_pipeline"]
+    assert emulated["pipeline"] == "deepstream" and emulated["geometry"] == "stretch"
+    assert emulated["top1_exact_contract"] == gate["int8_top1"]
+    assert 0 <= emulated["top1_emulated"] <= 1 and emulated["emulation"]["cannot"]
+    assert "As the device preprocesses" in (res.run_dir / "gate.md").read_text()
