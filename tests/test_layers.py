@@ -8,7 +8,7 @@ import ftedge
 
 # quant/ sits below training/: the QAT stage of `ftedge tune` uses quant's preparation and
 # gate, while quant/ never needs the training loop (PTQ works on a finished run's files).
-LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1,
+LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1, "confidence": 1,
           "data": 2, "models": 2, "formats": 2,
           "runtime": 3, "graph": 3,
           "quant": 4, "training": 5, "export": 6, "deploy": 6,
