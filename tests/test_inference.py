@@ -49,8 +49,14 @@ def test_predict_and_eval_on_a_run_apply_its_temperature(qat_run, tmp_path, caps
     # refitting puts back the fitted T; last.pt is another checkpoint: its T is not best.pt's
     assert calibrate(run)["temperature"] == pytest.approx(
         json.loads((qat_run.run_dir / RECORD).read_text())["temperature"], rel=1e-6)
+    import torch
+
+    ckpt = torch.load(run / "best.pt", weights_only=False)
+    ckpt["model_state"] = {k: v * 1.01 if v.is_floating_point() else v
+                           for k, v in ckpt["model_state"].items()}
+    torch.save(ckpt, run / "other.pt")
     capsys.readouterr()
-    (r,) = predict(run / "last.pt", [image], topk=1)
+    (r,) = predict(run / "other.pt", [image], topk=1)
     assert r["temperature"] == 1.0 and "another checkpoint" in capsys.readouterr().err
 
 
