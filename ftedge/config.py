@@ -40,12 +40,18 @@ FILTERS = ("bicubic", "bilinear", "nearest")  # Pillow's; bicubic/bilinear antia
 DECODES = ("full", "draft")  # draft: JPEGs decoded DCT-domain at 1/2, 1/4 or 1/8 scale (still
 # at least DRAFT_MARGIN x the size the resize needs); other formats decode in full
 DRAFT_MARGIN = 2.0  # as Pillow's thumbnail(reducing_gap=2.0): the resize still sees 2x its output
-DEFAULT_PAD_VALUE = (0, 0, 0)
+DEFAULT_PAD_VALUE = (0, 0, 0)  # letterbox bars: black, as nvinfer pads
 # What an artifact's input takes (export --input-format; a profile's input_format):
 INPUT_FORMATS = ("normalized", "float255", "uint8")  # normalized: float32 already
 # (x/255 - mean)/std, the graph as trained; float255 / uint8: 8-bit RGB values (float32 or
 # uint8), normalised by the graph's first nodes (graph/normalize.py), exact for any mean/std
-INPUT_LAYOUTS = ("NCHW", "NHWC")  # letterbox bars: black, as nvinfer pads
+INPUT_LAYOUTS = ("NCHW", "NHWC")
+# confidence calibration (confidence.py): folds of the cross-fitting that measures a
+# temperature on val images its fit did not see, the seed of their shuffle, and the range the
+# fit searches (a T at either end means the val split cannot pin it down: say so)
+CALIBRATION_FOLDS = 5
+CALIBRATION_SEED = 0
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)

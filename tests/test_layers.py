@@ -11,11 +11,11 @@ import ftedge
 # training/ sits with export/ and deploy/ (ARCHITECTURE.md: training 6 above runtime and deploy
 # 4): `tune --target` reads the target's profile and the gate emulates its device pipeline;
 # export/ never imports training (test below).
-LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1,
+LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1, "confidence": 1,
           "data": 2, "models": 2, "formats": 2,
-          "runtime": 3, "graph": 3,
+          "runtime": 3, "graph": 3, "render": 3,
           "quant": 4, "training": 6, "export": 6, "deploy": 6,
-          "bench": 7, "inference": 7, "pipeline": 8, "cli": 8, "__main__": 9}
+          "bench": 7, "inference": 7, "stages": 7, "pipeline": 8, "cli": 8, "__main__": 9}
 
 
 def _imports(path: Path):

@@ -12,6 +12,7 @@ import numpy as np
 from ftedge.bench import system
 from ftedge.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.confidence import evaluation_report
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
 from ftedge.errors import ConfigError, FtedgeError
@@ -149,6 +150,11 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
                                             opts.max_drop)
         row["accuracy"]["images"] = val.source
+        # the artifact's own T from its manifest; on the run's val split (no --data) that is
+        # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
+        row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
+                                               in_sample=data is None)
+        row["calibration"]["images"] = val.source
         emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels, manifest,
                                             logits)
         if emulated:

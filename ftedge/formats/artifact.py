@@ -18,6 +18,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
 from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
+from ftedge.confidence import check_record
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
 from ftedge.formats.owned import MARKER, read_marker
@@ -60,7 +61,10 @@ class Manifest:
     profile: dict
     parity: dict
     files: dict[str, str]  # relative path -> sha256, every file but manifest.json
-    calibration_sha256: str | None = None
+    calibration_sha256: str | None = None  # the INT8 calibration *images* (PTQ), not ...
+    # ... confidence calibration: the temperature fitted on this artifact's own val logits
+    # (confidence.calibration_record; None in manifests from before it: T = 1)
+    calibration: dict | None = None
     float_layers: list[str] = field(default_factory=list)  # layers kept out of INT8
     extra: dict = field(default_factory=dict)
     created: str = ""
@@ -168,6 +172,11 @@ def validate(data, folder: Path) -> Manifest:
         body["preprocessing"] = check_contract(copy.deepcopy(body["preprocessing"]), MANIFEST)
     except FtedgeError as e:
         raise _bad(folder, e.message, data) from None
+    if body.get("calibration") is not None:
+        try:
+            check_record(body["calibration"], MANIFEST)
+        except FtedgeError as e:
+            raise _bad(folder, e.message, data) from None
     if body.get("input_format", "normalized") not in INPUT_FORMATS:
         raise _bad(folder, f"input_format {body['input_format']!r} is not one of "
                            f"{', '.join(INPUT_FORMATS)}", data)
