@@ -11,7 +11,8 @@ are ~500 px photos, where the draft (which keeps 2x the resize) changes nothing 
 the upscaled copies are what make the mode do anything; the model was trained with full
 decode on the originals, so this measures what switching the mode costs a trained model.
 
-Usage: python benchmarks/decode_modes.py RUN [--rounds 5] [--images 40] [--sizes 1920x1080,4032x3024]
+Usage: python benchmarks/decode_modes.py RUN [--rounds 5] [--images 20] [--sizes 1920x1080,4032x3024]
+       [--accuracy-sizes 1920x1080]
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def time_modes(paths: list[Path], contract: dict, rounds: int) -> dict[str, floa
 def accuracy(run: Path, paths: list[Path], labels: np.ndarray, contract: dict) -> dict:
     from ftedge.data.folder import Sample
 
-    runner = OrtRunner(RunFolder(run).int8_onnx("qat"))
+    graph = RunFolder(run).int8_onnx("qat")
+    runner = OrtRunner(graph if graph.is_file() else RunFolder(run).int8_onnx("ptq"))
     out = {}
     for mode in ("full", "draft"):
         c = {**contract, "decode": mode}
@@ -78,7 +80,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--images", type=int, default=20, help="JPEGs per size for the timing")
     ap.add_argument("--sizes", default="1920x1080,4032x3024")
-    ap.add_argument("--no-accuracy", action="store_true")
+    ap.add_argument("--accuracy-sizes", default="1920x1080",
+                    help="sizes whose val copies are scored (comma-separated; '' for none)")
     args = ap.parse_args()
     loaded = load_run(args.run)
     samples = RunFolder(args.run).samples("val", loaded.classes)
@@ -86,14 +89,16 @@ def main() -> None:
     for size in args.sizes.split(","):
         w, h = (int(v) for v in size.split("x"))
         with tempfile.TemporaryDirectory() as tmp:
-            paths = camera_copies(samples, (w, h), Path(tmp))
+            scored = size in args.accuracy_sizes.split(",")
+            paths = camera_copies(samples if scored else samples[:args.images], (w, h),
+                                  Path(tmp))
             for geometry in ("crop", "stretch"):
                 c = {**loaded.contract, "geometry": geometry}
                 ms = time_modes(paths[:args.images], c, args.rounds)
                 print(f"{size} {geometry}: decode+preprocess full {ms['full']:.1f} ms, draft "
                       f"{ms['draft']:.1f} ms per image ({ms['full'] / ms['draft']:.2f}x)",
                       flush=True)
-            if not args.no_accuracy:
+            if size in args.accuracy_sizes.split(","):
                 acc = accuracy(args.run, paths, labels, loaded.contract)
                 print(f"{size} val copies ({acc['n']}): INT8 top-1 full {acc['top1_full']:.4f}, "
                       f"draft {acc['top1_draft']:.4f} "
