@@ -160,7 +160,7 @@ def data_check(root, as_json) -> None:
 def eval_cmd(run, data, split, as_json) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
-    from ftedge.inference import evaluate
+    from ftedge.stages.inference import evaluate
 
     rep = evaluate(run, data, split=split)
     if as_json:
@@ -187,7 +187,7 @@ def eval_cmd(run, data, split, as_json) -> None:
 def predict(run, images, topk, as_json) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
-    from ftedge.inference import predict as predict_api
+    from ftedge.stages.inference import predict as predict_api
 
     results = predict_api(run, list(images), topk)
     if as_json:
@@ -230,8 +230,8 @@ def predict(run, images, topk, as_json) -> None:
 def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits, fallback,
              fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
-    from ftedge.quant.quantize import analyse_sensitivity
-    from ftedge.quant.quantize import quantize as quantize_api
+    from ftedge.stages.quantize import analyse_sensitivity
+    from ftedge.stages.quantize import quantize as quantize_api
 
     if sensitivity:
         analyse_sensitivity(run, graph)
@@ -269,14 +269,14 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
                max_drop) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
-    from ftedge.export.exporter import export_run
+    from ftedge.stages.export.exporter import export_run
 
     precisions = [p.strip() for p in precision.split(",")] if precision else [None]
     if "auto" in precisions:
         if len(precisions) > 1 or batch:
             raise click.UsageError("--precision auto picks one precision by measurement: give "
                                    "it alone, without --batch")
-        from ftedge.bench.pick import pick_precision
+        from ftedge.pick import pick_precision
 
         codes = [pick_precision(run, t, max_drop, force=force,
                                 out=out if len(targets_) == 1 else None).exit_code
@@ -298,7 +298,7 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
 
 
 def _print_export(result) -> None:
-    from ftedge.export.parity import agreement_line
+    from ftedge.stages.export.parity import agreement_line
 
     m, p = result.manifest, result.manifest["parity"]
     if p.get("status") == "checked":
@@ -347,7 +347,7 @@ def _int_list(value: str) -> tuple[int, ...]:
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
               out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
-    from ftedge.bench.cli_support import run_bench
+    from ftedge.stages.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
         raise click.UsageError("give --runs or --time, not both")
@@ -355,8 +355,8 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         if not targets_ or precision:
             raise click.UsageError("--pick needs --target NAME and RUN folders, and no "
                                    "--precision (it tries every precision)")
-        from ftedge.bench.bench import BenchOptions
-        from ftedge.bench.pick import pick_precision
+        from ftedge.stages.bench.bench import BenchOptions
+        from ftedge.pick import pick_precision
 
         opts = BenchOptions(batches=_int_list(batches), warmup=warmup, runs=runs,
                             seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
@@ -375,7 +375,7 @@ def report_cmd(folders, out, force) -> None:
     """Merge bench folders (e.g. one copied back from a Jetson) into one table and plot."""
     from pathlib import Path
 
-    from ftedge.bench.report import merge_reports
+    from ftedge.stages.bench.report import merge_reports
 
     paths = merge_reports(list(folders), Path(out), force)
     results.print(paths["md"].read_text(), highlight=False, markup=False)
@@ -387,7 +387,7 @@ def report_cmd(folders, out, force) -> None:
 def targets(ctx) -> None:
     """List the target profiles (targets/); `ftedge targets show NAME` prints one."""
     if ctx.invoked_subcommand is None:
-        from ftedge.export.profiles import load_profile, profile_names
+        from ftedge.runtime.profiles import load_profile, profile_names
 
         for name in profile_names():
             p = load_profile(name)
@@ -400,7 +400,7 @@ def targets_show(name) -> None:
     """Print one profile (a name or a YAML file) as YAML, with its defaults filled in."""
     import yaml
 
-    from ftedge.export.profiles import load_profile
+    from ftedge.runtime.profiles import load_profile
 
     p = load_profile(name)
     click.echo(f"# {p.source}")

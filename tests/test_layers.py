@@ -11,8 +11,8 @@ import ftedge
 LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1,
           "data": 2, "models": 2, "formats": 2,
           "runtime": 3, "graph": 3,
-          "quant": 4, "training": 5, "export": 6, "deploy": 6,
-          "bench": 7, "inference": 7, "pipeline": 8, "cli": 8, "__main__": 9}
+          "quant": 4, "training": 5, "deploy": 6,
+          "stages": 7, "pick": 8, "pipeline": 8, "cli": 8, "__main__": 9}
 
 
 def _imports(path: Path):
@@ -40,6 +40,6 @@ def test_no_module_imports_a_higher_layer():
 
 def test_quant_export_and_bench_never_import_training():
     root = Path(ftedge.__file__).parent
-    for pkg in ("quant", "export", "bench", "formats", "runtime", "graph"):
+    for pkg in ("quant", "stages/export", "stages/bench", "formats", "runtime", "graph"):
         for path in (root / pkg).rglob("*.py"):
             assert not any(m.startswith("ftedge.training") for m in _imports(path)), path
