@@ -40,7 +40,7 @@ def main() -> None:
 
     from ftedge.stages.bench.bench import BenchOptions, _latency
     from ftedge.stages.bench.latency import timer_overhead_us
-    from ftedge.stages.export.exporter import load_artifact
+    from ftedge.runtime.artifact import load_artifact
     from ftedge.io import read_json
 
     manifest = read_json(a.artifact / "manifest.json")

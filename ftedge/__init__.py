@@ -16,14 +16,14 @@ _API = {
     "evaluate": ("ftedge.stages.inference", "evaluate"),
     "predict": ("ftedge.stages.inference", "predict"),
     "load_run": ("ftedge.runtime.pytorch.runner", "load_run"),
-    "open_model": ("ftedge.stages.inference", "open_model"),
+    "open_model": ("ftedge.runtime.artifact", "open_model"),
     "audit_dataset": ("ftedge.data.audit", "audit_dataset"),
     "write_demo_data": ("ftedge.data.demo", "write_demo_data"),
     "demo": ("ftedge.pipeline", "demo"),
     "build_model": ("ftedge.models", "build_model"),
     "quantize": ("ftedge.stages.quantize", "quantize"),
     "export_run": ("ftedge.stages.export.exporter", "export_run"),
-    "load_artifact": ("ftedge.stages.export.exporter", "load_artifact"),
+    "load_artifact": ("ftedge.runtime.artifact", "load_artifact"),
     "bench_artifacts": ("ftedge.stages.bench.bench", "bench"),
 }
 

@@ -347,6 +347,9 @@ def _int_list(value: str) -> tuple[int, ...]:
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
               out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
+    from pathlib import Path
+
+    from ftedge.stages.bench.bench import BenchOptions
     from ftedge.stages.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
@@ -355,16 +358,21 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         if not targets_ or precision:
             raise click.UsageError("--pick needs --target NAME and RUN folders, and no "
                                    "--precision (it tries every precision)")
-        from ftedge.stages.bench.bench import BenchOptions
         from ftedge.pick import pick_precision
 
         opts = BenchOptions(batches=_int_list(batches), warmup=warmup, runs=runs,
                             seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
         sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
                      for r in paths for t in targets_))
-    code = run_bench(list(paths), list(targets_), precision, data, _int_list(batches), warmup,
-                     runs, seconds, threads, max_drop, out, force)
-    sys.exit(code)
+    opts = BenchOptions(batches=_int_list(batches), warmup=warmup, runs=runs, seconds=seconds,
+                        threads=threads, max_drop=max_drop)  # checked before any export
+    if targets_:
+        from ftedge.pick import artifacts_for_targets
+
+        folders = artifacts_for_targets(list(paths), list(targets_), precision)
+    else:
+        folders = [Path(p) for p in paths]
+    sys.exit(run_bench(folders, data, opts, out, force))
 
 
 @cli.command("report")

@@ -1,5 +1,7 @@
-"""Precision picked by measurement: export every precision a target has, bench each on this
-device, keep the fastest one whose accuracy drop fits the budget (`--pick`, `--precision auto`).
+"""Export and bench together (layer 8, like pipeline.py: the two stages never import each
+other). Precision picked by measurement: export every precision a target has, bench each on
+this device, keep the fastest one whose accuracy drop fits the budget (`--pick`, `--precision
+auto`); and `bench --target`'s export of the artifacts it lacks.
 
 The chosen artifact is copied whole into RUN/exports/<target>-auto/ (its manifest and deploy kit
 unchanged, so it loads and verifies like any artifact) with pick.json and pick.md: every
@@ -12,16 +14,16 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.stages.bench.bench import BenchOptions, bench
 from ftedge.config import require_finite
 from ftedge.console import console, results
-from ftedge.errors import FtedgeError, GATE_FAILED
-from ftedge.stages.export.exporter import default_out, export_run
-from ftedge.runtime.profiles import load_profile, parse_batch
+from ftedge.errors import GATE_FAILED, FtedgeError
 from ftedge.formats.artifact import MANIFEST, read_manifest_dict
 from ftedge.formats.owned import MARKER, check_replaceable, staged_folder
 from ftedge.formats.run import RunFolder
 from ftedge.io import atomic_write_json, atomic_write_text
+from ftedge.runtime.profiles import load_profile, parse_batch
+from ftedge.stages.bench.bench import BenchOptions, bench
+from ftedge.stages.export.exporter import default_out, export_run
 
 PICK_OPTIONS = BenchOptions(batches=(1, 8), warmup=10, runs=100, e2e_images=20)
 
@@ -145,3 +147,23 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     results.print(f"chosen: {chosen['precision']} ({chosen['artifact']}); copied to {out} "
                   f"with pick.md", soft_wrap=True, markup=False)
     return PickResult(out, table, chosen)
+
+
+def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | None) -> list[Path]:
+    """For `--target NAME RUN`: the target's artifact folders, exporting the missing ones."""
+    folders = []
+    for run in runs:
+        for target in targets:
+            profile = load_profile(target)
+            wanted = [p.strip() for p in precision.split(",")] if precision else list(profile.precisions)
+            for prec in wanted:
+                folder = default_out(Path(run), profile, prec, parse_batch(None, profile))
+                if not (folder / "manifest.json").is_file():
+                    console.print(f"exporting {target} {prec} for {run}")
+                    try:
+                        export_run(run, target, prec, log=lambda m: console.print(m, soft_wrap=True))
+                    except FtedgeError as e:
+                        console.print(f"[red]cannot export {target} {prec}[/]: {e}")
+                        continue
+                folders.append(folder)
+    return folders

@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
 from ftedge.io import read_json, sha256_file
@@ -28,6 +27,16 @@ INT8_ONNX = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
 GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's accuracy gate
 CALIBRATION = "calibration_manifest.json"
 HEADER = (CONFIG, CLASSES, SPLIT, AUDIT, CONTRACT)  # written before the first epoch
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its class index."""
+
+    path: Path
+    label: int
+
+
 SPLIT_FORMAT = "ftedge-split/2"
 SPLITS = ("train", "val", "test")
 

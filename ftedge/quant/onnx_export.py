@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import torch
 from torch import nn
 
 from ftedge.graph.constants import fold_constant_nodes, prune_unused_initializers
-from ftedge.graph.metadata import set_metadata
+from ftedge.graph.metadata import contract_metadata, set_metadata
 from ftedge.graph.qdq import hoist_pads_above_qdq, remove_repeated_qdq, store_quantized_weights
 from ftedge.io import atomic_path
 from ftedge.quant.qat import freeze_all_observers, is_prepared
@@ -95,3 +96,11 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     return {"path": str(path), "opset": opset, "int8": int8, "ops": ops,
             "repeated_qdq_removed": removed, "pads_hoisted": hoisted, "int8_weights_stored": stored}
+
+
+def export_fp32(loaded, path: Path, opset: int) -> None:
+    """The run's best FP32 model as model.fp32.onnx, with its contract in the metadata."""
+    example = torch.zeros(1, *loaded.contract["input_size"])
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
+                             loaded.checkpoint)
+    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)

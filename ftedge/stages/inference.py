@@ -1,5 +1,5 @@
-"""Open a run or an artifact folder, evaluate it on images, predict classes: `ftedge eval`
-and `ftedge predict` (layer 7: it opens artifacts through export's targets)."""
+"""`ftedge eval` and `ftedge predict`: a run or an artifact folder (runtime/artifact.py opens
+either) evaluated on images, or classes predicted for them."""
 
 from __future__ import annotations
 
@@ -8,73 +8,27 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.console import console, literal
-from ftedge.data.audit import audit_dataset
-from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
-from ftedge.errors import DatasetError, RunError
-from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact
-from ftedge.formats.run import SPLIT, RunFolder
+from ftedge.errors import DatasetError
 from ftedge.metrics import classification_report
 from ftedge.runtime import LoadedModel
-from ftedge.runtime.pytorch.runner import load_run
+from ftedge.runtime.artifact import host_note, open_model
+from ftedge.stages.common import eval_samples
 
-SPLITS = ("val", "test", "train")
-
-
-def open_model(path: str | Path, threads: int | None = None) -> LoadedModel:
-    """A run folder (its best.pt in PyTorch), a checkpoint file, or an artifact folder (its
-    runtime, after the manifest and every file are checked)."""
-    path = Path(path)
-    if path.is_dir() and (path / MANIFEST).is_file():
-        from ftedge.stages.export.exporter import load_artifact
-
-        return load_artifact(path, threads)
-    check_not_a_bare_artifact(path)
-    return load_run(path)
+__all__ = ["evaluate", "open_model", "predict", "warn_host_note"]
 
 
 def warn_host_note(loaded: LoadedModel) -> str | None:
-    """An artifact's caveat for this host (stages/export/exporter.py host_note), printed as a warning
+    """An artifact's caveat for this host (runtime/artifact.py host_note), printed as a warning
     on stderr; None for runs and for artifacts this host computes as exported."""
     if loaded.kind != "artifact":
         return None
-    from ftedge.stages.export.exporter import host_note
-
     note = host_note(loaded.manifest.runtime, dict(loaded.manifest.extra))
     if note:
         console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
                       markup=False, highlight=False, soft_wrap=True)
     return note
-
-
-def _run_of(loaded: LoadedModel) -> RunFolder:
-    """The run whose split an artifact (or a run) is evaluated on by default."""
-    if loaded.kind == "artifact":
-        run = Path(loaded.manifest.source["run"])
-        if not (run / SPLIT).is_file():
-            raise RunError(f"the artifact's source run {run} is not here",
-                           "pass --data DIR (class folders) to evaluate on")
-        return RunFolder(run)
-    return RunFolder(loaded.path)
-
-
-def eval_samples(loaded: LoadedModel, data: str | Path | None, split: str = "val"
-                 ) -> list[Sample]:
-    """The recorded `split` of the model's run, or the images of `data` in the model's classes."""
-    if split not in SPLITS:
-        raise DatasetError(f"--split {split!r} is not one of {', '.join(SPLITS)}")
-    if data is None:
-        return _run_of(loaded).samples(split, loaded.classes)
-    audit = audit_dataset(data, min_classes=1)  # a subset of the model's classes is fine
-    picked = {"val": audit.val, "test": audit.test, "train": audit.train}[split]
-    samples = picked if picked is not None else audit.train
-    unknown = sorted(set(audit.classes) - set(loaded.classes))
-    if unknown:
-        raise DatasetError(f"{data} has classes the model was not trained on: {', '.join(unknown)}",
-                           f"the model knows: {', '.join(loaded.classes)}")
-    remap = [loaded.classes.index(c) for c in audit.classes]
-    return [Sample(s.path, remap[s.label]) for s in samples]
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
@@ -88,7 +42,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     Returns:
         dict with keys n, top1, top5, per_class, confusion_matrix, classes, and cpu_note
         when this host computes the artifact differently from where it was exported
-        (stages/export/exporter.py host_note; also printed as a warning).
+        (runtime/artifact.py host_note; also printed as a warning).
     """
     loaded = open_model(run)
     note = warn_host_note(loaded)

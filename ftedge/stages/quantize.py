@@ -21,7 +21,7 @@ from ftedge.io import atomic_write_json
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
-from ftedge.quant.onnx_export import export_onnx
+from ftedge.quant.onnx_export import export_fp32, export_onnx
 from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.qat import DEPTHWISE_RULE
 from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
@@ -31,14 +31,6 @@ PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
               **DEPTHWISE_RULE,
               "activations": "int8 symmetric per-tensor, zero-point 0",
               "batchnorm": "folded"}
-
-
-def export_fp32(loaded, path: Path, opset: int) -> None:
-    """The run's best FP32 model as model.fp32.onnx, with its contract in the metadata."""
-    example = torch.zeros(1, *loaded.contract["input_size"])
-    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
-                             loaded.checkpoint)
-    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
 
 
 def check_gate_options(max_drop: float, fallback_cap: float, percentile: float = 99.99) -> None:

@@ -10,12 +10,13 @@ matches, with the command that rebuilds it.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from ftedge.errors import ExportError
-from ftedge.runtime.tensorrt import plan as trt_plan
 from ftedge.runtime.base import Artifact, FixedBatchRunner, Problem, SourceModel, Target
 from ftedge.runtime.profiles import TargetProfile
+from ftedge.runtime.tensorrt import plan as trt_plan
 from ftedge.io import atomic_write_bytes, atomic_write_json, atomic_write_text, read_json, sha256_file
 from ftedge.runtime.tensorrt.runner import TrtRunner, tensorrt_module, trt_logger
 
@@ -58,8 +59,9 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
     config.add_optimization_profile(opt_profile)
     cache = config.create_timing_cache(timing_cache.read_bytes() if timing_cache.is_file() else b"")
     if not config.set_timing_cache(cache, ignore_mismatch=False):
-        print(f"warning: TensorRT did not accept the timing cache {timing_cache.name}; "
-              "building without it (it is rewritten after the build)")
+        # a library does not print: Python's warnings reach stderr once, as print did
+        warnings.warn(f"TensorRT did not accept the timing cache {timing_cache.name}; building "
+                      "without it (it is rewritten after the build)", RuntimeWarning, stacklevel=2)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError("TensorRT failed to build the engine (see the log above)",

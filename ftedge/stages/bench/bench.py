@@ -63,7 +63,7 @@ def _folder_size_mb(folder: Path, manifest: dict) -> float:
 
 def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     """The images to judge on (the run's val split or --data), with the FP32 reference logits."""
-    from ftedge.stages.inference import eval_samples
+    from ftedge.stages.common import eval_samples
     from ftedge.runtime.pytorch.runner import load_run
 
     run = Path(manifest["source"]["run"])
@@ -125,7 +125,7 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
 
 def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
-    from ftedge.stages.export.exporter import host_note, load_artifact
+    from ftedge.runtime.artifact import host_note, load_artifact
 
     folder = Path(folder)
     row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}

@@ -1,4 +1,4 @@
-"""The `ftedge bench` command's work: resolve what to bench, run it with progress, report."""
+"""The `ftedge bench` command's work: run it with progress, write and print the report."""
 
 from __future__ import annotations
 
@@ -10,29 +10,6 @@ from ftedge.stages.bench.bench import BenchOptions, bench
 from ftedge.stages.bench.report import table_lines, write_report
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
-
-
-def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | None) -> list[Path]:
-    """For `--target NAME RUN`: the target's artifact folders, exporting the missing ones."""
-    from ftedge.stages.export.exporter import default_out, export_run
-    from ftedge.runtime.profiles import load_profile, parse_batch
-
-    folders = []
-    for run in runs:
-        for target in targets:
-            profile = load_profile(target)
-            wanted = [p.strip() for p in precision.split(",")] if precision else list(profile.precisions)
-            for prec in wanted:
-                folder = default_out(Path(run), profile, prec, parse_batch(None, profile))
-                if not (folder / "manifest.json").is_file():
-                    console.print(f"exporting {target} {prec} for {run}")
-                    try:
-                        export_run(run, target, prec, log=lambda m: console.print(m, soft_wrap=True))
-                    except FtedgeError as e:
-                        console.print(f"[red]cannot export {target} {prec}[/]: {e}")
-                        continue
-                folders.append(folder)
-    return folders
 
 
 def default_report_dir(first_artifact: Path) -> Path:
@@ -63,13 +40,11 @@ def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Pa
     return paths
 
 
-def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, threads,
-              max_drop, out, force: bool = False) -> int:
+def run_bench(folders: list[Path], data, opts: BenchOptions, out, force: bool = False) -> int:
+    """`ftedge bench` on artifact folders (pick.py's artifacts_for_targets exports missing ones
+    first for --target): progress, the report folder, the table; the exit code."""
     from rich.progress import Progress
 
-    opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
-                        threads=threads, max_drop=max_drop)  # checked before any export
-    folders = artifacts_for_targets(paths, targets, precision) if targets else [Path(p) for p in paths]
     missing = [f for f in folders if not (Path(f) / "manifest.json").is_file()]
     if missing:
         raise FtedgeError(f"not an artifact folder: {missing[0]} (no manifest.json)",

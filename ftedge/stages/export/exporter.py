@@ -11,23 +11,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
-from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
-from ftedge.runtime.base import Artifact, SourceModel, get_target
-from ftedge.stages.export.parity import parity_check
-from ftedge.runtime.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
-                                    validate_profile)
-from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
-                                     write_manifest)
+from ftedge.errors import ExportError, FtedgeError, RunError
+from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
+from ftedge.quant.onnx_export import export_fp32
 from ftedge.runtime import LoadedModel
-from ftedge.runtime.openvino.runner import cpu_int8_without_vnni
+from ftedge.runtime.base import SourceModel, get_target
+from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile, parse_batch
 from ftedge.runtime.pytorch.runner import load_run
+from ftedge.stages.export.parity import parity_check
 
 
 @dataclass
@@ -71,8 +68,6 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
     if precision != "int8":
         path = run.file(FP32_ONNX)
         if not path.is_file():
-            from ftedge.stages.quantize import export_fp32
-
             export_fp32(loaded, path, 17)
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
@@ -183,45 +178,3 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
     return ExportResult(out, sealed)
-
-
-def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:
-    try:
-        profile = from_dict(TargetProfile, {**manifest.profile, "precisions": tuple(
-            manifest.profile.get("precisions", ()))}, where="manifest profile")
-        validate_profile(profile)
-    except ConfigError as e:
-        raise ManifestError(f"{folder}/manifest.json: its profile is damaged ({e.message})",
-                            "export again with ftedge export ... --force") from None
-    return profile
-
-
-def host_note(runtime: str, extra) -> str | None:
-    """Why this host computes an artifact differently from where its export was checked, or
-    None: an OpenVINO INT8 artifact whose u8 x s8 pair sums may saturate (vnni_caveat), on an
-    x86 CPU without VNNI or one that cannot be told. ftedge's own ONNX Runtime session is
-    exact on such CPUs (runtime/onnxruntime/runner.py turns QDQS8ToU8Transformer off), so ONNX Runtime
-    artifacts get no note. bench adds it to its row; eval and predict warn with it."""
-    caveat = vnni_caveat(runtime, extra)
-    host = cpu_int8_without_vnni() if caveat and runtime == "openvino" else None
-    if host is None:
-        return None
-    return ("this host is an x86 CPU without VNNI (these numbers are what such CPUs get)"
-            if host == "no-vnni" else "this host could not tell whether its x86 CPU has VNNI"
-            ) + f", and {caveat}"
-
-
-def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel:
-    """An artifact folder, checked (manifest seal, every file's sha256), with its runner."""
-    folder = Path(folder)
-    manifest = read_manifest(folder)
-    profile = _profile_of(manifest, folder)
-    if (profile.name, profile.runtime) != (manifest.target, manifest.runtime):
-        raise ManifestError(f"{folder}/manifest.json: target {manifest.target} does not match "
-                            f"its profile {profile.name}", "export again with --force")
-    artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
-                        manifest.precision, manifest.batch, built=manifest.built,
-                        extra=dict(manifest.extra))
-    runner = get_target(profile.runtime).runner(artifact, profile, threads)
-    return LoadedModel(folder, list(manifest.classes), manifest.preprocessing, runner,
-                       artifact.path, manifest.model_name, "artifact", manifest)
