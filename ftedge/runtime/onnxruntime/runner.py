@@ -3,26 +3,16 @@ x86 CPU, behind the Runner protocol."""
 
 from __future__ import annotations
 
-import platform
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+from ftedge.deploy.templates.artifact import vnni_state as template_vnni_state
 
-
-@lru_cache(maxsize=1)
-def vnni_state() -> str:
-    """"vnni", "no-vnni" (an x86 CPU whose u8 x s8 dot product, VPMADDUBSW, saturates 16-bit
-    pair sums), "unknown" (x86, but /proc/cpuinfo cannot be read) or "not-x86"."""
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
-        return "not-x86"
-    try:
-        flags = Path("/proc/cpuinfo").read_text().split()
-    except OSError:
-        return "unknown"
-    return "vnni" if any(f in flags for f in VNNI_FLAGS) else "no-vnni"
+# The deploy kit's own check (deploy/templates/artifact.py, copied into every infer.py): one
+# copy, so ftedge and the standalone script decide alike. Cached: /proc/cpuinfo does not change.
+vnni_state = lru_cache(maxsize=1)(template_vnni_state)
 
 
 def x86_without_vnni() -> bool:

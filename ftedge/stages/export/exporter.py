@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.deploy import write_deploy_kit
+from ftedge.deploy.kit import write_deploy_kit
 from ftedge.errors import ExportError, FtedgeError, RunError
 from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
 from ftedge.formats.owned import staged_folder
