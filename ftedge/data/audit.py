@@ -109,16 +109,18 @@ def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool,
         return list(pool.map(one, samples))
 
 
-# cheap outlier rules: a model sees almost nothing of these (thresholds in pixels / ratios)
-MIN_SIDE = 32
+# cheap outlier rules: a model sees little of these. Tiny is relative to the set (a digits
+# set of 32-pixel images is not full of outliers); aspect and contrast are absolute.
+TINY_FRACTION = 0.25  # short side under a quarter of the set's median short side
 MAX_ASPECT = 4.0
 MIN_CONTRAST = 2.0  # grey-level standard deviation of the 32x32 thumbnail (0..255)
 
 
-def _outlier_reason(size: tuple[int, int], fp: Fingerprint | None) -> str | None:
+def _outlier_reason(size: tuple[int, int], fp: Fingerprint | None,
+                    median_short: float) -> str | None:
     w, h = size
-    if min(w, h) < MIN_SIDE:
-        return f"tiny ({w}x{h} pixels)"
+    if min(w, h) < TINY_FRACTION * median_short:
+        return f"tiny ({w}x{h} pixels; the median short side is {median_short:.0f})"
     if max(w, h) / max(min(w, h), 1) > MAX_ASPECT:
         return f"extreme aspect ratio ({w}x{h})"
     if fp is not None and fp.contrast < MIN_CONTRAST:
@@ -150,6 +152,7 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
     outliers: list[tuple[Path, str]] = []
     items: list[tuple[Path, str, str]] = []
     prints: list[Fingerprint] = []
+    shapes: list[tuple[Path, tuple[int, int], Fingerprint]] = []
     for split, samples in (("train", layout.train), ("val", layout.val), ("test", layout.test)):
         if samples is None:
             continue
@@ -164,12 +167,16 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
             sizes.append(size)
             if keep:
                 images[s.path] = extra
-            why = _outlier_reason(size, fp)
-            if why:
-                outliers.append((s.path, why))
             if fp is not None:
+                shapes.append((s.path, size, fp))
                 items.append((s.path, split, layout.classes[s.label]))
                 prints.append(fp)
+    if shapes:
+        median_short = float(np.median([min(size) for _, size, _ in shapes]))
+        for path, size, fp in shapes:
+            why = _outlier_reason(size, fp, median_short)
+            if why:
+                outliers.append((path, why))
     audit = DatasetAudit(layout.root, layout.classes, kept["train"], kept.get("val"),
                          sorted(unusable, key=lambda x: str(x[0])), sizes, images,
                          kept.get("test"), find_duplicates(items, prints) if duplicates else None,
@@ -229,3 +236,6 @@ def print_audit(audit: DatasetAudit, console) -> None:
                           soft_wrap=True)
     else:
         console.print("every file is usable")
+    from ftedge.data.audit_report import print_findings
+
+    print_findings(audit, console)
