@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ftedge.data.duplicates import DRAFT_SIZE, DuplicatePair, Fingerprint, find_duplicates, fingerprint
+from ftedge.data.duplicates import (DRAFT_SIZE, DuplicatePair, Fingerprint, find_duplicates,
+                                    fingerprint, leaked_into)
 from ftedge.data.folder import DatasetLayout, Sample, discover_dataset
 from ftedge.data.images import WHITE, ImageDecodeError, decode_image, read_image_bytes
 from ftedge.errors import DatasetError
@@ -35,11 +36,9 @@ class DatasetAudit:
     def leaked(self, split: str = "val") -> set[Path]:
         """Files of `split` that show a picture also in train (what `tune` leaves out of
         its val top-1 "without leaks")."""
-        out = set()
-        for p in self.duplicates or []:
-            if {p.split_a, p.split_b} == {"train", split}:
-                out.add(p.a if p.split_a == split else p.b)
-        return out
+        other = {"val": self.val, "test": self.test}[split] or []
+        return leaked_into(self.duplicates or [], [s.path for s in self.train],
+                           [s.path for s in other])
 
     def counts(self, split: str = "train") -> list[int]:
         samples = {"train": self.train, "val": self.val, "test": self.test}[split] or []

@@ -174,3 +174,15 @@ def find_duplicates(items: list[tuple[Path, str, str]], prints: list[Fingerprint
                 else "mirrored" if flipped else "near-duplicate")
         pairs.append(DuplicatePair(pa, pb, sa, sb, ca, cb, kind, bits))
     return pairs
+
+
+def leaked_into(pairs: list[DuplicatePair], train, held_out) -> set[Path]:
+    """The files of `held_out` that show a picture also in `train` (paths of the actual
+    split, which may be a stratified one cut from a single folder)."""
+    train, held_out = {Path(p) for p in train}, {Path(p) for p in held_out}
+    out = set()
+    for p in pairs:
+        for x, y in ((p.a, p.b), (p.b, p.a)):
+            if x in held_out and y in train:
+                out.add(x)
+    return out
