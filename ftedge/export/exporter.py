@@ -18,8 +18,8 @@ from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
-from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
-                                     write_manifest)
+from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, reexport_command,
+                                     vnni_caveat, write_manifest)
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
@@ -70,10 +70,9 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
     run, size = RunFolder(loaded.path), tuple(loaded.contract["input_size"])
     if precision != "int8":
         path = run.file(FP32_ONNX)
-        if not path.is_file():
-            from ftedge.quant.quantize import export_fp32
+        from ftedge.quant.quantize import ensure_fp32
 
-            export_fp32(loaded, path, 17)
+        ensure_fp32(loaded, path, log=log)  # remade when best.pt changed since
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
     refused: list[FtedgeError] = []
@@ -82,6 +81,10 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
         if not path.is_file():
             continue
         layers = tuple(float_layers_of(path))  # a damaged graph is named as such first
+        stale = run.stale_reason(path)
+        if stale:  # its gate judged what an earlier checkpoint made
+            refused.append(RunError(f"{path} is out of date: {stale}", recreate_hint(path)))
+            continue
         try:
             gate = gate_record(run, kind, allow_failed_gate)
         except FtedgeError as e:
@@ -192,7 +195,8 @@ def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:
         validate_profile(profile)
     except ConfigError as e:
         raise ManifestError(f"{folder}/manifest.json: its profile is damaged ({e.message})",
-                            "export again with ftedge export ... --force") from None
+                            f"export again: {reexport_command(folder, manifest.to_dict())}"
+                            ) from None
     return profile
 
 
@@ -218,7 +222,8 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
     profile = _profile_of(manifest, folder)
     if (profile.name, profile.runtime) != (manifest.target, manifest.runtime):
         raise ManifestError(f"{folder}/manifest.json: target {manifest.target} does not match "
-                            f"its profile {profile.name}", "export again with --force")
+                            f"its profile {profile.name}",
+                            f"export again: {reexport_command(folder, manifest.to_dict())}")
     artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
                         manifest.precision, manifest.batch, built=manifest.built,
                         extra=dict(manifest.extra))

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
-from ftedge.config import from_dict, load_yaml, to_dict
+from ftedge.config import MAX_BATCH, from_dict, load_yaml, to_dict
 from ftedge.errors import ConfigError
 
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
@@ -95,7 +94,7 @@ def load_profile(spec: str | Path) -> TargetProfile:
         if not entry.is_file():
             raise ConfigError(f"unknown target {spec!r}",
                               f"pick one of: {', '.join(profile_names())}, or pass a YAML file")
-        data, source = yaml.safe_load(entry.read_text(encoding="utf-8")), f"ftedge/profiles/{spec}.yaml"
+        data, source = load_yaml(entry), f"ftedge/profiles/{spec}.yaml"
     if not isinstance(data, dict):
         raise ConfigError(f"target profile {spec} must hold a mapping")
     for key in ("name", "runtime", "device"):
@@ -171,8 +170,9 @@ def parse_batch(batch: object, profile: TargetProfile) -> int | None:
         value = int(batch)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}") from None
-    if value < 1 or isinstance(batch, bool):
-        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
+    if not 1 <= value <= MAX_BATCH or isinstance(batch, bool):
+        raise ConfigError(f"batch must be 'dynamic' or an integer in 1..{MAX_BATCH}, got "
+                          f"{batch!r}", "give e.g. --batch 1, or --batch dynamic")
     return value
 
 

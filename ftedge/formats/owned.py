@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ftedge.errors import RunError
-from ftedge.io import atomic_write_json, default_mode, disk_full_error, sha256_file
+from ftedge.io import (atomic_write_json, default_mode, disk_full_error, folder_lock,
+                       os_error_message, sha256_file)
 
 MARKER = ".ftedge-folder.json"
 KINDS = ("artifact", "bench-report", "merged-report", "demo-data")
@@ -141,27 +142,44 @@ def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path]
 def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
                   protect: Iterable[Path] = (), later: Iterable[str] = ()) -> Iterator[Path]:
     """A temp folder beside `out` that becomes `out` (marked as `kind`) only if the block
-    succeeds; an earlier folder is swapped out, and put back if the rename fails."""
+    succeeds; an earlier folder is swapped out, and put back if the rename fails. `out` has
+    one writer at a time (io.folder_lock): a second command writing it is refused at once."""
     out = Path(out)
     protect = list(protect)
     check_replaceable(out, kind, force, protect)
+    with folder_lock(out):
+        check_replaceable(out, kind, force, protect)  # as it is now that we hold the lock
+        with _staging(out) as tmp:
+            yield tmp
+            write_marker(tmp, kind, later)
+            os.chmod(tmp, default_mode(directory=True))
+            check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+            _swap_in(tmp, out)
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside `out`, removed whatever happens unless renamed."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise RunError(f"cannot create {out}: {out.parent} is a file, not a folder",
                        "pick an --out whose parents are folders") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise os_error_message(e, out.parent) from e
     try:
-        try:
-            yield tmp
-            write_marker(tmp, kind, later)
-            os.chmod(tmp, default_mode(directory=True))
-        except OSError as e:
-            raise disk_full_error(e, out) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise os_error_message(e, out) from e
+    try:
+        yield tmp
+    except OSError as e:
+        raise disk_full_error(e, out) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already once renamed into place
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
     old = None
     if out.exists() and any(out.iterdir()):
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -173,7 +191,6 @@ def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
     except BaseException:
         if old is not None:
             os.replace(old, out)  # put the previous folder back
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
