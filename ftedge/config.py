@@ -157,7 +157,9 @@ class TuneConfig:
 
 def shown(value: Any, limit: int = 80) -> str:
     """A value's repr for a message, cut to `limit` characters (a config value can be huge)."""
-    return reprlib.Repr(maxstring=limit, maxother=limit).repr(value)[:limit]
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    return r.repr(value)[:limit]
 
 
 def disable_telemetry() -> None:
