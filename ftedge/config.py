@@ -41,6 +41,12 @@ MAX_IMG_SIZE = 4096
 MAX_EPOCHS = 100_000
 MAX_WORKERS = 256
 MAX_THREADS = 1024
+# confidence calibration (confidence.py): folds of the cross-fitting that measures a
+# temperature on val images its fit did not see, the seed of their shuffle, and the range the
+# fit searches (a T at either end means the val split cannot pin it down: say so)
+CALIBRATION_FOLDS = 5
+CALIBRATION_SEED = 0
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)
