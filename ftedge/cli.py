@@ -520,8 +520,14 @@ def _main() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
         _exit_if_terminated(e)
-        console.print("interrupted; continue with --resume RUN")
+        console.print("interrupted; continue with `ftedge tune --resume RUN`"
+                      if _command() == "tune" else "interrupted; nothing half-written was kept")
         sys.exit(130)
+
+
+def _command() -> str | None:
+    """The subcommand on the command line (tune, export, ...), for messages."""
+    return next((a for a in sys.argv[1:] if not a.startswith("-")), None)
 
 
 def _print_error(e: FtedgeError) -> None:

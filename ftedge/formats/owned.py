@@ -123,7 +123,8 @@ def refuse_unsafe(out: Path, protect: Iterable[Path] = ()) -> None:
 
 
 def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path] = ()) -> None:
-    """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`."""
+    """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`.
+    Without force, --force is suggested only where it would be accepted."""
     if not out.exists() and not out.is_symlink():
         return
     refuse_unsafe(out, protect)
@@ -132,28 +133,39 @@ def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path]
     entries = {p.name for p in out.iterdir()}
     if not entries:
         return  # an empty folder: nothing to lose
+    refusal = _force_refusal(out, kind)
+    if force and refusal is not None:
+        raise refusal
     if not force:
-        raise RunError(f"{out} already exists",
-                       "pass --force to replace it (only a folder ftedge wrote), or pick "
-                       "another --out")
+        if refusal is None:
+            raise RunError(f"{out} already exists",
+                           "pass --force to replace it (only a folder ftedge wrote), or pick "
+                           "another --out")
+        raise RunError(f"{out} already exists, and --force would not replace it: "
+                       f"{refusal.message.removeprefix(f'{out} ')}", refusal.hint)
+
+
+def _force_refusal(out: Path, kind: str) -> RunError | None:
+    """Why --force may not replace `out` (an existing, non-empty folder), or None."""
     marker = read_marker(out)
     if marker is None or marker["kind"] != kind:
         what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
-        raise RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
-                       "pick another --out")
+        return RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
+                        "pick another --out")
     if not isinstance(marker.get("files"), dict):
-        raise RunError(f"{out} was written by an ftedge that did not record the files in its "
-                       "subfolders, so --force cannot tell whether you added or edited any",
-                       "move it away or delete it yourself, or pick another --out")
+        return RunError(f"{out} was written by an ftedge that did not record the files in its "
+                        "subfolders, so --force cannot tell whether you added or edited any",
+                        "move it away or delete it yourself, or pick another --out")
     added, changed = not_ours(out, marker)
     if added:
-        raise RunError(f"{out} holds files ftedge did not write ({', '.join(added[:5])}): "
-                       "--force will not replace it", "move them away, or pick another --out")
+        return RunError(f"{out} holds files ftedge did not write ({', '.join(added[:5])}): "
+                        "--force will not replace it", "move them away, or pick another --out")
     if changed:
-        raise RunError(f"{out} holds files changed since ftedge wrote them "
-                       f"({', '.join(changed[:5])}): --force will not replace your edits",
-                       "copy them elsewhere (or delete the folder yourself), or pick another "
-                       "--out")
+        return RunError(f"{out} holds files changed since ftedge wrote them "
+                        f"({', '.join(changed[:5])}): --force will not replace your edits",
+                        "copy them elsewhere (or delete the folder yourself), or pick another "
+                        "--out")
+    return None
 
 
 @contextlib.contextmanager

@@ -256,6 +256,10 @@ class Trainer:
             raise RunError(f"--out {self.run} is a file", "choose a folder for --out")
         folder = RunFolder(self.run)
         if any(self.run.iterdir()) and not folder.is_reusable():
+            if folder.file(SUMMARY).is_file():
+                raise RunError(f"--out {self.run} is a finished run",
+                               f"choose another --out (or export this one: ftedge export "
+                               f"{self.run} --target ...)")
             if folder.has_checkpoint():
                 raise RunError(f"run folder {self.run} already exists and is not empty",
                                f"choose another --out, or continue it with --resume {self.run}")

@@ -35,3 +35,19 @@ def test_a_folder_that_appears_meanwhile_is_kept_and_the_staging_folder_removed(
             out.mkdir()
             (out / "mine.txt").write_text("precious")  # written by something else meanwhile
     assert sorted(os.listdir(tmp_path)) == ["art"] and os.listdir(out) == ["mine.txt"]
+
+
+def test_force_is_suggested_only_where_it_would_be_accepted(tmp_path):
+    from ftedge.formats.owned import check_replaceable
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    with pytest.raises(RunError) as e:
+        check_replaceable(mine, "artifact", force=False)
+    assert "--force would not replace it" in str(e.value) and "pass --force" not in str(e.value)
+    with staged_folder(tmp_path / "ours", "artifact") as tmp:
+        (tmp / "model.onnx").write_bytes(b"x")
+    with pytest.raises(RunError, match="pass --force"):
+        check_replaceable(tmp_path / "ours", "artifact", force=False)
+    check_replaceable(tmp_path / "ours", "artifact", force=True)  # as the hint says
