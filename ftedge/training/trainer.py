@@ -257,7 +257,7 @@ class Trainer:
         folder = RunFolder(self.run)
         if any(self.run.iterdir()) and not folder.is_reusable():
             if folder.file(SUMMARY).is_file():
-                raise RunError(f"--out {self.run} is a finished run",
+                raise RunError(f"run folder {self.run} already exists: a finished run",
                                f"choose another --out (or export this one: ftedge export "
                                f"{self.run} --target ...)")
             if folder.has_checkpoint():
@@ -320,7 +320,7 @@ class Trainer:
             self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]
             self.fp32_best = tuple(ts["fp32_best"])
         self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ts["optimizer"])
+        self._load_optimizer(ts["optimizer"], qat=ts.get("stage") == "qat")
         if self.settings.scaler is not None and ts.get("scaler"):
             self.settings.scaler.load_state_dict(ts["scaler"])
         self.history = list(ts["history"])
@@ -328,6 +328,27 @@ class Trainer:
         self.bad_epochs, self.start_epoch, self.step = ts["bad_epochs"], ts["epoch"], ts["step"]
         self.qat_candidates = list(ts.get("qat_candidates") or [])
         torch.set_rng_state(ts["rng"]["torch"])
+
+    def _load_optimizer(self, state: dict, qat: bool) -> None:
+        """The saved optimizer state; a QAT one saved by an ftedge whose QAT optimizer held the
+        head alone (see _begin_qat) is loaded into such an optimizer, so the run finishes as
+        it was trained."""
+        try:
+            self.optimizer.load_state_dict(state)
+            return
+        except ValueError:
+            if not qat:
+                raise RunError("last.pt's optimizer state does not fit this model",
+                               "the run folder was mixed with another run's files: start a new "
+                               "run with --out") from None
+        for p in self.built.backbone_parameters():
+            p.requires_grad_(False)
+        self.optimizer = qat_stage.qat_optimizer(self)
+        try:
+            self.optimizer.load_state_dict(state)
+        except ValueError:
+            raise RunError("last.pt's QAT optimizer state does not fit this model",
+                           "start a new run with --out") from None
 
     # -- epochs ------------------------------------------------------------------------
     def _wrap_ddp(self, head_only: bool) -> None:
@@ -471,6 +492,11 @@ class Trainer:
         return False
 
     def _begin_qat(self) -> None:
+        # QAT trains every weight: a run whose FP32 stage ended in its head-only phase
+        # (epochs == head_epochs) had the backbone frozen here, and its QAT optimizer then held
+        # the head alone, which no resume could rebuild (a ValueError on --resume)
+        for p in self.built.backbone_parameters():
+            p.requires_grad_(True)
         self.fp32_best = (self.best_top1, self.best_epoch)
         self.qat_start_epoch = len(self.history)
         self.stage = "qat"
