@@ -636,3 +636,20 @@ def test_openvino_telemetry_is_off(world, tmp_path):
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert os.listdir(home) == []
+
+
+def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
+    """bench --target and export --precision auto export again, instead of reusing, an
+    artifact whose run's checkpoint changed since."""
+    import ftedge
+    from ftedge.bench.cli_support import _stale
+    from ftedge.formats.artifact import stale_reason
+
+    run = _copy(world["run"], tmp_path / "run")
+    art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", out=tmp_path / "art",
+                            log=lambda m: None).folder
+    assert stale_reason(art) is None and _stale(art) is False
+    assert _stale(tmp_path / "nothing") is None
+    (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
+    assert "best.pt changed since it was exported" in stale_reason(art)
+    assert "changed" in _stale(art)

@@ -25,15 +25,30 @@ def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | 
             wanted = [p.strip() for p in precision.split(",")] if precision else list(profile.precisions)
             for prec in wanted:
                 folder = default_out(Path(run), profile, prec, parse_batch(None, profile))
-                if not (folder / "manifest.json").is_file():
-                    console.print(f"exporting {target} {prec} for {run}")
+                stale = _stale(folder)
+                if stale is not False:
+                    console.print(f"exporting {target} {prec} for {run}"
+                                  + (f" again: {stale}" if stale else ""), soft_wrap=True)
                     try:
-                        export_run(run, target, prec, log=lambda m: console.print(m, soft_wrap=True))
+                        export_run(run, target, prec, force=bool(stale),
+                                   log=lambda m: console.print(m, soft_wrap=True))
                     except FtedgeError as e:
                         console.print(f"[red]cannot export {target} {prec}[/]: {e}")
                         continue
                 folders.append(folder)
     return folders
+
+
+def _stale(folder: Path) -> str | bool | None:
+    """None: no artifact there yet; False: a current one; else why it is out of date."""
+    from ftedge.formats.artifact import MANIFEST, stale_reason
+
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        return stale_reason(folder) or False
+    except FtedgeError:
+        return False  # damaged: benched as it is, and reported as such
 
 
 def default_report_dir(first_artifact: Path) -> Path:

@@ -18,7 +18,7 @@ from ftedge.console import console, results
 from ftedge.errors import FtedgeError, GATE_FAILED
 from ftedge.export.exporter import default_out, export_run
 from ftedge.export.profiles import load_profile, parse_batch
-from ftedge.formats.artifact import MANIFEST, read_manifest_dict
+from ftedge.formats.artifact import MANIFEST, read_manifest_dict, stale_reason
 from ftedge.formats.owned import MARKER, check_replaceable, staged_folder
 from ftedge.formats.run import RunFolder
 from ftedge.io import atomic_write_json, atomic_write_text
@@ -60,7 +60,10 @@ def _artifact_for(run: Path, target: str, precision: str, source: str) -> Path:
     if (folder / MANIFEST).is_file():
         try:
             m = read_manifest_dict(folder)
-            if source == "auto" or m["source"]["kind"] == source:
+            stale = stale_reason(folder)  # exported before the run's checkpoint changed?
+            if stale:
+                console.print(f"{folder} is out of date ({stale})", soft_wrap=True)
+            elif source == "auto" or m["source"]["kind"] == source:
                 return folder
         except FtedgeError:
             pass

@@ -131,8 +131,10 @@ def validate_profile(p: TargetProfile) -> None:
     if p.opset < MIN_OPSET:
         raise ConfigError(f"{where}: opset {p.opset} is too old", f"use {MIN_OPSET} or newer")
     parse_batch(p.batch, p)
-    if p.max_batch < 1:
-        raise ConfigError(f"{where}: max_batch must be >= 1, got {p.max_batch}")
+    if not 1 <= p.max_batch <= MAX_BATCH:
+        raise ConfigError(f"{where}: max_batch must be in 1..{MAX_BATCH}, got {p.max_batch}")
+    if p.opset > 99:  # ONNX is at opset ~23: a larger number is a typo, never a real opset
+        raise ConfigError(f"{where}: opset {p.opset} does not exist", "use e.g. opset: 17")
     t = p.tolerances
     for name in ("fp32_top1_agreement", "fp16_top1_agreement", "int8_top1_agreement"):
         if not 0.0 <= getattr(t, name) <= 1.0:
@@ -144,8 +146,8 @@ def validate_profile(p: TargetProfile) -> None:
                           "copy one from targets/tensorrt-x86.yaml")
     if p.tensorrt is not None:
         spec = p.tensorrt
-        if spec.workspace_mb < 1:
-            raise ConfigError(f"{where}: tensorrt.workspace_mb must be >= 1")
+        if not 1 <= spec.workspace_mb <= 1 << 20:
+            raise ConfigError(f"{where}: tensorrt.workspace_mb must be in 1..{1 << 20} (1 TiB)")
         if spec.use_dla_core is not None and not 0 <= spec.use_dla_core < spec.dla_cores:
             raise ConfigError(f"{where}: tensorrt.use_dla_core {spec.use_dla_core} is not one of "
                               f"the device's {spec.dla_cores} DLA cores",

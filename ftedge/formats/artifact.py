@@ -254,6 +254,27 @@ def check_not_a_bare_artifact(folder: str | Path) -> None:
             f"but has no {MANIFEST}", f"export it again: {reexport_command(folder)}")
 
 
+def stale_reason(folder: str | Path) -> str | None:
+    """Why an artifact no longer matches the run it was exported from (its checkpoint or
+    source graph, by the sha256 its manifest records, changed since), or None: current, or
+    its run is not on this machine (a copy on a device), so it cannot be told. Raises
+    ManifestError for a damaged manifest."""
+    source = read_manifest_dict(folder)["source"]
+    run = Path(source.get("run") or "")
+    if not source.get("run") or not run.is_dir():
+        return None
+    for name_key, sha_key in (("checkpoint", "checkpoint_sha256"), ("onnx", "onnx_sha256")):
+        name, digest = source.get(name_key), source.get(sha_key)
+        if not isinstance(name, str) or not isinstance(digest, str) or not safe_name(name):
+            continue
+        path = run / name
+        if not path.is_file():
+            return f"{path}, which it was exported from, is gone"
+        if sha256_file(path) != digest:
+            return f"{path} changed since it was exported"
+    return None
+
+
 def read_manifest_dict(folder: str | Path) -> dict:
     """The validated manifest as a plain dict (files not re-hashed): for reports."""
     return read_manifest(folder, check_files=False).to_dict()
