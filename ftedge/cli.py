@@ -22,10 +22,10 @@ class FiniteFloat(click.FloatRange):
     name = "float"
 
     def convert(self, value, param, ctx):
-        rv = super().convert(value, param, ctx)
+        rv = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(rv):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return rv
+        return super().convert(rv, param, ctx)
 
 
 # Every number a flag takes has a type with bounds here (tests/test_cli_types.py walks the

@@ -32,18 +32,18 @@ def os_error_message(e: OSError, path: str | os.PathLike | None = None) -> Ftedg
     path = path if path is not None else (e.filename or "a file")
     code = getattr(e, "errno", None)
     what = {
-        errno.EACCES: ("permission denied", "write somewhere you may write (e.g. --out "
-                       "~/runs/mine), or change the folder's permissions"),
-        errno.EPERM: ("operation not permitted", "write somewhere you may write, e.g. --out "
-                      "~/runs/mine"),
-        errno.EROFS: ("the file system is read-only", "write to a writable disk, e.g. --out "
-                      "/tmp/mine, or run from a writable folder"),
+        errno.EACCES: ("permission denied", "give an output folder you may write to (one "
+                       "under your home), or change the folder's permissions"),
+        errno.EPERM: ("operation not permitted", "give an output folder you may write to (one "
+                      "under your home)"),
+        errno.EROFS: ("the file system is read-only", "give an output folder on a writable "
+                      "disk (one under your home or /tmp), or run from a writable folder"),
         errno.ENAMETOOLONG: ("a file or folder name is too long (most file systems allow 255 "
                              "bytes per name)", "use a shorter name"),
-        errno.ENOSPC: ("no space left on the device", "free some space, or write to another "
-                       "disk with --out"),
-        errno.EDQUOT: ("disk quota exceeded", "free some space, or write to another disk with "
-                       "--out"),
+        errno.ENOSPC: ("no space left on the device", "free some space, or give an output "
+                       "folder on another disk"),
+        errno.EDQUOT: ("disk quota exceeded", "free some space, or give an output folder on "
+                       "another disk"),
         errno.ENOTDIR: ("a part of the path is a file, not a folder", "give a path whose "
                         "parents are folders"),
         errno.EISDIR: ("it is a folder, not a file", "give a file"),

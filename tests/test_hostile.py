@@ -256,8 +256,9 @@ def test_nan_weights_and_divergence_stop_with_a_clear_error(world, monkeypatch, 
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
                            tmp_path / "r1", "--weights", tmp_path / "nan.pt", *TUNE)
     assert code == 2 and "NaN or infinite" in err
+    (tmp_path / "huge-lr.yaml").write_text("train:\n  lr: 1.0e+30\n")  # --lr stops at 100
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
-                           tmp_path / "r2", *TUNE[:-2], "--lr", "1e30")
+                           tmp_path / "r2", *TUNE[:-2], "--config", tmp_path / "huge-lr.yaml")
     assert code == 2 and "diverged" in err and "lower --lr" in err.replace("\n", " ")
     assert not (tmp_path / "r2" / "last.pt").exists()
 
