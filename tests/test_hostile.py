@@ -329,7 +329,7 @@ def test_an_artifact_without_its_manifest_is_named_as_such(world, monkeypatch, c
         code, _, err = run_cli(monkeypatch, capsys, *args)
         err = " ".join(err.split())
         assert code == 2 and "looks like an artifact folder" in err, err
-        assert "no manifest.json" in err and "export it again: ftedge export" in err
+        assert "no manifest.json" in err and "then: ftedge export" in err
         assert "best.pt" not in err
 
 
