@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import atomic_write_json, read_json, sha256_file
+from ftedge.io import atomic_write_json, folder_lock, read_json, sha256_file
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -241,9 +241,10 @@ class RunFolder:
         record = calibration_record(logits, labels, fitted_on=(
             f"val split of {self.path.resolve()}: {checkpoint.name} in PyTorch FP32"))
         record.update(checkpoint=checkpoint.name, checkpoint_sha256=sha256_file(checkpoint))
-        write_reliability_diagram(record, self.path / DIAGRAM,
-                                  title=f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val")
-        atomic_write_json(self.path / RECORD, record)
+        with folder_lock(self.path):  # the run's one writer (tune holds it already)
+            write_reliability_diagram(record, self.path / DIAGRAM, title=(
+                f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val"))
+            atomic_write_json(self.path / RECORD, record)
         return record
 
     def has_checkpoint(self) -> bool:
