@@ -17,7 +17,7 @@ from pathlib import Path
 from ftedge.config import require_finite
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, FtedgeError
-from ftedge.formats.artifact import MANIFEST, read_manifest_dict
+from ftedge.formats.artifact import MANIFEST, read_manifest_dict, stale_reason
 from ftedge.formats.owned import MARKER, check_replaceable, staged_folder
 from ftedge.formats.run import RunFolder
 from ftedge.io import atomic_write_json, atomic_write_text
@@ -62,7 +62,10 @@ def _artifact_for(run: Path, target: str, precision: str, source: str) -> Path:
     if (folder / MANIFEST).is_file():
         try:
             m = read_manifest_dict(folder)
-            if source == "auto" or m["source"]["kind"] == source:
+            stale = stale_reason(folder)  # exported before the run's checkpoint changed?
+            if stale:
+                console.print(f"{folder} is out of date ({stale})", soft_wrap=True)
+            elif source == "auto" or m["source"]["kind"] == source:
                 return folder
         except FtedgeError:
             pass
@@ -158,12 +161,25 @@ def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | 
             wanted = [p.strip() for p in precision.split(",")] if precision else list(profile.precisions)
             for prec in wanted:
                 folder = default_out(Path(run), profile, prec, parse_batch(None, profile))
-                if not (folder / "manifest.json").is_file():
-                    console.print(f"exporting {target} {prec} for {run}")
+                stale = _stale(folder)
+                if stale is not False:
+                    console.print(f"exporting {target} {prec} for {run}"
+                                  + (f" again: {stale}" if stale else ""), soft_wrap=True)
                     try:
-                        export_run(run, target, prec, log=lambda m: console.print(m, soft_wrap=True))
+                        export_run(run, target, prec, force=bool(stale),
+                                   log=lambda m: console.print(m, soft_wrap=True))
                     except FtedgeError as e:
                         console.print(f"[red]cannot export {target} {prec}[/]: {e}")
                         continue
                 folders.append(folder)
     return folders
+
+
+def _stale(folder: Path) -> str | bool | None:
+    """None: no artifact there yet; False: a current one; else why it is out of date."""
+    if not (folder / MANIFEST).is_file():
+        return None
+    try:
+        return stale_reason(folder) or False
+    except FtedgeError:
+        return False  # damaged: benched as it is, and reported as such

@@ -12,7 +12,8 @@ from torch import nn
 from ftedge.graph.constants import fold_constant_nodes, prune_unused_initializers
 from ftedge.graph.metadata import contract_metadata, set_metadata
 from ftedge.graph.qdq import hoist_pads_above_qdq, remove_repeated_qdq, store_quantized_weights
-from ftedge.io import atomic_path
+from ftedge.formats.run import RunFolder
+from ftedge.io import atomic_path, folder_lock
 from ftedge.quant.qat import freeze_all_observers, is_prepared
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -104,3 +105,18 @@ def export_fp32(loaded, path: Path, opset: int) -> None:
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
                              loaded.checkpoint)
     export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
+
+
+def ensure_fp32(loaded, path: Path, opset: int = 17, log=None) -> None:
+    """model.fp32.onnx as made from the run's best.pt as it is now: exported when missing, and
+    again when it was made from an earlier best.pt (a resumed run improved it), under the run
+    folder's lock. `log` (a stage's printer) hears why a stale one is remade."""
+    if path.is_file():
+        why = RunFolder(loaded.path).stale_reason(path)
+        if why is None:
+            return
+        if log is not None:
+            log(f"{path.name} is out of date ({why}): exporting it again from "
+                f"{loaded.checkpoint.name}")
+    with folder_lock(loaded.path):
+        export_fp32(loaded, path, opset)

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
 
-from ftedge.config import from_dict, load_yaml, to_dict
+from ftedge.config import MAX_BATCH, from_dict, load_yaml, to_dict
 from ftedge.errors import ConfigError
 
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
@@ -95,7 +94,7 @@ def load_profile(spec: str | Path) -> TargetProfile:
         if not entry.is_file():
             raise ConfigError(f"unknown target {spec!r}",
                               f"pick one of: {', '.join(profile_names())}, or pass a YAML file")
-        data, source = yaml.safe_load(entry.read_text(encoding="utf-8")), f"ftedge/profiles/{spec}.yaml"
+        data, source = load_yaml(entry), f"ftedge/profiles/{spec}.yaml"
     if not isinstance(data, dict):
         raise ConfigError(f"target profile {spec} must hold a mapping")
     for key in ("name", "runtime", "device"):
@@ -132,8 +131,10 @@ def validate_profile(p: TargetProfile) -> None:
     if p.opset < MIN_OPSET:
         raise ConfigError(f"{where}: opset {p.opset} is too old", f"use {MIN_OPSET} or newer")
     parse_batch(p.batch, p)
-    if p.max_batch < 1:
-        raise ConfigError(f"{where}: max_batch must be >= 1, got {p.max_batch}")
+    if not 1 <= p.max_batch <= MAX_BATCH:
+        raise ConfigError(f"{where}: max_batch must be in 1..{MAX_BATCH}, got {p.max_batch}")
+    if p.opset > 99:  # ONNX is at opset ~23: a larger number is a typo, never a real opset
+        raise ConfigError(f"{where}: opset {p.opset} does not exist", "use e.g. opset: 17")
     t = p.tolerances
     for name in ("fp32_top1_agreement", "fp16_top1_agreement", "int8_top1_agreement"):
         if not 0.0 <= getattr(t, name) <= 1.0:
@@ -145,8 +146,8 @@ def validate_profile(p: TargetProfile) -> None:
                           "copy one from targets/tensorrt-x86.yaml")
     if p.tensorrt is not None:
         spec = p.tensorrt
-        if spec.workspace_mb < 1:
-            raise ConfigError(f"{where}: tensorrt.workspace_mb must be >= 1")
+        if not 1 <= spec.workspace_mb <= 1 << 20:
+            raise ConfigError(f"{where}: tensorrt.workspace_mb must be in 1..{1 << 20} (1 TiB)")
         if spec.use_dla_core is not None and not 0 <= spec.use_dla_core < spec.dla_cores:
             raise ConfigError(f"{where}: tensorrt.use_dla_core {spec.use_dla_core} is not one of "
                               f"the device's {spec.dla_cores} DLA cores",
@@ -171,8 +172,9 @@ def parse_batch(batch: object, profile: TargetProfile) -> int | None:
         value = int(batch)
     except (TypeError, ValueError, OverflowError):
         raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}") from None
-    if value < 1 or isinstance(batch, bool):
-        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
+    if not 1 <= value <= MAX_BATCH or isinstance(batch, bool):
+        raise ConfigError(f"batch must be 'dynamic' or an integer in 1..{MAX_BATCH}, got "
+                          f"{batch!r}", "give e.g. --batch 1, or --batch dynamic")
     return value
 
 

@@ -12,16 +12,16 @@ from ftedge.config import require_finite
 from ftedge.console import console
 from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
-from ftedge.errors import ConfigError
+from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import (CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root,
-                               load_onnx)
+                               load_onnx, recreate_hint)
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
-from ftedge.io import atomic_write_json
+from ftedge.io import atomic_write_json, folder_lock
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
-from ftedge.quant.onnx_export import export_fp32, export_onnx
+from ftedge.quant.onnx_export import ensure_fp32, export_onnx
 from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.qat import DEPTHWISE_RULE
 from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
@@ -74,6 +74,13 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
         raise ConfigError(f"unknown calibration method {calib_method!r}",
                           f"use one of {', '.join(METHODS)}")
     loaded = load_run(run)
+    with folder_lock(loaded.path):  # one writer per run folder
+        return _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_bits,
+                         fallback, fallback_cap, bias_correct)
+
+
+def _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_bits, fallback,
+              fallback_cap, bias_correct) -> dict:
     folder = RunFolder(loaded.path)
     run = loaded.path
     split = folder.split()
@@ -92,8 +99,7 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
     coverage, _ = calibrate_ptq(model, batches, calib_method, percentile, weight_bits)
     corrected = bias_correction(model, batches) if bias_correct else 0
     fp32_path, int8_path = run / FP32_ONNX, run / INT8_ONNX["ptq"]
-    if not fp32_path.is_file():
-        export_fp32(loaded, fp32_path, opset)
+    ensure_fp32(loaded, fp32_path, opset, log=console.print)
     meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
                              loaded.checkpoint, quantization={**PTQ_SCHEME,
                                                               "calibration": calib_method,
@@ -136,8 +142,15 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
         raise ConfigError(f"{loaded.path} has no INT8 graph to analyse",
                           f"make one: ftedge tune --qat ..., or ftedge quantize {loaded.path}")
     int8_path, fp32_path = folder.int8_onnx(kinds[0]), folder.file(FP32_ONNX)
-    if not fp32_path.is_file():
-        export_fp32(loaded, fp32_path, 17)
+    stale = folder.stale_reason(int8_path)
+    if stale:
+        raise RunError(f"{int8_path} is out of date: {stale}", recreate_hint(int8_path))
+    with folder_lock(loaded.path):
+        ensure_fp32(loaded, fp32_path, log=console.print)
+        return _sensitivity(loaded, folder, int8_path, fp32_path)
+
+
+def _sensitivity(loaded, folder: RunFolder, int8_path: Path, fp32_path: Path) -> dict:
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])

@@ -7,8 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import disable_telemetry
 from ftedge.errors import ExportError
 from ftedge.runtime.onnxruntime.runner import vnni_state
+
+# Every ftedge use of OpenVINO comes through here (export/openvino.py imports this module):
+# its usage telemetry is off before openvino is first imported (config.disable_telemetry)
+disable_telemetry()
 
 
 def cpu_int8_without_vnni() -> str | None:

@@ -10,6 +10,7 @@ from ftedge.stages.bench.bench import BenchOptions, bench
 from ftedge.stages.bench.report import table_lines, write_report
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
+from ftedge.io import new_folder
 
 
 def default_report_dir(first_artifact: Path) -> Path:
@@ -22,7 +23,10 @@ def default_report_dir(first_artifact: Path) -> Path:
     except FtedgeError:
         run = first_artifact.parent
     base = run if run.is_dir() else first_artifact.parent
-    return base / "bench" / f"{platform.node() or 'host'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    # made at once (empty, which the report replaces): two benches ending in the same second
+    # get -2, -3 ... instead of one refusing the other's folder
+    return new_folder(base / "bench" / f"{platform.node() or 'host'}-"
+                      f"{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def print_table(report: dict) -> None:

@@ -22,7 +22,7 @@ from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx,
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
-from ftedge.quant.onnx_export import export_fp32
+from ftedge.quant.onnx_export import ensure_fp32
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.base import SourceModel, get_target
 from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile, parse_batch
@@ -70,8 +70,7 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
     run, size = RunFolder(loaded.path), tuple(loaded.contract["input_size"])
     if precision != "int8":
         path = run.file(FP32_ONNX)
-        if not path.is_file():
-            export_fp32(loaded, path, 17)
+        ensure_fp32(loaded, path, log=log)  # remade when best.pt changed since
         return SourceModel(path, precision, "fp32", batch, size)
     kinds = ["qat", "ptq"] if int8_source == "auto" else [int8_source]
     refused: list[FtedgeError] = []
@@ -80,6 +79,10 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
         if not path.is_file():
             continue
         layers = tuple(float_layers_of(path))  # a damaged graph is named as such first
+        stale = run.stale_reason(path)
+        if stale:  # its gate judged what an earlier checkpoint made
+            refused.append(RunError(f"{path} is out of date: {stale}", recreate_hint(path)))
+            continue
         try:
             gate = gate_record(run, kind, allow_failed_gate)
         except FtedgeError as e:
