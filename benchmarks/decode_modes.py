@@ -29,7 +29,7 @@ from PIL import Image
 from ftedge.data.transforms import decode_image, eval_transform, preprocess_samples
 from ftedge.formats.run import RunFolder
 from ftedge.runtime import infer_batches
-from ftedge.runtime.ort import OrtRunner
+from ftedge.runtime.onnxruntime.runner import OrtRunner
 from ftedge.runtime.pytorch import load_run
 
 

@@ -22,7 +22,7 @@ from ftedge.deploy.deepstream import emulate_samples
 from ftedge.formats.contract import describe
 from ftedge.formats.run import RunFolder
 from ftedge.runtime import infer_batches
-from ftedge.runtime.ort import OrtRunner
+from ftedge.runtime.onnxruntime.runner import OrtRunner
 from ftedge.runtime.pytorch import load_run
 
 

@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.bench.latency import latency_percentiles, time_calls
+from ftedge.stages.bench.latency import latency_percentiles, time_calls
 from ftedge.data.transforms import preprocess_samples
-from ftedge.export.exporter import export_run, load_artifact
+from ftedge.runtime.artifact import load_artifact
+from ftedge.stages.export.exporter import export_run
 from ftedge.formats.run import RunFolder
 from ftedge.graph.normalize import pixels_from_normalized
 from ftedge.runtime import infer_batches

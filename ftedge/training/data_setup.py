@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from ftedge.config import TuneConfig, resolve_workers
 from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
+from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
 from ftedge.data.transforms import draft_request, eval_transform, train_transform
 from ftedge.errors import DatasetError
@@ -28,6 +29,12 @@ class PreparedData:
     audit: DatasetAudit
     test: list[Sample] | None = None
 
+    def leaked(self, split: str = "val") -> set[Path]:
+        """Files of this run's val (or test) that show a picture also in its train."""
+        held = self.val if split == "val" else self.test or []
+        return leaked_into(self.audit.duplicates or [], [s.path for s in self.train],
+                           [s.path for s in held])
+
 
 def run_contract(cfg: TuneConfig) -> dict:
     """The preprocessing contract a new run trains for: the model's normalisation, the
@@ -36,7 +43,7 @@ def run_contract(cfg: TuneConfig) -> dict:
     p = cfg.preprocess
     geometry, filt = p.geometry, p.filter
     if p.target is not None and (geometry is None or filt is None):
-        from ftedge.export.profiles import load_profile
+        from ftedge.runtime.profiles import load_profile
 
         pipeline = load_profile(p.target).pipeline
         if pipeline is not None:
@@ -53,8 +60,10 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
     if cfg.data.path is None:
         raise DatasetError("no dataset given", "pass --data DIR (one sub-folder per class)")
     want_cache = cfg.data.cache
+    # duplicates: the hash comes from the same decode (a few % of it), and a val that leaks
+    # from train is worth a warning before hours of training
     audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background), cache_short_side,
-                          cache=want_cache is not False,
+                          cache=want_cache is not False, duplicates=True,
                           draft=draft_request(contract) if contract else None)
     if want_cache is None and not cache_fits(len(audit.train) + len(audit.val or []),
                                              cache_short_side):

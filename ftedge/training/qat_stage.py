@@ -251,7 +251,7 @@ def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -
     if target is None:
         return None
     from ftedge.deploy.deepstream import emulate_samples, emulated_top1
-    from ftedge.export.profiles import load_profile
+    from ftedge.runtime.profiles import load_profile
 
     profile = load_profile(target)
     if profile.pipeline is None:
