@@ -142,7 +142,7 @@ def data() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON on stdout.")
 @click.option("--labels", is_flag=True,
               help="Also look for suspected label errors (runs a frozen pretrained network "
-                   "over every image: about 20 ms per image on 2 CPU cores).")
+                   "over every image: one evaluation pass over the data).")
 @click.option("--model", default=None,
               help="Network whose frozen features --labels uses (default: tune's default).")
 def data_check(root, as_json, labels, model) -> None:
