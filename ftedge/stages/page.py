@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.errors import FtedgeError, RunError
-from ftedge.formats.run import FP32_ONNX, INT8_ONNX, SPLIT, RunFolder
+from ftedge.formats.run import FP32_ONNX, SPLIT, RunFolder
 from ftedge.io import atomic_write_text
-from ftedge.render.page import (MAX_TILES, Figure, Missing, Section, Table, Text, Tile, Tiles,
-                                is_ftedge_page, render_page)
+from ftedge.render.page import (MAX_TILES, Figure, Missing, Pairs, Section, Table, Text, Tile,
+                                Tiles, is_ftedge_page, render_page)
 from ftedge.render.thumbs import thumbnail_uri
 
 PAGE = "report.html"
@@ -247,11 +247,84 @@ def unknown_section(run: Path, unknown: str | None) -> Section:
     return s
 
 
+def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
+    """The audit to show: --audit FILE, else the run's own dataset_audit.json when it lists
+    duplicates; (None, why) when neither does."""
+    from ftedge.formats.run import AUDIT
+    from ftedge.io import read_json
+
+    if audit:
+        record = read_json(audit)
+        if not isinstance(record, dict) or "classes" not in record:
+            raise RunError(f"{audit} is not the JSON of `ftedge data check --json`",
+                           "write it with: ftedge data check DATA --json > audit.json")
+        return record, str(audit)
+    own = run / AUDIT
+    if own.is_file():
+        record = read_json(own)
+        if isinstance(record, dict) and record.get("duplicates") is not None:
+            return record, str(own)
+    return None, "no audit"
+
+
+def _find(path: str, audit: str) -> Path:
+    """An audited file: as recorded, else relative to the audit file's folder (an audit run
+    from another working folder records relative paths)."""
+    p = Path(path)
+    if p.is_file() or p.is_absolute():
+        return p
+    return Path(audit).parent / p
+
+
 def data_section(run: Path, audit: str | None) -> Section:
     s = Section("data", "Data issues: suspected label errors, duplicates, outliers")
-    s.blocks.append(Missing("a data audit with label errors and duplicates",
-                            f"ftedge data check DATA --json > audit.json, then ftedge report "
-                            f"{run} --html --audit audit.json"))
+    record, source = _audit_record(run, audit)
+    again = (f"ftedge data check DATA --labels --json > audit.json, then ftedge report {run} "
+             "--html --audit audit.json")
+    if record is None:
+        s.blocks.append(Missing("a data audit with duplicates and label errors", again))
+        return s
+    s.blocks.append(Text(f"From {source} (data root {record.get('root', '?')})."))
+    issues = record.get("label_issues")
+    s.blocks.append(Text("Suspected label errors, most suspicious first:"))
+    if issues is None:
+        s.blocks.append(Missing("suspected label errors (the audit ran without --labels)",
+                                again))
+    elif not issues:
+        s.blocks.append(Text("No suspected label errors."))
+    else:
+        s.blocks.append(Tiles([Tile(thumbnail_uri(_find(i["path"], source)), [
+            f"in: {i.get('given', '?')}", f"looks like: {i.get('suggested', '?')}",
+            f"p(given) {i.get('label_quality', float('nan')):.2f}"], str(i["path"]), "bad")
+            for i in issues[:MAX_TILES]], total=len(issues)))
+    s.blocks.append(Text("Duplicate pairs (the same picture twice: label conflicts and "
+                         "leaks across splits first):"))
+    dups = record.get("duplicates")
+    if dups is None:
+        s.blocks.append(Missing("duplicate pairs (the audit did not look for them)", again))
+    elif not dups:
+        s.blocks.append(Text("No duplicate images."))
+    else:
+        dups = sorted(dups, key=lambda d: (not d.get("label_conflict"), not d.get("leak")))
+
+        def side(d: dict, k: str) -> Tile:
+            path = d[k]
+            return Tile(thumbnail_uri(_find(path, source)), [
+                f"{d.get('split_' + k, '?')}/{d.get('class_' + k, '?')}", Path(path).name],
+                str(path), "bad" if d.get("label_conflict") else "")
+
+        s.blocks.append(Pairs([(side(d, "a"), side(d, "b"), " ".join(
+            ["LABEL CONFLICT"] * bool(d.get("label_conflict")) + ["LEAK"] * bool(d.get("leak"))
+            + [str(d.get("kind", "duplicate"))])) for d in dups[:MAX_TILES // 2]],
+            total=len(dups)))
+    outliers = record.get("outliers")
+    if outliers:
+        s.blocks.append(Text("Outliers (images a model sees almost nothing of):"))
+        s.blocks.append(Tiles([Tile(thumbnail_uri(_find(p, source)), [Path(p).name, why],
+                                    str(p)) for p, why in outliers[:MAX_TILES]],
+                              total=len(outliers)))
+    elif outliers is not None:
+        s.blocks.append(Text("No outliers."))
     return s
 
 
