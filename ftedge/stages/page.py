@@ -87,19 +87,21 @@ def _run_graphs(run: RunFolder, val: Val, x: np.ndarray) -> tuple[Graph | None, 
     return out[0], out[1]
 
 
-def errors_section(val: Val, fp32: Graph | None, run: Path) -> Section:
+def errors_section(val: Val, graph: Graph | None, run: Path) -> Section:
+    """The misclassified val images, most confident first, of `graph` (the INT8 graph when
+    the run has one: what devices run)."""
     s = Section("errors", "Worst errors")
-    if fp32 is None:
+    if graph is None:
         s.blocks.append(Missing(f"{FP32_ONNX} in the run", f"ftedge quantize {run} (or ftedge "
                                 f"export {run} --target onnxruntime-cpu --precision fp32)"))
         return s
-    prob = fp32.probs()
+    prob = graph.probs()
     pred, conf = prob.argmax(1), prob.max(1)
     wrong = np.flatnonzero(pred != val.labels)
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
     s.blocks.append(Text(f"{len(wrong)} of {len(val.labels)} val images misclassified by "
-                         f"{fp32.name} in ONNX Runtime, most confident first (confidence: "
-                         f"softmax of the logits / T, T = {fp32.temperature:.3f})."))
+                         f"{graph.name} in ONNX Runtime, most confident first (confidence: "
+                         f"softmax of the logits / T, T = {graph.temperature:.3f})."))
     if len(order):
         s.blocks.append(Tiles([Tile(thumbnail_uri(val.samples[i].path, background=_bg(val)), [
             f"true: {val.classes[val.labels[i]]}", f"pred: {val.classes[pred[i]]}",
@@ -124,7 +126,8 @@ def per_class_section(val: Val, fp32: Graph | None, int8: Graph | None, run: Pat
     reps = [classification_report(g.logits, val.labels, val.classes) for g in graphs]
     header = ["class", "support"]
     for g in graphs:
-        header += [f"{g.name} precision", "recall", "F1"]
+        kind = "FP32" if g is fp32 else "INT8"
+        header += [f"{kind} precision", f"{kind} recall", f"{kind} F1"]
     rows = []
     for c in val.classes:
         row = [c, str(reps[0]["per_class"][c]["support"])]
@@ -356,7 +359,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     fp32, int8 = _run_graphs(folder, val, x)
     graphs = [g for g in (fp32, int8) if g is not None]
     path = folder.path
-    sections = [errors_section(val, fp32, path), per_class_section(val, fp32, int8, path),
+    sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
                 flips_section(val, fp32, int8, path), calibration_section(val, graphs, path),
                 unknown_section(path, unknown), data_section(path, audit)]
     from ftedge import __version__
