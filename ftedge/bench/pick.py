@@ -125,6 +125,11 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     folders = [_artifact_for(run, target, p, s) for p, s in pairs]
     report = bench(folders, data, BenchOptions(**{**opts.__dict__, "max_drop": max_drop}),
                    progress=lambda m: console.print(m, soft_wrap=True))
+    from ftedge.stages.card import refresh_cards
+
+    # before the copy below, so the chosen artifact's copy carries its latency too
+    refresh_cards(report, out / "pick.json", log=lambda m: console.print(m, soft_wrap=True,
+                                                                        markup=False))
     table = [_row(a, s, max_drop) for a, (_, s) in zip(report["artifacts"], pairs)]
     fitting = [r for r in table if r["fits"] and r["p50_ms"] is not None]
     chosen = min(fitting, key=lambda r: r["p50_ms"]) if fitting else None

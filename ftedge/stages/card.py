@@ -96,14 +96,15 @@ def refresh_latency(folder: Path, report: dict, row: dict, report_path: Path) ->
     return "updated"
 
 
-def refresh_cards(report: dict, report_dir: Path, log=print) -> None:
-    """After a bench: each benched artifact's card gets this machine's latency."""
+def refresh_cards(report: dict, report_path: Path, log=print) -> None:
+    """After a bench: each benched artifact's card gets this machine's latency, citing the
+    report file that holds every number."""
     for row in report["artifacts"]:
         if row.get("status") == "error":
             continue
         folder = Path(row["artifact"])
         try:
-            outcome = refresh_latency(folder, report, row, report_dir / "report.json")
+            outcome = refresh_latency(folder, report, row, report_path)
         except OSError as e:  # a read-only copy: the bench report still holds the numbers
             log(f"model card of {folder} not updated ({e.strerror})")
             continue
