@@ -28,6 +28,7 @@ from ftedge.io import atomic_write_json, sha256_file
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.ov import cpu_int8_without_vnni
 from ftedge.runtime.pytorch import load_run
+from ftedge.stages.card import write_model_card
 
 
 @dataclass
@@ -48,6 +49,9 @@ def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
     record = {"file": f"{GATE[kind]}.json", "passed": gate["passed"],
               "drop_points": gate.get("drop_points"),
               "max_drop_points": gate.get("max_drop_points"),
+              # the model card states the drop with its interval and what it was measured on
+              **{k: gate.get(k) for k in ("drop_ci95_points", "n", "fp32_top1", "int8_top1")
+                 if gate.get(k) is not None},
               "graph_sha256_checked": gate["graph_sha256"] is not None}
     if not gate["passed"] and not allow_failed:
         drop, budget = gate.get("drop_points"), gate.get("max_drop_points")
@@ -182,6 +186,9 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
+        # after the manifest (it states the sealed facts), and not among its hashed files:
+        # bench rewrites its latency section (stages/card.py)
+        write_model_card(tmp, sealed, final=out)
     return ExportResult(out, sealed)
 
 

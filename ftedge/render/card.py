@@ -87,7 +87,7 @@ def _data(m: dict, data: dict | None) -> list[str]:
     lines.append("| **total** | " + " | ".join(str(sum(counts[s])) for s in splits) + " |")
     split = data.get("split", {})
     how = ("the dataset's own train/val folders" if split.get("source") == "folders" else
-           f"a stratified split ({md(split.get('source', '?'))}, val fraction "
+           f"a stratified split of one folder (val fraction "
            f"{_num(split.get('val_fraction'), '.2f')}, seed {split.get('seed', '?')})")
     lines += ["", f"- Split: {how}; data root {code(split.get('root', '?'))}",
               f"- Data sha256: {code(data.get('sha256', '?'))} ({md(data.get('covers', ''))})"]

@@ -75,10 +75,12 @@ def artifact_metrics(logits, labels, classes: list[str], of: str) -> dict:
     return {"n": rep["n"], "top1": rep["top1"], "per_class": rep["per_class"], "of": of}
 
 
-def write_model_card(folder: Path, manifest: dict, metrics: dict | None = None) -> Path:
-    """model_card.md in an artifact folder being exported (inside its staged folder)."""
-    return atomic_write_text(folder / CARD, render_model_card(card_facts(folder, manifest,
-                                                                         metrics)))
+def write_model_card(staged: Path, manifest: dict, metrics: dict | None = None, *,
+                     final: Path | None = None) -> Path:
+    """model_card.md in an artifact folder being exported: written into its `staged` folder,
+    naming the `final` one (where it will be) in its commands."""
+    facts = card_facts(final or staged, manifest, metrics)
+    return atomic_write_text(staged / CARD, render_model_card(facts))
 
 
 def refresh_latency(folder: Path, report: dict, row: dict, report_path: Path) -> str:
