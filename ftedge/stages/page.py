@@ -74,17 +74,25 @@ def int8_graph(run: RunFolder) -> Path | None:
     return None
 
 
-def _run_graphs(run: RunFolder, val: Val, x: np.ndarray) -> tuple[Graph | None, Graph | None]:
-    from ftedge.runtime import infer_batches
+CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large val split
+
+
+def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
+    """Both graphs' logits on the val images, decoded chunk by chunk."""
+    from ftedge.data.transforms import preprocess_samples
     from ftedge.runtime.ort import OrtRunner
 
-    out = []
-    for path in (run.file(FP32_ONNX), int8_graph(run)):
-        if path is None or not path.is_file():
-            out.append(None)
-            continue
-        out.append(Graph(path.name, infer_batches(OrtRunner(path), x)))
-    return out[0], out[1]
+    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
+    runners = [OrtRunner(p) for p in paths]
+    parts: list[list[np.ndarray]] = [[] for _ in paths]
+    for i in range(0, len(val.samples), CHUNK):
+        x = preprocess_samples(val.samples[i:i + CHUNK], val.contract)
+        for part, runner in zip(parts, runners):
+            part.append(np.concatenate([runner.infer(x[j:j + 32]) for j in range(0, len(x), 32)]))
+    graphs = {p.name: Graph(p.name, np.concatenate(part)) for p, part in zip(paths, parts)}
+    fp32 = graphs.get(FP32_ONNX)
+    int8 = next((g for name, g in graphs.items() if name != FP32_ONNX), None)
+    return fp32, int8
 
 
 def errors_section(val: Val, graph: Graph | None, run: Path) -> Section:
@@ -331,18 +339,28 @@ def data_section(run: Path, audit: str | None) -> Section:
     return s
 
 
-def load_val(run: RunFolder) -> tuple[Val, np.ndarray]:
-    from ftedge.data.transforms import preprocess_samples
+def ensure_fp32_graph(run: RunFolder, log) -> None:
+    """model.fp32.onnx from best.pt when the run has none (a run tuned without --qat), as
+    `ftedge export` makes it: the graph FP32 artifacts are built from."""
+    path = run.file(FP32_ONNX)
+    if path.is_file() or not run.file("best.pt").is_file():
+        return
+    from ftedge.quant.quantize import export_fp32
+    from ftedge.runtime.pytorch import load_run
 
+    log(f"exporting {path} from best.pt (as ftedge export does)")
+    export_fp32(load_run(run.path), path, 17)
+
+
+def load_val(run: RunFolder) -> Val:
     fp32 = run.file(FP32_ONNX)
     graph = fp32 if fp32.is_file() else int8_graph(run)
     if graph is None:
-        raise RunError(f"{run.path} has no ONNX graph ({FP32_ONNX} or an INT8 one) to look at",
-                       f"make them: ftedge quantize {run.path}, or ftedge tune --qat ...")
+        raise RunError(f"{run.path} has no ONNX graph ({FP32_ONNX} or an INT8 one) and no "
+                       "best.pt to make one from", "finish `ftedge tune` first (--resume)")
     classes, contract = _contract_of(graph)
     samples = run.samples("val", classes)
-    return Val(samples, np.array([s.label for s in samples]), classes, contract), \
-        preprocess_samples(samples, contract)
+    return Val(samples, np.array([s.label for s in samples]), classes, contract)
 
 
 def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None = None,
@@ -353,10 +371,10 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
         raise RunError(f"{folder.path} is not a run folder (no {SPLIT})",
                        "pass the folder `ftedge tune` wrote (an artifact's run is in its "
                        "manifest.json, source.run)")
-    log("decoding the val split")
-    val, x = load_val(folder)
-    log("running the graphs in ONNX Runtime")
-    fp32, int8 = _run_graphs(folder, val, x)
+    ensure_fp32_graph(folder, log)
+    val = load_val(folder)
+    log(f"running the run's graphs in ONNX Runtime on {len(val.samples)} val images")
+    fp32, int8 = _run_graphs(folder, val)
     graphs = [g for g in (fp32, int8) if g is not None]
     path = folder.path
     sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),

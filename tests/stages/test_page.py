@@ -166,3 +166,15 @@ def test_data_section_shows_the_audits_findings(tmp_path):
     assert tile.lines == ["in: red", "looks like: green", "p(given) 0.03"]
     nothing = data_section(tmp_path / "run", None)
     assert not nothing.complete and "ftedge data check DATA --labels" in nothing.blocks[0].command
+
+
+def test_a_run_without_graphs_gets_its_fp32_graph_and_says_int8_is_missing(page_run, tmp_path):
+    from ftedge.stages.page import build_page
+
+    run = tmp_path / "run"
+    shutil.copytree(page_run[0], run, ignore=shutil.ignore_patterns("*.onnx", "gate*"))
+    page = build_page(run)
+    assert (run / "model.fp32.onnx").is_file()  # from best.pt, as export makes it
+    assert "misclassified by model.fp32.onnx" in page
+    flips = page[page.index('<section id="flips">'):]
+    assert flips.index("<b>Missing:</b> an INT8 graph in the run") < flips.index("</section>")
