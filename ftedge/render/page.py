@@ -91,7 +91,7 @@ border:2px solid #d0d7de;border-radius:4px;padding:4px;text-align:center;overflo
 background:#f6f8fa}.noimg{width:96px;height:96px;margin:0 auto 3px;background:#eee;
 display:flex;align-items:center;justify-content:center;color:#888}
 .pair{display:flex;gap:4px;align-items:center;border:1px solid #d0d7de;border-radius:4px;
-padding:4px}.pair .tile{border:none}.pair .why{font-size:11px;width:70px;text-align:center}
+padding:4px}.pair .tile{border:none}.pair.bad{border:2px solid #cf222e}.pair .why{font-size:11px;width:70px;text-align:center}
 table{border-collapse:collapse;font-size:13px;margin:.4em 0}th,td{border:1px solid #d0d7de;
 padding:3px 8px}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
 .shown{color:#555;font-size:.9em}figure{margin:.4em 0}figure img{max-width:100%}
@@ -136,8 +136,9 @@ def _block(b) -> str:
                 + _shown(len(tiles), b.total or len(b.tiles), "images"))
     if isinstance(b, Pairs):
         pairs = b.pairs[:MAX_TILES // 2]
-        body = "".join(f'<div class="pair">{_tile(a)}<div class="why">{_e(why)}</div>'
-                       f"{_tile(c)}</div>" for a, c, why in pairs)
+        body = "".join(f'<div class="pair{" bad" if "bad" in (a.tone, c.tone) else ""}">'
+                       f'{_tile(a)}<div class="why">{_e(why)}</div>{_tile(c)}</div>'
+                       for a, c, why in pairs)
         return (f'<div class="tiles">{body}</div>'
                 + _shown(len(pairs), b.total or len(b.pairs), "pairs"))
     if isinstance(b, Table):
