@@ -249,12 +249,101 @@ def _f4(v) -> str:
     return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
 
 
-def unknown_section(run: Path, unknown: str | None) -> Section:
+def scored_artifact(run: Path, log):
+    """The first artifact under RUN/exports whose graph carries an unknown score and that
+    runs here (INT8 first: what devices run), opened; None when there is none."""
+    from ftedge.export.exporter import load_artifact
+    from ftedge.formats.artifact import read_manifest_dict
+
+    folders = sorted((run / "exports").glob("*/")) if (run / "exports").is_dir() else []
+    found = []
+    for folder in folders:
+        try:
+            m = read_manifest_dict(folder)
+        except FtedgeError:
+            continue
+        if isinstance(m.get("unknown"), dict) and m.get("built", True):
+            found.append((m["precision"] != "int8", folder.name, folder))
+    for *_, folder in sorted(found):
+        try:
+            return load_artifact(folder)
+        except FtedgeError as e:  # e.g. a GPU profile on this CPU machine: try the next one
+            log(f"{folder.name} does not run here ({e.message})")
+    return None
+
+
+def _scored(loaded, samples: list, contract: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and unknown scores of an artifact on image files, in chunks."""
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.runtime import infer_scored
+
+    logits, scores = [], []
+    for i in range(0, len(samples), CHUNK):
+        x = preprocess_samples(samples[i:i + CHUNK], contract)
+        for j in range(0, len(x), 32):
+            lo, sc = infer_scored(loaded.runner, x[j:j + 32])
+            logits.append(lo)
+            scores.append(sc)
+    return np.concatenate(logits), np.concatenate(scores)
+
+
+def unknown_images(folder: str | Path, limit: int = 2000) -> list:
+    """Image files under `folder` (any depth, sorted), at most `limit` of them."""
+    from ftedge.data.folder import Sample
+    from ftedge.data.images import IMAGE_EXTENSIONS
+
+    files = sorted(p for p in Path(folder).rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return [Sample(p, -1) for p in files[:limit]]
+
+
+def unknown_section(run: Path, val: Val, unknown: str | None, log) -> Section:
+    from ftedge.confidence import temperature_of
+    from ftedge.metrics import softmax
+
     s = Section("unknown", "Unknowns accepted, knowns rejected")
-    s.blocks.append(Missing("an unknown score in the run's graphs and its threshold",
-                            f"ftedge eval {run} --unknown DIR (with an ftedge whose graphs "
-                            "carry the unknown score), then ftedge report "
-                            f"{run} --html --unknown DIR"))
+    loaded = scored_artifact(run, log)
+    if loaded is None:
+        s.blocks.append(Missing("an exported artifact with an unknown score that runs here",
+                                f"ftedge export {run} --target onnxruntime-cpu "
+                                "--precision int8"))
+        return s
+    rule = loaded.manifest.unknown
+    thr, T = float(rule["threshold"]), temperature_of(loaded.manifest.calibration)[0]
+    log(f"scoring the val images with {loaded.path.name}'s unknown score")
+    logits, scores = _scored(loaded, val.samples, val.contract)
+    prob = softmax(logits, T)
+    rejected = np.flatnonzero(scores > thr)
+    rejected = rejected[np.argsort(-scores[rejected], kind="stable")]
+    s.blocks.append(Text(
+        f"{loaded.path.name}: an image whose {rule.get('score', '?')} score is above "
+        f"{thr:.6g} is unknown (the threshold accepts {rule.get('target_tpr', float('nan')):.0%}"
+        f" of the val images). Here {len(rejected)} of {len(val.labels)} known val images are "
+        "rejected, highest score first:"))
+    if len(rejected):
+        s.blocks.append(Tiles([Tile(thumbnail_uri(val.samples[i].path, background=_bg(val)), [
+            f"true: {val.classes[val.labels[i]]}", f"pred: {val.classes[prob[i].argmax()]} "
+            f"{prob[i].max():.2f}", f"score {scores[i]:.4g}"], str(val.samples[i].path), "bad")
+            for i in rejected[:MAX_TILES]], total=len(rejected)))
+    if unknown is None:
+        s.blocks.append(Missing("images of none of the classes, to see which ones the model "
+                                "takes for a class", f"ftedge report {run} --html --unknown DIR"))
+        return s
+    others = unknown_images(unknown)
+    if not others:
+        s.blocks.append(Text(f"{unknown} holds no image files."))
+        return s
+    u_logits, u_scores = _scored(loaded, others, val.contract)
+    u_prob = softmax(u_logits, T)
+    accepted = np.flatnonzero(u_scores <= thr)
+    accepted = accepted[np.argsort(u_scores[accepted], kind="stable")]
+    s.blocks.append(Text(f"{len(accepted)} of {len(others)} images of {unknown} are accepted "
+                         "as one of the classes, lowest score (most convincing) first:"))
+    if len(accepted):
+        s.blocks.append(Tiles([Tile(thumbnail_uri(others[i].path, background=_bg(val)), [
+            others[i].path.name, f"taken for: {val.classes[u_prob[i].argmax()]} "
+            f"{u_prob[i].max():.2f}", f"score {u_scores[i]:.4g}"], str(others[i].path), "bad")
+            for i in accepted[:MAX_TILES]], total=len(accepted)))
     return s
 
 
@@ -379,7 +468,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     path = folder.path
     sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
                 flips_section(val, fp32, int8, path), calibration_section(val, graphs, path),
-                unknown_section(path, unknown), data_section(path, audit)]
+                unknown_section(path, val, unknown, log), data_section(path, audit)]
     from ftedge import __version__
     from ftedge.metrics import topk_accuracy
 
