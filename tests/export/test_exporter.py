@@ -270,8 +270,8 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
     assert m["parity"]["status"] == "pending" and res.passed is None
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "build_plan.json", "deploy", "manifest.json", "model.int8.onnx", "parity.json",
-        "trtexec.sh"]
+        "build_plan.json", "deploy", "manifest.json", "model.int8.onnx", "model_card.md",
+        "parity.json", "trtexec.sh"]
     assert "deploy/deepstream/config_infer_primary_classifier.txt" in m["files"]
     ds = m["parity"]["deepstream_preprocessing"]  # measured on the val split
     assert ds["n"] == 6 and 0 <= ds["top1_deepstream_style"] <= 1
