@@ -94,7 +94,9 @@ display:flex;align-items:center;justify-content:center;color:#888}
 padding:4px}.pair .tile{border:none}.pair.bad{border:2px solid #cf222e}.pair .why{font-size:11px;width:70px;text-align:center}
 table{border-collapse:collapse;font-size:13px;margin:.4em 0}th,td{border:1px solid #d0d7de;
 padding:3px 8px}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.shown{color:#555;font-size:.9em}figure{margin:.4em 0}figure img{max-width:100%}
+.shown{color:#555;font-size:.9em}
+figure{margin:.4em 1% .4em 0;display:inline-block;width:48%;vertical-align:top}
+figure img{width:100%}
 """
 
 # Runs after load: how many <img> decoded. A headless browser reads it back from the DOM.

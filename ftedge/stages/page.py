@@ -201,6 +201,7 @@ def calibration_section(val: Val, graphs: list[Graph], run: Path) -> Section:
     s = Section("calibration", "Calibration (reliability diagram)")
     if not graphs:
         s.blocks.append(Missing("the run's ONNX graphs", f"ftedge quantize {run}"))
+    figures = []
     for g in graphs:
         try:
             record = calibration_record(g.logits, val.labels, fitted_on=f"{g.name} val logits")
@@ -211,10 +212,13 @@ def calibration_section(val: Val, graphs: list[Graph], run: Path) -> Section:
                              f"{record['ece_after']:.4f} with a temperature (T = "
                              f"{record['temperature']:.3f} on all {record['n']} images; "
                              f"'after' scored by {record['folds']}-fold cross-fitting), NLL "
-                             f"{record['nll_before']:.4f} -> {record['nll_after']:.4f}. "
-                             "Computed for this page from the graph's val logits."))
-        s.blocks.append(Figure(reliability_figure(record, f"{g.name}, val split"),
-                               f"reliability diagram of {g.name}"))
+                             f"{record['nll_before']:.4f} -> {record['nll_after']:.4f}."))
+        figures.append(Figure(reliability_figure(record, f"{g.name}, val split"),
+                              f"reliability diagram of {g.name}"))
+    if figures:
+        s.blocks.append(Text("Computed for this page from each graph's val logits in ONNX "
+                             "Runtime, as export fits each artifact's temperature:"))
+    s.blocks += figures
     shipped = artifact_calibrations(run)
     if shipped:
         s.blocks.append(Text("What the exported artifacts ship (each fitted on its own "
