@@ -54,7 +54,8 @@ def _header(m: dict) -> list[str]:
              "`parity.json`, the run's accuracy gate and split; the latency section is "
              "rewritten by `ftedge bench` while this file is as ftedge wrote it.", "",
              "## Model", "",
-             f"- Network: {code(m.get('model_name', '?'))}; artifact {code(m.get('artifact', '?'))} "
+             f"- Network: {code(m.get('model_name', '?'))}; artifact "
+             f"{code(m.get('artifact', '?'))} "
              f"for {md(m.get('runtime', '?'))} on {md(m.get('device', '?'))}, "
              f"{md(m.get('precision', '?'))}; input {code(shape)} (NCHW), opset "
              f"{m.get('opset', '?')}",
@@ -205,7 +206,8 @@ def latency_section(latency: dict | None, bench_hint: str = "ftedge bench ARTIFA
         lines.append(f"Measured by `ftedge bench` on {md(latency.get('hostname', '?'))} "
                      f"({md(latency.get('cpu', '?'))}, threads "
                      f"{md(latency.get('threads') or 'runtime default')}) at "
-                     f"{md(latency.get('created', '?'))}; report {code(latency.get('report', '?'))}. "
+                     f"{md(latency.get('created', '?'))}; report "
+                     f"{code(latency.get('report', '?'))}. "
                      "Model only, per call; other machines differ.")
         lines += ["", "| batch | p50 ms | p99 ms | images/s |", "|---:|---:|---:|---:|"]
         for r in latency.get("rows", []):
@@ -214,7 +216,8 @@ def latency_section(latency: dict | None, bench_hint: str = "ftedge bench ARTIFA
         e2e = latency.get("end_to_end")
         if e2e:
             lines += ["", f"End to end (decode + preprocess + infer, one image): p50 "
-                          f"{_num(e2e.get('p50_ms'), '.2f')} ms, p99 {_num(e2e.get('p99_ms'), '.2f')} ms."]
+                          f"{_num(e2e.get('p50_ms'), '.2f')} ms, p99 "
+                          f"{_num(e2e.get('p99_ms'), '.2f')} ms."]
     return "\n".join(lines + ["", LATENCY_END])
 
 
@@ -229,7 +232,8 @@ def known_limits(m: dict, vnni: str | None) -> list[str]:
     out = []
     contract = m.get("preprocessing", {})
     size = "x".join(str(v) for v in (contract.get("input_size") or [])[-2:])
-    out.append(f"Inputs must be preprocessed as the contract says (resize {contract.get('resize')}, "
+    out.append(f"Inputs must be preprocessed as the contract says (resize "
+               f"{contract.get('resize')}, "
                f"centre crop {size}, mean {contract.get('mean')}, std "
                f"{contract.get('std')}, {contract.get('channel_order', 'RGB')}): "
                "`deploy/README.md` has the exact arithmetic; an INT8 model flips on differences "
