@@ -57,7 +57,7 @@ def print_table(report: dict) -> None:
 def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
     """Write the report folder, print the table and where it went."""
     paths = write_report(report, out, force)
-    from ftedge.stages.card import refresh_cards
+    from ftedge.export.card import refresh_cards
 
     # each artifact's model card gets this machine's latency (unless the user edited it)
     refresh_cards(report, out / "report.json",

@@ -125,7 +125,7 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     folders = [_artifact_for(run, target, p, s) for p, s in pairs]
     report = bench(folders, data, BenchOptions(**{**opts.__dict__, "max_drop": max_drop}),
                    progress=lambda m: console.print(m, soft_wrap=True))
-    from ftedge.stages.card import refresh_cards
+    from ftedge.export.card import refresh_cards
 
     # before the copy below, so the chosen artifact's copy carries its latency too
     refresh_cards(report, out / "pick.json", log=lambda m: console.print(m, soft_wrap=True,

@@ -15,6 +15,7 @@ from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
+from ftedge.export.card import write_model_card
 from ftedge.export.parity import parity_check
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
@@ -28,7 +29,6 @@ from ftedge.io import atomic_write_json, sha256_file
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.ov import cpu_int8_without_vnni
 from ftedge.runtime.pytorch import load_run
-from ftedge.stages.card import write_model_card
 
 
 @dataclass
@@ -187,7 +187,7 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
         # after the manifest (it states the sealed facts), and not among its hashed files:
-        # bench rewrites its latency section (stages/card.py)
+        # bench rewrites its latency section (export/card.py)
         write_model_card(tmp, sealed, final=out)
     return ExportResult(out, sealed)
 

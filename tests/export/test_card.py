@@ -10,7 +10,7 @@ from ftedge.errors import RunError
 from ftedge.formats.owned import check_replaceable, read_marker, staged_folder
 from ftedge.io import sha256_file
 from ftedge.render.card import CARD
-from ftedge.stages.card import data_facts, refresh_latency
+from ftedge.export.card import data_facts, refresh_latency
 from tests.render.test_card import facts
 from ftedge.render.card import render_model_card
 
