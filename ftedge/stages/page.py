@@ -109,7 +109,8 @@ def errors_section(val: Val, graph: Graph | None, run: Path) -> Section:
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
     s.blocks.append(Text(f"{len(wrong)} of {len(val.labels)} val images misclassified by "
                          f"{graph.name} in ONNX Runtime, most confident first (confidence: "
-                         f"softmax of the logits / T, T = {graph.temperature:.3f})."))
+                         f"softmax(logits / T), T = {graph.temperature:.3f} fitted on these "
+                         "logits: see Calibration)."))
     if len(order):
         s.blocks.append(Tiles([Tile(thumbnail_uri(val.samples[i].path, background=_bg(val)), [
             f"true: {val.classes[val.labels[i]]}", f"pred: {val.classes[pred[i]]}",
@@ -195,18 +196,31 @@ def reliability_figure(record: dict, title: str) -> str:
         return data_uri(path.read_bytes(), "image/png")
 
 
-def calibration_section(val: Val, graphs: list[Graph], run: Path) -> Section:
+def fit_temperatures(val: Val, graphs: list[Graph]) -> dict[str, dict | str]:
+    """Per graph, the calibration record of its val logits (or why there is none); each
+    graph's confidences on the page then use its own fitted T, as each artifact's do."""
     from ftedge.confidence import CalibrationError, calibration_record
 
+    records: dict[str, dict | str] = {}
+    for g in graphs:
+        try:
+            records[g.name] = calibration_record(g.logits, val.labels,
+                                                 fitted_on=f"{g.name} val logits")
+            g.temperature = records[g.name]["temperature"]
+        except CalibrationError as e:
+            records[g.name] = e.message
+    return records
+
+
+def calibration_section(graphs: list[Graph], records: dict, run: Path) -> Section:
     s = Section("calibration", "Calibration (reliability diagram)")
     if not graphs:
         s.blocks.append(Missing("the run's ONNX graphs", f"ftedge quantize {run}"))
     figures = []
     for g in graphs:
-        try:
-            record = calibration_record(g.logits, val.labels, fitted_on=f"{g.name} val logits")
-        except CalibrationError as e:
-            s.blocks.append(Text(f"{g.name}: no reliability diagram: {e.message}"))
+        record = records[g.name]
+        if isinstance(record, str):
+            s.blocks.append(Text(f"{g.name}: no reliability diagram: {record}"))
             continue
         s.blocks.append(Text(f"{g.name}: ECE {record['ece_before']:.4f} at T = 1, "
                              f"{record['ece_after']:.4f} with a temperature (T = "
@@ -217,7 +231,7 @@ def calibration_section(val: Val, graphs: list[Graph], run: Path) -> Section:
                               f"reliability diagram of {g.name}"))
     if figures:
         s.blocks.append(Text("Computed for this page from each graph's val logits in ONNX "
-                             "Runtime, as export fits each artifact's temperature:"))
+                             "Runtime, as export fits each artifact's temperature on its own:"))
     s.blocks += figures
     shipped = artifact_calibrations(run)
     if shipped:
@@ -469,9 +483,10 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     log(f"running the run's graphs in ONNX Runtime on {len(val.samples)} val images")
     fp32, int8 = _run_graphs(folder, val)
     graphs = [g for g in (fp32, int8) if g is not None]
+    records = fit_temperatures(val, graphs)
     path = folder.path
     sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
-                flips_section(val, fp32, int8, path), calibration_section(val, graphs, path),
+                flips_section(val, fp32, int8, path), calibration_section(graphs, records, path),
                 unknown_section(path, val, unknown, log), data_section(path, audit)]
     from ftedge import __version__
     from ftedge.metrics import topk_accuracy
