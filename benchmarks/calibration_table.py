@@ -77,7 +77,8 @@ def _fmt(row: dict) -> list[str]:
     if "missing" in row:
         return [row["model"], *["-"] * 7, row["missing"]]
     bound = "*" if row.get("at_bound") else ""
-    on = "artifact" if row.get("on_artifact", True) else "reference (stand-in)"
+    on = ("its own logits" if row.get("on_artifact", True) else
+          "its reference's logits (stand-in)")
     return [row["model"], f"{row['temperature']:.3f}{bound}", f"{row['ece_before']:.4f}",
             f"{row['ece_after']:.4f}", f"{row['nll_before']:.4f}", f"{row['nll_after']:.4f}",
             f"{row['top1']:.4f}", str(row["n"]), on]

@@ -140,11 +140,22 @@ def data() -> None:
 @data.command("check")
 @click.argument("root", type=click.Path(file_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON on stdout.")
-def data_check(root, as_json) -> None:
-    """Audit a dataset: images per class, imbalance, sizes, and every unusable file."""
+@click.option("--labels", is_flag=True,
+              help="Also look for suspected label errors (runs a frozen pretrained network "
+                   "over every image: about 20 ms per image on 2 CPU cores).")
+@click.option("--model", default=None,
+              help="Network whose frozen features --labels uses (default: tune's default).")
+def data_check(root, as_json, labels, model) -> None:
+    """Audit a dataset: images per class, imbalance, sizes, unusable files, duplicate and
+    leaked images across train/val/test, outliers; --labels adds suspected label errors."""
+    from ftedge.config import ModelConfig
     from ftedge.data.audit import audit_dataset, print_audit
 
-    audit = audit_dataset(root)
+    audit = audit_dataset(root, duplicates=True)
+    if labels:
+        from ftedge.data.labels import check_labels
+
+        audit.label_issues = check_labels(audit, model=model or ModelConfig().name)
     if as_json:
         click.echo(json.dumps(audit.to_dict(), indent=2))
     else:
