@@ -385,6 +385,22 @@ def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
     return None, "no audit"
 
 
+def audit_now(run: Path, log) -> tuple[dict | None, str]:
+    """The audit's duplicate and outlier search run on the run's data (one decode of every
+    image, as `ftedge data check` does); (None, why) when the data is not here."""
+    from ftedge.data.audit import audit_dataset
+    from ftedge.errors import DatasetError
+    from ftedge.formats.run import data_root
+
+    try:
+        root = data_root(RunFolder(run).split(), run)
+    except (DatasetError, RunError):
+        return None, "the run's data is not here"
+    log(f"auditing {root} for duplicates and outliers (ftedge data check)")
+    return audit_dataset(root, duplicates=True).to_dict(), f"ftedge data check {root}, run " \
+        "for this page"
+
+
 def _find(path: str, audit: str) -> Path:
     """An audited file: as recorded, else relative to the audit file's folder (an audit run
     from another working folder records relative paths)."""
@@ -394,9 +410,11 @@ def _find(path: str, audit: str) -> Path:
     return Path(audit).parent / p
 
 
-def data_section(run: Path, audit: str | None) -> Section:
+def data_section(run: Path, audit: str | None, log=lambda message: None) -> Section:
     s = Section("data", "Data issues: suspected label errors, duplicates, outliers")
     record, source = _audit_record(run, audit)
+    if record is None:
+        record, source = audit_now(run, log)
     again = (f"ftedge data check DATA --labels --json > audit.json, then ftedge report {run} "
              "--html --audit audit.json")
     if record is None:
@@ -487,7 +505,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     path = folder.path
     sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
                 flips_section(val, fp32, int8, path), calibration_section(graphs, records, path),
-                unknown_section(path, val, unknown, log), data_section(path, audit)]
+                unknown_section(path, val, unknown, log), data_section(path, audit, log)]
     from ftedge import __version__
     from ftedge.metrics import topk_accuracy
 
