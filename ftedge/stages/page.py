@@ -80,7 +80,7 @@ CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large
 def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
     """Both graphs' logits on the val images, decoded chunk by chunk."""
     from ftedge.data.transforms import preprocess_samples
-    from ftedge.runtime.ort import OrtRunner
+    from ftedge.runtime.onnxruntime.runner import OrtRunner
 
     paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
     runners = [OrtRunner(p) for p in paths]
@@ -270,7 +270,7 @@ def _f4(v) -> str:
 def scored_artifact(run: Path, log):
     """The first artifact under RUN/exports whose graph carries an unknown score and that
     runs here (INT8 first: what devices run), opened; None when there is none."""
-    from ftedge.export.exporter import load_artifact
+    from ftedge.runtime.artifact import load_artifact
     from ftedge.formats.artifact import read_manifest_dict
 
     folders = sorted((run / "exports").glob("*/")) if (run / "exports").is_dir() else []
@@ -465,16 +465,16 @@ def data_section(run: Path, audit: str | None, log=lambda message: None) -> Sect
 
 
 def ensure_fp32_graph(run: RunFolder, log) -> None:
-    """model.fp32.onnx from best.pt when the run has none (a run tuned without --qat), as
-    `ftedge export` makes it: the graph FP32 artifacts are built from."""
-    path = run.file(FP32_ONNX)
-    if path.is_file() or not run.file("best.pt").is_file():
+    """model.fp32.onnx made from best.pt when the run has none (a run tuned without --qat) or
+    an out-of-date one, as `ftedge export` makes it: the graph FP32 artifacts are built from."""
+    if not run.file("best.pt").is_file():
         return
-    from ftedge.quant.quantize import export_fp32
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.quant.onnx_export import ensure_fp32
+    from ftedge.runtime.pytorch.runner import load_run
 
-    log(f"exporting {path} from best.pt (as ftedge export does)")
-    export_fp32(load_run(run.path), path, 17)
+    if not run.file(FP32_ONNX).is_file():
+        log(f"exporting {run.file(FP32_ONNX)} from best.pt (as ftedge export does)")
+    ensure_fp32(load_run(run.path), run.file(FP32_ONNX), log=log)
 
 
 def load_val(run: RunFolder) -> Val:
