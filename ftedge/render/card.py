@@ -169,29 +169,23 @@ def _calibration(m: dict) -> list[str]:
 def _unknown(m: dict) -> list[str]:
     lines = ["", "## Unknown rejection", ""]
     unk = m.get("unknown")
+    folder = "ARTIFACT_FOLDER"
     if not unk:
         return lines + [_missing("an unknown score and threshold in this artifact (an image "
                                  "of none of the classes gets one of them)",
-                                 "export again with an ftedge whose graphs carry the unknown "
-                                 "score; measure it with ftedge eval ARTIFACT --unknown DIR")]
-    lines.append(f"Output {code(unk.get('output', 'unknown'))} is an out-of-distribution score "
-                 f"({md(unk.get('score', '?'))}); an image scoring above "
-                 f"{_num(unk.get('threshold'), '.6g')} is unknown.")
-    if unk.get("acceptance") is not None or unk.get("tpr") is not None:
-        lines.append(f"The threshold keeps {_num(unk.get('acceptance', unk.get('tpr')), '.1%')} "
-                     f"of the known val images (chosen on {md(unk.get('chosen_on', 'val'))}).")
-    rates = unk.get("measured") or unk.get("rates")
-    if isinstance(rates, dict) and rates:
-        lines += ["", "| unknown set | AUROC | FPR at 95% TPR | unknowns accepted |",
-                  "|---|---:|---:|---:|"]
-        for name, r in rates.items():
-            if isinstance(r, dict):
-                lines.append(f"| {md(name)} | {_num(r.get('auroc'))} | "
-                             f"{_num(r.get('fpr95'), '.3f')} | "
-                             f"{_num(r.get('accepted'), '.3f')} |")
-    else:
-        lines += ["", _missing("measured rates on images of none of the classes",
-                               "ftedge eval ARTIFACT_FOLDER --unknown DIR")]
+                                 f"ftedge export {m.get('source', {}).get('run', 'RUN')} "
+                                 f"--target {m.get('target', 'TARGET')} --precision "
+                                 f"{m.get('precision', 'PRECISION')} --force")]
+    lines.append(f"Output {code(unk.get('output', 'unknown_score'))} is an out-of-distribution "
+                 f"score ({md(unk.get('score', '?'))}, higher is more unknown): an image scoring "
+                 f"above {_num(unk.get('threshold'), '.6g')} is of none of the classes.")
+    val = unk.get("val") if isinstance(unk.get("val"), dict) else {}
+    lines.append(f"The threshold was chosen to accept {_num(unk.get('target_tpr'), '.0%')} of "
+                 f"the val images; measured on {md(unk.get('measured_on', '?'))}: it accepts "
+                 f"{_num(val.get('tpr'), '.1%')} of {val.get('n', '?')} val images, whose top-1 "
+                 f"is {_num(val.get('top1_accepted'))} (all: {_num(val.get('top1_all'))}).")
+    lines += ["", _missing("its rates on images of none of the classes (AUROC, FPR at 95% TPR, "
+                           "unknowns accepted)", f"ftedge eval {folder} --unknown DIR")]
     return lines
 
 
