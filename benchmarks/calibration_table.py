@@ -50,7 +50,7 @@ def recorded_rows(run: Path) -> list[dict]:
 def val_logits(folder: Path, run: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's logits on its run's val split (the run's best.pt, or the artifact)."""
     from ftedge.formats.run import RunFolder
-    from ftedge.inference import _logits, open_model
+    from ftedge.stages.inference import _logits, open_model
 
     loaded = open_model(folder)
     samples = RunFolder(run).samples("val", loaded.classes)

@@ -202,7 +202,7 @@ def data_check(root, as_json, labels, model) -> None:
 def eval_cmd(run, data, split, as_json) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
-    from ftedge.inference import calibration_line, evaluate
+    from ftedge.stages.inference import calibration_line, evaluate
 
     rep = evaluate(run, data, split=split)
     if as_json:
@@ -229,7 +229,7 @@ def calibrate(run) -> None:
     """Fit a run's temperature (calibrated confidence) on its val split: confidence.json and
     reliability.png in the run. `tune` does this itself; artifacts get theirs at export."""
     from ftedge.confidence import summary_line
-    from ftedge.inference import calibrate as calibrate_api
+    from ftedge.stages.inference import calibrate as calibrate_api
 
     record = calibrate_api(run)
     results.print(summary_line(record), highlight=False, markup=False, soft_wrap=True)
@@ -243,7 +243,7 @@ def calibrate(run) -> None:
 def predict(run, images, topk, as_json) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
-    from ftedge.inference import predict as predict_api
+    from ftedge.stages.inference import predict as predict_api
 
     results = predict_api(run, list(images), topk)
     if as_json:
@@ -288,8 +288,8 @@ def predict(run, images, topk, as_json) -> None:
 def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits, fallback,
              fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
-    from ftedge.quant.quantize import analyse_sensitivity
-    from ftedge.quant.quantize import quantize as quantize_api
+    from ftedge.stages.quantize import analyse_sensitivity
+    from ftedge.stages.quantize import quantize as quantize_api
 
     if sensitivity:
         analyse_sensitivity(run, graph)
@@ -327,14 +327,14 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
                max_drop) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
-    from ftedge.export.exporter import export_run
+    from ftedge.stages.export.exporter import export_run
 
     precisions = [p.strip() for p in precision.split(",")] if precision else [None]
     if "auto" in precisions:
         if len(precisions) > 1 or batch:
             raise click.UsageError("--precision auto picks one precision by measurement: give "
                                    "it alone, without --batch")
-        from ftedge.bench.pick import pick_precision
+        from ftedge.pick import pick_precision
 
         codes = [pick_precision(run, t, max_drop, force=force,
                                 out=out if len(targets_) == 1 else None).exit_code
@@ -356,7 +356,7 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
 
 
 def _print_export(result) -> None:
-    from ftedge.export.parity import agreement_line
+    from ftedge.stages.export.parity import agreement_line
 
     m, p = result.manifest, result.manifest["parity"]
     if p.get("status") == "checked":
@@ -408,7 +408,10 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
               out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
-    from ftedge.bench.cli_support import run_bench
+    from pathlib import Path
+
+    from ftedge.stages.bench.bench import BenchOptions
+    from ftedge.stages.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
         raise click.UsageError("give --runs or --time, not both")
@@ -416,16 +419,21 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         if not targets_ or precision:
             raise click.UsageError("--pick needs --target NAME and RUN folders, and no "
                                    "--precision (it tries every precision)")
-        from ftedge.bench.bench import BenchOptions
-        from ftedge.bench.pick import pick_precision
+        from ftedge.pick import pick_precision
 
         opts = BenchOptions(batches=batches, warmup=warmup, runs=runs,
                             seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
         sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
                      for r in paths for t in targets_))
-    code = run_bench(list(paths), list(targets_), precision, data, batches, warmup,
-                     runs, seconds, threads, max_drop, out, force)
-    sys.exit(code)
+    opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
+                        threads=threads, max_drop=max_drop)  # checked before any export
+    if targets_:
+        from ftedge.pick import artifacts_for_targets
+
+        folders = artifacts_for_targets(list(paths), list(targets_), precision)
+    else:
+        folders = [Path(p) for p in paths]
+    sys.exit(run_bench(folders, data, opts, out, force))
 
 
 @cli.command("report")
@@ -465,7 +473,7 @@ def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
         raise click.UsageError(f"{runs[0]} is a run folder: `ftedge report {runs[0]} --html` "
                                "writes its page; without --html, ftedge report merges bench "
                                "folders")
-    from ftedge.bench.report import merge_reports
+    from ftedge.stages.bench.report import merge_reports
 
     paths = merge_reports(list(folders), Path(out or "report"), force)
     results.print(paths["md"].read_text(), highlight=False, markup=False)
@@ -477,7 +485,7 @@ def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
 def targets(ctx) -> None:
     """List the target profiles (targets/); `ftedge targets show NAME` prints one."""
     if ctx.invoked_subcommand is None:
-        from ftedge.export.profiles import load_profile, profile_names
+        from ftedge.runtime.profiles import load_profile, profile_names
 
         for name in profile_names():
             p = load_profile(name)
@@ -490,7 +498,7 @@ def targets_show(name) -> None:
     """Print one profile (a name or a YAML file) as YAML, with its defaults filled in."""
     import yaml
 
-    from ftedge.export.profiles import load_profile
+    from ftedge.runtime.profiles import load_profile
 
     p = load_profile(name)
     click.echo(f"# {p.source}")

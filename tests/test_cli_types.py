@@ -55,7 +55,7 @@ def test_out_of_range_numbers_are_usage_errors(monkeypatch, capsys, args, want):
 
 def test_export_batch_beyond_any_int():
     from ftedge.errors import ConfigError
-    from ftedge.export.profiles import load_profile, parse_batch
+    from ftedge.runtime.profiles import load_profile, parse_batch
 
     profile = load_profile("onnxruntime-cpu")
     for bad in ("99999999999999999999", 10**20, "-1", "0", 1.5, "x"):

@@ -25,8 +25,8 @@ TUNE = ["--model", "efficientnet_lite0", "--img-size", 32, "--epochs", 2, "--bat
 def world(tmp_path_factory):
     """A tiny finished run, one ONNX Runtime FP32 artifact of it, and a bench report."""
     import ftedge
-    from ftedge.bench.bench import BenchOptions, bench
-    from ftedge.bench.report import write_report
+    from ftedge.stages.bench.bench import BenchOptions, bench
+    from ftedge.stages.bench.report import write_report
 
     root = tmp_path_factory.mktemp("hostile")
     data = write_class_folders(root / "colours", per_class=12)
@@ -199,7 +199,7 @@ def test_a_damaged_manifest_or_model_is_refused(world, monkeypatch, capsys, tmp_
 
 
 def test_bench_reports_a_damaged_artifact_and_runs_the_others(world, tmp_path):
-    from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.stages.bench.bench import BenchOptions, bench
 
     art = _copy(world["art"], tmp_path / "art")
     _edit_manifest(art, lambda m: m.update(classes=m["classes"][::-1]))
@@ -643,7 +643,7 @@ def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
     """bench --target and export --precision auto export again, instead of reusing, an
     artifact whose run's checkpoint changed since."""
     import ftedge
-    from ftedge.bench.cli_support import _stale
+    from ftedge.pick import _stale
     from ftedge.formats.artifact import stale_reason
 
     run = _copy(world["run"], tmp_path / "run")

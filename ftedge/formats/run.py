@@ -14,7 +14,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
 from ftedge.io import atomic_write_json, folder_lock, read_json, sha256_file
@@ -29,6 +28,16 @@ GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's ac
 CALIBRATION = "calibration_manifest.json"
 SUMMARY = "summary.json"  # written last: a run that has it is finished
 HEADER = (SPLIT, CONFIG, CLASSES, AUDIT, CONTRACT)  # written before the first epoch, in order
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its class index."""
+
+    path: Path
+    label: int
+
+
 SPLIT_FORMAT = "ftedge-split/2"
 SPLITS = ("train", "val", "test")
 

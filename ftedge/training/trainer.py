@@ -538,7 +538,7 @@ class Trainer:
 
     def fp32_best_model(self) -> nn.Module:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
-        from ftedge.runtime.pytorch import model_from_checkpoint
+        from ftedge.runtime.pytorch.runner import model_from_checkpoint
 
         best = self.run / "best.pt"
         model = model_from_checkpoint(load_checkpoint(best), best).to(self.device)

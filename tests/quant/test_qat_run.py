@@ -309,7 +309,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.formats.run import RunFolder
     from ftedge.quant.ptq import set_activation_ranges
     from ftedge.quant.qat import input_quantizers, prepare_qat
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.runtime.pytorch.runner import load_run
     from ftedge.training.qat_stage import ptq_start_samples
     from tests.conftest import tiny_options, write_class_folders
 
