@@ -24,7 +24,8 @@ class FiniteFloat(click.FloatRange):
     def convert(self, value, param, ctx):
         rv = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
+            name = param.opts[0] if param is not None and param.opts else "the value"
+            self.fail(f"{name} must be a finite number, got {value!r}", param, ctx)
         return super().convert(rv, param, ctx)
 
 
@@ -39,7 +40,7 @@ WORKERS = click.IntRange(0, MAX_WORKERS)
 THREADS = click.IntRange(1, MAX_THREADS)
 COUNT = click.IntRange(1, 1_000_000)  # images, runs, top-k
 LR = FiniteFloat(0, 100, min_open=True)
-POINTS = FiniteFloat(0, 100)  # an accuracy budget in top-1 points
+POINTS = FiniteFloat(-100, 100)  # an accuracy budget in top-1 points (tune refuses < 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
