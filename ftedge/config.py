@@ -31,6 +31,7 @@ QAT_DEFAULT_EPOCHS = 3  # qat.epochs null: at least this many ...
 QAT_MIN_STEPS = 200  # ... and enough for this many steps (few-shot sets), up to MAX_AUTO_EPOCHS
 SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+PREDICT_BATCH = 8  # images per inference in `ftedge predict` (an artifact's fixed batch wins)
 
 
 @dataclass(frozen=True)

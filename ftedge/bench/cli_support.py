@@ -64,11 +64,14 @@ def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Pa
 
 
 def run_bench(paths, targets, precision, data, batches, warmup, runs, seconds, threads,
-              max_drop, out, force: bool = False) -> int:
+              max_drop, out, force: bool = False, *, camera_images: int | None = None,
+              workers: int | None = None) -> int:
     from rich.progress import Progress
 
+    extra = {} if camera_images is None else {"camera_images": camera_images}
     opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
-                        threads=threads, max_drop=max_drop)  # checked before any export
+                        threads=threads, max_drop=max_drop, workers=workers,
+                        **extra)  # checked before any export
     folders = artifacts_for_targets(paths, targets, precision) if targets else [Path(p) for p in paths]
     missing = [f for f in folders if not (Path(f) / "manifest.json").is_file()]
     if missing:
