@@ -32,6 +32,12 @@ QAT_MIN_STEPS = 200  # ... and enough for this many steps (few-shot sets), up to
 SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 PREDICT_BATCH = 8  # images per inference in `ftedge predict` (an artifact's fixed batch wins)
+# confidence calibration (confidence.py): folds of the cross-fitting that measures a
+# temperature on val images its fit did not see, the seed of their shuffle, and the range the
+# fit searches (a T at either end means the val split cannot pin it down: say so)
+CALIBRATION_FOLDS = 5
+CALIBRATION_SEED = 0
+TEMPERATURE_RANGE = (0.05, 20.0)
 
 
 @dataclass(frozen=True)

@@ -20,16 +20,19 @@ def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np
 
 
 def per_class(cm: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall (= per-class accuracy) and support for each class."""
+    """Precision, recall (= per-class accuracy), F1 and support for each class (recall and F1
+    are NaN for a class with no image)."""
     tp = np.diag(cm).astype(float)
     predicted = cm.sum(0).astype(float)
     support = cm.sum(1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, float("nan"))
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
+                      np.where(np.isnan(recall), float("nan"), 0.0))
     return {c: {"precision": round(float(p), 6), "recall": round(float(r), 6),
-                "support": int(s)}
-            for c, p, r, s in zip(classes, precision, recall, support)}
+                "f1": round(float(f), 6), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
@@ -44,3 +47,52 @@ def classification_report(logits: np.ndarray, labels: np.ndarray, classes: list[
         "confusion_matrix": cm.tolist(),
         "classes": list(classes),
     }
+
+
+ECE_BINS = 15  # equal-width confidence bins, as Guo et al. (2017) and most papers report
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Row-wise softmax(logits / temperature) in float64, stable for large logits."""
+    z = np.asarray(logits, np.float64) / float(temperature)
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean negative log-likelihood of the labels under softmax(logits / temperature)."""
+    from scipy.special import logsumexp
+
+    z = np.asarray(logits, np.float64) / float(temperature)
+    if not len(z):
+        return float("nan")
+    return float((logsumexp(z, axis=1) - z[np.arange(len(z)), labels]).mean())
+
+
+def reliability_bins(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
+                     bins: int = ECE_BINS) -> list[dict]:
+    """Top-1 confidence in `bins` equal-width bins (lo, hi]: per bin the image count, mean
+    confidence and accuracy (None where empty). The numbers behind ECE and the diagram."""
+    prob = softmax(logits, temperature)
+    conf, correct = prob.max(1), prob.argmax(1) == labels
+    index = np.clip(np.ceil(conf * bins).astype(np.int64) - 1, 0, bins - 1)
+    out = []
+    for b in range(bins):
+        mask = index == b
+        n = int(mask.sum())
+        out.append({"lo": b / bins, "hi": (b + 1) / bins, "n": n,
+                    "confidence": float(conf[mask].mean()) if n else None,
+                    "accuracy": float(correct[mask].mean()) if n else None})
+    return out
+
+
+def expected_calibration_error(logits: np.ndarray, labels: np.ndarray,
+                               temperature: float = 1.0, bins: int = ECE_BINS) -> float:
+    """ECE: sum over equal-width top-1 confidence bins of (bin share) * |accuracy - confidence|."""
+    table = reliability_bins(logits, labels, temperature, bins)
+    total = sum(b["n"] for b in table)
+    if not total:
+        return float("nan")
+    return float(sum(b["n"] / total * abs(b["accuracy"] - b["confidence"])
+                     for b in table if b["n"]))
