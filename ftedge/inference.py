@@ -3,6 +3,7 @@ and `ftedge predict` (layer 7: it opens artifacts through export's targets)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -135,11 +136,15 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
     for i, x in enumerate(images):
         if is_frame(x):
             check_frame(x, f"images[{i}]")
-    check_batch_workers(batch or 1, workers)
+        elif not isinstance(x, (str, os.PathLike)):
+            raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
+                               "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
+    check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
     loaded = open_model(run, threads)
     warn_host_note(loaded)
     fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
-    batch = batch or fixed or PREDICT_BATCH  # a fixed-batch graph pads smaller batches
+    if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
+        batch = fixed or PREDICT_BATCH
     contract = loaded.contract
 
     def prepare(entry):

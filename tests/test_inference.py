@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ftedge.errors import DatasetError
+from ftedge.errors import ConfigError, DatasetError
 from ftedge.inference import predict
 
 
@@ -60,3 +60,7 @@ def test_a_bad_frame_is_refused_before_any_work(qat_run):
     with pytest.raises(DatasetError, match=r"images\[1\] has dtype float64") as e:
         predict(qat_run.run_dir, [np.zeros((9, 9, 3), np.uint8), np.zeros((9, 9, 3))])
     assert "uint8" in e.value.hint
+    with pytest.raises(DatasetError, match=r"images\[0\] is a int"):
+        predict(qat_run.run_dir, [3])
+    with pytest.raises(ConfigError, match="batch must be an integer >= 1"):
+        predict(qat_run.run_dir, [np.zeros((9, 9, 3), np.uint8)], batch=0)
