@@ -94,17 +94,19 @@ def main() -> None:
 
             if m["runtime"] == "openvino":
                 shape = f"[{b},{','.join(map(str, chw))}]"
-                theirs = (lambda shape=shape, f=folder, p=precision:
-                          benchmark_app(f / m["artifact"], shape, a.threads, a.seconds, p))
+                xml = folder / m["artifact"]
+                theirs = (lambda shape=shape, xml=xml, p=precision:
+                          benchmark_app(xml, shape, a.threads, a.seconds, p))
                 tool = f"benchmark_app -infer_precision {precision}"
                 rows.append((label, ours, theirs, tool))
                 if a.app_default_precision:
-                    rows.append((label, ours, lambda shape=shape, f=folder: benchmark_app(
-                        f / m["artifact"], shape, a.threads, a.seconds, None),
+                    rows.append((label, ours, lambda shape=shape, xml=xml: benchmark_app(
+                        xml, shape, a.threads, a.seconds, None),
                         "benchmark_app (its default precision)"))
             else:
-                theirs = (lambda b=b, f=folder, chw=chw, name=m["input_name"]:
-                          bare_ort(f / m["artifact"], name, (b, *chw), a.threads, a.seconds))
+                model = folder / m["artifact"]
+                theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"]:
+                          bare_ort(model, name, (b, *chw), a.threads, a.seconds))
                 rows.append((label, ours, theirs, "bare session.run loop"))
 
     env = environment(a.threads)
