@@ -160,7 +160,7 @@ def data_check(root, as_json) -> None:
 def eval_cmd(run, data, split, as_json) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
-    from ftedge.inference import evaluate
+    from ftedge.inference import calibration_line, evaluate
 
     rep = evaluate(run, data, split=split)
     if as_json:
@@ -169,6 +169,8 @@ def eval_cmd(run, data, split, as_json) -> None:
     from rich.table import Table
 
     results.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
+    results.print(calibration_line(rep["calibration"]), highlight=False, markup=False,
+                  soft_wrap=True)
     table = Table("class", "precision", "recall", "support")
     for c, m in rep["per_class"].items():
         table.add_row(plain(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
@@ -177,6 +179,18 @@ def eval_cmd(run, data, split, as_json) -> None:
     for c, row in zip(rep["classes"], rep["confusion_matrix"]):
         results.print(f"  {literal(c):>12} " + " ".join(f"{v:4d}" for v in row), highlight=False,
                       markup=False)
+
+
+@cli.command()
+@click.argument("run", type=click.Path(exists=True))
+def calibrate(run) -> None:
+    """Fit a run's temperature (calibrated confidence) on its val split: confidence.json and
+    reliability.png in the run. `tune` does this itself; artifacts get theirs at export."""
+    from ftedge.confidence import summary_line
+    from ftedge.inference import calibrate as calibrate_api
+
+    record = calibrate_api(run)
+    results.print(summary_line(record), highlight=False, markup=False, soft_wrap=True)
 
 
 @cli.command()

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.confidence import evaluation_report, temperature_of
 from ftedge.console import console, literal
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact
+from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact, reexport_command
 from ftedge.formats.run import SPLIT, RunFolder
-from ftedge.metrics import classification_report
+from ftedge.metrics import classification_report, softmax
 from ftedge.runtime import FixedBatchRunner, LoadedModel
 from ftedge.runtime.pytorch import load_run
 
@@ -49,6 +50,41 @@ def warn_host_note(loaded: LoadedModel) -> str | None:
     return note
 
 
+def confidence_of(loaded: LoadedModel) -> tuple[dict | None, str | None]:
+    """The model's recorded temperature: (record, None), or (None, why probabilities use
+    T = 1). An artifact's is in its manifest; a run's in confidence.json, for its checkpoint."""
+    if loaded.kind == "artifact":
+        record = loaded.manifest.calibration
+        if record is None:
+            return None, (f"{loaded.path.name}'s manifest has no calibration (exported before "
+                          "ftedge fitted temperatures, or without val images): probabilities "
+                          f"use T = 1 (export it again to fit one)")
+        return record, None
+    return RunFolder(loaded.path).confidence(loaded.checkpoint)
+
+
+def warn_uncalibrated(loaded: LoadedModel) -> tuple[float, dict | None]:
+    """(T, record) for `loaded`, warning on stderr when there is none (T = 1)."""
+    record, why = confidence_of(loaded)
+    if why:
+        console.print(f"note: {why}", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
+    return temperature_of(record)[0], record
+
+
+def calibration_line(rep: dict) -> str:
+    """eval's calibration numbers in one line."""
+    line = (f"calibration: T = {rep['temperature']:.3f}" if rep["calibrated"]
+            else "calibration: none recorded (T = 1)")
+    line += (f"; ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}, NLL "
+             f"{rep['nll_before']:.4f} -> {rep['nll_after']:.4f} on these {rep['n']} images")
+    if rep["in_sample"]:
+        held = rep["heldout"]
+        line += (f" (in-sample: T was fitted on them; cross-fitted held-out ECE "
+                 f"{held['ece_before']:.4f} -> {held['ece_after']:.4f})")
+    return line
+
+
 def _run_of(loaded: LoadedModel) -> RunFolder:
     """The run whose split an artifact (or a run) is evaluated on by default."""
     if loaded.kind == "artifact":
@@ -78,6 +114,30 @@ def eval_samples(loaded: LoadedModel, data: str | Path | None, split: str = "val
     return [Sample(s.path, remap[s.label]) for s in samples]
 
 
+def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
+    # batch by batch: decoded images of a large test set need not all sit in memory at once
+    return np.concatenate([
+        loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
+        for i in range(0, len(samples), batch_size)])
+
+
+def calibrate(run: str | Path) -> dict:
+    """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
+    val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
+    record. Artifacts get theirs at export, from their own logits."""
+    loaded = open_model(run)
+    if loaded.kind == "artifact":
+        raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
+                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
+    folder = RunFolder(loaded.path)
+    samples = folder.samples("val", loaded.classes)
+    if len(samples) < 2:
+        raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
+                           "cross-fit a temperature", "train with a larger val split")
+    return folder.write_confidence(_logits(loaded, samples),
+                                   np.array([s.label for s in samples]), loaded.checkpoint)
+
+
 def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
              split: str = "val") -> dict:
     """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
@@ -87,21 +147,23 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
         data: class-folder dataset; None uses the run's own recorded `split`.
         split: val (default), test (a held-out test/ folder), or train.
     Returns:
-        dict with keys n, top1, top5, per_class, confusion_matrix, classes, and cpu_note
+        dict with keys n, top1, top5, per_class, confusion_matrix, classes, calibration (ECE
+        and NLL without and with the model's recorded temperature), and cpu_note
         when this host computes the artifact differently from where it was exported
         (export/exporter.py host_note; also printed as a warning).
     """
     loaded = open_model(run)
     note = warn_host_note(loaded)
+    _, record = warn_uncalibrated(loaded)
     samples = eval_samples(loaded, data, split)
     if not samples:
         raise DatasetError(f"no images to evaluate in the {split} split",
                            "pass --data DIR with images in the model's class folders")
-    # batch by batch: decoded images of a large test set need not all sit in memory at once
-    logits = [loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
-              for i in range(0, len(samples), batch_size)]
-    rep = classification_report(np.concatenate(logits), np.array([s.label for s in samples]),
-                                loaded.classes)
+    logits, labels = _logits(loaded, samples, batch_size), np.array([s.label for s in samples])
+    rep = classification_report(logits, labels, loaded.classes)
+    # the record's val images are the default split's: scoring them again is in-sample
+    in_sample = record is not None and data is None and split == "val"
+    rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
     return {**rep, "cpu_note": note} if note else rep
 
 
@@ -122,7 +184,8 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
         threads: the runtime's CPU threads (default: its own).
     Returns:
         one dict per input: {"image": path} or {"frame": index}, with "top" [{class, prob}]
-        or "error" (an unreadable file).
+        (softmax of the logits over the run's calibrated temperature) and "temperature", or
+        "error" (an unreadable file).
     Raises:
         DatasetError: topk < 1, or a frame that is not HxWx3 uint8 (before any work).
     """
@@ -142,6 +205,7 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
     check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
     loaded = open_model(run, threads)
     warn_host_note(loaded)
+    temperature, _ = warn_uncalibrated(loaded)
     fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
     if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
         batch = fixed or PREDICT_BATCH
@@ -159,13 +223,11 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
         if isinstance(out, BaseException):
             entry["error"] = str(out)
         else:
-            entry["top"] = _top_k(out, loaded.classes, topk)
+            prob = softmax(out[None], temperature)[0]  # softmax(logits / T)
+            order = np.argsort(-prob)[: min(topk, len(prob))]
+            entry["temperature"] = temperature
+            entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
+                            for i in order]
         results.append(entry)
     return results
 
-
-def _top_k(logits: np.ndarray, classes: list[str], k: int) -> list[dict]:
-    prob = np.exp(logits - logits.max())
-    prob /= prob.sum()
-    order = np.argsort(-prob)[: min(k, len(prob))]
-    return [{"class": classes[i], "prob": round(float(prob[i]), 6)} for i in order]

@@ -7,7 +7,9 @@ import numpy as np
 
 from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAULT_EPOCHS,
                            QAT_MIN_STEPS)
+from ftedge.confidence import summary_line
 from ftedge.console import console
+from ftedge.formats.run import BEST, RunFolder
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
 from ftedge.training import qat_stage
@@ -54,6 +56,9 @@ def finish(trainer, result) -> None:
     logits, labels = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     rep = classification_report(logits, labels, trainer.data.classes)
     atomic_write_json(trainer.run / "val_report.json", rep)
+    if len(labels) >= 2:  # the FP32 model's temperature, for predict/eval on the run
+        record = RunFolder(trainer.run).write_confidence(logits, labels, trainer.run / BEST)
+        console.print(summary_line(record), highlight=False, soft_wrap=True)
     plot_confusion(trainer.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
                    trainer.data.classes, f"val, best epoch {result.best_epoch}: "
                                       f"top-1 {rep['top1']:.4f}")

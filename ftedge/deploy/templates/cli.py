@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ftedge.deploy.templates.artifact import ArtifactError, load_manifest, verify_file
+from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reexport_hint,
+                                              verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
                                                 check_contract, preprocess, preprocess_file)
@@ -86,9 +87,24 @@ def run_batch(model, arrays, batch, fixed):
     return np.asarray(model.infer(chunk))[:n]
 
 
-def top_k(logits, classes, k):
+def temperature_of(manifest):
+    """The artifact's calibration temperature T (probabilities are softmax(logits / T), fitted
+    at export on this artifact's own val logits), and a note when it has none (T = 1)."""
+    record = manifest.get("calibration")
+    if record is None:
+        return 1.0, ("note: the manifest has no calibration (exported by an older ftedge): "
+                     "probabilities use T = 1")
+    t = record.get("temperature") if isinstance(record, dict) else None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf"):
+        raise ArtifactError("the manifest's calibration temperature is damaged",
+                            reexport_hint(manifest))
+    return float(t), None
+
+
+def top_k(logits, classes, k, temperature=1.0):
+    """The k most probable classes, probabilities softmax(logits / temperature)."""
     z = logits.astype(np.float64)
-    p = np.exp(z - z.max())
+    p = np.exp((z - z.max()) / temperature)
     p /= p.sum()
     order = np.argsort(-p, kind="stable")[:k]
     return [{"index": int(i), "class": classes[i], "probability": float(p[i]),
@@ -109,6 +125,7 @@ def report(results, as_json, out=None):
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
 
+<<<<<<< HEAD
 def frame_image(frame, where="frame"):
     """An HxWx3 uint8 RGB array (a camera's or video decoder's frame) as a PIL image; refused
     (ValueError) otherwise: a float or CHW array cannot be told apart from other layouts."""
@@ -214,6 +231,48 @@ def classify(args):
         if "error" in r:
             print(f"{r['image']}: cannot read: {r['error']}", file=sys.stderr)
     return results, sum("top" in r for r in results)
+=======
+def classify(args):
+    """Top-k for every readable image, batch by batch (only one batch in memory at a time)."""
+    manifest = load_manifest(args.artifact)
+    for name in model_files(manifest):
+        verify_file(args.artifact, manifest, name)
+    contract, classes = manifest["preprocessing"], manifest["classes"]
+    try:
+        check_contract(contract)
+    except ValueError as e:
+        raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
+    batch = batch_size(manifest, args.batch)
+    fixed = manifest["input_shape"][0] != "dynamic"
+    k = min(args.topk, len(classes))
+    temperature, note = temperature_of(manifest)
+    if note:
+        print(note, file=sys.stderr)
+    model = Model(args.artifact, manifest)
+    results, pending, n_read = [], [], 0
+    for path in expand(args.images):
+        result = {"image": path}
+        results.append(result)
+        try:
+            pending.append((result, preprocess_file(path, contract)))
+            n_read += 1
+        except ImageDecodeError as e:
+            result["error"] = str(e)
+            print(f"{path}: cannot read: {e}", file=sys.stderr)
+        if len(pending) == batch:
+            _finish(model, pending, batch, fixed, classes, k, temperature)
+    if pending:
+        _finish(model, pending, batch, fixed, classes, k, temperature)
+    return results, n_read
+
+
+def _finish(model, pending, batch, fixed, classes, k, temperature):
+    logits = run_batch(model, [a for _, a in pending], batch, fixed)
+    for (result, _), row in zip(pending, logits):
+        result["temperature"] = temperature
+        result["top"] = top_k(row, classes, k, temperature)
+    pending.clear()
+>>>>>>> main
 
 
 def main(argv=None):
