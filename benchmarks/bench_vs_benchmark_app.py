@@ -11,7 +11,10 @@ batch size: ftedge's figure is bench's own `_latency` on the artifact's runner (
 - ONNX Runtime (no perf tool ships in its wheel): a bare `session.run` loop in a separate
   process that imports nothing but onnxruntime and numpy, same file, same thread count.
 Rounds alternate between the two so the drift of a shared machine hits both; the ratio
-(ftedge / tool) of the medians over rounds should be within 1.00 +- 0.10.
+(ftedge / tool) of the medians over rounds should be within 1.00 +- 0.10. A third figure, a
+bare call timed in ftedge's own process (OpenVINO: a request compiled for that static shape,
+its own input tensor filled once, infer(); ONNX Runtime: session.run on the runner's
+session), tells the runner's own overhead apart from what differs between processes.
 
 Usage: python benchmarks/bench_vs_benchmark_app.py ARTIFACT_DIR [ARTIFACT_DIR ...]
            [--threads 2] [--seconds 2] [--rounds 3] [--batches 1,32] [--app-default-precision]
@@ -62,6 +65,32 @@ def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float)
     return float(out.strip().splitlines()[-1])
 
 
+def in_process_bare(folder: Path, m: dict, runner, b: int, threads: int, seconds: float):
+    """A timer for the runtime's bare call in this process (see the module docstring)."""
+    from ftedge.bench.latency import time_calls
+
+    chw = tuple(m["input_shape"][1:])
+    x = np.random.default_rng(0).standard_normal((b, *chw)).astype(np.float32)
+    if m["runtime"] == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(folder / m["artifact"]))
+        model.reshape({model.input(0): ov.PartialShape([b, *chw])})
+        config = {"INFERENCE_NUM_THREADS": threads}
+        hint = (m.get("profile") or {}).get("inference_precision")
+        if hint:
+            config["INFERENCE_PRECISION_HINT"] = hint
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        request.get_input_tensor().data[:] = x
+        call = request.infer
+    else:
+        session = getattr(runner, "session", None) or runner.inner.session
+        name = session.get_inputs()[0].name
+        call = lambda: session.run(None, {name: x})  # noqa: E731
+    return lambda: 1000 * float(np.median(time_calls(call, warmup=20, seconds=seconds)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("artifacts", type=Path, nargs="+")
@@ -80,7 +109,7 @@ def main() -> None:
 
     batches = [int(b) for b in a.batches.split(",")]
     opts = BenchOptions(batches=(1,), warmup=20, seconds=a.seconds)
-    rows = []  # (label, our fn, their fn)
+    rows = []  # (label, our fn, their fn, tool, in-process bare fn)
     for folder in a.artifacts:
         m = read_json(folder / "manifest.json")
         loaded = load_artifact(folder, a.threads)
@@ -98,31 +127,37 @@ def main() -> None:
                 theirs = (lambda shape=shape, xml=xml, p=precision:
                           benchmark_app(xml, shape, a.threads, a.seconds, p))
                 tool = f"benchmark_app -infer_precision {precision}"
-                rows.append((label, ours, theirs, tool))
+                bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
+                rows.append((label, ours, theirs, tool, bare))
                 if a.app_default_precision:
                     rows.append((label, ours, lambda shape=shape, xml=xml: benchmark_app(
                         xml, shape, a.threads, a.seconds, None),
-                        "benchmark_app (its default precision)"))
+                        "benchmark_app (its default precision)", None))
             else:
                 model = folder / m["artifact"]
                 theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"]:
                           bare_ort(model, name, (b, *chw), a.threads, a.seconds))
-                rows.append((label, ours, theirs, "bare session.run loop"))
+                bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
+                rows.append((label, ours, theirs, "bare session.run loop", bare))
 
     env = environment(a.threads)
     print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs), {a.threads} threads; "
           f"{a.rounds} alternating rounds of {a.seconds:g} s each")
-    results = {i: ([], []) for i in range(len(rows))}
+    results = {i: ([], [], []) for i in range(len(rows))}
     for r in range(a.rounds):
-        for i, (_, ours, theirs, _) in enumerate(rows):
+        for i, (_, ours, theirs, _, bare) in enumerate(rows):
             results[i][0].append(ours())
             results[i][1].append(theirs())
-    print(f"{'artifact, batch':24} {'ftedge p50 ms':>14} {'tool p50 ms':>12} {'ratio':>6}  tool")
-    for i, (label, _, _, tool) in enumerate(rows):
+            if bare:
+                results[i][2].append(bare())
+    print(f"{'artifact, batch':24} {'ftedge p50 ms':>14} {'tool p50 ms':>12} {'ratio':>6} "
+          f"{'bare in-process':>16} {'ratio':>6}  tool")
+    for i, (label, _, _, tool, _) in enumerate(rows):
         ours, theirs = np.median(results[i][0]), np.median(results[i][1])
         ratios = np.array(results[i][0]) / np.array(results[i][1])
-        print(f"{label:24} {ours:14.3f} {theirs:12.3f} {ours / theirs:6.3f}  {tool} "
-              f"(per round {' '.join(f'{v:.2f}' for v in ratios)})")
+        bare = np.median(results[i][2]) if results[i][2] else float("nan")
+        print(f"{label:24} {ours:14.3f} {theirs:12.3f} {ours / theirs:6.3f} {bare:16.3f} "
+              f"{ours / bare:6.3f}  {tool} (per round {' '.join(f'{v:.2f}' for v in ratios)})")
 
 
 if __name__ == "__main__":
