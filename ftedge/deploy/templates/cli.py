@@ -125,7 +125,6 @@ def report(results, as_json, out=None):
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
 
-<<<<<<< HEAD
 def frame_image(frame, where="frame"):
     """An HxWx3 uint8 RGB array (a camera's or video decoder's frame) as a PIL image; refused
     (ValueError) otherwise: a float or CHW array cannot be told apart from other layouts."""
@@ -193,6 +192,9 @@ class Classifier:
         self.batch = batch_size(manifest, batch)
         self.fixed = manifest["input_shape"][0] != "dynamic"
         self.workers = workers or os.cpu_count() or 1
+        self.temperature, note = temperature_of(manifest)
+        if note:
+            print(note, file=sys.stderr)
         self.model = Model(self.folder, manifest)
 
     def prepare(self, item):
@@ -218,7 +220,8 @@ class Classifier:
             if isinstance(out, Exception):
                 result["error"] = str(out)
             else:
-                result["top"] = top_k(out, self.classes, k)
+                result["temperature"] = self.temperature
+                result["top"] = top_k(out, self.classes, k, self.temperature)
             results.append(result)
         return results
 
@@ -231,48 +234,6 @@ def classify(args):
         if "error" in r:
             print(f"{r['image']}: cannot read: {r['error']}", file=sys.stderr)
     return results, sum("top" in r for r in results)
-=======
-def classify(args):
-    """Top-k for every readable image, batch by batch (only one batch in memory at a time)."""
-    manifest = load_manifest(args.artifact)
-    for name in model_files(manifest):
-        verify_file(args.artifact, manifest, name)
-    contract, classes = manifest["preprocessing"], manifest["classes"]
-    try:
-        check_contract(contract)
-    except ValueError as e:
-        raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
-    batch = batch_size(manifest, args.batch)
-    fixed = manifest["input_shape"][0] != "dynamic"
-    k = min(args.topk, len(classes))
-    temperature, note = temperature_of(manifest)
-    if note:
-        print(note, file=sys.stderr)
-    model = Model(args.artifact, manifest)
-    results, pending, n_read = [], [], 0
-    for path in expand(args.images):
-        result = {"image": path}
-        results.append(result)
-        try:
-            pending.append((result, preprocess_file(path, contract)))
-            n_read += 1
-        except ImageDecodeError as e:
-            result["error"] = str(e)
-            print(f"{path}: cannot read: {e}", file=sys.stderr)
-        if len(pending) == batch:
-            _finish(model, pending, batch, fixed, classes, k, temperature)
-    if pending:
-        _finish(model, pending, batch, fixed, classes, k, temperature)
-    return results, n_read
-
-
-def _finish(model, pending, batch, fixed, classes, k, temperature):
-    logits = run_batch(model, [a for _, a in pending], batch, fixed)
-    for (result, _), row in zip(pending, logits):
-        result["temperature"] = temperature
-        result["top"] = top_k(row, classes, k, temperature)
-    pending.clear()
->>>>>>> main
 
 
 def main(argv=None):
