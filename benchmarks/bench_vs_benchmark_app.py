@@ -67,7 +67,7 @@ def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float)
 
 def in_process_bare(folder: Path, m: dict, runner, b: int, threads: int, seconds: float):
     """A timer for the runtime's bare call in this process (see the module docstring)."""
-    from ftedge.bench.latency import time_calls
+    from ftedge.stages.bench.latency import time_calls
 
     chw = tuple(m["input_shape"][1:])
     x = np.random.default_rng(0).standard_normal((b, *chw)).astype(np.float32)
@@ -102,9 +102,9 @@ def main() -> None:
                     help="also run benchmark_app with its default precision (bf16 on AMX CPUs)")
     a = ap.parse_args()
 
-    from ftedge.bench.bench import BenchOptions, _latency
-    from ftedge.bench.system import environment
-    from ftedge.export.exporter import load_artifact
+    from ftedge.runtime.artifact import load_artifact
+    from ftedge.stages.bench.bench import BenchOptions, _latency
+    from ftedge.stages.bench.system import environment
     from ftedge.io import read_json
 
     batches = [int(b) for b in a.batches.split(",")]

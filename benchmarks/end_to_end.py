@@ -115,8 +115,8 @@ def main() -> None:
     ap.add_argument("--no-predict", action="store_true", help="skip ftedge.predict")
     a = ap.parse_args()
 
-    from ftedge.bench.camera import SOURCE, write_camera_inputs
-    from ftedge.bench.system import environment
+    from ftedge.stages.bench.camera import SOURCE, write_camera_inputs
+    from ftedge.stages.bench.system import environment
     from ftedge.io import read_json
 
     env = environment(None)

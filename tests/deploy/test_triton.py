@@ -90,7 +90,7 @@ def test_version_folder_holds_copies_of_the_model(ort_artifact, ov_artifact, trt
 
 
 def test_an_existing_engine_is_copied_as_the_plan(tmp_path):
-    from ftedge.deploy import write_deploy_kit
+    from ftedge.deploy.kit import write_deploy_kit
     from tests.deploy.conftest import make_manifest, tiny_onnx
 
     folder = tmp_path / "built"

@@ -29,6 +29,9 @@ def test_tune_writes_a_complete_run(finished_run):
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,phase,lr")
     split = json.loads((run / "split.json").read_text())
     assert split["source"] == "stratified" and len(split["val"]) == 6
+    # the pre-check searched for duplicates and found none: no leak figures
+    assert json.loads((run / "dataset_audit.json").read_text())["duplicates"] == []
+    assert json.loads((run / "summary.json").read_text())["val_leak"] is None
 
 
 def test_the_colour_task_is_learned(finished_run):
@@ -57,9 +60,9 @@ def test_eval_and_predict(finished_run):
 
 
 def test_existing_run_folder_is_never_overwritten(finished_run, colour_data):
-    with pytest.raises(RunError, match="already exists") as e:
+    with pytest.raises(RunError, match="already exists: a finished run") as e:
         ftedge.tune(data=str(colour_data), **tiny_options(finished_run.run_dir.parent))
-    assert "--resume" in e.value.hint
+    assert "another --out" in e.value.hint and "ftedge export" in e.value.hint
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(colour_data, tiny_tune_options,

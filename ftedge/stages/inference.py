@@ -1,0 +1,190 @@
+"""`ftedge eval` and `ftedge predict`: a run or an artifact folder (runtime/artifact.py opens
+either) evaluated on images, or classes predicted for them."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.confidence import evaluation_report, temperature_of
+from ftedge.console import console, literal
+from ftedge.data.folder import Sample
+from ftedge.data.images import ImageDecodeError
+from ftedge.data.transforms import preprocess_image, preprocess_samples
+from ftedge.errors import DatasetError, RunError
+from ftedge.formats.artifact import reexport_command
+from ftedge.formats.run import RunFolder
+from ftedge.metrics import classification_report, softmax
+from ftedge.runtime import FixedBatchRunner, LoadedModel
+from ftedge.runtime.artifact import host_note, open_model
+from ftedge.stages.common import eval_samples
+
+__all__ = ["evaluate", "open_model", "predict", "warn_host_note"]
+
+
+def warn_host_note(loaded: LoadedModel) -> str | None:
+    """An artifact's caveat for this host (runtime/artifact.py host_note), printed as a warning
+    on stderr; None for runs and for artifacts this host computes as exported."""
+    if loaded.kind != "artifact":
+        return None
+    note = host_note(loaded.manifest.runtime, dict(loaded.manifest.extra))
+    if note:
+        console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)
+    return note
+
+
+def confidence_of(loaded: LoadedModel) -> tuple[dict | None, str | None]:
+    """The model's recorded temperature: (record, None), or (None, why probabilities use
+    T = 1). An artifact's is in its manifest; a run's in confidence.json, for its checkpoint."""
+    if loaded.kind == "artifact":
+        record = loaded.manifest.calibration
+        if record is None:
+            return None, (f"{loaded.path.name}'s manifest has no calibration (exported before "
+                          "ftedge fitted temperatures, or without val images): probabilities "
+                          f"use T = 1 (export it again to fit one)")
+        return record, None
+    return RunFolder(loaded.path).confidence(loaded.checkpoint)
+
+
+def warn_uncalibrated(loaded: LoadedModel) -> tuple[float, dict | None]:
+    """(T, record) for `loaded`, warning on stderr when there is none (T = 1)."""
+    record, why = confidence_of(loaded)
+    if why:
+        console.print(f"note: {why}", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
+    return temperature_of(record)[0], record
+
+
+def calibration_line(rep: dict) -> str:
+    """eval's calibration numbers in one line."""
+    line = (f"calibration: T = {rep['temperature']:.3f}" if rep["calibrated"]
+            else "calibration: none recorded (T = 1)")
+    line += (f"; ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}, NLL "
+             f"{rep['nll_before']:.4f} -> {rep['nll_after']:.4f} on these {rep['n']} images")
+    if rep["in_sample"]:
+        held = rep["heldout"]
+        line += (f" (in-sample: T was fitted on them; cross-fitted held-out ECE "
+                 f"{held['ece_before']:.4f} -> {held['ece_after']:.4f})")
+    return line
+
+
+def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
+    # batch by batch: decoded images of a large test set need not all sit in memory at once
+    return np.concatenate([
+        loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
+        for i in range(0, len(samples), batch_size)])
+
+
+def calibrate(run: str | Path) -> dict:
+    """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
+    val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
+    record. Artifacts get theirs at export, from their own logits."""
+    loaded = open_model(run)
+    if loaded.kind == "artifact":
+        raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
+                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
+    folder = RunFolder(loaded.path)
+    samples = folder.samples("val", loaded.classes)
+    if len(samples) < 2:
+        raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
+                           "cross-fit a temperature", "train with a larger val split")
+    return folder.write_confidence(_logits(loaded, samples),
+                                   np.array([s.label for s in samples]), loaded.checkpoint)
+
+
+def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
+             split: str = "val") -> dict:
+    """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
+
+    Args:
+        run: run folder, checkpoint file, or artifact folder.
+        data: class-folder dataset; None uses the run's own recorded `split`.
+        split: val (default), test (a held-out test/ folder), or train.
+    Returns:
+        dict with keys n, top1, top5, per_class, confusion_matrix, classes, calibration (ECE
+        and NLL without and with the model's recorded temperature), and cpu_note
+        when this host computes the artifact differently from where it was exported
+        (runtime/artifact.py host_note; also printed as a warning).
+    """
+    loaded = open_model(run)
+    note = warn_host_note(loaded)
+    _, record = warn_uncalibrated(loaded)
+    samples = eval_samples(loaded, data, split)
+    if not samples:
+        raise DatasetError(f"no images to evaluate in the {split} split",
+                           "pass --data DIR with images in the model's class folders")
+    logits, labels = _logits(loaded, samples, batch_size), np.array([s.label for s in samples])
+    rep = classification_report(logits, labels, loaded.classes)
+    # the record's val images are the default split's: scoring them again is in-sample
+    in_sample = record is not None and data is None and split == "val"
+    rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
+    return {**rep, "cpu_note": note} if note else rep
+
+
+def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None = None,
+            workers: int | None = None, threads: int | None = None) -> list[dict]:
+    """Top-k classes with probabilities for each image file or raw frame, in input order.
+
+    Files are decoded and preprocessed on `workers` threads while the model infers the batch
+    before (runtime/overlap.py). A frame is an HxWx3 uint8 RGB array (what a camera or video
+    decoder hands over): it takes the same preprocessing as a decoded file, so the same pixels
+    give the same logits.
+
+    Args:
+        run: run folder, checkpoint file, or artifact folder.
+        images: file paths and/or frames.
+        batch: images per inference (default: the artifact's fixed batch, else PREDICT_BATCH).
+        workers: decode threads (default: one per core).
+        threads: the runtime's CPU threads (default: its own).
+    Returns:
+        one dict per input: {"image": path} or {"frame": index}, with "top" [{class, prob}]
+        (softmax of the logits over the run's calibrated temperature) and "temperature", or
+        "error" (an unreadable file).
+    Raises:
+        DatasetError: topk < 1, or a frame that is not HxWx3 uint8 (before any work).
+    """
+    from ftedge.config import PREDICT_BATCH
+    from ftedge.data.frames import check_frame, is_frame, preprocess_frame
+    from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
+
+    if topk < 1:
+        raise DatasetError(f"--topk {topk} must be at least 1")
+    images = list(images)
+    for i, x in enumerate(images):
+        if is_frame(x):
+            check_frame(x, f"images[{i}]")
+        elif not isinstance(x, (str, os.PathLike)):
+            raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
+                               "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
+    check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
+    loaded = open_model(run, threads)
+    warn_host_note(loaded)
+    temperature, _ = warn_uncalibrated(loaded)
+    fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
+    if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
+        batch = fixed or PREDICT_BATCH
+    contract = loaded.contract
+
+    def prepare(entry):
+        x = entry[1]
+        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+
+    results = []
+    for (i, x), out in overlapped_infer(loaded.runner, enumerate(images), prepare, batch=batch,
+                                        workers=workers,
+                                        item_errors=(ImageDecodeError, OSError)):
+        entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
+        if isinstance(out, BaseException):
+            entry["error"] = str(out)
+        else:
+            prob = softmax(out[None], temperature)[0]  # softmax(logits / T)
+            order = np.argsort(-prob)[: min(topk, len(prob))]
+            entry["temperature"] = temperature
+            entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
+                            for i in order]
+        results.append(entry)
+    return results
+
