@@ -48,6 +48,7 @@ INPUT_FORMATS = ("normalized", "float255", "uint8")  # normalized: float32 alrea
 # (x/255 - mean)/std, the graph as trained; float255 / uint8: 8-bit RGB values (float32 or
 # uint8), normalised by the graph's first nodes (graph/normalize.py), exact for any mean/std
 INPUT_LAYOUTS = ("NCHW", "NHWC")
+PREDICT_BATCH = 8  # images per inference in `ftedge predict` (an artifact's fixed batch wins)
 # Upper bounds of the numbers a user gives (flags, configs, profiles): past them a value only
 # overflows a C integer somewhere below (a traceback), it never means anything useful
 MAX_SEED = 2**31 - 1  # numpy, torch and random all take it; ftedge derives per-epoch seeds
