@@ -21,8 +21,7 @@ from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reex
                                               verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
-                                                check_contract, decode_file, model_input,
-                                                preprocess, preprocess_file)
+                                                check_contract, decode_file, model_input)
 from ftedge.deploy.templates.runner_onnxruntime import REQUIRES, RUNTIME, Model, model_files
 
 # ---- ftedge template body ----
