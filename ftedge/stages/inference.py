@@ -3,6 +3,7 @@ either) evaluated on images, or classes predicted for them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from ftedge.errors import DatasetError, RunError
 from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
 from ftedge.metrics import classification_report, softmax
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import FixedBatchRunner, LoadedModel
 from ftedge.runtime.artifact import host_note, open_model
 from ftedge.stages.common import eval_samples
 
@@ -123,22 +124,67 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     return {**rep, "cpu_note": note} if note else rep
 
 
-def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[dict]:
-    """Top-k classes with probabilities for each image file; unreadable files get an error entry."""
+def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None = None,
+            workers: int | None = None, threads: int | None = None) -> list[dict]:
+    """Top-k classes with probabilities for each image file or raw frame, in input order.
+
+    Files are decoded and preprocessed on `workers` threads while the model infers the batch
+    before (runtime/overlap.py). A frame is an HxWx3 uint8 RGB array (what a camera or video
+    decoder hands over): it takes the same preprocessing as a decoded file, so the same pixels
+    give the same logits.
+
+    Args:
+        run: run folder, checkpoint file, or artifact folder.
+        images: file paths and/or frames.
+        batch: images per inference (default: the artifact's fixed batch, else PREDICT_BATCH).
+        workers: decode threads (default: one per core).
+        threads: the runtime's CPU threads (default: its own).
+    Returns:
+        one dict per input: {"image": path} or {"frame": index}, with "top" [{class, prob}]
+        (softmax of the logits over the run's calibrated temperature) and "temperature", or
+        "error" (an unreadable file).
+    Raises:
+        DatasetError: topk < 1, or a frame that is not HxWx3 uint8 (before any work).
+    """
+    from ftedge.config import PREDICT_BATCH
+    from ftedge.data.frames import check_frame, is_frame, preprocess_frame
+    from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
+
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
-    loaded = open_model(run)
+    images = list(images)
+    for i, x in enumerate(images):
+        if is_frame(x):
+            check_frame(x, f"images[{i}]")
+        elif not isinstance(x, (str, os.PathLike)):
+            raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
+                               "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
+    check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
+    loaded = open_model(run, threads)
     warn_host_note(loaded)
     temperature, _ = warn_uncalibrated(loaded)
+    fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
+    if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
+        batch = fixed or PREDICT_BATCH
+    contract = loaded.contract
+
+    def prepare(entry):
+        x = entry[1]
+        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+
     results = []
-    for path in images:
-        try:
-            x = preprocess_image(path, loaded.contract)
-        except (ImageDecodeError, OSError) as e:
-            results.append({"image": str(path), "error": str(e)})
-            continue
-        prob = softmax(loaded.runner.infer(x), temperature)[0]  # softmax(logits / T)
-        order = np.argsort(-prob)[: min(topk, len(prob))]
-        results.append({"image": str(path), "temperature": temperature, "top": [
-            {"class": loaded.classes[i], "prob": round(float(prob[i]), 6)} for i in order]})
+    for (i, x), out in overlapped_infer(loaded.runner, enumerate(images), prepare, batch=batch,
+                                        workers=workers,
+                                        item_errors=(ImageDecodeError, OSError)):
+        entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
+        if isinstance(out, BaseException):
+            entry["error"] = str(out)
+        else:
+            prob = softmax(out[None], temperature)[0]  # softmax(logits / T)
+            order = np.argsort(-prob)[: min(topk, len(prob))]
+            entry["temperature"] = temperature
+            entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
+                            for i in order]
+        results.append(entry)
     return results
+
