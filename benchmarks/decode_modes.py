@@ -30,7 +30,7 @@ from ftedge.data.transforms import decode_image, eval_transform, preprocess_samp
 from ftedge.formats.run import RunFolder
 from ftedge.runtime import infer_batches
 from ftedge.runtime.onnxruntime.runner import OrtRunner
-from ftedge.runtime.pytorch import load_run
+from ftedge.runtime.pytorch.runner import load_run
 
 
 def camera_copies(samples, size: tuple[int, int], out: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from ftedge.formats.contract import describe
 from ftedge.formats.run import RunFolder
 from ftedge.runtime import infer_batches
 from ftedge.runtime.onnxruntime.runner import OrtRunner
-from ftedge.runtime.pytorch import load_run
+from ftedge.runtime.pytorch.runner import load_run
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from ftedge.stages.export.exporter import export_run
 from ftedge.formats.run import RunFolder
 from ftedge.graph.normalize import pixels_from_normalized
 from ftedge.runtime import infer_batches
-from ftedge.runtime.pytorch import load_run
+from ftedge.runtime.pytorch.runner import load_run
 
 
 def main() -> None:
