@@ -37,6 +37,11 @@ DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
 CALIBRATION_FOLDS = 5
 CALIBRATION_SEED = 0
 TEMPERATURE_RANGE = (0.05, 20.0)
+# unknown rejection (graph/unknown.py, export/unknown.py): the score every export appends to
+# its graph (benchmarks/unknown_ablation.py chose it) and the share of val images its
+# threshold accepts
+UNKNOWN_SCORE = "mahalanobis"
+UNKNOWN_TPR = 0.95
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ when everything succeeded (formats/owned.py), so an interrupted export leaves no
 
 from __future__ import annotations
 
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ftedge.config import from_dict
@@ -16,6 +17,8 @@ from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.export.base import Artifact, SourceModel, get_target
 from ftedge.export.parity import parity_check
+from ftedge.export.unknown import (check_unknown_options, scored_graph, source_threshold,
+                                   threshold_record, val_scores)
 from ftedge.export.profiles import (TargetProfile, check_precision, load_profile, parse_batch,
                                     validate_profile)
 from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnni_caveat,
@@ -23,6 +26,7 @@ from ftedge.formats.artifact import (Manifest, ManifestError, read_manifest, vnn
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
+from ftedge.graph.edit import save as save_onnx
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.runtime import LoadedModel
@@ -122,7 +126,8 @@ def graph_opset(path: Path) -> int:
     return max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
 
 
-def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manifest:
+def _manifest(loaded, profile, source, artifact, target, parity, opset,
+              unknown=None) -> Manifest:
     meta = read_metadata(source.path)
     return Manifest(
         target=profile.name, runtime=profile.runtime, device=profile.device,
@@ -139,16 +144,19 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset) -> Manif
         calibration_sha256=meta.get("ftedge.calibration_sha256"),
         versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
         float_layers=list(source.float_layers),
-        extra=artifact.extra, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        extra=artifact.extra, unknown=unknown, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
-               log=print, allow_failed_gate: bool = False) -> ExportResult:
+               log=print, allow_failed_gate: bool = False, unknown_score: str | None = None,
+               unknown_tpr: float | None = None) -> ExportResult:
     """Export a tuned run for one target (a name in targets/ or a profile YAML file). An INT8
     artifact starts only from a graph whose own accuracy gate passed, unless
-    `allow_failed_gate`."""
+    `allow_failed_gate`. Its graph gets an unknown score (`unknown_score`, "off" for none;
+    None: config.UNKNOWN_SCORE) whose threshold accepts `unknown_tpr` of the val images."""
+    score, tpr = check_unknown_options(unknown_score, unknown_tpr)
     profile = load_profile(target)
     precision = check_precision(precision, profile)
     batch_n = parse_batch(batch, profile)
@@ -170,19 +178,50 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                           errors[0].hint or "see `ftedge targets show " + profile.name + "`")
     out = Path(out) if out else default_out(loaded.path, profile, precision, batch_n)
     with staged_folder(out, "artifact", force, protect=[loaded.path],
-                       later=tgt.built_later) as tmp:
-        artifact = tgt.export(source, profile, tmp)
+                       later=tgt.built_later) as tmp, tempfile.TemporaryDirectory() as work:
+        scored, facts = _with_unknown(loaded, source, score, unknown_score is not None, log)
+        target_source = source
+        if scored is not None:
+            target_source = replace(source, path=Path(work) / source.path.name)
+            save_onnx(scored, target_source.path)
+        artifact = tgt.export(target_source, profile, tmp)
         artifact.extra["run"] = str(loaded.path)
         caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
         parity = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset)
+        unknown = None
+        if scored is not None:
+            if artifact.built:
+                logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
+                record = threshold_record(scores, logits, labels, tpr, "the artifact in "
+                                          f"{profile.runtime}")
+            else:
+                record = source_threshold(loaded, scored, tpr)
+            unknown = {**facts, **record}
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset, unknown)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
     return ExportResult(out, sealed)
+
+
+def _with_unknown(loaded, source: SourceModel, score: str | None, asked: bool, log):
+    """(the source graph with its unknown score appended, facts), or (None, None) when off;
+    a score that cannot be fitted (e.g. the run's images are gone) is an error when asked
+    for, else a warning and no score."""
+    if score is None:
+        return None, None
+    try:
+        return scored_graph(loaded, source.path, score)
+    except FtedgeError as e:
+        if asked:
+            raise
+        log(f"warning: no unknown score in this artifact: {e.message}"
+            + (f" ({e.hint})" if e.hint else "")
+            + "; pass --unknown-score off to export without one and silence this")
+        return None, None
 
 
 def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:

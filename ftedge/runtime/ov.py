@@ -41,10 +41,18 @@ class OpenVinoRunner:
                               "run on the device the profile is for, or pick another --target")
         self.compiled = core.compile_model(core.read_model(str(model)), device, config or {})
         self.request = self.compiled.create_infer_request()
+        names = [o.get_names() for o in self.compiled.outputs]
+        # graphs exported with an unknown score have it as a second output (graph/unknown.py)
+        self.unknown = next((i for i, n in enumerate(names) if "unknown_score" in n), None)
+        self.logits = next(i for i in range(len(names)) if i != self.unknown)
         self._ov = ov
         self._input_shape = None
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the unknown score ([N], higher = more unknown; None without one)."""
         # As OpenVINO's own benchmark_app does: one input tensor per shape, filled in place,
         # and a plain infer(); a new tensor on every call costs a dynamic-shape model its
         # memory plan each time.
@@ -54,7 +62,11 @@ class OpenVinoRunner:
             self._input_shape = batch.shape
         np.copyto(self.request.get_input_tensor().data, batch, casting="same_kind")
         self.request.infer()
-        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        # copies: the request reuses its buffers
+        logits = self.request.get_output_tensor(self.logits).data.copy()
+        if self.unknown is None:
+            return logits, None
+        return logits, self.request.get_output_tensor(self.unknown).data[:, 0].copy()
 
     def conv_kernels(self) -> dict[str, int]:
         return conv_precisions(self.compiled)
