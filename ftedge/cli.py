@@ -369,15 +369,44 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
 
 @cli.command("report")
 @click.argument("folders", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option("--out", default="report", show_default=True, type=click.Path(file_okay=False))
-@click.option("--force", is_flag=True, help="Replace an earlier merged report at --out.")
-def report_cmd(folders, out, force) -> None:
-    """Merge bench folders (e.g. one copied back from a Jetson) into one table and plot."""
+@click.option("--out", type=click.Path(),
+              help="The merged report folder (default: report); with --html the page file "
+                   "(default: RUN/report.html).")
+@click.option("--force", is_flag=True, help="Replace an earlier merged report at --out (with "
+              "--html: a file at --out that is not a page ftedge wrote).")
+@click.option("--html", "as_html", is_flag=True, help="One self-contained HTML page of a RUN "
+              "folder: worst errors, INT8 flips, calibration, per-class metrics, unknowns, data "
+              "issues.")
+@click.option("--unknown", type=click.Path(exists=True, file_okay=False),
+              help="With --html: images of none of the classes (the unknowns the model accepts).")
+@click.option("--audit", type=click.Path(exists=True, dir_okay=False),
+              help="With --html: the JSON of `ftedge data check DATA --json`.")
+def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
+    """Merge bench folders into one table and plot; or, with --html, a run's page."""
     from pathlib import Path
 
+    if as_html:
+        if len(folders) != 1:
+            raise click.UsageError("--html takes one RUN folder")
+        from ftedge.stages.page import write_page
+
+        path = write_page(folders[0], out, force=force, unknown=unknown, audit=audit,
+                          log=lambda m: console.print(m, soft_wrap=True, markup=False))
+        size = path.stat().st_size / 2**20
+        results.print(f"page written to {path} ({size:.2f} MB; open it in a browser)",
+                      soft_wrap=True, markup=False, highlight=False)
+        return
+    if unknown or audit:
+        raise click.UsageError("--unknown and --audit go with --html RUN")
+    runs = [f for f in folders if (Path(f) / "split.json").is_file()
+            and not (Path(f) / "report.json").is_file()]
+    if runs:
+        raise click.UsageError(f"{runs[0]} is a run folder: `ftedge report {runs[0]} --html` "
+                               "writes its page; without --html, ftedge report merges bench "
+                               "folders")
     from ftedge.bench.report import merge_reports
 
-    paths = merge_reports(list(folders), Path(out), force)
+    paths = merge_reports(list(folders), Path(out or "report"), force)
     results.print(paths["md"].read_text(), highlight=False, markup=False)
     results.print(f"report written to {paths['md']}, {paths['json']}, {paths['pareto_png']}")
 

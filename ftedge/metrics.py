@@ -20,16 +20,19 @@ def confusion_matrix(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> np
 
 
 def per_class(cm: np.ndarray, classes: list[str]) -> dict[str, dict[str, float]]:
-    """Precision, recall (= per-class accuracy) and support for each class."""
+    """Precision, recall (= per-class accuracy), F1 and support for each class (recall and F1
+    are NaN for a class with no image)."""
     tp = np.diag(cm).astype(float)
     predicted = cm.sum(0).astype(float)
     support = cm.sum(1).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         precision = np.where(predicted > 0, tp / predicted, 0.0)
         recall = np.where(support > 0, tp / support, float("nan"))
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall),
+                      np.where(np.isnan(recall), float("nan"), 0.0))
     return {c: {"precision": round(float(p), 6), "recall": round(float(r), 6),
-                "support": int(s)}
-            for c, p, r, s in zip(classes, precision, recall, support)}
+                "f1": round(float(f), 6), "support": int(s)}
+            for c, p, r, f, s in zip(classes, precision, recall, f1, support)}
 
 
 def classification_report(logits: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:

@@ -10,9 +10,9 @@ import ftedge
 # gate, while quant/ never needs the training loop (PTQ works on a finished run's files).
 LAYERS = {"config": 1, "io": 1, "errors": 1, "console": 1, "metrics": 1, "confidence": 1,
           "data": 2, "models": 2, "formats": 2,
-          "runtime": 3, "graph": 3,
+          "runtime": 3, "graph": 3, "render": 3,
           "quant": 4, "training": 5, "export": 6, "deploy": 6,
-          "bench": 7, "inference": 7, "pipeline": 8, "cli": 8, "__main__": 9}
+          "bench": 7, "inference": 7, "stages": 7, "pipeline": 8, "cli": 8, "__main__": 9}
 
 
 def _imports(path: Path):

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ftedge.errors import RunError
-from ftedge.io import atomic_write_json, default_mode, disk_full_error, sha256_file
+from ftedge.io import (atomic_write_json, atomic_write_text, default_mode, disk_full_error,
+                       sha256_file)
 
 MARKER = ".ftedge-folder.json"
 KINDS = ("artifact", "bench-report", "merged-report", "demo-data")
@@ -63,6 +64,23 @@ def write_marker(folder: Path, kind: str, later: Iterable[str] = ()) -> None:
     entries = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
     atomic_write_json(folder / MARKER, {"kind": kind, "ftedge": __version__, "entries": entries,
                                         "files": tree_digests(folder), "later": list(later)})
+
+
+def rewrite_owned_file(folder: Path, rel: str, text: str) -> bool:
+    """Replace `folder/rel`, a file ftedge wrote and still unchanged since (the marker's
+    sha256), with `text`, and record its new sha256 in the marker: both writes atomic. False,
+    and nothing written, when the folder has no marker with files or the file differs from
+    what the marker recorded (the user edited it: it is theirs now)."""
+    marker = read_marker(folder)
+    path = folder / rel
+    files = marker.get("files") if marker else None
+    if (not isinstance(files, dict) or rel not in files or path.is_symlink()
+            or not path.is_file() or sha256_file(path) != files[rel]):
+        return False
+    atomic_write_text(path, text)
+    files[rel] = sha256_file(path)
+    atomic_write_json(folder / MARKER, marker)
+    return True
 
 
 def not_ours(out: Path, marker: dict) -> tuple[list[str], list[str]]:

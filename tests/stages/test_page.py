@@ -1,0 +1,133 @@
+"""`ftedge report RUN --html`: the page's facts measured from the run's graphs, and the page
+opened in a real headless browser."""
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftedge.data.folder import Sample
+from ftedge.render.page import Missing, Tiles
+from ftedge.stages.page import Graph, Val, errors_section, flips_section
+from tests.conftest import COLOURS, make_image
+from tests.test_cli import run_cli
+
+
+def _val(tmp_path, n=6) -> Val:
+    rng = np.random.default_rng(0)
+    samples = []
+    for i in range(n):
+        path = tmp_path / f"{i}.png"
+        make_image(COLOURS["red"], rng).save(path)
+        samples.append(Sample(path, i % 3))
+    return Val(samples, np.array([s.label for s in samples]), ["red", "gr<e>en", "blue"],
+               {"background": [255, 255, 255]})
+
+
+def _logits(preds, conf=4.0) -> np.ndarray:
+    z = np.zeros((len(preds), 3))
+    z[np.arange(len(preds)), preds] = conf
+    return z
+
+
+def test_worst_errors_are_the_most_confident_misclassified(tmp_path):
+    val = _val(tmp_path)  # labels 0 1 2 0 1 2
+    z = _logits([0, 0, 2, 1, 1, 2])
+    z[1, 0], z[3, 1] = 9.0, 2.0  # image 1 wrong with more confidence than image 3
+    s = errors_section(val, Graph("model.fp32.onnx", z), tmp_path)
+    assert "2 of 6 val images misclassified" in s.blocks[0].text
+    tiles = s.blocks[1].tiles
+    assert [t.lines[:2] for t in tiles] == [["true: gr<e>en", "pred: red"],
+                                            ["true: red", "pred: gr<e>en"]]
+    assert all(t.uri and t.uri.startswith("data:image/jpeg") for t in tiles)
+
+
+def test_flips_counted_lost_gained_and_neither(tmp_path):
+    val = _val(tmp_path)  # labels 0 1 2 0 1 2
+    fp32 = Graph("model.fp32.onnx", _logits([0, 1, 2, 0, 0, 2]))
+    int8 = Graph("model.int8.onnx", _logits([1, 1, 0, 0, 1, 1]))
+    s = flips_section(val, fp32, int8, tmp_path)
+    assert ("4 of 6 val images get another top-1 from model.int8.onnx than from "
+            "model.fp32.onnx (both in ONNX Runtime): 3 lost (FP32 right, INT8 wrong), 1 gained, "
+            "0 wrong either way") in s.blocks[0].text
+    tones = [t.tone for t in s.blocks[1].tiles]
+    assert tones == ["bad", "bad", "bad", "good"]
+    none = flips_section(val, fp32, None, tmp_path)
+    assert isinstance(none.blocks[0], Missing) and "ftedge quantize" in none.blocks[0].command
+
+
+@pytest.fixture(scope="module")
+def page_run(qat_run, tmp_path_factory):
+    """A copy of the tiny QAT run and its data, one red val image replaced by a blue one (a
+    confident error the page must show first)."""
+    root = tmp_path_factory.mktemp("page")
+    run = root / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    record = json.loads((run / "split.json").read_text())
+    shutil.copytree(record["root"], root / "data")
+    record["root"] = str(root / "data")
+    (run / "split.json").write_text(json.dumps(record))
+    rel = next(p for p, c in record["val"] if c == "red")
+    make_image(COLOURS["blue"], np.random.default_rng(1)).save(root / "data" / rel)
+    return run, rel
+
+
+def test_report_html_writes_a_self_contained_page(page_run, monkeypatch, capsys):
+    run, rel = page_run
+    out = run.parent / "page.html"
+    code, stdout, err = run_cli(monkeypatch, capsys, "report", run, "--html", "--out", out)
+    assert code == 0, err
+    assert f"page written to {out}" in stdout
+    page = out.read_text()
+    for sid in ("errors", "per-class", "flips", "calibration", "unknown", "data"):
+        assert f'<section id="{sid}">' in page
+    first = re.search(r'<div class="tile bad" title="([^"]+)">', page)
+    assert first and first.group(1).endswith(rel)  # the planted error comes first
+    assert "true: red<br>pred: blue" in page
+    assert not re.search(r'(src|href)="(?!data:|#)', page)  # nothing loaded from outside
+    assert out.stat().st_size < 5 * 2**20
+    # a file the user wrote is not replaced without --force; the page itself is
+    mine = run.parent / "mine.html"
+    mine.write_text("<html>my notes</html>")
+    code, _, err = run_cli(monkeypatch, capsys, "report", run, "--html", "--out", mine)
+    assert code == 2 and "not a page ftedge wrote" in err and "my notes" in mine.read_text()
+    assert run_cli(monkeypatch, capsys, "report", run, "--html", "--out", out)[0] == 0
+
+
+def test_report_without_html_points_a_run_folder_to_it(page_run, monkeypatch, capsys):
+    run, _ = page_run
+    code, _, err = run_cli(monkeypatch, capsys, "report", run)
+    assert code == 2 and f"ftedge report {run} --html" in err
+
+
+@pytest.mark.slow
+def test_page_renders_with_its_images_in_headless_chromium(page_run, monkeypatch, capsys):
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it "
+                    "when it runs as root with apt)")
+    run, _ = page_run
+    out = run.parent / "browser.html"
+    assert run_cli(monkeypatch, capsys, "report", run, "--html", "--out", out)[0] == 0
+    n_img = out.read_text().count("<img ")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu",
+             "--run-all-compositor-stages-before-draw", "--virtual-time-budget=5000"]
+    dom = subprocess.run([*flags, "--dump-dom", out.resolve().as_uri()], capture_output=True,
+                         text=True, timeout=120).stdout
+    body = re.search(r'<body data-images-loaded="(\d+)" data-images-total="(\d+)"', dom)
+    assert body, dom[:500]
+    assert n_img > 0 and body.groups() == (str(n_img), str(n_img))  # every image decoded
+    assert '<section id="flips">' in dom and "Missing:" in dom
+    shot = run.parent / "shot.png"
+    subprocess.run([*flags, "--hide-scrollbars", f"--screenshot={shot}",
+                    "--window-size=1200,3000", out.resolve().as_uri()], capture_output=True,
+                   timeout=120)
+    from PIL import Image
+
+    img = np.asarray(Image.open(shot).convert("RGB"))
+    assert img.shape[:2] == (3000, 1200)
+    assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # text, thumbnails, the diagram
