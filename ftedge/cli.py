@@ -157,18 +157,23 @@ def data_check(root, as_json) -> None:
 @click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train"]),
               help="Which split: the run's recorded one, or that folder of --data (test: a held-out test/ folder).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (top1, top5, per_class, ...).")
-def eval_cmd(run, data, split, as_json) -> None:
+@click.option("--unknown", "unknown_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of images of none of the classes: report how the unknown score "
+                   "separates them (AUROC, FPR at 95% TPR, top-1 against coverage).")
+def eval_cmd(run, data, split, as_json, unknown_dir) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
     from ftedge.inference import evaluate
 
-    rep = evaluate(run, data, split=split)
+    rep = evaluate(run, data, split=split, unknown=unknown_dir)
     if as_json:
         click.echo(json.dumps(rep))
         return
     from rich.table import Table
 
     results.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
+    if "unknown" in rep:
+        _print_unknown(rep["unknown"])
     table = Table("class", "precision", "recall", "support")
     for c, m in rep["per_class"].items():
         table.add_row(plain(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
@@ -177,6 +182,22 @@ def eval_cmd(run, data, split, as_json) -> None:
     for c, row in zip(rep["classes"], rep["confusion_matrix"]):
         results.print(f"  {literal(c):>12} " + " ".join(f"{v:4d}" for v in row), highlight=False,
                       markup=False)
+
+
+def _print_unknown(u: dict) -> None:
+    from rich.table import Table
+
+    from ftedge.console import plain
+
+    results.print(f"unknown score {plain(str(u['score']))} ({plain(u['measured_on'])}), "
+                  f"{u['n_known']} known vs {u['n_unknown']} unknown images: AUROC "
+                  f"{u['auroc']:.4f}, FPR at 95% TPR {u['fpr95']:.4f}; at the threshold "
+                  f"{u['threshold']:.6g}: {u['known_accepted']:.1%} of the knowns and "
+                  f"{u['accepted']:.1%} of the unknowns accepted", highlight=False)
+    table = Table("coverage", "images kept", "top-1 of the kept")
+    for p in u["accuracy_coverage"]:
+        table.add_row(f"{p['coverage']:.2f}", str(p["n"]), f"{p['top1']:.4f}")
+    results.print(table)
 
 
 @cli.command()
@@ -197,7 +218,10 @@ def predict(run, images, topk, as_json) -> None:
             if "error" in r:
                 click.echo(f"{literal(r['image'])}: error: {literal(r['error'])}")
             else:
-                click.echo(f"{literal(r['image'])}: " + ", ".join(
+                u = r.get("unknown")
+                head = (f"unknown (score {u['score']:.6g} > threshold {u['threshold']:.6g}); "
+                        "nearest: " if u and u["is_unknown"] else "")
+                click.echo(f"{literal(r['image'])}: {head}" + ", ".join(
                     f"{literal(t['class'])} {t['prob']:.3f}" for t in r["top"]))
     if all("error" in r for r in results):
         console.print("error: no image could be read", style="red")
@@ -266,8 +290,13 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
 @click.option("--max-drop", default=1.0, show_default=True,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
+@click.option("--unknown-score",
+              help="The out-of-distribution score appended to the graph as a second output: "
+                   "mahalanobis (default), knn, energy, maxlogit, msp, or off.")
+@click.option("--unknown-tpr", type=float,
+              help="Share of the val images the unknown threshold accepts (default: 0.95).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
-               max_drop) -> None:
+               max_drop, unknown_score, unknown_tpr) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.export.exporter import export_run
 
@@ -289,7 +318,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
     for target, prec in jobs:
         result = export_run(run, target, prec, batch, out, force, int8_source,
                             log=lambda m: console.print(m, soft_wrap=True),
-                            allow_failed_gate=allow_failed_gate)
+                            allow_failed_gate=allow_failed_gate, unknown_score=unknown_score,
+                            unknown_tpr=unknown_tpr)
         _print_export(result)
         failed |= result.passed is False
     if failed:
@@ -311,6 +341,15 @@ def _print_export(result) -> None:
     if not m["built"]:
         console.print(f"engine build plan and trtexec line: {result.folder}/build_plan.json, "
                       f"{result.folder}/trtexec.sh", soft_wrap=True)
+    u = m.get("unknown")
+    if u:
+        console.print(f"unknown score {u['score']} (output {u['output']!r}): an image scoring "
+                      f"above {u['threshold']:.6g} is unknown; {u['val']['tpr']:.1%} of "
+                      f"{u['val']['n']} val images accepted (target {u['target_tpr']:.0%}, "
+                      f"measured on {u['measured_on']})", soft_wrap=True, markup=False,
+                      highlight=False)
+    else:
+        console.print("no unknown score in this artifact", soft_wrap=True)
     what = f"({m['artifact']}, manifest.json)" if m["built"] else \
         f"(ONNX + build plan, manifest.json; {m['artifact']} is built on the device)"
     results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} {what}",
