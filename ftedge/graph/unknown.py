@@ -6,9 +6,10 @@ UNKNOWN_OUTPUT. Logit scores (msp, energy, maxlogit) need nothing fitted; featur
 the penultimate features (the classifier's input, after global pooling) and carry what was
 fitted on the train split as initializers:
 
-- mahalanobis: min over classes of (f - mu_c)^T P (f - mu_c), P the inverse of one shared
-  covariance (Ledoit-Wolf shrinkage: 1280-d features from a few hundred images), computed as
-  ||f W - mu_c W||^2 with P = W W^T, so the graph has no D x D quadratic form to cancel.
+- mahalanobis: min over classes of (f - mu_c)^T P (f - mu_c) / D, P the inverse of one
+  shared covariance (Ledoit-Wolf shrinkage: 1280-d features from a few hundred images),
+  computed as ||f W - mu_c W||^2 with P / D = W W^T, so the graph has no D x D quadratic
+  form to cancel.
 - knn: 1 - the cosine similarity to the k-th nearest normalised train feature (TopK).
 
 Only plain opset-17 ops (MatMul, Sub, Mul, ReduceSum/Min/Max, Softmax, TopK, Gather...), so
@@ -89,7 +90,9 @@ def fit_score(kind: str, features: np.ndarray, labels: np.ndarray, *, n_classes:
     lw = LedoitWolf().fit(f - means[labels])
     # P = V diag(lam) V^T = W W^T with W = V diag(sqrt(lam)): the distance is ||(f - mu) W||^2
     lam, vec = np.linalg.eigh(lw.precision_)
-    w = vec * np.sqrt(lam.clip(0))
+    # divided by the dimension (the squared distance's expectation in distribution): scores
+    # near 1, far from FP16's 65504 in FP16 artifacts and TensorRT FP16 engines
+    w = vec * np.sqrt(lam.clip(0) / f.shape[1])
     return {"w": w.astype(np.float32), "centres": (means @ w).astype(np.float32)}
 
 

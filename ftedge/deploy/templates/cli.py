@@ -69,12 +69,21 @@ def batch_size(manifest, asked):
 
 
 def run_batch(model, arrays, batch, fixed):
-    """Logits for up to `batch` arrays; a fixed-batch model gets a zero-padded chunk."""
+    """(logits, unknown scores or None) for up to `batch` arrays; a fixed-batch model gets a
+    zero-padded chunk."""
     chunk = np.stack(arrays)
     n = len(chunk)
     if fixed and n < batch:
         chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
-    return np.asarray(model.infer(chunk))[:n]
+    logits, scores = model.infer_scored(chunk)
+    return np.asarray(logits)[:n], (None if scores is None else np.asarray(scores)[:n])
+
+
+def unknown_decision(score, unknown):
+    """The manifest's unknown rule: an image scoring above the threshold is of none of the
+    classes (the threshold accepts manifest["unknown"]["target_tpr"] of the val images)."""
+    threshold = float(unknown["threshold"])
+    return {"score": float(score), "threshold": threshold, "is_unknown": float(score) > threshold}
 
 
 def top_k(logits, classes, k):
@@ -96,6 +105,10 @@ def report(results, as_json, out=None):
         if "error" in r:
             continue  # already on stderr
         out.write(f"{r['image']}\n")
+        u = r.get("unknown")
+        if u and u["is_unknown"]:
+            out.write(f"  UNKNOWN: none of the classes (unknown score {u['score']:.6g} > "
+                      f"threshold {u['threshold']:.6g}); nearest classes:\n")
         for t in r["top"]:
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
@@ -114,6 +127,11 @@ def classify(args):
     fixed = manifest["input_shape"][0] != "dynamic"
     k = min(args.topk, len(classes))
     model = Model(args.artifact, manifest)
+    unknown = manifest.get("unknown")
+    if not unknown:
+        print("note: no unknown score: this artifact was exported without one; export it "
+              "again with a newer ftedge to reject images of none of its classes",
+              file=sys.stderr)
     results, pending, n_read = [], [], 0
     for path in expand(args.images):
         result = {"image": path}
@@ -125,16 +143,20 @@ def classify(args):
             result["error"] = str(e)
             print(f"{path}: cannot read: {e}", file=sys.stderr)
         if len(pending) == batch:
-            _finish(model, pending, batch, fixed, classes, k)
+            _finish(model, pending, batch, fixed, classes, k, unknown)
     if pending:
-        _finish(model, pending, batch, fixed, classes, k)
+        _finish(model, pending, batch, fixed, classes, k, unknown)
     return results, n_read
 
 
-def _finish(model, pending, batch, fixed, classes, k):
-    logits = run_batch(model, [a for _, a in pending], batch, fixed)
-    for (result, _), row in zip(pending, logits):
+def _finish(model, pending, batch, fixed, classes, k, unknown):
+    logits, scores = run_batch(model, [a for _, a in pending], batch, fixed)
+    if unknown and scores is None:
+        raise ArtifactError("the manifest records an unknown score but the model has no "
+                            f"{unknown.get('output')!r} output", "export the artifact again")
+    for i, ((result, _), row) in enumerate(zip(pending, logits)):
         result["top"] = top_k(row, classes, k)
+        result["unknown"] = unknown_decision(scores[i], unknown) if unknown else None
     pending.clear()
 
 

@@ -68,7 +68,18 @@ class Model:
         model = core.read_model(str(Path(folder) / manifest["artifact"]))
         self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
+        index = {n: i for i, o in enumerate(self.compiled.outputs) for n in o.get_names()}
+        self.logits = index.get(manifest["output_name"], 0)
+        self.unknown = index.get((manifest.get("unknown") or {}).get("output"))  # None: none
 
     def infer(self, batch):
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch):
+        """Logits, and the unknown score per image (None when the graph has none)."""
         self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
-        return self.request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        # copies: the request reuses its buffers
+        logits = self.request.get_output_tensor(self.logits).data.copy()
+        if self.unknown is None:
+            return logits, None
+        return logits, self.request.get_output_tensor(self.unknown).data[:, 0].copy()
