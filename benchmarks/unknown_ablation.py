@@ -3,8 +3,9 @@
 from the runtimes' outputs on near- and far-unknowns.
 
 For the run's FP32 graph (model.fp32.onnx, exported from best.pt when missing) and its INT8
-Q/DQ graph (model.int8.onnx), the score parameters are fitted on the train split's features as
-ONNX Runtime computes them from that graph (what `ftedge export` does), all five scores are
+Q/DQ graph (model.int8.onnx, else model.ptq.int8.onnx, or --int8), the score parameters are
+fitted on the train split's features as ONNX Runtime computes them from that graph (what
+`ftedge export` does), all five scores are
 appended to the graph as outputs (ftedge/graph/unknown.py), and the graph runs on the val
 split (knowns) and on the two unknown folders: FP32 in ONNX Runtime, INT8 in ONNX Runtime and
 in OpenVINO (CPU, the openvino-cpu profile's compile options). AUROC (sklearn) and FPR at 95%
@@ -129,6 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--k", type=int, default=None, help="k-NN's k (default: ftedge's)")
     p.add_argument("--latency", action="store_true")
     p.add_argument("--runs", type=int, default=50, help="latency runs per graph")
+    p.add_argument("--int8", help="the run's INT8 graph (default: model.int8.onnx, else "
+                                  "model.ptq.int8.onnx)")
     p.add_argument("--json", type=Path, help="also write the rows here")
     args = p.parse_args(argv)
 
@@ -156,10 +159,13 @@ def main(argv=None) -> int:
     if not fp32.is_file():
         fp32 = Path(tmp.name) / FP32_ONNX
         export_fp32(loaded, fp32, 17)
+    int8 = folder.file(args.int8 or next(
+        (n for n in ("model.int8.onnx", "model.ptq.int8.onnx") if folder.file(n).is_file()),
+        "model.int8.onnx"))
+    print(f"FP32 graph {fp32.name}, INT8 graph {int8.name}", file=sys.stderr)
     rows, lat = [], {}
     for graph_name, path, runtimes in (("FP32", fp32, ["onnxruntime"]),
-                                       ("INT8", folder.file("model.int8.onnx"),
-                                        ["onnxruntime", "openvino"])):
+                                       ("INT8", int8, ["onnxruntime", "openvino"])):
         model, scored, params = fitted_graph(path, train_x, train_y, len(loaded.classes), args.k)
         if args.latency:
             lat[graph_name] = latency_rows(model, params, tuple(loaded.contract["input_size"]),

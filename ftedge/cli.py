@@ -292,7 +292,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
 @click.option("--unknown-score",
               help="The out-of-distribution score appended to the graph as a second output: "
-                   "mahalanobis (default), knn, energy, maxlogit, msp, or off.")
+                   "knn (default), mahalanobis, msp, maxlogit, energy, or off.")
 @click.option("--unknown-tpr", type=float,
               help="Share of the val images the unknown threshold accepts (default: 0.95).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.config import UNKNOWN_SCORE, UNKNOWN_TPR
+from ftedge.config import UNKNOWN_KNN_BANK, UNKNOWN_SCORE, UNKNOWN_TPR
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError
 from ftedge.formats.run import RunFolder, load_onnx
@@ -54,9 +54,10 @@ def scored_graph(loaded, graph: Path, score: str, k: int | None = None):
         facts["fitted_on"].update(features=feats, dims=int(f.shape[1]))
     else:
         f = None
-    params = fit_score(score, f, labels, n_classes=len(loaded.classes), k=k)
+    params = fit_score(score, f, labels, n_classes=len(loaded.classes), k=k,
+                       max_bank=UNKNOWN_KNN_BANK)
     if "k" in params:
-        facts["k"] = int(params["k"])
+        facts.update(k=int(params["k"]), bank=int(len(params["bank"])))
     return append_score(model, score, params), facts
 
 

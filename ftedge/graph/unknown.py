@@ -65,9 +65,10 @@ def with_outputs(model: onnx.ModelProto, names: list[str]) -> onnx.ModelProto:
 
 
 def fit_score(kind: str, features: np.ndarray, labels: np.ndarray, *, n_classes: int,
-              k: int | None = None) -> dict[str, np.ndarray]:
+              k: int | None = None, max_bank: int | None = None) -> dict[str, np.ndarray]:
     """What a score needs from the train split: {} for logit scores; class means and the
-    whitening W of the shared precision (mahalanobis); normalised features (knn)."""
+    whitening W of the shared precision (mahalanobis); normalised features (knn: at most
+    `max_bank` of them, a seeded sample, so the graph does not grow with the data set)."""
     if kind not in SCORES:
         raise ExportError(f"unknown score {kind!r}", f"valid: {', '.join(SCORES)}")
     if kind in LOGIT_SCORES:
@@ -75,6 +76,8 @@ def fit_score(kind: str, features: np.ndarray, labels: np.ndarray, *, n_classes:
     f = np.asarray(features, np.float64)
     if kind == "knn":
         k = DEFAULT_K if k is None else k
+        if max_bank is not None and len(f) > max_bank:
+            f = f[np.sort(np.random.default_rng(0).choice(len(f), max_bank, replace=False))]
         if not 1 <= k <= len(f):
             raise ExportError(f"k-NN with k={k} needs at least {k} train images (has {len(f)})",
                               "use a smaller k, or another score")
