@@ -24,7 +24,7 @@ from ftedge.metrics import (ECE_BINS, expected_calibration_error, nll, reliabili
                             softmax)
 
 METHOD = "temperature"
-RECORD = "calibration.json"  # beside parity.json in an artifact folder, in a run folder
+RECORD = "confidence.json"  # the record: beside parity.json in an artifact folder; in a run folder
 DIAGRAM = "reliability.png"
 NOT_CALIBRATED = "not calibrated (no calibration recorded): probabilities use T = 1"
 
@@ -185,6 +185,23 @@ def temperature_of(record) -> tuple[float, str | None]:
 def calibrated_probabilities(logits: np.ndarray, record) -> np.ndarray:
     """softmax(logits / T) with the record's T (T = 1 without one)."""
     return softmax(logits, temperature_of(record)[0])
+
+
+def evaluation_report(logits: np.ndarray, labels: np.ndarray, record: dict | None,
+                      in_sample: bool) -> dict:
+    """ECE/NLL on evaluated images without and with the model's recorded T (T = 1 without a
+    record); `in_sample`: these are the images T was fitted on, so the record's cross-fitted
+    numbers are added as the held-out ones."""
+    temperature, _ = temperature_of(record)
+    rep = {**scored_with(logits, labels, temperature), "calibrated": record is not None,
+           "fitted_on": record.get("fitted_on") if record else None,
+           "in_sample": bool(in_sample and record is not None)}
+    if rep["in_sample"]:
+        rep["note"] = ("these are the images T was fitted on: 'after' is in-sample; the record's "
+                       "cross-fitted ece_after/nll_after are the held-out numbers")
+        rep["heldout"] = {k: record[k] for k in ("ece_before", "ece_after", "nll_before",
+                                                 "nll_after", "heldout")}
+    return rep
 
 
 def summary_line(record: dict) -> str:

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.confidence import evaluation_report, temperature_of
 from ftedge.console import console, literal
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact
+from ftedge.formats.artifact import MANIFEST, check_not_a_bare_artifact, reexport_command
 from ftedge.formats.run import SPLIT, RunFolder
-from ftedge.metrics import classification_report
+from ftedge.metrics import classification_report, softmax
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.pytorch import load_run
 
@@ -46,6 +47,41 @@ def warn_host_note(loaded: LoadedModel) -> str | None:
         console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
                       markup=False, highlight=False, soft_wrap=True)
     return note
+
+
+def confidence_of(loaded: LoadedModel) -> tuple[dict | None, str | None]:
+    """The model's recorded temperature: (record, None), or (None, why probabilities use
+    T = 1). An artifact's is in its manifest; a run's in confidence.json, for its checkpoint."""
+    if loaded.kind == "artifact":
+        record = loaded.manifest.calibration
+        if record is None:
+            return None, (f"{loaded.path.name}'s manifest has no calibration (exported before "
+                          "ftedge fitted temperatures, or without val images): probabilities "
+                          f"use T = 1 (export it again to fit one)")
+        return record, None
+    return RunFolder(loaded.path).confidence(loaded.checkpoint)
+
+
+def warn_uncalibrated(loaded: LoadedModel) -> tuple[float, dict | None]:
+    """(T, record) for `loaded`, warning on stderr when there is none (T = 1)."""
+    record, why = confidence_of(loaded)
+    if why:
+        console.print(f"note: {why}", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
+    return temperature_of(record)[0], record
+
+
+def calibration_line(rep: dict) -> str:
+    """eval's calibration numbers in one line."""
+    line = (f"calibration: T = {rep['temperature']:.3f}" if rep["calibrated"]
+            else "calibration: none recorded (T = 1)")
+    line += (f"; ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}, NLL "
+             f"{rep['nll_before']:.4f} -> {rep['nll_after']:.4f} on these {rep['n']} images")
+    if rep["in_sample"]:
+        held = rep["heldout"]
+        line += (f" (in-sample: T was fitted on them; cross-fitted held-out ECE "
+                 f"{held['ece_before']:.4f} -> {held['ece_after']:.4f})")
+    return line
 
 
 def _run_of(loaded: LoadedModel) -> RunFolder:
@@ -171,6 +207,30 @@ def unknown_report(loaded: LoadedModel, samples: list[Sample], unknown_dir: str 
     }
 
 
+def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
+    # batch by batch: decoded images of a large test set need not all sit in memory at once
+    return np.concatenate([
+        loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
+        for i in range(0, len(samples), batch_size)])
+
+
+def calibrate(run: str | Path) -> dict:
+    """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
+    val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
+    record. Artifacts get theirs at export, from their own logits."""
+    loaded = open_model(run)
+    if loaded.kind == "artifact":
+        raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
+                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
+    folder = RunFolder(loaded.path)
+    samples = folder.samples("val", loaded.classes)
+    if len(samples) < 2:
+        raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
+                           "cross-fit a temperature", "train with a larger val split")
+    return folder.write_confidence(_logits(loaded, samples),
+                                   np.array([s.label for s in samples]), loaded.checkpoint)
+
+
 def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
              split: str = "val", unknown: str | Path | None = None) -> dict:
     """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
@@ -182,25 +242,28 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
         unknown: a folder of images of none of the classes: the report gets an `unknown`
             section (unknown_report).
     Returns:
-        dict with keys n, top1, top5, per_class, confusion_matrix, classes, and cpu_note
+        dict with keys n, top1, top5, per_class, confusion_matrix, classes, calibration (ECE
+        and NLL without and with the model's recorded temperature), and cpu_note
         when this host computes the artifact differently from where it was exported
         (export/exporter.py host_note; also printed as a warning).
     """
     loaded = open_model(run)
     note = warn_host_note(loaded)
+    _, record = warn_uncalibrated(loaded)
     samples = eval_samples(loaded, data, split)
     if not samples:
         raise DatasetError(f"no images to evaluate in the {split} split",
                            "pass --data DIR with images in the model's class folders")
+    labels = np.array([s.label for s in samples])
     extra = {"cpu_note": note} if note else {}
     if unknown is not None:
         logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size)
     else:
-        # batch by batch: decoded images of a large test set need not all sit in memory at once
-        logits = np.concatenate([loaded.runner.infer(preprocess_samples(
-            samples[i:i + batch_size], loaded.contract))
-            for i in range(0, len(samples), batch_size)])
-    rep = classification_report(logits, np.array([s.label for s in samples]), loaded.classes)
+        logits = _logits(loaded, samples, batch_size)
+    rep = classification_report(logits, labels, loaded.classes)
+    # the record's val images are the default split's: scoring them again is in-sample
+    in_sample = record is not None and data is None and split == "val"
+    rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
     return {**rep, **extra}
 
 
@@ -212,6 +275,7 @@ def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[di
 
     loaded = open_model(run)
     warn_host_note(loaded)
+    temperature, _ = warn_uncalibrated(loaded)
     unk = unknown_of(loaded)
     if unk is None:
         console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
@@ -224,11 +288,9 @@ def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[di
             results.append({"image": str(path), "error": str(e)})
             continue
         logits, score = infer_scored(loaded.runner, x) if unk else (loaded.runner.infer(x), None)
-        logits = logits[0]
-        prob = np.exp(logits - logits.max())
-        prob /= prob.sum()
+        prob = softmax(logits, temperature)[0]  # softmax(logits / T)
         order = np.argsort(-prob)[: min(topk, len(prob))]
-        result = {"image": str(path), "top": [
+        result = {"image": str(path), "temperature": temperature, "top": [
             {"class": loaded.classes[i], "prob": round(float(prob[i]), 6)} for i in order]}
         if unk is None:
             result["unknown"] = None

@@ -12,6 +12,7 @@ import numpy as np
 from ftedge.bench import system
 from ftedge.bench.accuracy import artifact_accuracy
 from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.confidence import evaluation_report
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
 from ftedge.errors import ConfigError, FtedgeError
@@ -151,6 +152,11 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
                                             opts.max_drop)
         row["accuracy"]["images"] = val.source
+        # the artifact's own T from its manifest; on the run's val split (no --data) that is
+        # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
+        row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
+                                               in_sample=data is None)
+        row["calibration"]["images"] = val.source
         fixed = manifest["input_shape"][0]
         batches = opts.batches if fixed == "dynamic" else tuple(
             b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)

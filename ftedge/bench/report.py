@@ -97,6 +97,7 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
             acc = a["accuracy"]
             lines += ["", f"- {_who(a)}: top-1 drop {acc['drop_points']:.2f} "
                           f"points > budget {acc['max_drop_points']:.2f}"]
+    lines += calibration_lines(report)
     lines += ["", "Latency per batch (ms per call, model only) and end to end (decode + "
                   "preprocess + infer, one image):", "",
               "| Artifact | Target | Precision | Batch | p50 | p90 | p99 | mean ± std | img/s |",
@@ -109,6 +110,56 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
                          f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} ± "
                          f"{r['std_ms']:.2f} | {r['images_per_s']:.1f} |")
     return "\n".join(lines) + "\n"
+
+
+def calibration_lines(report: dict) -> list[str]:
+    """The calibration table: each artifact's T from its manifest, ECE (15 bins, top-1) and
+    NLL before and after; held-out (cross-fitted at export) where bench scored the fit's own
+    val images."""
+    rows = [a for a in report["artifacts"] if a.get("calibration")]
+    if not rows:
+        return []
+    lines = ["", "Calibrated confidence (softmax(logits / T), T from each manifest; ECE over 15 "
+                 "equal-width top-1 confidence bins):", "",
+             "| Artifact | Target | Precision | T | ECE before | ECE after | NLL before | "
+             "NLL after | Images |", "|---|---|---|---|---|---|---|---|---|"]
+    for a in rows:
+        c = c_shown = a["calibration"]
+        where = f"{c['n']} {c.get('images', '')}"
+        if c.get("in_sample"):  # the fit's own images: show the held-out numbers
+            c_shown, where = c["heldout"], f"{c['n']} val, held-out (cross-fitted)"
+        t = f"{c['temperature']:.3f}" if c["calibrated"] else "1 (none recorded)"
+        lines.append(f"| {_name(a)} | {a['target']} | {a['precision']} | {t} "
+                     f"| {c_shown['ece_before']:.4f} | {c_shown['ece_after']:.4f} "
+                     f"| {c_shown['nll_before']:.4f} | {c_shown['nll_after']:.4f} | {where} |")
+    return lines
+
+
+def plot_reliability(report: dict, path: Path) -> Path:
+    """One reliability diagram per artifact (calibrated, on the bench images) in one PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [a for a in report["artifacts"] if a.get("calibration")]
+    fig, axes = plt.subplots(1, max(len(rows), 1), figsize=(3.2 * max(len(rows), 1), 3.4),
+                             squeeze=False)
+    for ax, a in zip(axes[0], rows):
+        c = a["calibration"]
+        full = [b for b in c["bins"]["after"] if b["n"]]
+        ax.bar([b["lo"] for b in full], [b["accuracy"] for b in full], width=1 / len(
+            c["bins"]["after"]), align="edge", edgecolor="black")
+        ax.plot([0, 1], [0, 1], "--", color="gray")
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence", title=(
+            f"{_folder(a)}\nT {c['temperature']:.3f}, ECE {c['ece_after']:.3f}"))
+        ax.title.set_fontsize(8)
+    axes[0][0].set_ylabel("accuracy")
+    fig.tight_layout()
+    try:
+        return atomic_save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def _label(a: dict, host: str | None = None) -> str:
@@ -196,8 +247,10 @@ def write_report(report: dict, out: Path, force: bool = False) -> dict[str, Path
         atomic_write_text(tmp / "report.md", markdown(report))
         plot_latency(report, tmp / "latency.png")
         plot_pareto([report], tmp / "accuracy_vs_latency.png")
+        plot_reliability(report, tmp / "reliability.png")
     return {"json": out / "report.json", "md": out / "report.md",
-            "latency_png": out / "latency.png", "pareto_png": out / "accuracy_vs_latency.png"}
+            "latency_png": out / "latency.png", "pareto_png": out / "accuracy_vs_latency.png",
+            "reliability_png": out / "reliability.png"}
 
 
 def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> dict[str, Path]:

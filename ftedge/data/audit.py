@@ -10,8 +10,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ftedge.data.duplicates import (DRAFT_SIZE, DuplicatePair, Fingerprint, find_duplicates,
+                                    fingerprint, leaked_into)
 from ftedge.data.folder import DatasetLayout, Sample, discover_dataset
-from ftedge.data.images import WHITE, ImageDecodeError, load_image
+from ftedge.data.images import WHITE, ImageDecodeError, decode_image, read_image_bytes
 from ftedge.errors import DatasetError
 
 
@@ -27,6 +29,16 @@ class DatasetAudit:
     sizes: list[tuple[int, int]]  # (width, height) of every usable image
     images: dict[Path, Image.Image] = field(default_factory=dict, repr=False)  # optional cache
     test: list[Sample] | None = None  # a held-out test folder
+    duplicates: list[DuplicatePair] | None = None  # None: not searched (duplicates=False)
+    outliers: list[tuple[Path, str]] = field(default_factory=list)  # (file, why)
+    label_issues: list | None = None  # ftedge.data.labels.LabelIssue; None: not checked
+
+    def leaked(self, split: str = "val") -> set[Path]:
+        """Files of `split` that show a picture also in train (what `tune` leaves out of
+        its val top-1 "without leaks")."""
+        other = {"val": self.val, "test": self.test}[split] or []
+        return leaked_into(self.duplicates or [], [s.path for s in self.train],
+                           [s.path for s in other])
 
     def counts(self, split: str = "train") -> list[int]:
         samples = {"train": self.train, "val": self.val, "test": self.test}[split] or []
@@ -58,6 +70,13 @@ class DatasetAudit:
             "imbalance": round(self.imbalance, 3),
             "image_sizes_wh": self.size_summary(),
             "unusable": [[str(p), r] for p, r in self.unusable],
+            "duplicates": (None if self.duplicates is None
+                           else [p.to_dict() for p in self.duplicates]),
+            "leaks": (None if self.duplicates is None else
+                      {s: sorted(map(str, self.leaked(s))) for s in ("val", "test")}),
+            "outliers": [[str(p), r] for p, r in self.outliers],
+            "label_issues": (None if self.label_issues is None
+                             else [i.to_dict() for i in self.label_issues]),
         }
 
 
@@ -70,21 +89,47 @@ def _shrink(img: Image.Image, short_side: int | None) -> Image.Image:
     return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
-def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool):
+def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool,
+                prints: bool):
+    """Decode each file once: (sample, full size or None, cached image or error, fingerprint).
+    Without a cache a JPEG decodes at reduced scale (`Image.draft`): hashing needs no more,
+    and a truncated file still fails."""
     def one(s: Sample):
         try:
-            img = load_image(s.path, background)
+            data = read_image_bytes(s.path)
+            img = decode_image(data, background, None if cache or not prints else DRAFT_SIZE)
         except ImageDecodeError as e:
-            return s, None, str(e)
-        return s, img.size, (_shrink(img, keep_short_side) if cache else None)
+            return s, None, str(e), None
+        size = img.info.get("full_size", img.size)
+        return (s, size, (_shrink(img, keep_short_side) if cache else None),
+                fingerprint(img, data) if prints else None)
 
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
         return list(pool.map(one, samples))
 
 
+# cheap outlier rules: a model sees little of these. Tiny is relative to the set (a digits
+# set of 32-pixel images is not full of outliers); aspect and contrast are absolute.
+TINY_FRACTION = 0.25  # short side under a quarter of the set's median short side
+MAX_ASPECT = 4.0
+MIN_CONTRAST = 2.0  # grey-level standard deviation of the 32x32 thumbnail (0..255)
+
+
+def _outlier_reason(size: tuple[int, int], fp: Fingerprint | None,
+                    median_short: float) -> str | None:
+    w, h = size
+    if min(w, h) < TINY_FRACTION * median_short:
+        return f"tiny ({w}x{h} pixels; the median short side is {median_short:.0f})"
+    if max(w, h) / max(min(w, h), 1) > MAX_ASPECT:
+        return f"extreme aspect ratio ({w}x{h})"
+    if fp is not None and fp.contrast < MIN_CONTRAST:
+        return "blank (one flat colour)"
+    return None
+
+
 def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
                   cache_short_side: int | None = None, cache: bool = False,
-                  min_classes: int = 2) -> DatasetAudit:
+                  min_classes: int = 2, duplicates: bool = False) -> DatasetAudit:
     """Decode every image under `root` once and report what is usable.
 
     Args:
@@ -93,6 +138,8 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
         cache_short_side: when caching, shrink images to this short side.
         cache: keep the decoded images in `DatasetAudit.images` for training.
         min_classes: 2 to train a classifier; 1 to evaluate one on a subset of its classes.
+        duplicates: also find identical files and near-duplicate pictures within and
+            across splits (a perceptual hash from the same decode), and blank images.
     Raises:
         DatasetError: a class has no usable training image.
     """
@@ -101,12 +148,17 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
     sizes: list[tuple[int, int]] = []
     images: dict[Path, Image.Image] = {}
     kept: dict[str, list[Sample]] = {}
+    outliers: list[tuple[Path, str]] = []
+    items: list[tuple[Path, str, str]] = []
+    prints: list[Fingerprint] = []
+    shapes: list[tuple[Path, tuple[int, int], Fingerprint]] = []
     for split, samples in (("train", layout.train), ("val", layout.val), ("test", layout.test)):
         if samples is None:
             continue
         keep = cache and split != "test"  # test images are never trained on
         kept[split] = []
-        for s, size, extra in _decode_all(samples, background, cache_short_side, keep):
+        for s, size, extra, fp in _decode_all(samples, background, cache_short_side, keep,
+                                              duplicates):
             if size is None:
                 unusable.append((s.path, extra))
                 continue
@@ -114,9 +166,20 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
             sizes.append(size)
             if keep:
                 images[s.path] = extra
+            if fp is not None:
+                shapes.append((s.path, size, fp))
+                items.append((s.path, split, layout.classes[s.label]))
+                prints.append(fp)
+    if shapes:
+        median_short = float(np.median([min(size) for _, size, _ in shapes]))
+        for path, size, fp in shapes:
+            why = _outlier_reason(size, fp, median_short)
+            if why:
+                outliers.append((path, why))
     audit = DatasetAudit(layout.root, layout.classes, kept["train"], kept.get("val"),
                          sorted(unusable, key=lambda x: str(x[0])), sizes, images,
-                         kept.get("test"))
+                         kept.get("test"), find_duplicates(items, prints) if duplicates else None,
+                         outliers)
     empty = [c for c, n in zip(audit.classes, audit.counts("train")) if n == 0]
     if empty:
         where = layout.root / "train" if layout.val is not None else layout.root
@@ -172,3 +235,6 @@ def print_audit(audit: DatasetAudit, console) -> None:
                           soft_wrap=True)
     else:
         console.print("every file is usable")
+    from ftedge.data.audit_report import print_findings
+
+    print_findings(audit, console)

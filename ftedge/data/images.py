@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -51,25 +52,56 @@ def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Im
     Raises:
         ImageDecodeError: the file is empty, not an image, truncated or corrupt.
     """
+    return decode_image(read_image_bytes(path), background)
+
+
+def read_image_bytes(path: str | Path) -> bytes:
+    """The file's bytes, for `decode_image`.
+
+    Raises:
+        ImageDecodeError: missing, a folder, or empty.
+    """
     path = Path(path)
     try:
         if path.is_dir():  # open() of a folder fails only on some systems
-            raise IsADirectoryError(path)
-        if path.stat().st_size == 0:
-            raise ImageDecodeError("empty file (0 bytes)")
-        with warnings.catch_warnings():
-            # Decompression-bomb and EXIF warnings are not the user's problem here.
-            warnings.simplefilter("ignore")
-            with Image.open(path) as img:
-                img.load()  # force a full decode so truncation fails here, not mid-epoch
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img, background)
-    except ImageDecodeError:
-        raise
+            raise ImageDecodeError("not a file (a folder)")
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ImageDecodeError("no such file") from None
     except IsADirectoryError:
         raise ImageDecodeError("not a file (a folder)") from None
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read the file: {e.strerror or e}") from None
+    if not data:
+        raise ImageDecodeError("empty file (0 bytes)")
+    return data
+
+
+def decode_image(data: bytes, background: tuple[int, int, int] = WHITE,
+                 draft: tuple[int, int] | None = None) -> Image.Image:
+    """Fully decode, EXIF-rotate and convert image bytes to RGB.
+
+    Args:
+        draft: let a JPEG decode at a reduced scale no smaller than this (w, h): several
+            times faster, and a truncated file still fails. The full size is then in
+            `img.info["full_size"]` (after EXIF rotation).
+    Raises:
+        ImageDecodeError: not an image, truncated or corrupt.
+    """
+    try:
+        with warnings.catch_warnings():
+            # Decompression-bomb and EXIF warnings are not the user's problem here.
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as img:
+                full = img.size
+                if draft is not None:
+                    img.draft("RGB", draft)
+                img.load()  # force a full decode so truncation fails here, not mid-epoch
+                rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+                img = ImageOps.exif_transpose(img)
+                out = to_rgb(img, background)
+                out.info["full_size"] = full[::-1] if rotated else full
+                return out
     except Image.UnidentifiedImageError:
         raise ImageDecodeError("not an image file (format not recognised)") from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:

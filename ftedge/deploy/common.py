@@ -11,6 +11,7 @@ import re
 import shutil
 from pathlib import Path
 
+from ftedge.confidence import check_record
 from ftedge.deploy.templates import runner_onnxruntime, runner_openvino, runner_tensorrt
 from ftedge.deploy.templates.runner_tensorrt import engine_name
 from ftedge.errors import FtedgeError
@@ -25,7 +26,8 @@ RUNNERS = {"onnxruntime": runner_onnxruntime, "openvino": runner_openvino,
            "tensorrt": runner_tensorrt}
 
 __all__ = ["DeployError", "KitWriter", "RUNNERS", "check_manifest", "model_files", "onnx_name",
-           "engine_name", "batch_of", "max_batch", "safe_model_name", "RUNTIMES"]
+           "engine_name", "batch_of", "max_batch", "safe_model_name", "RUNTIMES",
+           "temperature_sentence"]
 
 
 class DeployError(FtedgeError):
@@ -90,6 +92,24 @@ def max_batch(manifest: dict) -> int:
     """The largest batch the artifact serves: its fixed batch, else the profile's max_batch."""
     fixed = batch_of(manifest)
     return fixed if fixed is not None else int((manifest.get("profile") or {}).get("max_batch", 1))
+
+
+def temperature_sentence(manifest: dict) -> tuple[float, str]:
+    """(T, how probabilities are computed from this artifact's logits, in one sentence)."""
+    record = manifest.get("calibration")
+    if record is not None:
+        check_record(record, "the manifest")
+    else:
+        return 1.0, ("no temperature was fitted for this artifact (no val images at export): "
+                     "probabilities are softmax(logits), uncalibrated")
+    t = float(record["temperature"])
+    held = ""
+    if isinstance(record.get("ece_after"), float):
+        held = (f"; held-out ECE {record['ece_before']:.4f} -> {record['ece_after']:.4f} over "
+                f"{record.get('n')} val images ({record.get('folds')}-fold cross-fitting)")
+    return t, (f"calibrated probabilities are softmax(logits / T) with T = {t:.6g}, fitted at "
+               f"export on {'this artifact' if record.get('on_artifact') else 'its reference'}"
+               f"'s own val logits{held}")
 
 
 def safe_model_name(name: str) -> str:

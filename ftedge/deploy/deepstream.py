@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ftedge.deploy.common import KitWriter, engine_name, max_batch, onnx_name
+from ftedge.deploy.common import (KitWriter, engine_name, max_batch, onnx_name,
+                                  temperature_sentence)
 from ftedge.deploy.labels import deepstream_labels_text
 from ftedge.deploy.templates.preprocess import to_rgb
 
@@ -171,6 +172,12 @@ def _notes(manifest: dict) -> list[str]:
         "classifier-threshold and 0 as the class and that value as its confidence: the "
         "threshold is in logit units, and an all-negative output reports no class. For "
         "probabilities add a parse-classifier-func-name (custom-lib-path) that applies softmax.",
+        f"Confidence: {temperature_sentence(manifest)[1]}. A pipeline with this config cannot "
+        "apply T: nvinfer has no softmax and no temperature, and no classifier-threshold "
+        "equals a threshold on calibrated probabilities (softmax(z/T) of the top class depends "
+        "on every class's logit). The top-1 class is the same (T > 0 keeps the order). For "
+        "calibrated confidence, the custom parser computes softmax(logits / T) with this T, or "
+        "output-tensor-meta=1 hands the raw logits to a downstream probe that does.",
         *unknown_note(manifest),
         "",
         "Engine: model-engine-file is the engine ftedge (or ../../trtexec.sh) builds on the "

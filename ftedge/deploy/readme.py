@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name
+from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name, temperature_sentence
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
 from ftedge.formats.artifact import vnni_caveat
@@ -149,8 +149,8 @@ inputs that differ by one float32 rounding flip the top-1 class of some images.
    mean = [{mean}]
    std = [{std}] (float32).
 6. **Batch** as N x 3 x {size} x {size}, input `{manifest['input_name']}`; the output
-   `{manifest['output_name']}` holds N x {len(manifest['classes'])} logits (softmax them for
-   probabilities).
+   `{manifest['output_name']}` holds N x {len(manifest['classes'])} logits (section 5 turns them
+   into calibrated probabilities).
 
 Class i is line i of `deploy/labels.txt`. Names are escaped so that each stays on one line:
 `\\\\` is a backslash, `\\n` and `\\r` are newline and carriage return, `\\uXXXX` (4 lowercase
@@ -161,10 +161,10 @@ hex digits) any other line-breaking character; every other character is itself.
 def _unknown_section(manifest: dict) -> str:
     u = manifest.get("unknown")
     if not u:
-        return ("## 5. Images of none of the classes\n\nThis artifact has no unknown score "
+        return ("## 6. Images of none of the classes\n\nThis artifact has no unknown score "
                 "(exported with --unknown-score off, or by an older\nftedge): every image "
                 "gets one of the classes. Export it again to get one.\n")
-    return f"""## 5. Images of none of the classes
+    return f"""## 6. Images of none of the classes
 
 The graph has a second output, `{u['output']}` (N x 1 float32, the {u['score']} score, higher =
 more unknown). An image whose score is above **{u['threshold']:.9g}** is of none of the classes:
@@ -180,6 +180,26 @@ the threshold accepts {u['target_tpr']:.0%} of the val images ({u['val']['tpr']:
 """
 
 
+def _confidence_section(manifest: dict) -> str:
+    t, sentence = temperature_sentence(manifest)
+    return f"""## 5. Calibrated confidence
+
+The output holds logits; {sentence}. The temperature never changes the top-1 class. It was
+fitted on this artifact's own logits, so a probability threshold chosen on it means the same
+on every ftedge artifact of the run (each has its own T in its manifest.json, `calibration`).
+
+- `infer.py` and `ftedge predict` apply T (`"temperature"` in their JSON).
+- Triton serves raw logits: the client computes softmax(logits / {t:.6g}); config.pbtxt carries
+  T as the parameter `ftedge_calibration_temperature` (the model-config API returns it). The
+  classification extension (`class_count`) ranks raw logits and returns them, not probabilities.
+- DeepStream (TensorRT artifacts): nvinfer cannot apply T. Its default classifier parser has
+  no softmax; `classifier-threshold` compares raw logits, and no value of it equals a threshold
+  on calibrated probabilities, which depend on every class's logit. For calibrated confidence
+  in a pipeline, a custom `parse-classifier-func-name` must compute softmax(logits / T), or
+  `output-tensor-meta=1` hands the raw tensor to a downstream probe that does.
+"""
+
+
 def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[str]) -> str:
     runtime = manifest["runtime"]
     files = "\n".join(f"- `{p}`" for p in sorted([*written, "deploy/README.md"]))
@@ -191,7 +211,7 @@ def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[st
                         "export the run for a TensorRT target (e.g.\n`--target "
                         "jetson-orin-nano`) to get a DeepStream config in its deploy kit.\n")
     sections += [_triton_section(manifest, triton_name), _contract_section(manifest),
-                 _unknown_section(manifest)]
+                 _confidence_section(manifest), _unknown_section(manifest)]
     title = (f"# Deploy kit: {manifest['model_name']} on {manifest.get('target', runtime)} "
              f"({runtime}, {manifest['precision']})")
     caveat = vnni_caveat(manifest["runtime"], manifest.get("extra"))

@@ -18,11 +18,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftedge.deploy.common import (KitWriter, batch_of, engine_name, max_batch, model_files,
-                                  safe_model_name)
+                                  safe_model_name, temperature_sentence)
 from ftedge.deploy.labels import labels_text
 
 PLATFORM = {"onnxruntime": 'backend: "onnxruntime"', "openvino": 'backend: "openvino"',
             "tensorrt": 'platform: "tensorrt_plan"'}
+# config.pbtxt parameter carrying the calibration temperature for clients (Triton ignores it)
+TEMPERATURE_PARAMETER = "ftedge_calibration_temperature"
 MAX_QUEUE_DELAY_US = 100  # how long Triton may hold a request to batch it with others
 
 
@@ -71,7 +73,10 @@ def config_pbtxt(manifest: dict, name: str) -> str:
         f"({manifest.get('target', runtime)}, {manifest['precision']}), written by ftedge.",
         "# Input: NCHW float32, already preprocessed as deploy/README.md says (the client",
         "# applies the contract, e.g. with deploy/infer.py's preprocess_file). Output: raw logits;",
-        "# the classification extension returns labels.txt's escaped names.",
+        "# the classification extension returns labels.txt's escaped names, ranked by raw logit.",
+        f"# Confidence: {temperature_sentence(manifest)[1]};",
+        "# Triton does not apply it: the client divides by T (parameter",
+        f"# {TEMPERATURE_PARAMETER}, readable with the model-config API) before the softmax.",
         f'name: "{name}"',
         PLATFORM[runtime],
         f"max_batch_size: {max_batch(manifest) if batching else 0}",
@@ -100,6 +105,10 @@ def config_pbtxt(manifest: dict, name: str) -> str:
                   "}"]
     kind = "KIND_GPU" if runtime == "tensorrt" else "KIND_CPU"
     lines += ["instance_group [", "  {", "    count: 1", f"    kind: {kind}", "  }", "]"]
+    lines += ["parameters: {", f'  key: "{TEMPERATURE_PARAMETER}"',
+              f'  value: {{ string_value: "{temperature_sentence(manifest)[0]:.9g}" }}', "}"]
+    lines += ["parameters: {", f'  key: "{TEMPERATURE_PARAMETER}"',
+              f'  value: {{ string_value: "{temperature_sentence(manifest)[0]:.9g}" }}', "}"]
     if runtime == "openvino":
         lines += ["parameters: {", '  key: "TARGET_DEVICE"',
                   f'  value: {{ string_value: "{manifest["device"]}" }}', "}"]

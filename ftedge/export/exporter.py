@@ -12,6 +12,9 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from ftedge.confidence import DIAGRAM as RELIABILITY_DIAGRAM
+from ftedge.confidence import RECORD as CALIBRATION_RECORD
+from ftedge.confidence import calibration_record, summary_line, write_reliability_diagram
 from ftedge.config import from_dict
 from ftedge.deploy import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
@@ -127,7 +130,7 @@ def graph_opset(path: Path) -> int:
 
 
 def _manifest(loaded, profile, source, artifact, target, parity, opset,
-              unknown=None) -> Manifest:
+              calibration: dict | None = None, unknown: dict | None = None) -> Manifest:
     meta = read_metadata(source.path)
     return Manifest(
         target=profile.name, runtime=profile.runtime, device=profile.device,
@@ -141,7 +144,7 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset,
                 "checkpoint": meta.get("ftedge.checkpoint", loaded.checkpoint.name),
                 "checkpoint_sha256": meta.get("ftedge.checkpoint_sha256"),
                 **({"gate": source.gate} if source.gate else {})},
-        calibration_sha256=meta.get("ftedge.calibration_sha256"),
+        calibration_sha256=meta.get("ftedge.calibration_sha256"), calibration=calibration,
         versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
         float_layers=list(source.float_layers),
         extra=artifact.extra, unknown=unknown, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
@@ -189,8 +192,9 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
-        parity = parity_check(loaded, source, artifact, profile, tgt, threads)
+        parity, val = parity_check(loaded, source, artifact, profile, tgt, threads)
         atomic_write_json(tmp / "parity.json", parity)
+        calibration = fit_artifact_calibration(tmp, loaded, profile, precision, val, log)
         unknown = None
         if scored is not None:
             if artifact.built:
@@ -200,7 +204,8 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
             else:
                 record = source_threshold(loaded, scored, tpr)
             unknown = {**facts, **record}
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset, unknown)
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset,
+                             calibration, unknown)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
@@ -222,6 +227,26 @@ def _with_unknown(loaded, source: SourceModel, score: str | None, asked: bool, l
             + (f" ({e.hint})" if e.hint else "")
             + "; pass --unknown-score off to export without one and silence this")
         return None, None
+
+
+def fit_artifact_calibration(folder: Path, loaded, profile: TargetProfile, precision: str,
+                             val, log=print) -> dict | None:
+    """The temperature fitted on the artifact's own val logits (the parity check's: no second
+    pass), with calibration.json and reliability.png written into `folder`; None without val
+    images (predict then uses T = 1 and says so)."""
+    if val is None:
+        log(f"warning: {profile.name} {precision}: no val images to fit a temperature on; "
+            "probabilities use T = 1")
+        return None
+    record = calibration_record(val.logits, val.labels,
+                                fitted_on=f"val split of {loaded.path.resolve()}: {val.of}")
+    record["on_artifact"] = val.artifact_ran
+    atomic_write_json(folder / CALIBRATION_RECORD, record)
+    write_reliability_diagram(record, folder / RELIABILITY_DIAGRAM,
+                              title=f"{profile.name} {precision}: {val.of}")
+    log(f"{profile.name} {precision} {summary_line(record)}"
+        + ("" if val.artifact_ran else f" [{val.of}]"))
+    return record
 
 
 def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:

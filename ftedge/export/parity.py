@@ -8,6 +8,8 @@ classes are tied within the quantization noise (`int8_agreement`).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ftedge.data.transforms import preprocess_samples
@@ -159,25 +161,48 @@ def deepstream_accuracy(loaded, source) -> dict:
             "resize": "whole image stretched to the input size (maintain-aspect-ratio=0)"}
 
 
+class ValLogits(NamedTuple):
+    """The val logits the parity check computed, for the confidence calibration to reuse (one
+    inference pass): the artifact's own, or its reference's where the artifact cannot run here
+    (`of` says which)."""
+
+    logits: np.ndarray
+    labels: np.ndarray
+    of: str
+    artifact_ran: bool
+
+
+def _reference_only(loaded, source, why: str) -> ValLogits | None:
+    x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
+    if not len(x):
+        return None
+    return ValLogits(ref_logits, labels, f"{ref_name}, standing in for the artifact ({why})",
+                     False)
+
+
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
-                 threads: int | None = None) -> dict:
-    """Run reference and artifact on the run's val images; `passed` per the profile tolerances."""
+                 threads: int | None = None) -> tuple[dict, ValLogits | None]:
+    """Run reference and artifact on the run's val images; `passed` per the profile tolerances.
+    Returns the report and the val logits it computed (None without a val split)."""
     split = loaded.path / SPLIT
     if not split.is_file():
-        return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}
+        return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}, None
     extra = {"deepstream_preprocessing": deepstream_accuracy(loaded, source)} \
         if profile.runtime == "tensorrt" else {}
     if not artifact.built:
-        return {"status": "pending", "passed": None, **extra,
-                "reason": "the engine is built on the device; parity runs there (ftedge eval "
-                          "ARTIFACT on the device)"}
+        return ({"status": "pending", "passed": None, **extra,
+                 "reason": "the engine is built on the device; parity runs there (ftedge eval "
+                           "ARTIFACT on the device)"},
+                _reference_only(loaded, source, "its engine is built on the device"))
     x, labels, ref_logits, ref_name = _val_and_reference(loaded, source)
     if len(x) == 0:
-        return {"status": "skipped", "passed": None, "reason": f"the val split in {split} is empty"}
+        return ({"status": "skipped", "passed": None,
+                 "reason": f"the val split in {split} is empty"}, None)
     try:
         runner = target.runner(artifact, profile, threads)
     except ExportError as e:  # e.g. the profile's device is not on this machine
-        return {"status": "skipped", "passed": None, "reason": str(e)}
+        return ({"status": "skipped", "passed": None, "reason": str(e)},
+                _reference_only(loaded, source, "it cannot run on this machine"))
     try:
         logits = infer_batches(runner, x)
     except Exception as e:  # a runtime refusing the artifact is the export's failure
@@ -199,5 +224,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     if source.precision == "fp32":
         ok = ok and result["max_abs_logit_diff"] <= tol.fp32_max_abs_logit
         limits["max_abs_logit_diff"] = tol.fp32_max_abs_logit
-    return {"status": "checked", "passed": bool(ok), "reference": ref_name,
-            "images": "val split of the run", "limits": limits, **result, **extra}
+    report = {"status": "checked", "passed": bool(ok), "reference": ref_name,
+              "images": "val split of the run", "limits": limits, **result, **extra}
+    return report, ValLogits(logits, labels, f"the artifact itself ({profile.name} "
+                                             f"{source.precision} on {profile.runtime})", True)

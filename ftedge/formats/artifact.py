@@ -15,6 +15,7 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
+from ftedge.confidence import check_record
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
 from ftedge.formats.owned import MARKER, read_marker
@@ -57,7 +58,10 @@ class Manifest:
     profile: dict
     parity: dict
     files: dict[str, str]  # relative path -> sha256, every file but manifest.json
-    calibration_sha256: str | None = None
+    calibration_sha256: str | None = None  # the INT8 calibration *images* (PTQ), not ...
+    # ... confidence calibration: the temperature fitted on this artifact's own val logits
+    # (confidence.calibration_record; None in manifests from before it: T = 1)
+    calibration: dict | None = None
     float_layers: list[str] = field(default_factory=list)  # layers kept out of INT8
     # the graph's unknown score (export/unknown.py): score, output, threshold, target_tpr...;
     # None for artifacts exported without one (and before ftedge had it)
@@ -171,6 +175,11 @@ def validate(data, folder: Path) -> Manifest:
         check_contract(body["preprocessing"], MANIFEST)
     except FtedgeError as e:
         raise _bad(folder, e.message, data) from None
+    if body.get("calibration") is not None:
+        try:
+            check_record(body["calibration"], MANIFEST)
+        except FtedgeError as e:
+            raise _bad(folder, e.message, data) from None
     shape = body["input_shape"]
     if (not isinstance(shape, list) or len(shape) != 4
             or not (shape[0] == "dynamic" or (isinstance(shape[0], int) and shape[0] > 0))

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import read_json, sha256_file
+from ftedge.io import atomic_write_json, read_json, sha256_file
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -196,6 +196,38 @@ class RunFolder:
             raise RunError(f"{path.name} gated another graph than the {graph.name} here (the graph "
                            "was written again, or changed, after its gate)", remake)
         return {**gate, "graph_sha256": digest}
+
+    def confidence(self, checkpoint: Path) -> tuple[dict | None, str | None]:
+        """The temperature fitted for `checkpoint` (confidence.json, written by `ftedge
+        calibrate` and at the end of `ftedge tune`): (record, None), or (None, why T = 1)."""
+        from ftedge.confidence import RECORD, CalibrationError, check_record
+
+        path = self.path / RECORD
+        fix = f"ftedge calibrate {self.path}"
+        if not path.is_file():
+            return None, f"{self.path.name} has no {RECORD}: probabilities use T = 1 ({fix})"
+        try:
+            record = check_record(read_json(path), str(path))
+        except (RunError, CalibrationError) as e:
+            raise RunError(e.message, fix) from None
+        if record.get("checkpoint_sha256") != sha256_file(checkpoint):
+            return None, (f"{RECORD} was fitted for another checkpoint than {checkpoint.name}: "
+                          f"probabilities use T = 1 ({fix})")
+        return record, None
+
+    def write_confidence(self, logits, labels, checkpoint: Path) -> dict:
+        """Fit the temperature of `checkpoint` on its val `logits` and write confidence.json
+        (tied to the checkpoint's sha256) and reliability.png; returns the record."""
+        from ftedge.confidence import (DIAGRAM, RECORD, calibration_record,
+                                       write_reliability_diagram)
+
+        record = calibration_record(logits, labels, fitted_on=(
+            f"val split of {self.path.resolve()}: {checkpoint.name} in PyTorch FP32"))
+        record.update(checkpoint=checkpoint.name, checkpoint_sha256=sha256_file(checkpoint))
+        write_reliability_diagram(record, self.path / DIAGRAM,
+                                  title=f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val")
+        atomic_write_json(self.path / RECORD, record)
+        return record
 
     def has_checkpoint(self) -> bool:
         return (self.path / LAST).is_file() or (self.path / BEST).is_file()

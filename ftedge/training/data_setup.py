@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 from ftedge.config import TuneConfig, resolve_workers
 from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
+from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
 from ftedge.data.transforms import eval_transform, train_transform
 from ftedge.errors import DatasetError
@@ -27,6 +28,12 @@ class PreparedData:
     audit: DatasetAudit
     test: list[Sample] | None = None
 
+    def leaked(self, split: str = "val") -> set[Path]:
+        """Files of this run's val (or test) that show a picture also in its train."""
+        held = self.val if split == "val" else self.test or []
+        return leaked_into(self.audit.duplicates or [], [s.path for s in self.train],
+                           [s.path for s in held])
+
 
 def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,
                  run: Path) -> PreparedData:
@@ -34,8 +41,10 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
     if cfg.data.path is None:
         raise DatasetError("no dataset given", "pass --data DIR (one sub-folder per class)")
     want_cache = cfg.data.cache
+    # duplicates: the hash comes from the same decode (a few % of it), and a val that leaks
+    # from train is worth a warning before hours of training
     audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background), cache_short_side,
-                          cache=want_cache is not False)
+                          cache=want_cache is not False, duplicates=True)
     if want_cache is None and not cache_fits(len(audit.train) + len(audit.val or []),
                                              cache_short_side):
         audit.images.clear()  # too large for RAM: decode per batch instead

@@ -19,31 +19,10 @@ from torch import nn
 from ftedge.config import TuneConfig, build_tune_config, nest_overrides
 from ftedge.console import console
 from ftedge.data.audit import audit_dataset
+from ftedge.data.features import final_linear as _final_linear
+from ftedge.data.features import pre_logit_features
 from ftedge.data.folder import stratified_split
-from ftedge.data.transforms import preprocess_samples
 from ftedge.models import build_model, get_spec, preprocessing_contract
-
-
-def _final_linear(built) -> nn.Linear:
-    heads = [m for n, m in built.model.named_modules()
-             if isinstance(m, nn.Linear) and (n + ".").startswith(built.head_prefixes)]
-    return heads[-1]
-
-
-@torch.no_grad()
-def pre_logit_features(built, samples, contract: dict, batch: int = 64) -> np.ndarray:
-    """The input of the final Linear for every sample (eval mode: no dropout, BN frozen),
-    the images preprocessed as every runtime does (the contract, its background included)."""
-    model = built.model.eval()
-    captured: list[torch.Tensor] = []
-    hook = _final_linear(built).register_forward_pre_hook(
-        lambda mod, args: captured.append(args[0].detach().float()))
-    try:
-        for i in range(0, len(samples), batch):
-            model(torch.from_numpy(preprocess_samples(samples[i:i + batch], contract)))
-    finally:
-        hook.remove()
-    return torch.cat(captured).numpy()
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds: int = 5):

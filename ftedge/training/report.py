@@ -7,7 +7,9 @@ import numpy as np
 
 from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAULT_EPOCHS,
                            QAT_MIN_STEPS)
+from ftedge.confidence import summary_line
 from ftedge.console import console
+from ftedge.formats.run import BEST, RunFolder
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
 from ftedge.training import qat_stage
@@ -26,6 +28,16 @@ def announce(trainer) -> None:
     if d.audit.unusable:
         console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
                       f"(listed in {trainer.run / 'dataset_audit.json'})")
+    for split in ("val", "test"):
+        leaked = d.leaked(split)
+        if leaked:
+            console.print(f"[yellow]warning: {len(leaked)} of {len(getattr(d, split))} {split} "
+                          f"images also appear in train (identical or near-duplicate "
+                          f"pictures): their scores measure memory, not generalisation"
+                          + ("; val top-1 is reported with and without them at the end"
+                             if split == "val" else "")
+                          + f" (pairs listed in {trainer.run / 'dataset_audit.json'}; "
+                          f"`ftedge data check {d.audit.root}`)", soft_wrap=True)
     if trainer.bn_frozen:
         why = ("train.bn: freeze" if trainer.cfg.train.bn == "freeze" else
                "train.bn auto: pretrained weights and a small training set or batch")
@@ -53,7 +65,13 @@ def finish(trainer, result) -> None:
     fp32_model = trainer.fp32_best_model()
     logits, labels = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     rep = classification_report(logits, labels, trainer.data.classes)
+    leak = _leak_effect(trainer, logits, labels)
+    if leak is not None:
+        rep["leak"] = leak
     atomic_write_json(trainer.run / "val_report.json", rep)
+    if len(labels) >= 2:  # the FP32 model's temperature, for predict/eval on the run
+        record = RunFolder(trainer.run).write_confidence(logits, labels, trainer.run / BEST)
+        console.print(summary_line(record), highlight=False, soft_wrap=True)
     plot_confusion(trainer.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
                    trainer.data.classes, f"val, best epoch {result.best_epoch}: "
                                       f"top-1 {rep['top1']:.4f}")
@@ -72,6 +90,7 @@ def finish(trainer, result) -> None:
         "seconds": round(result.seconds, 1), "device": trainer.device,
         "world_size": trainer.ctx.world_size, "weights_source": trainer.built.weights_note,
         "train_images_per_s": round(float(np.median(ips)), 2) if ips else None,
+        "val_leak": leak,
         "qat": None if result.gate is None else {
             "qat_val_top1": result.qat_top1, "qat_best_epoch": result.qat_best_epoch,
             "qat_epochs_planned": trainer.qat_epochs,
@@ -84,8 +103,27 @@ def finish(trainer, result) -> None:
     console.print(f"best val top-1 {result.best_top1:.4f} at epoch {result.best_epoch}"
                   + (" (stopped early)" if result.stopped_early else "")
                   + f" in {result.seconds:.0f} s")
+    if leak is not None:
+        without = ("n/a: every val image leaks" if leak["val_top1_without_leaked"] is None
+                   else f"{leak['val_top1_without_leaked']:.4f}")
+        console.print(f"[yellow]val top-1 of the best FP32 model: {leak['val_top1']:.4f} with "
+                      f"the {leak['leaked_val_images']} val images that also appear in train, "
+                      f"{without} without them")
     if trainer.stage == "qat":
         console.print(f"QAT: shipped epoch {result.qat_best_epoch} (fake-quantized val top-1 "
                       f"{result.qat_top1:.4f}); {qat_ran} of {trainer.qat_epochs} QAT epochs run")
     console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
                   "training_curves.png, confusion_matrix.png)", soft_wrap=True)
+
+
+def _leak_effect(trainer, logits: np.ndarray, labels: np.ndarray) -> dict | None:
+    """Val top-1 with and without the val images that also appear in train; None: no leak."""
+    leaked = trainer.data.leaked("val")
+    if not leaked:
+        return None
+    mask = np.array([s.path in leaked for s in trainer.data.val])
+    correct = logits.argmax(1) == labels
+    return {"leaked_val_images": int(mask.sum()), "val_images": len(mask),
+            "val_top1": float(correct.mean()),
+            "val_top1_without_leaked": float(correct[~mask].mean()) if (~mask).any() else None,
+            "leaked_test_images": len(trainer.data.leaked("test"))}

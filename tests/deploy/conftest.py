@@ -100,7 +100,7 @@ def make_manifest(runtime: str, artifact: str, batch=None, contract=None, precis
 
 
 def build_artifact(folder: Path, runtime: str, batch=None, contract=None, precision="fp32",
-                   classes=None) -> tuple[Path, dict]:
+                   classes=None, calibration=None) -> tuple[Path, dict]:
     """An artifact folder as the exporter stages it: model file(s), kit, sealed manifest."""
     from ftedge.deploy import write_deploy_kit
 
@@ -119,6 +119,8 @@ def build_artifact(folder: Path, runtime: str, batch=None, contract=None, precis
     else:  # the export writes the ONNX; the engine comes later, on the device
         tiny_onnx(folder / f"model.{precision}.onnx", len(classes), batch)
         artifact, extra = "model.engine", {"extra": {"onnx": f"model.{precision}.onnx"}}
+    if calibration is not None:
+        extra["calibration"] = calibration
     manifest = make_manifest(runtime, artifact, batch, contract, precision, classes, **extra)
     written = write_deploy_kit(folder, manifest)
     return folder, {**seal(folder, manifest), "_written": written}

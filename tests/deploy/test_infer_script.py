@@ -17,8 +17,8 @@ from tests.deploy.conftest import (CLASSES, build_artifact, copy_artifact, run_i
                                    write_bad_images)
 
 
-def reference(folder, manifest, paths):
-    """ftedge's preprocessing fed to the artifact's ONNX in ONNX Runtime: logits -> softmax."""
+def reference(folder, manifest, paths, temperature=1.0):
+    """ftedge's preprocessing fed to the artifact's ONNX in ONNX Runtime: softmax(logits / T)."""
     import onnxruntime as ort
 
     onnx_file = next(folder.glob("*.onnx"), None) or folder.parent / f"{folder.name}.src.onnx"
@@ -31,7 +31,7 @@ def reference(folder, manifest, paths):
         pad = np.zeros((batch - 1, *x.shape[1:]), np.float32)
         logits = np.concatenate([session.run(None, {"input": np.concatenate([xi[None], pad])})[0][:1]
                                  for xi in x])
-    logits = logits.astype(np.float64)
+    logits = logits.astype(np.float64) / temperature
     p = np.exp(logits - logits.max(1, keepdims=True))
     return p / p.sum(1, keepdims=True)
 
@@ -61,6 +61,41 @@ def test_json_top1_and_probabilities_match_ftedge(which, request, images, tmp_pa
         assert top["index"] == int(p.argmax()) and top["class"] == CLASSES[top["index"]]
         for t in r["top"]:
             assert t["probability"] == pytest.approx(p[t["index"]], abs=1e-3)
+
+
+@pytest.mark.parametrize("temperature", [0.25, 3.0])
+def test_probabilities_are_softmax_of_logits_over_the_manifest_temperature(temperature, images,
+                                                                          tmp_path):
+    folder, manifest = build_artifact(
+        tmp_path / "calibrated", "onnxruntime",
+        calibration={"method": "temperature", "temperature": temperature})
+    paths = list(images.values())[:4]
+    res = run_infer(folder / "deploy" / "infer.py", *paths, "--json", "--topk", "6", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "T = 1" not in res.stderr
+    want = reference(folder, manifest, paths, temperature)
+    assert not np.allclose(want, reference(folder, manifest, paths))  # T changes the numbers
+    for r, p in zip(json.loads(res.stdout), want):
+        assert r["temperature"] == temperature
+        got = np.array([t["probability"] for t in sorted(r["top"], key=lambda t: t["index"])])
+        np.testing.assert_allclose(got, p, atol=1e-6)
+
+
+def test_a_manifest_without_calibration_says_t_is_1(ort_artifact, images, tmp_path):
+    folder, manifest = ort_artifact
+    res = run_infer(folder / "deploy" / "infer.py", images["wide.png"], "--json", cwd=tmp_path)
+    assert res.returncode == 0 and "no calibration" in res.stderr and "T = 1" in res.stderr
+    assert json.loads(res.stdout)[0]["temperature"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "2", None, True])
+def test_a_damaged_temperature_is_refused(bad, images, tmp_path):
+    folder, manifest = build_artifact(tmp_path / "bad", "onnxruntime",
+                                      calibration={"method": "temperature", "temperature": 1.5})
+    manifest = {k: v for k, v in manifest.items() if k not in ("_written", "digest", "files")}
+    seal(folder, {**manifest, "calibration": {"method": "temperature", "temperature": bad}})
+    res = run_infer(folder / "deploy" / "infer.py", images["wide.png"], cwd=tmp_path)
+    assert res.returncode == 2 and "temperature is damaged" in res.stderr
 
 
 def test_text_output_and_artifact_option(ort_artifact, images, tmp_path):

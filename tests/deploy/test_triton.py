@@ -63,6 +63,17 @@ def test_config_parses_with_the_right_fields(which, backend, platform, kind, req
     assert parse_labels(labels.read_text(encoding="utf-8")) == CLASSES
 
 
+def test_config_carries_the_temperature_for_clients(tmp_path, model_config_pb2):
+    from tests.deploy.conftest import build_artifact
+
+    folder, _ = build_artifact(tmp_path / "t", "onnxruntime",
+                               calibration={"method": "temperature", "temperature": 0.8125})
+    cfg = parse(model_config_pb2, folder)
+    assert cfg.parameters["ftedge_calibration_temperature"].string_value == "0.8125"
+    readme = (folder / "deploy" / "README.md").read_text()
+    assert "softmax(logits / T) with T = 0.8125" in readme and "cannot apply T" in readme
+
+
 def test_version_folder_holds_copies_of_the_model(ort_artifact, ov_artifact, trt_artifact):
     ort_folder, ort_manifest = ort_artifact
     one = ort_folder / "deploy" / "triton" / "tiny_net" / "1"

@@ -32,12 +32,31 @@ def test_manifest_carries_the_contract(ort_exports, qat_run):
     assert m["precision"] == "int8" and m["opset"] == 17 and m["input_shape"][0] == "dynamic"
     assert m["source"]["kind"] == "qat" and len(m["source"]["checkpoint_sha256"]) == 64
     assert {"ftedge", "torch", "onnx", "onnxruntime"} <= set(m["versions"])
-    assert {f for f in m["files"] if not f.startswith("deploy/")} == {"model.int8.onnx",
-                                                                     "parity.json"}
+    assert {f for f in m["files"] if not f.startswith("deploy/")} == {
+        "model.int8.onnx", "parity.json", "confidence.json", "reliability.png"}
     assert {"deploy/infer.py", "deploy/labels.txt", "deploy/README.md"} <= set(m["files"])
     props = {p.key: p.value for p in onnx.load(str(ort_exports["int8"].folder /
                                                    "model.int8.onnx")).metadata_props}
     assert json.loads(props["ftedge.classes"]) == run.classes and props["ftedge.target"]
+
+
+def test_each_artifact_is_calibrated_on_its_own_val_logits(ort_exports, qat_run):
+    from ftedge.confidence import fit_temperature
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.formats.run import RunFolder
+    from ftedge.runtime import infer_batches
+
+    samples = RunFolder(qat_run.run_dir).samples("val", load_run(qat_run.run_dir).classes)
+    labels = np.array([s.label for s in samples])
+    for precision, result in ort_exports.items():
+        record = result.manifest["calibration"]
+        assert record == json.loads((result.folder / "confidence.json").read_text())
+        assert record["method"] == "temperature" and record["on_artifact"] is True
+        assert record["n"] == len(samples) and "the artifact itself" in record["fitted_on"]
+        loaded = open_model(result.folder)
+        logits = infer_batches(loaded.runner, preprocess_samples(samples, loaded.contract))
+        assert record["temperature"] == pytest.approx(fit_temperature(logits, labels), rel=1e-4)
+        assert (result.folder / "reliability.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_parity_numbers_per_precision(ort_exports):
@@ -100,6 +119,48 @@ def test_eval_and_predict_work_on_artifacts(ort_exports, qat_run):
     image = next(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))
     top = predict(ort_exports["int8"].folder, [image], topk=2)[0]["top"]
     assert len(top) == 2 and 0 < top[0]["prob"] <= 1
+
+
+def test_predict_and_eval_apply_the_manifest_temperature(ort_exports, qat_run, capsys):
+    from ftedge.data.transforms import preprocess_image
+    from ftedge.metrics import softmax
+
+    folder = ort_exports["int8"].folder
+    t = ort_exports["int8"].manifest["calibration"]["temperature"]
+    images = sorted(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))[:3]
+    out = predict(folder, images, topk=3)
+    loaded = open_model(folder)
+    for r, image in zip(out, images):
+        want = softmax(loaded.runner.infer(preprocess_image(image, loaded.contract)) / t)[0]
+        assert r["temperature"] == t
+        for entry in r["top"]:
+            assert entry["prob"] == pytest.approx(want[loaded.classes.index(entry["class"])],
+                                                  abs=1e-6)
+    assert "T = 1" not in capsys.readouterr().err
+    cal = evaluate(folder)["calibration"]
+    assert cal["calibrated"] and cal["temperature"] == t and cal["in_sample"]
+    assert cal["heldout"]["ece_after"] == ort_exports["int8"].manifest["calibration"]["ece_after"]
+
+
+def test_an_old_manifest_without_calibration_loads_with_t_1_said_plainly(ort_exports, tmp_path,
+                                                                         capsys, qat_run):
+    from ftedge.formats.artifact import MANIFEST, digests
+
+    copy = tmp_path / "old"
+    shutil.copytree(ort_exports["fp32"].folder, copy)
+    body = json.loads((copy / MANIFEST).read_text())
+    body = {k: v for k, v in body.items() if k not in ("calibration", "digest", "section_digests")}
+    (copy / MANIFEST).write_text(json.dumps({**body, **digests(body)}))
+    loaded = open_model(copy)
+    assert loaded.manifest.calibration is None
+    image = next(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))
+    capsys.readouterr()
+    (r,) = predict(copy, [image], topk=1)
+    assert r["temperature"] == 1.0
+    assert "no calibration" in capsys.readouterr().err
+    rep = evaluate(copy)["calibration"]
+    assert not rep["calibrated"] and rep["temperature"] == 1.0
+    assert rep["ece_after"] == rep["ece_before"]
 
 
 def test_tampered_artifact_is_refused(ort_exports, tmp_path):
@@ -270,8 +331,14 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
     assert m["parity"]["status"] == "pending" and res.passed is None
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) == [
-        "build_plan.json", "deploy", "manifest.json", "model.int8.onnx", "parity.json",
-        "trtexec.sh"]
+        "build_plan.json", "confidence.json", "deploy", "manifest.json", "model.int8.onnx",
+        "parity.json", "reliability.png", "trtexec.sh"]
+    # no engine here: T is fitted on the reference's logits, and the manifest says so
+    assert m["calibration"]["on_artifact"] is False
+    assert "standing in for the artifact" in m["calibration"]["fitted_on"]
+    ds_config = (folder / "deploy/deepstream/config_infer_primary_classifier.txt").read_text()
+    assert f"T = {m['calibration']['temperature']:.6g}" in ds_config and "cannot apply T" in \
+        ds_config
     assert "deploy/deepstream/config_infer_primary_classifier.txt" in m["files"]
     ds = m["parity"]["deepstream_preprocessing"]  # measured on the val split
     assert ds["n"] == 6 and 0 <= ds["top1_deepstream_style"] <= 1

@@ -29,6 +29,9 @@ def test_tune_writes_a_complete_run(finished_run):
     assert (run / "metrics.csv").read_text().splitlines()[0].startswith("epoch,phase,lr")
     split = json.loads((run / "split.json").read_text())
     assert split["source"] == "stratified" and len(split["val"]) == 6
+    # the pre-check searched for duplicates and found none: no leak figures
+    assert json.loads((run / "dataset_audit.json").read_text())["duplicates"] == []
+    assert json.loads((run / "summary.json").read_text())["val_leak"] is None
 
 
 def test_the_colour_task_is_learned(finished_run):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, load_manifest, verify_file
+from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reexport_hint,
+                                              verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
                                                 check_contract, preprocess_file)
@@ -86,9 +87,24 @@ def unknown_decision(score, unknown):
     return {"score": float(score), "threshold": threshold, "is_unknown": float(score) > threshold}
 
 
-def top_k(logits, classes, k):
+def temperature_of(manifest):
+    """The artifact's calibration temperature T (probabilities are softmax(logits / T), fitted
+    at export on this artifact's own val logits), and a note when it has none (T = 1)."""
+    record = manifest.get("calibration")
+    if record is None:
+        return 1.0, ("note: the manifest has no calibration (exported by an older ftedge): "
+                     "probabilities use T = 1")
+    t = record.get("temperature") if isinstance(record, dict) else None
+    if isinstance(t, bool) or not isinstance(t, (int, float)) or not t > 0 or t == float("inf"):
+        raise ArtifactError("the manifest's calibration temperature is damaged",
+                            reexport_hint(manifest))
+    return float(t), None
+
+
+def top_k(logits, classes, k, temperature=1.0):
+    """The k most probable classes, probabilities softmax(logits / temperature)."""
     z = logits.astype(np.float64)
-    p = np.exp(z - z.max())
+    p = np.exp((z - z.max()) / temperature)
     p /= p.sum()
     order = np.argsort(-p, kind="stable")[:k]
     return [{"index": int(i), "class": classes[i], "probability": float(p[i]),
@@ -126,6 +142,9 @@ def classify(args):
     batch = batch_size(manifest, args.batch)
     fixed = manifest["input_shape"][0] != "dynamic"
     k = min(args.topk, len(classes))
+    temperature, note = temperature_of(manifest)
+    if note:
+        print(note, file=sys.stderr)
     model = Model(args.artifact, manifest)
     unknown = manifest.get("unknown")
     if not unknown:
@@ -143,19 +162,20 @@ def classify(args):
             result["error"] = str(e)
             print(f"{path}: cannot read: {e}", file=sys.stderr)
         if len(pending) == batch:
-            _finish(model, pending, batch, fixed, classes, k, unknown)
+            _finish(model, pending, batch, fixed, classes, k, temperature, unknown)
     if pending:
-        _finish(model, pending, batch, fixed, classes, k, unknown)
+        _finish(model, pending, batch, fixed, classes, k, temperature, unknown)
     return results, n_read
 
 
-def _finish(model, pending, batch, fixed, classes, k, unknown):
+def _finish(model, pending, batch, fixed, classes, k, temperature, unknown):
     logits, scores = run_batch(model, [a for _, a in pending], batch, fixed)
     if unknown and scores is None:
         raise ArtifactError("the manifest records an unknown score but the model has no "
                             f"{unknown.get('output')!r} output", "export the artifact again")
     for i, ((result, _), row) in enumerate(zip(pending, logits)):
-        result["top"] = top_k(row, classes, k)
+        result["temperature"] = temperature
+        result["top"] = top_k(row, classes, k, temperature)
         result["unknown"] = unknown_decision(scores[i], unknown) if unknown else None
     pending.clear()
 
