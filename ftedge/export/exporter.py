@@ -197,12 +197,16 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         calibration = fit_artifact_calibration(tmp, loaded, profile, precision, val, log)
         unknown = None
         if scored is not None:
+            record = None
             if artifact.built:
                 logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
-                record = threshold_record(scores, logits, labels, tpr, "the artifact in "
-                                          f"{profile.runtime}")
-            else:
-                record = source_threshold(loaded, scored, tpr)
+                if scores is not None:
+                    record = threshold_record(scores, logits, labels, tpr, "the artifact in "
+                                              f"{profile.runtime}")
+            if record is None:
+                record = source_threshold(loaded, scored, tpr, "the artifact does not run here"
+                                          if not artifact.built else
+                                          "its runner gives no second output")
             unknown = {**facts, **record}
         manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset,
                              calibration, unknown)

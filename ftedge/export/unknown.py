@@ -61,16 +61,17 @@ def scored_graph(loaded, graph: Path, score: str, k: int | None = None):
     return append_score(model, score, params), facts
 
 
-def val_scores(loaded, runner: Runner) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(logits, unknown scores, labels) of the run's val split through `runner`."""
+def val_scores(loaded, runner: Runner) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(logits, unknown scores, labels) of the run's val split through `runner`; scores None
+    when the runner does not give the second output (a wrapper without infer_scored)."""
     samples, labels = _images(loaded, "val")
     logits, scores = [], []
     for i in range(0, len(samples), BATCH):
         lo, sc = infer_scored(runner, preprocess_samples(samples[i:i + BATCH], loaded.contract))
-        if sc is None:
-            raise ConfigError("the artifact's graph has no unknown score output")
         logits.append(lo)
         scores.append(sc)
+    if any(sc is None for sc in scores):
+        return np.concatenate(logits), None, labels
     return np.concatenate(logits), np.concatenate(scores), labels
 
 
@@ -87,9 +88,10 @@ def threshold_record(scores: np.ndarray, logits: np.ndarray, labels: np.ndarray,
             "measured_on": measured_on}
 
 
-def source_threshold(loaded, scored, tpr: float) -> dict:
+def source_threshold(loaded, scored, tpr: float,
+                     why: str = "the artifact does not run here") -> dict:
     """The threshold from the scored source graph in ONNX Runtime: for artifacts that cannot
     run here (a TensorRT engine is built on the device)."""
     logits, scores, labels = val_scores(loaded, OrtRunner(scored))
-    return threshold_record(scores, logits, labels, tpr, "the source graph in ONNX Runtime "
-                            "(the artifact does not run here)")
+    return threshold_record(scores, logits, labels, tpr,
+                            f"the source graph in ONNX Runtime ({why})")
