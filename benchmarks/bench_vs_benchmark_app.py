@@ -38,9 +38,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=8)
     a = ap.parse_args()
 
-    from ftedge.bench.bench import BenchOptions, _latency
-    from ftedge.bench.latency import timer_overhead_us
-    from ftedge.export.exporter import load_artifact
+    from ftedge.stages.bench.bench import BenchOptions, _latency
+    from ftedge.stages.bench.latency import timer_overhead_us
+    from ftedge.runtime.artifact import load_artifact
     from ftedge.io import read_json
 
     manifest = read_json(a.artifact / "manifest.json")

@@ -25,7 +25,7 @@ from ftedge.data.dataset import ImageSamples
 from ftedge.data.transforms import eval_transform, preprocess_samples, train_transform
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.runtime import infer_batches
-from ftedge.runtime.pytorch import TorchRunner
+from ftedge.runtime.pytorch.runner import TorchRunner
 from ftedge.training.probe import init_head_from_probe
 
 

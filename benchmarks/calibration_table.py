@@ -50,7 +50,7 @@ def recorded_rows(run: Path) -> list[dict]:
 def val_logits(folder: Path, run: Path) -> tuple[np.ndarray, np.ndarray]:
     """The model's logits on its run's val split (the run's best.pt, or the artifact)."""
     from ftedge.formats.run import RunFolder
-    from ftedge.inference import _logits, open_model
+    from ftedge.stages.inference import _logits, open_model
 
     loaded = open_model(folder)
     samples = RunFolder(run).samples("val", loaded.classes)
@@ -77,7 +77,8 @@ def _fmt(row: dict) -> list[str]:
     if "missing" in row:
         return [row["model"], *["-"] * 7, row["missing"]]
     bound = "*" if row.get("at_bound") else ""
-    on = "artifact" if row.get("on_artifact", True) else "reference (stand-in)"
+    on = ("its own logits" if row.get("on_artifact", True) else
+          "its reference's logits (stand-in)")
     return [row["model"], f"{row['temperature']:.3f}{bound}", f"{row['ece_before']:.4f}",
             f"{row['ece_after']:.4f}", f"{row['nll_before']:.4f}", f"{row['nll_after']:.4f}",
             f"{row['top1']:.4f}", str(row["n"]), on]

@@ -37,7 +37,7 @@ def main() -> None:
     import onnx
     import openvino as ov
 
-    from ftedge.runtime.ort import inference_session
+    from ftedge.runtime.onnxruntime.runner import inference_session
 
     shapes = set()
     for g in args.graphs:

@@ -19,14 +19,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ftedge.bench.latency import latency_percentiles, time_calls
+from ftedge.stages.bench.latency import latency_percentiles, time_calls
 from ftedge.data.transforms import preprocess_samples
 from ftedge.formats.run import RunFolder
 from ftedge.quant.gate import onnx_logits
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.reference import qat_reference
-from ftedge.runtime.ort import OrtRunner
-from ftedge.runtime.pytorch import load_run
+from ftedge.runtime.onnxruntime.runner import OrtRunner
+from ftedge.runtime.pytorch.runner import load_run
 
 
 def timed(fn, x, seconds: float = 3.0) -> float:
@@ -160,7 +160,7 @@ class _OvCompiled:
         return self.compiled(x)
 
     def conv_kernels(self):
-        from ftedge.runtime.ov import conv_precisions
+        from ftedge.runtime.openvino.runner import conv_precisions
 
         return conv_precisions(self.compiled)
 

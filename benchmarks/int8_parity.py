@@ -1,4 +1,4 @@
-"""How the INT8 export parity rule (export/parity.py int8_agreement) was measured: each run's
+"""How the INT8 export parity rule (stages/export/parity.py int8_agreement) was measured: each run's
 INT8 graph exported for onnxruntime-cpu and openvino-cpu by `ftedge export` itself (their
 layouts, the profiles' compile settings, parity.json), plus OpenVINO on the unchanged shared
 graph, all against the export's reference (the QAT model's fake-quantized outputs) on the run's
@@ -39,15 +39,15 @@ def main() -> None:
         ap.error(f"not a QAT run (no qat_best.pt): {', '.join(missing)}")
 
     from ftedge.data.transforms import preprocess_samples
-    from ftedge.export.exporter import export_run
-    from ftedge.export.openvino import compile_config
-    from ftedge.export.parity import int8_agreement, quantization_noise
-    from ftedge.export.profiles import load_profile
+    from ftedge.stages.export.exporter import export_run
+    from ftedge.runtime.openvino.target import compile_config
+    from ftedge.stages.export.parity import int8_agreement, quantization_noise
+    from ftedge.runtime.profiles import load_profile
     from ftedge.formats.run import RunFolder
     from ftedge.quant.reference import qat_reference
     from ftedge.runtime import infer_batches
-    from ftedge.runtime.ov import OpenVinoRunner
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.runtime.openvino.runner import OpenVinoRunner
+    from ftedge.runtime.pytorch.runner import load_run
 
     out = args.out or Path(tempfile.mkdtemp(prefix="int8_parity_"))
     print(f"OpenVINO ISA limit: {args.ov_isa or 'none'}; artifacts in {out}")
@@ -84,7 +84,7 @@ def main() -> None:
 
 
 def _runner_of(folder: Path):
-    from ftedge.inference import open_model
+    from ftedge.stages.inference import open_model
 
     return open_model(folder).runner
 

@@ -141,7 +141,7 @@ def max_pair_sum(graph: Path) -> int:
 def _val(run: Path):
     from ftedge.data.transforms import preprocess_samples
     from ftedge.formats.run import RunFolder
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.runtime.pytorch.runner import load_run
 
     loaded = load_run(run)
     samples = RunFolder(run).samples("val", loaded.classes)
@@ -152,7 +152,7 @@ def cmd_qat(args) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from qat_steps import qat_only
 
-    from ftedge.runtime.ort import onnx_logits
+    from ftedge.runtime.onnxruntime.runner import onnx_logits
 
     x = y = fp32 = None
     rows: dict[str, list[dict]] = {}
@@ -227,7 +227,7 @@ def requantize(src: Path, dst: Path, mode: str) -> None:
 
 
 def cmd_requant(args) -> None:
-    from ftedge.runtime.ort import onnx_logits
+    from ftedge.runtime.onnxruntime.runner import onnx_logits
 
     totals: dict[str, int] = {}
     for run in args.runs:

@@ -17,8 +17,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ftedge.bench.latency import latency_percentiles, time_calls, timer_overhead_us
-from ftedge.runtime.ort import OrtRunner
+from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.runtime.onnxruntime.runner import OrtRunner
 
 
 def identity_model(path: Path) -> Path:

@@ -55,7 +55,7 @@ def run_graph(model, x: np.ndarray, runtime: str, outputs: list[str]) -> dict:
     """{output name: array} of `model` on `x`, batch 32, in ONNX Runtime or OpenVINO."""
     import onnx
 
-    from ftedge.runtime.ort import inference_session
+    from ftedge.runtime.onnxruntime.runner import inference_session
 
     got: dict[str, list] = {n: [] for n in outputs}
     if runtime == "onnxruntime":
@@ -66,7 +66,7 @@ def run_graph(model, x: np.ndarray, runtime: str, outputs: list[str]) -> dict:
     else:
         import openvino as ov
 
-        from ftedge.export.profiles import load_profile
+        from ftedge.runtime.profiles import load_profile
 
         hint = load_profile("openvino-cpu").inference_precision
         with tempfile.TemporaryDirectory() as tmp:
@@ -101,7 +101,7 @@ def fitted_graph(path: Path, train_x: np.ndarray, train_y: np.ndarray, n_classes
 def latency_rows(model, params: dict, size: tuple, runs: int) -> list[dict]:
     """Each score's added bytes and its extra ms per image (ORT, batch 1, interleaved)."""
     from ftedge.graph.unknown import SCORES, append_score
-    from ftedge.runtime.ort import inference_session
+    from ftedge.runtime.onnxruntime.runner import inference_session
 
     x = np.random.default_rng(0).normal(size=(1, *size)).astype(np.float32)
     base = inference_session(model)
@@ -138,8 +138,8 @@ def main(argv=None) -> int:
     from ftedge.data.transforms import preprocess_samples
     from ftedge.formats.run import FP32_ONNX, RunFolder
     from ftedge.graph.unknown import SCORES
-    from ftedge.quant.quantize import export_fp32
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.quant.onnx_export import export_fp32
+    from ftedge.runtime.pytorch.runner import load_run
 
     loaded = load_run(args.run)
     folder = RunFolder(args.run)

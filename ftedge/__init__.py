@@ -13,18 +13,18 @@ __version__ = "0.1.0"
 
 _API = {
     "tune": ("ftedge.training", "tune"),
-    "evaluate": ("ftedge.inference", "evaluate"),
-    "predict": ("ftedge.inference", "predict"),
-    "load_run": ("ftedge.runtime.pytorch", "load_run"),
-    "open_model": ("ftedge.inference", "open_model"),
+    "evaluate": ("ftedge.stages.inference", "evaluate"),
+    "predict": ("ftedge.stages.inference", "predict"),
+    "load_run": ("ftedge.runtime.pytorch.runner", "load_run"),
+    "open_model": ("ftedge.runtime.artifact", "open_model"),
     "audit_dataset": ("ftedge.data.audit", "audit_dataset"),
     "write_demo_data": ("ftedge.data.demo", "write_demo_data"),
     "demo": ("ftedge.pipeline", "demo"),
     "build_model": ("ftedge.models", "build_model"),
-    "quantize": ("ftedge.quant.quantize", "quantize"),
-    "export_run": ("ftedge.export.exporter", "export_run"),
-    "load_artifact": ("ftedge.export.exporter", "load_artifact"),
-    "bench_artifacts": ("ftedge.bench.bench", "bench"),
+    "quantize": ("ftedge.stages.quantize", "quantize"),
+    "export_run": ("ftedge.stages.export.exporter", "export_run"),
+    "load_artifact": ("ftedge.runtime.artifact", "load_artifact"),
+    "bench_artifacts": ("ftedge.stages.bench.bench", "bench"),
 }
 
 __all__ = ["__version__", *_API]

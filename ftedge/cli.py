@@ -3,13 +3,43 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import sys
 
 import click
 
+from ftedge.config import (MAX_BATCH, MAX_EPOCHS, MAX_IMG_SIZE, MAX_SEED, MAX_THREADS,
+                           MAX_WORKERS, disable_telemetry)
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
+
+
+class FiniteFloat(click.FloatRange):
+    """A float in a range, and finite: NaN passes every range check (each comparison with it
+    is False), inf passes a lower bound."""
+
+    name = "float"
+
+    def convert(self, value, param, ctx):
+        rv = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(rv):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(rv, param, ctx)
+
+
+# Every number a flag takes has a type with bounds here (tests/test_cli_types.py walks the
+# command tree): an unbounded int overflows in C below (a traceback), NaN slips through
+SEED = click.IntRange(0, MAX_SEED)
+EPOCHS = click.IntRange(1, MAX_EPOCHS)
+EPOCHS_OR_ZERO = click.IntRange(0, MAX_EPOCHS)
+BATCH = click.IntRange(1, MAX_BATCH)
+IMG_SIZE = click.IntRange(16, MAX_IMG_SIZE)
+WORKERS = click.IntRange(0, MAX_WORKERS)
+THREADS = click.IntRange(1, MAX_THREADS)
+COUNT = click.IntRange(1, 1_000_000)  # images, runs, top-k
+LR = FiniteFloat(0, 100, min_open=True)
+POINTS = FiniteFloat(0, 100)  # an accuracy budget in top-1 points
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,22 +53,22 @@ def _tune_options(f):
         click.option("--data", type=click.Path(file_okay=False), help="Class-folder dataset (DIR/<class>/*.jpg, or DIR/train + DIR/val)."),
         click.option("--model", help="efficientnet_lite0 (default), mobilenet_v2, mobilenet_v3_small/large, efficientnet_b0, or any timm name."),
         click.option("--weights", help="imagenet (default), none, or a state_dict file."),
-        click.option("--epochs", type=int, help="Total epochs, head warm-up included (default: from the dataset size, at least 15)."),
-        click.option("--head-epochs", type=int, help="Epochs training only the new head."),
-        click.option("--batch-size", type=int),
-        click.option("--img-size", type=int, help="Input resolution (default: the model's)."),
-        click.option("--lr", type=float, help="Head learning rate (backbone: lr x backbone_lr_mult)."),
+        click.option("--epochs", type=EPOCHS, help="Total epochs, head warm-up included (default: from the dataset size, at least 15)."),
+        click.option("--head-epochs", type=EPOCHS_OR_ZERO, help="Epochs training only the new head."),
+        click.option("--batch-size", type=BATCH),
+        click.option("--img-size", type=IMG_SIZE, help="Input resolution (default: the model's)."),
+        click.option("--lr", type=LR, help="Head learning rate (backbone: lr x backbone_lr_mult)."),
         click.option("--optimizer", type=click.Choice(["adamw", "sgd"])),
-        click.option("--seed", type=int),
+        click.option("--seed", type=SEED),
         click.option("--device", help="auto (default), cpu, cuda, cuda:N, mps."),
-        click.option("--workers", type=int, help="DataLoader workers (default: auto)."),
-        click.option("--patience", type=int, help="Early-stopping patience in epochs; 0 disables."),
+        click.option("--workers", type=WORKERS, help="DataLoader workers (default: auto)."),
+        click.option("--patience", type=EPOCHS_OR_ZERO, help="Early-stopping patience in epochs; 0 disables."),
         click.option("--amp/--no-amp", default=None, help="Mixed precision (default: on for CUDA)."),
         click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/<model>-<time>)."),
         click.option("--qat/--no-qat", default=None, help="Add quantization-aware training and export FP32 + INT8 Q/DQ ONNX."),
-        click.option("--qat-epochs", type=int, help="Epochs of quantization-aware training (default: from the dataset size, "
+        click.option("--qat-epochs", type=EPOCHS, help="Epochs of quantization-aware training (default: from the dataset size, "
                      "at least 3 and 200 steps)."),
-        click.option("--max-drop", type=float, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
+        click.option("--max-drop", type=POINTS, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
         click.option("--distill/--no-distill", default=None, help="QAT also learns the FP32 model's logits (KL with a temperature)."),
         click.option("--fallback/--no-fallback", default=None, help="When the INT8 gate fails, keep the most sensitive layers in float (default: on, at most 10%% of them)."),
     ]
@@ -69,7 +99,7 @@ def tune(config_file, resume, **options) -> None:
 @click.option("--data", required=True, type=click.Path(file_okay=False), help="Class-folder dataset (as for tune).")
 @click.option("--model", help="Network, as for tune (default efficientnet_lite0).")
 @click.option("--weights", help="imagenet (default), none, or a state_dict file.")
-@click.option("--img-size", type=int, help="Input resolution (default: the model's).")
+@click.option("--img-size", type=IMG_SIZE, help="Input resolution (default: the model's).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="The tune YAML config: the probe uses its data/model sections.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
@@ -119,9 +149,10 @@ def demo(out, data, device) -> None:
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--force", "--overwrite", "overwrite", is_flag=True,
               help="Replace an earlier demo-data folder (only one ftedge wrote).")
-@click.option("--train-per-class", type=int,
+@click.option("--train-per-class", type=COUNT,
               help="Write OUT/train with N images per class and OUT/val with the rest.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the --train-per-class pick.")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="Seed of the --train-per-class pick.")
 def demo_data(out, overwrite, train_per_class, seed) -> None:
     """Write scikit-learn's digits (1,797 images, 10 classes) as a PNG class-folder dataset."""
     from ftedge.data.demo import write_demo_data
@@ -174,7 +205,7 @@ def data_check(root, as_json, labels, model) -> None:
 def eval_cmd(run, data, split, as_json, unknown_dir) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
-    from ftedge.inference import calibration_line, evaluate
+    from ftedge.stages.inference import calibration_line, evaluate
 
     rep = evaluate(run, data, split=split, unknown=unknown_dir)
     if as_json:
@@ -219,7 +250,7 @@ def calibrate(run) -> None:
     """Fit a run's temperature (calibrated confidence) on its val split: confidence.json and
     reliability.png in the run. `tune` does this itself; artifacts get theirs at export."""
     from ftedge.confidence import summary_line
-    from ftedge.inference import calibrate as calibrate_api
+    from ftedge.stages.inference import calibrate as calibrate_api
 
     record = calibrate_api(run)
     results.print(summary_line(record), highlight=False, markup=False, soft_wrap=True)
@@ -228,12 +259,12 @@ def calibrate(run) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(exists=True))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--topk", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--topk", default=5, show_default=True, type=COUNT)
 @click.option("--json", "as_json", is_flag=True)
 def predict(run, images, topk, as_json) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
-    from ftedge.inference import predict as predict_api
+    from ftedge.stages.inference import predict as predict_api
 
     results = predict_api(run, list(images), topk)
     if as_json:
@@ -261,14 +292,16 @@ def predict(run, images, topk, as_json) -> None:
               help="Calibration recipe: a name in calibration/ or a recipe YAML file.")
 @click.option("--calib-method", default="entropy", show_default=True,
               type=click.Choice(["minmax", "percentile", "entropy"]))
-@click.option("--percentile", default=99.99, show_default=True)
-@click.option("--max-drop", default=1.0, show_default=True, help="Accuracy gate budget, top-1 points.")
+@click.option("--percentile", default=99.99, show_default=True,
+              type=FiniteFloat(0, 100, min_open=True))
+@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
+              help="Accuracy gate budget, top-1 points.")
 @click.option("--weight-bits", default=7, show_default=True, type=click.Choice(["7", "8"]),
               help="7: safe for u8 x s8 CPU kernels without VNNI (depthwise layers keep 8, "
                    "their kernels cannot saturate); 8: full range (TensorRT).")
 @click.option("--fallback/--no-fallback", default=True, show_default=True,
               help="When the gate fails, keep the most sensitive layers in float.")
-@click.option("--fallback-cap", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True),
+@click.option("--fallback-cap", default=0.1, show_default=True, type=FiniteFloat(0, 1, min_open=True),
               help="Most layers kept in float, as a fraction of the quantized layers.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift of INT8 weights (as NNCF does).")
@@ -279,8 +312,8 @@ def predict(run, images, topk, as_json) -> None:
 def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits, fallback,
              fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
-    from ftedge.quant.quantize import analyse_sensitivity
-    from ftedge.quant.quantize import quantize as quantize_api
+    from ftedge.stages.quantize import analyse_sensitivity
+    from ftedge.stages.quantize import quantize as quantize_api
 
     if sensitivity:
         analyse_sensitivity(run, graph)
@@ -313,7 +346,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 @click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
 @click.option("--allow-failed-gate", is_flag=True,
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
-@click.option("--max-drop", default=1.0, show_default=True,
+@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
 @click.option("--unknown-score",
               help="The out-of-distribution score appended to the graph as a second output: "
@@ -323,14 +356,14 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
                max_drop, unknown_score, unknown_tpr) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
-    from ftedge.export.exporter import export_run
+    from ftedge.stages.export.exporter import export_run
 
     precisions = [p.strip() for p in precision.split(",")] if precision else [None]
     if "auto" in precisions:
         if len(precisions) > 1 or batch:
             raise click.UsageError("--precision auto picks one precision by measurement: give "
                                    "it alone, without --batch")
-        from ftedge.bench.pick import pick_precision
+        from ftedge.pick import pick_precision
 
         codes = [pick_precision(run, t, max_drop, force=force,
                                 out=out if len(targets_) == 1 else None).exit_code
@@ -353,7 +386,7 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
 
 
 def _print_export(result) -> None:
-    from ftedge.export.parity import agreement_line
+    from ftedge.stages.export.parity import agreement_line
 
     m, p = result.manifest, result.manifest["parity"]
     if p.get("status") == "checked":
@@ -381,13 +414,14 @@ def _print_export(result) -> None:
                   soft_wrap=True)
 
 
-def _int_list(value: str) -> tuple[int, ...]:
+def _int_list(ctx, param, value: str) -> tuple[int, ...]:
+    """--batch 1,8,32 as batch sizes, checked as the flags are parsed."""
     try:
         out = tuple(int(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{value!r}: give positive integers like 1,8,32") from None
-    if not out or min(out) < 1:
-        raise click.BadParameter(f"{value!r}: give positive integers like 1,8,32")
+    if not out or min(out) < 1 or max(out) > MAX_BATCH:
+        raise click.BadParameter(f"{value!r}: give integers in 1..{MAX_BATCH} like 1,8,32")
     return out
 
 
@@ -397,13 +431,15 @@ def _int_list(value: str) -> tuple[int, ...]:
               help="Bench this target for the RUN(s) given: exports what is missing first.")
 @click.option("--precision", help="With --target: fp32,fp16,int8 (default: every precision the target has).")
 @click.option("--data", type=click.Path(file_okay=False), help="Val images (default: the run's val split).")
-@click.option("--batch", "batches", default="1,8,32", show_default=True, help="Batch sizes.")
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(min=0),
+@click.option("--batch", "batches", default="1,8,32", show_default=True, callback=_int_list,
+              help="Batch sizes.")
+@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 1_000_000),
               help="Untimed calls per batch size before timing (0: none).")
-@click.option("--runs", type=click.IntRange(min=1), help="Timed runs per batch size (default 100).")
-@click.option("--time", "seconds", type=click.FloatRange(min=0, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
-@click.option("--threads", type=int, help="CPU threads for the runtimes (default: theirs).")
-@click.option("--max-drop", default=1.0, show_default=True, help="Accuracy budget: top-1 points vs FP32.")
+@click.option("--runs", type=COUNT, help="Timed runs per batch size (default 100).")
+@click.option("--time", "seconds", type=FiniteFloat(0, 86_400, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
+@click.option("--threads", type=THREADS, help="CPU threads for the runtimes (default: theirs).")
+@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
+              help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
 @click.option("--force", is_flag=True, help="Replace an earlier bench report folder at --out.")
 @click.option("--pick", is_flag=True, help="With --target: export every precision, bench each, "
@@ -411,7 +447,10 @@ def _int_list(value: str) -> tuple[int, ...]:
 def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
               out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
-    from ftedge.bench.cli_support import run_bench
+    from pathlib import Path
+
+    from ftedge.stages.bench.bench import BenchOptions
+    from ftedge.stages.bench.cli_support import run_bench
 
     if runs is not None and seconds is not None:
         raise click.UsageError("give --runs or --time, not both")
@@ -419,16 +458,21 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         if not targets_ or precision:
             raise click.UsageError("--pick needs --target NAME and RUN folders, and no "
                                    "--precision (it tries every precision)")
-        from ftedge.bench.bench import BenchOptions
-        from ftedge.bench.pick import pick_precision
+        from ftedge.pick import pick_precision
 
-        opts = BenchOptions(batches=_int_list(batches), warmup=warmup, runs=runs,
+        opts = BenchOptions(batches=batches, warmup=warmup, runs=runs,
                             seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
         sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
                      for r in paths for t in targets_))
-    code = run_bench(list(paths), list(targets_), precision, data, _int_list(batches), warmup,
-                     runs, seconds, threads, max_drop, out, force)
-    sys.exit(code)
+    opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
+                        threads=threads, max_drop=max_drop)  # checked before any export
+    if targets_:
+        from ftedge.pick import artifacts_for_targets
+
+        folders = artifacts_for_targets(list(paths), list(targets_), precision)
+    else:
+        folders = [Path(p) for p in paths]
+    sys.exit(run_bench(folders, data, opts, out, force))
 
 
 @cli.command("report")
@@ -468,7 +512,7 @@ def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
         raise click.UsageError(f"{runs[0]} is a run folder: `ftedge report {runs[0]} --html` "
                                "writes its page; without --html, ftedge report merges bench "
                                "folders")
-    from ftedge.bench.report import merge_reports
+    from ftedge.stages.bench.report import merge_reports
 
     paths = merge_reports(list(folders), Path(out or "report"), force)
     results.print(paths["md"].read_text(), highlight=False, markup=False)
@@ -480,7 +524,7 @@ def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
 def targets(ctx) -> None:
     """List the target profiles (targets/); `ftedge targets show NAME` prints one."""
     if ctx.invoked_subcommand is None:
-        from ftedge.export.profiles import load_profile, profile_names
+        from ftedge.runtime.profiles import load_profile, profile_names
 
         for name in profile_names():
             p = load_profile(name)
@@ -493,7 +537,7 @@ def targets_show(name) -> None:
     """Print one profile (a name or a YAML file) as YAML, with its defaults filled in."""
     import yaml
 
-    from ftedge.export.profiles import load_profile
+    from ftedge.runtime.profiles import load_profile
 
     p = load_profile(name)
     click.echo(f"# {p.source}")
@@ -520,6 +564,7 @@ def _terminate(signum, frame) -> None:
 
 
 def main() -> None:
+    disable_telemetry()  # OpenVINO's usage telemetry, for this whole process (README, Privacy)
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         _main()
@@ -531,11 +576,12 @@ def _main() -> None:
     try:
         cli(standalone_mode=False)
     except FtedgeError as e:
-        from ftedge.console import literal
+        _print_error(e)
+        sys.exit(2)
+    except OSError as e:  # a path the OS refused where no step named it: never a traceback
+        from ftedge.io import os_error_message
 
-        console.print("error: ", style="red", end="")
-        console.print("\n".join(literal(line) for line in str(e).split("\n")),
-                      highlight=False, markup=False, soft_wrap=True)
+        _print_error(os_error_message(e))
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and so SIGTERM) into Abort
         _exit_if_terminated(e.__cause__)
@@ -546,8 +592,22 @@ def _main() -> None:
         sys.exit(e.exit_code)
     except KeyboardInterrupt as e:
         _exit_if_terminated(e)
-        console.print("interrupted; continue with --resume RUN")
+        console.print("interrupted; continue with `ftedge tune --resume RUN`"
+                      if _command() == "tune" else "interrupted; nothing half-written was kept")
         sys.exit(130)
+
+
+def _command() -> str | None:
+    """The subcommand on the command line (tune, export, ...), for messages."""
+    return next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+
+
+def _print_error(e: FtedgeError) -> None:
+    from ftedge.console import literal
+
+    console.print("error: ", style="red", end="")
+    console.print("\n".join(literal(line) for line in str(e).split("\n")),
+                  highlight=False, markup=False, soft_wrap=True)
 
 
 def _exit_if_terminated(e: BaseException | None) -> None:

@@ -10,6 +10,8 @@ import dataclasses
 import math
 import os
 import re
+import reprlib
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -31,13 +33,21 @@ QAT_DEFAULT_EPOCHS = 3  # qat.epochs null: at least this many ...
 QAT_MIN_STEPS = 200  # ... and enough for this many steps (few-shot sets), up to MAX_AUTO_EPOCHS
 SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+# Upper bounds of the numbers a user gives (flags, configs, profiles): past them a value only
+# overflows a C integer somewhere below (a traceback), it never means anything useful
+MAX_SEED = 2**31 - 1  # numpy, torch and random all take it; ftedge derives per-epoch seeds
+MAX_BATCH = 65_536
+MAX_IMG_SIZE = 4096
+MAX_EPOCHS = 100_000
+MAX_WORKERS = 256
+MAX_THREADS = 1024
 # confidence calibration (confidence.py): folds of the cross-fitting that measures a
 # temperature on val images its fit did not see, the seed of their shuffle, and the range the
 # fit searches (a T at either end means the val split cannot pin it down: say so)
 CALIBRATION_FOLDS = 5
 CALIBRATION_SEED = 0
 TEMPERATURE_RANGE = (0.05, 20.0)
-# unknown rejection (graph/unknown.py, export/unknown.py): the score every export appends to
+# unknown rejection (graph/unknown.py, runtime/unknown.py): the score every export appends to
 # its graph, the share of val images its threshold accepts, and how many train features k-NN
 # carries in the graph at most (a seeded sample beyond: 2048 x 1280 float32 = 10.5 MB).
 # benchmarks/unknown_ablation.py chose k-NN: on flowers12 (Lite0) it is the score that meets
@@ -160,6 +170,27 @@ class TuneConfig:
     out: str | None = None  # None: runs/<model>-<timestamp>
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value's repr for a message, cut to `limit` characters (a config value can be huge)."""
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = limit
+    return r.repr(value)[:limit]
+
+
+def disable_telemetry() -> None:
+    """Keep OpenVINO's usage telemetry off in this process; call before openvino is imported.
+
+    OpenVINO's model converter (ovc, behind openvino.convert_model) sends usage events through
+    the openvino-telemetry package by default: it writes $HOME/intel/openvino_telemetry and a
+    client id there, and its sender threads query an analytics host (one such query once held
+    an export's exit). That package has no environment switch, and its documented opt-out
+    (`opt_in_out --opt_out`) itself writes to $HOME/intel; ovc falls back to its own no-op stub
+    (openvino/tools/ovc/telemetry_stub.py) when the package cannot be imported, so ftedge makes
+    it unimportable here. A process that imported it before keeps its own choice.
+    """
+    sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
+
+
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -167,7 +198,7 @@ def require_finite(name: str, value: Any) -> Any:
     """`value` when it is a finite number; else the ConfigError that names it (NaN and inf
     slip through every range check: each comparison with NaN is False)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ConfigError(f"{name} must be a finite number, got {value!r}",
+        raise ConfigError(f"{name} must be a finite number, got {shown(value)}",
                           "give an ordinary number")
     return value
 
@@ -193,15 +224,15 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
                               "chooses the epochs from the dataset size)") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}.{name} must be a mapping, got {value!r}")
+            raise ConfigError(f"{where}.{name} must be a mapping, got {shown(value)}")
         return from_dict(hint, value, f"{where}.{name}")
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}.{name} must be a list, got {value!r}")
+            raise ConfigError(f"{where}.{name} must be a list, got {shown(value)}")
         return tuple(_check_value(name, v, args[0], where) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got {value!r}")
+            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got {shown(value)}")
         return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -212,7 +243,7 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(
-            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {value!r}"
+            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {shown(value)}"
         )
     return value
 
@@ -247,19 +278,61 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(dataclasses.asdict(cfg))
 
 
+MAX_YAML_BYTES = 1 << 20  # configs, profiles and recipes are a few kB
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases (*name): a few hundred bytes of nested aliases stand
+    for gigabytes once anything walks the values (a "billion laughs" file), and ftedge's
+    configs, profiles and recipes never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted "
+                                              "in ftedge files: write the values out", mark)
+        return super().compose_node(parent, index)
+
+
+def parse_yaml(text: str, where: str) -> Any:
+    """YAML text parsed safely (no Python objects, no aliases); a ConfigError naming `where`."""
+    try:
+        return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{where} is not valid YAML: {e}",
+                          "fix the file (a YAML mapping, e.g. `train: {epochs: 10}`)") from e
+
+
 def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a YAML mapping with safe_load and a clear error."""
+    """Read a YAML mapping safely (no aliases, at most 1 MiB of UTF-8 text) with a clear
+    error for anything else: a binary file, a checkpoint, a folder, an unreadable path."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_YAML_BYTES + 1)
     except FileNotFoundError as e:
-        raise ConfigError(f"config file not found: {path}") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path} is not valid YAML: {e}") from e
+        raise ConfigError(f"config file not found: {path}", "check the path") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{path} is a folder, not a YAML file", "give a .yaml file") from e
+    except OSError as e:
+        raise ConfigError(f"cannot read {path}: {e.strerror or e}",
+                          "check the path and its permissions") from e
+    if len(raw) > MAX_YAML_BYTES:
+        raise ConfigError(f"{path} is larger than 1 MiB: not an ftedge YAML file",
+                          "give the YAML config/profile/recipe file, not a data or model file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not a text file (not UTF-8 YAML: a checkpoint, model "
+                          "or other binary file?)", "give the YAML file") from e
+    if "\x00" in text:
+        raise ConfigError(f"{path} is not a text file (it holds NUL bytes)", "give the YAML file")
+    data = parse_yaml(text, str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping at the top, got {type(data).__name__}")
+        raise ConfigError(f"{path} must hold a mapping at the top, got {type(data).__name__}",
+                          "write sections like `train:` and `model:` at the top level")
     return data
 
 
@@ -288,15 +361,19 @@ def validate_tune_config(cfg: TuneConfig) -> None:
     """Range checks that types alone cannot express."""
     t, d, a, q = cfg.train, cfg.data, cfg.augment, cfg.qat
     checks = [
-        (q.epochs is None or q.epochs >= 1, "qat.epochs must be >= 1 (or null: automatic)"),
+        (q.epochs is None or 1 <= q.epochs <= MAX_EPOCHS,
+         f"qat.epochs must be in 1..{MAX_EPOCHS} (or null: automatic)"),
+        (0 <= t.seed <= MAX_SEED, f"train.seed must be in 0..{MAX_SEED}"),
+        (0 <= d.split_seed <= MAX_SEED, f"data.split_seed must be in 0..{MAX_SEED}"),
         (q.lr > 0, "qat.lr must be > 0"),
         (q.weight_bits in (7, 8), "qat.weight_bits must be 7 or 8"),
         (q.opset >= 17, "qat.opset must be >= 17 (per-channel Q/DQ and TensorRT 10)"),
         (q.max_drop >= 0, "qat.max_drop is in points of top-1 and must be >= 0"),
-        (t.epochs is None or t.epochs >= 1, "train.epochs must be >= 1 (or null: automatic)"),
+        (t.epochs is None or 1 <= t.epochs <= MAX_EPOCHS,
+         f"train.epochs must be in 1..{MAX_EPOCHS} (or null: automatic)"),
         (0 <= t.head_epochs <= (t.epochs or DEFAULT_EPOCHS),
          "train.head_epochs must be between 0 and train.epochs"),
-        (t.batch_size >= 1, "train.batch_size must be >= 1"),
+        (1 <= t.batch_size <= MAX_BATCH, f"train.batch_size must be in 1..{MAX_BATCH}"),
         (t.lr > 0, "train.lr must be > 0"),
         (t.optimizer in OPTIMIZERS, f"train.optimizer must be one of {', '.join(OPTIMIZERS)}"),
         (t.bn in BN_MODES, f"train.bn must be one of {', '.join(BN_MODES)}"),
@@ -305,13 +382,16 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (0 < d.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (0 < a.scale[0] <= a.scale[1] <= 1, "augment.scale must satisfy 0 < min <= max <= 1"),
         (0 <= a.hflip <= 1, "augment.hflip is a probability in [0, 1]"),
-        (cfg.model.img_size is None or cfg.model.img_size >= 16, "model.img_size must be >= 16"),
+        (cfg.model.img_size is None or 16 <= cfg.model.img_size <= MAX_IMG_SIZE,
+         f"model.img_size must be in 16..{MAX_IMG_SIZE}"),
         (cfg.model.dropout is None or 0 <= cfg.model.dropout < 1,
          "model.dropout is a probability in [0, 1)"),
-        (d.workers is None or d.workers >= 0, "data.workers must be >= 0 (or left out: auto)"),
+        (d.workers is None or 0 <= d.workers <= MAX_WORKERS,
+         f"data.workers must be in 0..{MAX_WORKERS} (or left out: auto)"),
         (len(d.background) == 3 and all(0 <= v <= 255 for v in d.background),
          "data.background is an RGB colour: three integers in 0..255"),
-        (t.patience is None or t.patience >= 0, "train.patience must be >= 0 (0 disables)"),
+        (t.patience is None or 0 <= t.patience <= MAX_EPOCHS,
+         f"train.patience must be in 0..{MAX_EPOCHS} (0 disables)"),
         (t.weight_decay >= 0, "train.weight_decay must be >= 0"),
         (t.backbone_lr_mult >= 0, "train.backbone_lr_mult must be >= 0"),
         (t.warmup_epochs >= 0, "train.warmup_epochs must be >= 0"),
@@ -321,12 +401,14 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (t.bn_momentum is None or 0 < t.bn_momentum <= 1, "train.bn_momentum must be in (0, 1]"),
         (a.color_jitter >= 0, "augment.color_jitter must be >= 0"),
         (0 < a.ratio[0] <= a.ratio[1], "augment.ratio must satisfy 0 < min <= max"),
-        (q.freeze_observers_after >= 0, "qat.freeze_observers_after must be >= 0"),
-        (q.calib_batches >= 1, "qat.calib_batches must be >= 1"),
+        (0 <= q.freeze_observers_after <= MAX_EPOCHS,
+         f"qat.freeze_observers_after must be in 0..{MAX_EPOCHS}"),
+        (1 <= q.calib_batches <= MAX_EPOCHS, f"qat.calib_batches must be in 1..{MAX_EPOCHS}"),
         (q.init in QAT_INITS, f"qat.init must be one of {', '.join(QAT_INITS)}"),
         (0 < q.fallback_cap <= 1, "qat.fallback_cap is a fraction of the layers in (0, 1]"),
         (q.distill_temperature > 0, "qat.distill_temperature must be > 0"),
-        (q.candidates >= 1, "qat.candidates must be >= 1 (1: the fake-quantized best alone)"),
+        (1 <= q.candidates <= MAX_EPOCHS,
+         "qat.candidates must be >= 1 (1: the fake-quantized best alone)"),
         (0 <= q.distill_weight <= 1, "qat.distill_weight must be in [0, 1]"),
     ]
     for ok, msg in checks:

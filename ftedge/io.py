@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import io
 import json
@@ -26,6 +27,32 @@ def disk_full_error(e: OSError, path: str | os.PathLike) -> BaseException:
     return e
 
 
+def os_error_message(e: OSError, path: str | os.PathLike | None = None) -> FtedgeError:
+    """An OSError the operating system raised for a path, as what is wrong and how to fix it."""
+    path = path if path is not None else (e.filename or "a file")
+    code = getattr(e, "errno", None)
+    what = {
+        errno.EACCES: ("permission denied", "give an output folder you may write to (one "
+                       "under your home), or change the folder's permissions"),
+        errno.EPERM: ("operation not permitted", "give an output folder you may write to (one "
+                      "under your home)"),
+        errno.EROFS: ("the file system is read-only", "give an output folder on a writable "
+                      "disk (one under your home or /tmp), or run from a writable folder"),
+        errno.ENAMETOOLONG: ("a file or folder name is too long (most file systems allow 255 "
+                             "bytes per name)", "use a shorter name"),
+        errno.ENOSPC: ("no space left on the device", "free some space, or give an output "
+                       "folder on another disk"),
+        errno.EDQUOT: ("disk quota exceeded", "free some space, or give an output folder on "
+                       "another disk"),
+        errno.ENOTDIR: ("a part of the path is a file, not a folder", "give a path whose "
+                        "parents are folders"),
+        errno.EISDIR: ("it is a folder, not a file", "give a file"),
+        errno.ENOENT: ("no such file or folder", "check the path"),
+        errno.ELOOP: ("too many symbolic links", "give a path without a link loop"),
+    }.get(code, (e.strerror or type(e).__name__, "check the path and try again"))
+    return FtedgeError(f"cannot use {path}: {what[0]}", what[1])
+
+
 def make_parent(path: Path) -> None:
     """Create `path`'s folder, with a clear error when something on the way is a file."""
     try:
@@ -33,6 +60,105 @@ def make_parent(path: Path) -> None:
     except (FileExistsError, NotADirectoryError):
         raise RunError(f"cannot write {path}: a part of {path.parent} is a file, not a folder",
                        "pick an output path whose parents are folders") from None
+    except OSError as e:  # read-only, permission, name too long, disk full
+        raise os_error_message(e, path.parent) from e
+
+
+def new_folder(base: Path) -> Path:
+    """Create and return `base`, or `base-2`, `base-3`, ... when it exists: mkdir is atomic,
+    so two commands started in the same second never get the same folder."""
+    make_parent(base)
+    for n in range(1, 10_000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise os_error_message(e, path) from e
+    raise RunError(f"{base} and 9,999 numbered variants exist", "give a folder with --out")
+
+
+LOCK_SUFFIX = ".ftedge-lock"
+_held: dict[str, list] = {}  # lock file -> [fd, depth]: re-entrant within one process
+
+
+def lock_path(folder: str | os.PathLike) -> Path:
+    """The lock file of `folder`: beside it (so it exists before the folder and is not one of
+    its files), named after it."""
+    folder = Path(os.path.realpath(folder))  # one lock whatever name or link reaches it
+    return folder.parent / f".{folder.name}{LOCK_SUFFIX}"
+
+
+def _holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike) -> Iterator[None]:
+    """Hold the one-writer lock of `folder` (a run, artifact or report folder) for the block.
+
+    An exclusive fcntl.flock on a file beside the folder: the kernel releases it when the
+    process ends, however it ends (kill -9 included), so no stale lock is ever held. A second
+    process gets a RunError naming the folder and the holder's pid. The file is removed on
+    release; a waiter that locked the removed file notices (its inode is gone) and retries.
+    Where the parent cannot be written (a read-only disk), no lock is taken: nothing can be
+    written there either.
+    """
+    path = lock_path(folder)
+    key = str(path)
+    if key in _held:
+        _held[key][1] += 1
+        try:
+            yield
+        finally:
+            _held[key][1] -= 1
+        return
+    fd = _acquire(path, Path(folder))
+    if fd is None:
+        yield
+        return
+    _held[key] = [fd, 1]
+    try:
+        yield
+    finally:
+        del _held[key]
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        os.close(fd)
+
+
+def _acquire(path: Path, folder: Path) -> int | None:
+    make_parent(path)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            if e.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+                return None
+            raise os_error_message(e, path) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            os.close(fd)
+            raise RunError(f"{folder} is being written by another ftedge process (pid {holder})",
+                           "wait for it to finish (or stop it), then run the command again; "
+                           "or write to another folder with --out") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            return fd
+        os.close(fd)  # the previous holder removed this file as we locked it: lock the new one
 
 
 def default_mode(directory: bool = False) -> int:

@@ -34,8 +34,8 @@ class DemoResult:
 
 def export_local_targets(run: Path) -> list:
     """The demo's artifacts: ONNX Runtime and OpenVINO CPU, FP32 and INT8."""
-    from ftedge.export.exporter import export_run
-    from ftedge.export.parity import agreement_line
+    from ftedge.stages.export.exporter import export_run
+    from ftedge.stages.export.parity import agreement_line
 
     exports = []
     for target in DEMO_TARGETS:
@@ -79,8 +79,8 @@ def demo(out: str | Path = "runs/demo", data: str | Path | None = None,
 
 def bench_exports(exports: list) -> tuple[dict, Path]:
     """Bench the demo's artifacts on this machine and write the report into the run."""
-    from ftedge.bench.bench import BenchOptions, bench
-    from ftedge.bench.cli_support import default_report_dir, publish_report
+    from ftedge.stages.bench.bench import BenchOptions, bench
+    from ftedge.stages.bench.cli_support import default_report_dir, publish_report
 
     folders = [e.folder for e in exports]
     console.print(f"benching {len(folders)} artifacts on this machine")

@@ -91,7 +91,7 @@ def run_images(run) -> list:
     """A run's val and train images, preprocessed as its contract says (one array in a list)."""
     from ftedge.data.transforms import preprocess_samples
     from ftedge.formats.run import RunFolder
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.runtime.pytorch.runner import load_run
 
     loaded = load_run(run.run_dir)
     folder = RunFolder(run.run_dir)

@@ -81,3 +81,23 @@ def test_few_shot_keeps_the_same_training_photos_with_a_bigger_val(monkeypatch):
     assert len(train) == 4 and train == sorted(i.path for i in big if i.split == "train")
     assert sum(i.split == "val" for i in small) == 4 and sum(i.split == "val" for i in big) == 12
     assert sorted(i.path for i in big) == sorted(i.path for i in items)  # nothing lost or doubled
+
+
+def test_calibration_table_compares_calibrators_on_the_same_held_out_folds(monkeypatch):
+    """benchmarks/calibration_table.py --compare: temperature and vector scaling, cross-fitted;
+    on logits whose calibrating temperature is 3, both beat no calibration held out."""
+    import numpy as np
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "benchmarks"))
+    import calibration_table
+
+    from ftedge.metrics import softmax
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(0, 4, (1500, 6))
+    labels = np.array([rng.choice(6, p=p) for p in softmax(z, 3.0)])
+    out = calibration_table.compare(z, labels, folds=5, seed=0)
+    assert set(out) == {"none", "temperature", "vector"}
+    assert out["temperature"]["ece"] < out["none"]["ece"] / 3
+    assert out["temperature"]["nll"] < out["none"]["nll"] and out["vector"]["nll"] < out["none"]["nll"]
+    assert out["temperature"]["top1"] == out["none"]["top1"]  # T never changes the class

@@ -105,3 +105,52 @@ def test_a_word_for_an_optional_number_names_null():
     with pytest.raises(ConfigError, match="must be null or int") as e:
         build_tune_config(None, {"train": {"epochs": "auto"}})
     assert "null" in e.value.hint
+
+
+BOMB = "".join(f"l{i}: &l{i} [" + ",".join([f"*l{i-1}" if i else '"lol"'] * 9) + "]\n"
+               for i in range(9)) + "train: {epochs: *l8}\n"
+
+
+@pytest.mark.parametrize("content,want", [
+    (BOMB.encode(), "aliases"),
+    (b"train: &t {epochs: 3}\nqat: *t\n", "aliases"),
+    (bytes(range(256)) * 4, "not a text file"),
+    (b"PK\x03\x04" + b"\x00" * 300, "not a text file"),  # a torch checkpoint is a zip
+    (b"train:\n  epochs: 3\n" + b"#" * (1 << 20), "larger than 1 MiB"),
+    (b"- 1\n- 2\n", "mapping at the top"),
+    (b"train: [\n", "not valid YAML"),
+])
+def test_hostile_yaml_files_are_refused_fast(tmp_path, content, want):
+    import time
+
+    from ftedge.config import load_yaml
+
+    path = tmp_path / "config.yaml"
+    path.write_bytes(content)
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=want) as e:
+        build_tune_config(str(path))
+    assert time.perf_counter() - t0 < 1 and str(path) in e.value.message
+    assert len(str(e.value)) < 600  # the message never carries the expanded value
+    with pytest.raises(ConfigError):
+        load_yaml(path)
+
+
+def test_a_folder_or_a_checkpoint_as_config(tmp_path):
+    import torch
+
+    torch.save({"w": torch.zeros(3)}, tmp_path / "best.pt")
+    with pytest.raises(ConfigError, match="not a text file"):
+        build_tune_config(str(tmp_path / "best.pt"))
+    with pytest.raises(ConfigError, match="is a folder"):
+        build_tune_config(str(tmp_path))
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("train", "seed", 99999999999999999999), ("train", "seed", -1),
+    ("data", "split_seed", 2**40), ("train", "batch_size", 10**9), ("model", "img_size", 10**6),
+    ("train", "epochs", 10**12), ("data", "workers", 10**6),
+])
+def test_numbers_beyond_what_the_libraries_take_are_config_errors(section, key, value):
+    with pytest.raises(ConfigError, match=f"{section}.{key}"):
+        build_tune_config(overrides={section: {key: value}})

@@ -25,8 +25,8 @@ TUNE = ["--model", "efficientnet_lite0", "--img-size", 32, "--epochs", 2, "--bat
 def world(tmp_path_factory):
     """A tiny finished run, one ONNX Runtime FP32 artifact of it, and a bench report."""
     import ftedge
-    from ftedge.bench.bench import BenchOptions, bench
-    from ftedge.bench.report import write_report
+    from ftedge.stages.bench.bench import BenchOptions, bench
+    from ftedge.stages.bench.report import write_report
 
     root = tmp_path_factory.mktemp("hostile")
     data = write_class_folders(root / "colours", per_class=12)
@@ -199,7 +199,7 @@ def test_a_damaged_manifest_or_model_is_refused(world, monkeypatch, capsys, tmp_
 
 
 def test_bench_reports_a_damaged_artifact_and_runs_the_others(world, tmp_path):
-    from ftedge.bench.bench import BenchOptions, bench
+    from ftedge.stages.bench.bench import BenchOptions, bench
 
     art = _copy(world["art"], tmp_path / "art")
     _edit_manifest(art, lambda m: m.update(classes=m["classes"][::-1]))
@@ -256,8 +256,9 @@ def test_nan_weights_and_divergence_stop_with_a_clear_error(world, monkeypatch, 
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
                            tmp_path / "r1", "--weights", tmp_path / "nan.pt", *TUNE)
     assert code == 2 and "NaN or infinite" in err
+    (tmp_path / "huge-lr.yaml").write_text("train:\n  lr: 1.0e+30\n")  # --lr stops at 100
     code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], "--out",
-                           tmp_path / "r2", *TUNE[:-2], "--lr", "1e30")
+                           tmp_path / "r2", *TUNE[:-2], "--config", tmp_path / "huge-lr.yaml")
     assert code == 2 and "diverged" in err and "lower --lr" in err.replace("\n", " ")
     assert not (tmp_path / "r2" / "last.pt").exists()
 
@@ -328,7 +329,7 @@ def test_an_artifact_without_its_manifest_is_named_as_such(world, monkeypatch, c
         code, _, err = run_cli(monkeypatch, capsys, *args)
         err = " ".join(err.split())
         assert code == 2 and "looks like an artifact folder" in err, err
-        assert "no manifest.json" in err and "export it again: ftedge export" in err
+        assert "no manifest.json" in err and "then: ftedge export" in err
         assert "best.pt" not in err
 
 
@@ -424,3 +425,232 @@ def test_class_names_with_markup_and_control_characters_print_literally(monkeypa
         Image.new("RGB", (8, 8)).save(tmp_path / name / "0.png")
     code, out, _ = run_cli(monkeypatch, capsys, "data", "check", tmp_path)
     assert code == 0 and "[bold]x" in out and "a\\nb" in out and "a\nb" not in out
+
+
+# -- issue 23 item 7: the classes of the second sweep ------------------------------------
+
+def _ro_below(monkeypatch, root):
+    """Make `root` (and everything below) a read-only file system for this process: mkdir and
+    creating files fail with EROFS, as on a read-only mount (root ignores chmod)."""
+    real_mkdir, real_open = os.mkdir, os.open
+    inside = lambda p: os.path.abspath(p).startswith(str(root))  # noqa: E731
+
+    def mkdir(path, *a, **k):
+        if inside(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_mkdir(path, *a, **k)
+
+    def open_(path, flags, *a, **k):
+        if flags & (os.O_CREAT | os.O_WRONLY | os.O_RDWR) and inside(path):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+    monkeypatch.setattr(os, "open", open_)
+
+
+@pytest.mark.parametrize("args", [
+    ["tune", "--data", "{data}", *TUNE],  # no --out: runs/<model>-<time> here
+    ["demo-data", "digits"],
+    ["report", "{report}"],
+    ["export", "{run}", "--target", "onnxruntime-cpu", "--precision", "fp32", "--out", "a"],
+])
+def test_a_read_only_current_folder_is_a_clear_error(world, monkeypatch, capsys, tmp_path,
+                                                       args):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    monkeypatch.chdir(ro)
+    _ro_below(monkeypatch, ro)
+    args = [str(a).format(data=world["data"], report=world["report"], run=world["run"])
+            for a in args]
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and "read-only" in err and "How to fix" in err, err
+    assert "Traceback" not in err + out and os.listdir(ro) == []
+
+
+@pytest.mark.parametrize("args", [
+    ["demo-data", "{long}"],
+    ["tune", "--data", "{data}", *TUNE, "--out", "{long}"],
+    ["export", "{run}", "--target", "onnxruntime-cpu", "--precision", "fp32", "--out", "{long}"],
+    ["report", "{report}", "--out", "{long}"],
+    ["eval", "{run}", "--data", "{long}"],
+])
+def test_a_name_too_long_for_the_file_system(world, monkeypatch, capsys, tmp_path, args):
+    monkeypatch.chdir(tmp_path)
+    args = [str(a).format(long="x" * 302, data=world["data"], report=world["report"],
+                          run=world["run"]) for a in args]
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and ("too long" in err or "not found" in err), err
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize("flag", ["--config", "--target", "--calib"])
+@pytest.mark.parametrize("kind", ["binary", "checkpoint", "alias-bomb"])
+def test_binary_files_checkpoints_and_alias_bombs_as_yaml(world, monkeypatch, capsys, tmp_path,
+                                                          flag, kind):
+    import time
+
+    bad = tmp_path / "bad.yaml"
+    if kind == "binary":
+        bad.write_bytes(bytes(range(256)) * 8)
+    elif kind == "checkpoint":
+        shutil.copy(world["run"] / "best.pt", bad)
+    else:
+        bad.write_text("".join(f"l{i}: &l{i} [" + ",".join([f"*l{i-1}" if i else '"x"'] * 9)
+                               + "]\n" for i in range(9)) + "name: *l8\n")
+    args = {"--config": ["tune", "--config", bad, "--data", world["data"]],
+            "--target": ["export", world["run"], "--target", bad],
+            "--calib": ["quantize", _copy(world["run"], tmp_path / "r"), "--calib", bad]}[flag]
+    t0 = time.perf_counter()
+    code, out, err = run_cli(monkeypatch, capsys, *args)
+    assert code == 2 and str(bad) in err and "Traceback" not in err + out, err
+    want = {"alias-bomb": ["aliases"], "binary": ["not a text file"],
+            "checkpoint": ["not a text file", "larger than 1 MiB"]}[kind]
+    assert any(w in err for w in want), err
+    assert time.perf_counter() - t0 < 60
+
+
+def test_tune_never_overwrites_a_users_config_in_out(world, monkeypatch, capsys, tmp_path):
+    exp = tmp_path / "myexp"
+    exp.mkdir()
+    mine = "# my experiment: keep this comment\ntrain:\n  epochs: 1\n"
+    (exp / "config.yaml").write_text(mine)
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--config", exp / "config.yaml",
+                           "--out", exp, "--data", world["data"], *TUNE)
+    assert code == 2 and "ftedge never replaces them" in err and "--resume" not in err
+    assert (exp / "config.yaml").read_text() == mine and os.listdir(exp) == ["config.yaml"]
+
+
+def test_a_second_tune_into_the_same_folder_is_refused(world, monkeypatch, capsys, tmp_path):
+    from tests.test_io import _holder
+
+    out = tmp_path / "rT"
+    p = _holder(out)
+    try:
+        code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", world["data"], *TUNE,
+                               "--out", out)
+    finally:
+        p.kill()
+        p.wait()
+    assert code == 2 and f"pid {p.pid}" in err and "being written" in err
+    assert not out.exists() or os.listdir(out) == []
+
+
+def test_default_run_folders_never_collide(world, monkeypatch, tmp_path):
+    """Two runs started in the same second: the second gets its own numbered folder."""
+    import ftedge
+    from ftedge.training import trainer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(trainer, "default_run_dir", lambda cfg: trainer.Path("runs/same"))
+    opts = dict(tiny_options(tmp_path), epochs=1, head_epochs=0)
+    del opts["out"]
+    a = ftedge.tune(data=str(world["data"]), **opts).run_dir
+    b = ftedge.tune(data=str(world["data"]), **opts).run_dir
+    assert (str(a), str(b)) == ("runs/same", "runs/same-2")
+    assert (a / "best.pt").is_file() and (b / "best.pt").is_file()
+
+
+def test_export_remakes_a_stale_fp32_graph(world, monkeypatch, capsys, tmp_path):
+    """A resumed run that improved best.pt: model.fp32.onnx is made again from it."""
+    from ftedge.graph.metadata import read_metadata
+    from ftedge.io import sha256_file
+
+    run = _copy(world["run"], tmp_path / "run")
+    assert (run / "model.fp32.onnx").is_file()
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    for k, v in ckpt["model_state"].items():
+        if v.is_floating_point() and "classifier" in k:
+            v.mul_(1.5)
+    torch.save(ckpt, run / "best.pt")
+    code, out, err = run_cli(monkeypatch, capsys, "export", run, "--target", "onnxruntime-cpu",
+                             "--precision", "fp32", "--out", tmp_path / "a")
+    assert code == 0 and "out of date" in err and "parity [green]" not in err, err
+    assert read_metadata(run / "model.fp32.onnx")["ftedge.checkpoint_sha256"] == \
+        sha256_file(run / "best.pt")
+    assert "passed" in out + err
+
+
+def test_a_stale_int8_graph_is_refused_with_how_to_remake_it(world, tmp_path):
+    from ftedge.formats.run import RunFolder
+    from ftedge.graph.metadata import read_metadata
+
+    run = _copy(world["run"], tmp_path / "run")
+    graph = run / "model.fp32.onnx"  # any graph of the run records what it was made from
+    assert RunFolder(run).stale_reason(graph) is None
+    (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
+    assert "earlier best.pt" in RunFolder(run).stale_reason(graph)
+    (run / "best.pt").unlink()
+    assert "is gone" in RunFolder(run).stale_reason(graph)
+    assert read_metadata(graph)["ftedge.checkpoint"] == "best.pt"
+
+
+def test_the_reexport_hint_for_a_damaged_artifact_works(world, monkeypatch, capsys, tmp_path):
+    import re
+    import shlex
+
+    art = _copy(world["art"], tmp_path / "art")
+    model = art / json.loads((art / "manifest.json").read_text())["artifact"]
+    model.write_bytes(model.read_bytes()[:100])
+    code, _, err = run_cli(monkeypatch, capsys, "eval", art)
+    assert code == 2 and "--force" not in err
+    hint = " ".join(err.split("How to fix:")[1].split())
+    mv, cmd = re.search(r"\(mv (.+?)\), then: ftedge (.+)$", hint).groups()
+    src, dst = shlex.split(mv)
+    os.replace(src, dst)
+    code, _, err = run_cli(monkeypatch, capsys, *shlex.split(cmd))
+    assert code == 0, err
+    code, _, _ = run_cli(monkeypatch, capsys, "eval", art)
+    assert code == 0
+
+
+def test_a_run_missing_split_json_is_a_run_not_an_artifact(world, monkeypatch, capsys,
+                                                           tmp_path):
+    run = _copy(world["run"], tmp_path / "run")
+    (run / "split.json").unlink()
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run)
+    assert code == 2 and "artifact" not in err and "split.json" in err and "--data" in err
+    code, _, err = run_cli(monkeypatch, capsys, "eval", run, "--data", world["data"])
+    assert code == 0, err
+
+
+def test_resuming_a_finished_run_changes_nothing(world, monkeypatch, capsys, tmp_path):
+    run = _copy(world["run"], tmp_path / "run")
+    before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--resume", run)
+    assert code == 0 and "is finished" in err
+    assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
+
+
+def test_openvino_telemetry_is_off(world, tmp_path):
+    """No $HOME/intel (consent file, client id), and the converter's telemetry is its stub."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("openvino")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "PYTHONPATH": os.getcwd()}
+    env.pop("CI", None)  # openvino-telemetry stays quiet in CI anyway: test the real case
+    r = subprocess.run([sys.executable, "-m", "ftedge", "export", str(world["run"]), "--target",
+                        "openvino-cpu", "--precision", "fp32", "--out", str(tmp_path / "ov")],
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert os.listdir(home) == []
+
+
+def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
+    """bench --target and export --precision auto export again, instead of reusing, an
+    artifact whose run's checkpoint changed since."""
+    import ftedge
+    from ftedge.pick import _stale
+    from ftedge.formats.artifact import stale_reason
+
+    run = _copy(world["run"], tmp_path / "run")
+    art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", out=tmp_path / "art",
+                            log=lambda m: None).folder
+    assert stale_reason(art) is None and _stale(art) is False
+    assert _stale(tmp_path / "nothing") is None
+    (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
+    assert "best.pt changed since it was exported" in stale_reason(art)
+    assert "changed" in _stale(art)

@@ -42,3 +42,66 @@ def test_safe_load_refuses_pickled_code(tmp_path):
 def test_safe_load_missing_file(tmp_path):
     with pytest.raises(RunError, match="not found"):
         safe_torch_load(tmp_path / "nope.pt")
+
+
+# -- one writer per folder ---------------------------------------------------------------
+
+HOLD = """
+import sys, time
+from ftedge.io import folder_lock
+with folder_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def _holder(folder):
+    """Another process holding `folder`'s lock (stopped by the test)."""
+    import subprocess
+    import sys
+
+    p = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdout=subprocess.PIPE,
+                         text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert p.stdout.readline().strip() == "held"
+    return p
+
+
+def test_a_second_writer_is_refused_naming_the_folder_and_the_pid(tmp_path):
+    from ftedge.io import folder_lock, lock_path
+
+    folder = tmp_path / "run"
+    p = _holder(folder)
+    try:
+        with pytest.raises(RunError) as e:
+            with folder_lock(folder):
+                pass
+        assert str(folder) in e.value.message and f"pid {p.pid}" in e.value.message
+        assert "--out" in e.value.hint
+    finally:
+        p.kill()
+        p.wait()
+    # kill -9 left the lock file, but the kernel released the lock with the process
+    assert lock_path(folder).exists()
+    with folder_lock(folder):
+        with folder_lock(tmp_path / "." / "run"):  # re-entrant within one process
+            pass
+    assert not lock_path(folder).exists()  # removed on release: nothing left beside the folder
+    assert os.listdir(tmp_path) == []
+
+
+def test_new_folder_never_collides(tmp_path):
+    from ftedge.io import new_folder
+
+    made = [new_folder(tmp_path / "runs" / "m-20260101-000000") for _ in range(3)]
+    assert [p.name for p in made] == ["m-20260101-000000", "m-20260101-000000-2",
+                                      "m-20260101-000000-3"]
+    assert all(p.is_dir() for p in made)
+
+
+@pytest.mark.parametrize("code,want", [(13, "permission denied"), (30, "read-only"),
+                                       (36, "too long"), (28, "no space")])
+def test_os_errors_read_as_what_is_wrong_and_how_to_fix_it(code, want):
+    from ftedge.io import os_error_message
+
+    e = os_error_message(OSError(code, os.strerror(code), "/some/where"))
+    assert e.message.startswith("cannot use /some/where: ") and want in e.message and e.hint

@@ -38,7 +38,9 @@ class ImageSamples(Dataset):
             except (ImageDecodeError, FileNotFoundError) as e:
                 # Files were audited before training; this one changed on disk since.
                 raise DatasetError(f"{s.path} became unreadable during training: {e}",
-                                   "restore the file or remove it, then --resume") from e
+                                   "restore the file, then continue with `ftedge tune --resume RUN` (a "
+                                   "resumed run keeps its recorded split); or remove it and "
+                                   "start a new run") from e
         return self.transform(img), s.label
 
 

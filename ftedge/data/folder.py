@@ -9,17 +9,12 @@ from pathlib import Path
 
 from ftedge.data.images import IMAGE_EXTENSIONS
 from ftedge.errors import DatasetError
+from ftedge.formats.run import Sample  # the split record's element: formats/ owns it
+
+__all__ = ["DatasetLayout", "Sample", "discover_dataset", "stratified_split"]
 
 VAL_DIRS = ("val", "valid", "validation")
 SPLIT_NAMES = ("train", "test", *VAL_DIRS)  # top-level folders never taken as classes
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One image file and its class index."""
-
-    path: Path
-    label: int
 
 
 @dataclass

@@ -164,8 +164,8 @@ def _notes(manifest: dict) -> list[str]:
         "ROIs, or nvvideoconvert src-crop).",
         f"- filter: scaling-filter=1 (bilinear on the GPU or VIC) is not Pillow's antialiased "
         f"{interp}.",
-        "Never bit-exact with ftedge: ftedge.deploy.deepstream_style_preprocess emulates this "
-        "config, so measure its accuracy on the val split before relying on it.",
+        "Never bit-exact with ftedge: ftedge.deploy.deepstream.deepstream_style_preprocess "
+        "emulates this config, so measure its accuracy on the val split before relying on it.",
         "",
         f"Output: {manifest['output_name']!r} holds raw logits (no softmax in the graph). "
         "nvinfer's default classifier parser takes the largest value above both "

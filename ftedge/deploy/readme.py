@@ -81,7 +81,7 @@ The geometry is approximated (nvinfer scales the whole frame or object, ftedge r
 short side and centre-crops), and the output holds raw logits, which nvinfer's default
 classifier parser reads as probabilities. The comment at the top of the config says
 by how much, and how to close the gap. Measure the accuracy this costs with
-`ftedge.deploy.deepstream_style_preprocess` on the val split before relying on it.
+`ftedge.deploy.deepstream.deepstream_style_preprocess` on the val split before relying on it.
 """
 
 

@@ -107,8 +107,6 @@ def config_pbtxt(manifest: dict, name: str) -> str:
     lines += ["instance_group [", "  {", "    count: 1", f"    kind: {kind}", "  }", "]"]
     lines += ["parameters: {", f'  key: "{TEMPERATURE_PARAMETER}"',
               f'  value: {{ string_value: "{temperature_sentence(manifest)[0]:.9g}" }}', "}"]
-    lines += ["parameters: {", f'  key: "{TEMPERATURE_PARAMETER}"',
-              f'  value: {{ string_value: "{temperature_sentence(manifest)[0]:.9g}" }}', "}"]
     if runtime == "openvino":
         lines += ["parameters: {", '  key: "TARGET_DEVICE"',
                   f'  value: {{ string_value: "{manifest["device"]}" }}', "}"]

@@ -19,10 +19,11 @@ from ftedge.confidence import check_record
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
 from ftedge.formats.owned import MARKER, read_marker
-from ftedge.formats.run import SPLIT
+from ftedge.formats.run import BEST, CLASSES, CONFIG, LAST, SPLIT
 from ftedge.io import atomic_write_json, read_json, sha256_file
 
 MANIFEST = "manifest.json"
+RUN_SIGNS = (SPLIT, CONFIG, CLASSES, BEST, LAST)  # files only a run folder holds
 MODEL_SUFFIXES = (".onnx", ".xml", ".engine", ".plan")  # what an artifact's runtime loads
 FORMAT = "ftedge-artifact/2"
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
@@ -63,7 +64,7 @@ class Manifest:
     # (confidence.calibration_record; None in manifests from before it: T = 1)
     calibration: dict | None = None
     float_layers: list[str] = field(default_factory=list)  # layers kept out of INT8
-    # the graph's unknown score (export/unknown.py): score, output, threshold, target_tpr...;
+    # the graph's unknown score (runtime/unknown.py): score, output, threshold, target_tpr...;
     # None for artifacts exported without one (and before ftedge had it)
     unknown: dict | None = None
     extra: dict = field(default_factory=dict)
@@ -123,13 +124,15 @@ def safe_name(name) -> bool:
 
 
 def reexport_command(folder: Path, data=None) -> str:
-    """The command that writes this artifact folder again (RUN etc. where unknown)."""
+    """How to write this damaged artifact folder again (RUN etc. where unknown): move it
+    away first, as `--force` rightly refuses a folder whose files changed since export."""
     data = data if isinstance(data, dict) else {}
     source = data.get("source") if isinstance(data.get("source"), dict) else {}
     shape = data.get("input_shape") if isinstance(data.get("input_shape"), list) else []
     batch = f" --batch {shape[0]}" if shape and isinstance(shape[0], int) else ""
-    return (f"ftedge export {source.get('run', 'RUN')} --target {data.get('target', 'TARGET')} "
-            f"--precision {data.get('precision', 'PRECISION')}{batch} --out {folder} --force")
+    return (f"move it away (mv {folder} {folder}.damaged), then: ftedge export "
+            f"{source.get('run', 'RUN')} --target {data.get('target', 'TARGET')} --precision "
+            f"{data.get('precision', 'PRECISION')}{batch} --out {folder}")
 
 
 def _bad(folder: Path, what: str, data=None) -> ManifestError:
@@ -258,8 +261,9 @@ def check_not_a_bare_artifact(folder: str | Path) -> None:
     """Refuse a folder that holds an artifact's files (its marker, parity.json, deploy/, a
     model) but no manifest.json and no run's split.json: an artifact whose manifest is gone."""
     folder = Path(folder)
-    if not folder.is_dir() or (folder / MANIFEST).exists() or (folder / SPLIT).exists():
-        return
+    if not folder.is_dir() or (folder / MANIFEST).exists() or any(
+            (folder / name).exists() for name in RUN_SIGNS):
+        return  # a run folder (even one missing split.json) is not an artifact
     marker = read_marker(folder)
     signs = [p.name for p in folder.iterdir()
              if p.name in ("parity.json", "deploy") or p.suffix in MODEL_SUFFIXES]
@@ -267,6 +271,27 @@ def check_not_a_bare_artifact(folder: str | Path) -> None:
         raise ManifestError(
             f"{folder} looks like an artifact folder ({', '.join(sorted(signs)) or MARKER}) "
             f"but has no {MANIFEST}", f"export it again: {reexport_command(folder)}")
+
+
+def stale_reason(folder: str | Path) -> str | None:
+    """Why an artifact no longer matches the run it was exported from (its checkpoint or
+    source graph, by the sha256 its manifest records, changed since), or None: current, or
+    its run is not on this machine (a copy on a device), so it cannot be told. Raises
+    ManifestError for a damaged manifest."""
+    source = read_manifest_dict(folder)["source"]
+    run = Path(source.get("run") or "")
+    if not source.get("run") or not run.is_dir():
+        return None
+    for name_key, sha_key in (("checkpoint", "checkpoint_sha256"), ("onnx", "onnx_sha256")):
+        name, digest = source.get(name_key), source.get(sha_key)
+        if not isinstance(name, str) or not isinstance(digest, str) or not safe_name(name):
+            continue
+        path = run / name
+        if not path.is_file():
+            return f"{path}, which it was exported from, is gone"
+        if sha256_file(path) != digest:
+            return f"{path} changed since it was exported"
+    return None
 
 
 def read_manifest_dict(folder: str | Path) -> dict:

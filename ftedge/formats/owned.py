@@ -22,7 +22,7 @@ from typing import Iterable, Iterator
 
 from ftedge.errors import RunError
 from ftedge.io import (atomic_write_json, atomic_write_text, default_mode, disk_full_error,
-                       sha256_file)
+                       folder_lock, os_error_message, sha256_file)
 
 MARKER = ".ftedge-folder.json"
 KINDS = ("artifact", "bench-report", "merged-report", "demo-data")
@@ -71,16 +71,17 @@ def rewrite_owned_file(folder: Path, rel: str, text: str) -> bool:
     sha256), with `text`, and record its new sha256 in the marker: both writes atomic. False,
     and nothing written, when the folder has no marker with files or the file differs from
     what the marker recorded (the user edited it: it is theirs now)."""
-    marker = read_marker(folder)
-    path = folder / rel
-    files = marker.get("files") if marker else None
-    if (not isinstance(files, dict) or rel not in files or path.is_symlink()
-            or not path.is_file() or sha256_file(path) != files[rel]):
-        return False
-    atomic_write_text(path, text)
-    files[rel] = sha256_file(path)
-    atomic_write_json(folder / MARKER, marker)
-    return True
+    with folder_lock(folder):  # the folder's one writer while marker and file change
+        marker = read_marker(folder)
+        path = folder / rel
+        files = marker.get("files") if marker else None
+        if (not isinstance(files, dict) or rel not in files or path.is_symlink()
+                or not path.is_file() or sha256_file(path) != files[rel]):
+            return False
+        atomic_write_text(path, text)
+        files[rel] = sha256_file(path)
+        atomic_write_json(folder / MARKER, marker)
+        return True
 
 
 def not_ours(out: Path, marker: dict) -> tuple[list[str], list[str]]:
@@ -122,7 +123,8 @@ def refuse_unsafe(out: Path, protect: Iterable[Path] = ()) -> None:
 
 
 def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path] = ()) -> None:
-    """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`."""
+    """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`.
+    Without force, --force is suggested only where it would be accepted."""
     if not out.exists() and not out.is_symlink():
         return
     refuse_unsafe(out, protect)
@@ -131,55 +133,83 @@ def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path]
     entries = {p.name for p in out.iterdir()}
     if not entries:
         return  # an empty folder: nothing to lose
+    refusal = _force_refusal(out, kind)
+    if force and refusal is not None:
+        raise refusal
     if not force:
-        raise RunError(f"{out} already exists",
-                       "pass --force to replace it (only a folder ftedge wrote), or pick "
-                       "another --out")
+        if refusal is None:
+            raise RunError(f"{out} already exists",
+                           "pass --force to replace it (only a folder ftedge wrote), or pick "
+                           "another --out")
+        raise RunError(f"{out} already exists, and --force would not replace it: "
+                       f"{refusal.message.removeprefix(f'{out} ')}", refusal.hint)
+
+
+def _force_refusal(out: Path, kind: str) -> RunError | None:
+    """Why --force may not replace `out` (an existing, non-empty folder), or None."""
     marker = read_marker(out)
     if marker is None or marker["kind"] != kind:
         what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
-        raise RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
-                       "pick another --out")
+        return RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
+                        "pick another --out")
     if not isinstance(marker.get("files"), dict):
-        raise RunError(f"{out} was written by an ftedge that did not record the files in its "
-                       "subfolders, so --force cannot tell whether you added or edited any",
-                       "move it away or delete it yourself, or pick another --out")
+        return RunError(f"{out} was written by an ftedge that did not record the files in its "
+                        "subfolders, so --force cannot tell whether you added or edited any",
+                        "move it away or delete it yourself, or pick another --out")
     added, changed = not_ours(out, marker)
     if added:
-        raise RunError(f"{out} holds files ftedge did not write ({', '.join(added[:5])}): "
-                       "--force will not replace it", "move them away, or pick another --out")
+        return RunError(f"{out} holds files ftedge did not write ({', '.join(added[:5])}): "
+                        "--force will not replace it", "move them away, or pick another --out")
     if changed:
-        raise RunError(f"{out} holds files changed since ftedge wrote them "
-                       f"({', '.join(changed[:5])}): --force will not replace your edits",
-                       "copy them elsewhere (or delete the folder yourself), or pick another "
-                       "--out")
+        return RunError(f"{out} holds files changed since ftedge wrote them "
+                        f"({', '.join(changed[:5])}): --force will not replace your edits",
+                        "copy them elsewhere (or delete the folder yourself), or pick another "
+                        "--out")
+    return None
 
 
 @contextlib.contextmanager
 def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
                   protect: Iterable[Path] = (), later: Iterable[str] = ()) -> Iterator[Path]:
     """A temp folder beside `out` that becomes `out` (marked as `kind`) only if the block
-    succeeds; an earlier folder is swapped out, and put back if the rename fails."""
+    succeeds; an earlier folder is swapped out, and put back if the rename fails. `out` has
+    one writer at a time (io.folder_lock): a second command writing it is refused at once."""
     out = Path(out)
     protect = list(protect)
     check_replaceable(out, kind, force, protect)
+    with folder_lock(out):
+        check_replaceable(out, kind, force, protect)  # as it is now that we hold the lock
+        with _staging(out) as tmp:
+            yield tmp
+            write_marker(tmp, kind, later)
+            os.chmod(tmp, default_mode(directory=True))
+            check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+            _swap_in(tmp, out)
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """A hidden temporary folder beside `out`, removed whatever happens unless renamed."""
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
         raise RunError(f"cannot create {out}: {out.parent} is a file, not a folder",
                        "pick an --out whose parents are folders") from None
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise os_error_message(e, out.parent) from e
     try:
-        try:
-            yield tmp
-            write_marker(tmp, kind, later)
-            os.chmod(tmp, default_mode(directory=True))
-        except OSError as e:
-            raise disk_full_error(e, out) from e
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as e:
+        raise os_error_message(e, out) from e
+    try:
+        yield tmp
+    except OSError as e:
+        raise disk_full_error(e, out) from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone already once renamed into place
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
     old = None
     if out.exists() and any(out.iterdir()):
         old = out.parent / f".{out.name}.old-{os.getpid()}"
@@ -191,7 +221,6 @@ def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
     except BaseException:
         if old is not None:
             os.replace(old, out)  # put the previous folder back
-        shutil.rmtree(tmp, ignore_errors=True)
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

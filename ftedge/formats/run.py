@@ -14,10 +14,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import atomic_write_json, read_json, sha256_file
+from ftedge.io import atomic_write_json, folder_lock, read_json, sha256_file
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -27,7 +26,18 @@ FP32_ONNX = "model.fp32.onnx"
 INT8_ONNX = {"qat": "model.int8.onnx", "ptq": "model.ptq.int8.onnx"}
 GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's accuracy gate
 CALIBRATION = "calibration_manifest.json"
-HEADER = (CONFIG, CLASSES, SPLIT, AUDIT, CONTRACT)  # written before the first epoch
+SUMMARY = "summary.json"  # written last: a run that has it is finished
+HEADER = (SPLIT, CONFIG, CLASSES, AUDIT, CONTRACT)  # written before the first epoch, in order
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One image file and its class index."""
+
+    path: Path
+    label: int
+
+
 SPLIT_FORMAT = "ftedge-split/2"
 SPLITS = ("train", "val", "test")
 
@@ -197,6 +207,22 @@ class RunFolder:
                            "was written again, or changed, after its gate)", remake)
         return {**gate, "graph_sha256": digest}
 
+    def stale_reason(self, graph: Path) -> str | None:
+        """Why `graph` (an ONNX graph of this run) no longer matches the checkpoint it was made
+        from, as its metadata records it (name and sha256); None when it matches, or when it
+        records none (it cannot be told)."""
+        meta = {p.key: p.value for p in load_onnx(graph, load_external_data=False).metadata_props}
+        name, digest = meta.get("ftedge.checkpoint"), meta.get("ftedge.checkpoint_sha256")
+        if not name or not digest or "/" in name or "\\" in name:
+            return None
+        source = self.path / name
+        if not source.is_file():
+            return f"{name}, which it was made from, is gone"
+        if sha256_file(source) != digest:
+            return (f"it was made from an earlier {name} ({name} was written again since, e.g. "
+                    "by a resumed `ftedge tune`)")
+        return None
+
     def confidence(self, checkpoint: Path) -> tuple[dict | None, str | None]:
         """The temperature fitted for `checkpoint` (confidence.json, written by `ftedge
         calibrate` and at the end of `ftedge tune`): (record, None), or (None, why T = 1)."""
@@ -224,15 +250,24 @@ class RunFolder:
         record = calibration_record(logits, labels, fitted_on=(
             f"val split of {self.path.resolve()}: {checkpoint.name} in PyTorch FP32"))
         record.update(checkpoint=checkpoint.name, checkpoint_sha256=sha256_file(checkpoint))
-        write_reliability_diagram(record, self.path / DIAGRAM,
-                                  title=f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val")
-        atomic_write_json(self.path / RECORD, record)
+        with folder_lock(self.path):  # the run's one writer (tune holds it already)
+            write_reliability_diagram(record, self.path / DIAGRAM, title=(
+                f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val"))
+            atomic_write_json(self.path / RECORD, record)
         return record
 
     def has_checkpoint(self) -> bool:
         return (self.path / LAST).is_file() or (self.path / BEST).is_file()
 
     def is_reusable(self) -> bool:
-        """True for a run that stopped before its first checkpoint: only its header files."""
+        """True for a run that stopped before its first checkpoint: only its header files, and
+        ftedge's own (split.json, written first, is an ftedge split record). A folder holding a
+        user's config.yaml alone is not: reusing it would overwrite that file."""
         entries = {p.name for p in self.path.iterdir()}
-        return not self.has_checkpoint() and entries <= set(HEADER)
+        if self.has_checkpoint() or not entries <= set(HEADER) or SPLIT not in entries:
+            return False
+        try:
+            check_split(read_json(self.path / SPLIT), SPLIT)
+        except (RunError, DatasetError):
+            return False
+        return True

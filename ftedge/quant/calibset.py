@@ -8,7 +8,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.config import from_dict, load_yaml
+from ftedge.config import MAX_SEED, from_dict, load_yaml
 from ftedge.errors import ConfigError, DatasetError
 from ftedge.io import sha256_file
 
@@ -44,8 +44,10 @@ def load_recipe(spec: str) -> tuple[CalibRecipe, str]:
     recipe = from_dict(CalibRecipe, load_yaml(path), f"recipe {path.name}")
     if recipe.strategy not in ("stratified", "random") or recipe.split != "train":
         raise ConfigError(f"recipe {path}: strategy must be stratified or random, split train")
-    if recipe.images < 1:
-        raise ConfigError(f"recipe {path}: images must be >= 1")
+    if not 1 <= recipe.images <= 1_000_000:
+        raise ConfigError(f"recipe {path}: images must be in 1..1000000")
+    if not 0 <= recipe.seed <= MAX_SEED:
+        raise ConfigError(f"recipe {path}: seed must be in 0..{MAX_SEED}")
     return recipe, str(path)
 
 

@@ -8,8 +8,8 @@ import numpy as np
 
 from ftedge.formats.run import GATE
 from ftedge.io import atomic_write_json, atomic_write_text, sha256_file
-from ftedge.runtime import ov
-from ftedge.runtime.ort import onnx_logits
+from ftedge.runtime.openvino import runner as ov
+from ftedge.runtime.onnxruntime.runner import onnx_logits
 
 __all__ = ["accuracy_gate", "drop_interval", "drop_text", "gate_int8_model", "gate_markdown",
            "mcnemar", "onnx_logits", "write_gate"]
@@ -162,7 +162,7 @@ def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path:
                     ) -> dict:
     """The gate on `int8_logits` (ONNX Runtime's), plus OpenVINO on `int8_path` where it is
     installed: a graph that loses accuracy in either runtime fails (their CPU INT8 kernels
-    differ, see runtime/ort.py)."""
+    differ, see runtime/onnxruntime/runner.py)."""
     result = accuracy_gate(fp32_logits, int8_logits, labels, classes, max_drop)
     ov_logits = ov.openvino_logits(int8_path, x)
     if ov_logits is not None:

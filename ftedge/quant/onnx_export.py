@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -9,9 +10,10 @@ import torch
 from torch import nn
 
 from ftedge.graph.constants import fold_constant_nodes, prune_unused_initializers
-from ftedge.graph.metadata import set_metadata
+from ftedge.graph.metadata import contract_metadata, set_metadata
 from ftedge.graph.qdq import hoist_pads_above_qdq, remove_repeated_qdq, store_quantized_weights
-from ftedge.io import atomic_path
+from ftedge.formats.run import RunFolder
+from ftedge.io import atomic_path, folder_lock
 from ftedge.quant.qat import freeze_all_observers, is_prepared
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
@@ -95,3 +97,26 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset
         ops[n.op_type] = ops.get(n.op_type, 0) + 1
     return {"path": str(path), "opset": opset, "int8": int8, "ops": ops,
             "repeated_qdq_removed": removed, "pads_hoisted": hoisted, "int8_weights_stored": stored}
+
+
+def export_fp32(loaded, path: Path, opset: int) -> None:
+    """The run's best FP32 model as model.fp32.onnx, with its contract in the metadata."""
+    example = torch.zeros(1, *loaded.contract["input_size"])
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
+                             loaded.checkpoint)
+    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
+
+
+def ensure_fp32(loaded, path: Path, opset: int = 17, log=None) -> None:
+    """model.fp32.onnx as made from the run's best.pt as it is now: exported when missing, and
+    again when it was made from an earlier best.pt (a resumed run improved it), under the run
+    folder's lock. `log` (a stage's printer) hears why a stale one is remade."""
+    if path.is_file():
+        why = RunFolder(loaded.path).stale_reason(path)
+        if why is None:
+            return
+        if log is not None:
+            log(f"{path.name} is out of date ({why}): exporting it again from "
+                f"{loaded.checkpoint.name}")
+    with folder_lock(loaded.path):
+        export_fp32(loaded, path, opset)

@@ -10,7 +10,7 @@ import torch
 from ftedge.formats.run import QAT_BEST, RunFolder
 from ftedge.quant.qat import freeze_all_observers, prepare_qat, set_fake_quant
 from ftedge.runtime import LoadedModel
-from ftedge.runtime.pytorch import TorchRunner
+from ftedge.runtime.pytorch.runner import TorchRunner
 
 
 def qat_reference(loaded: LoadedModel, quantized: bool = True) -> TorchRunner:

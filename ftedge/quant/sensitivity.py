@@ -18,7 +18,7 @@ from ftedge.console import make_progress
 from ftedge.formats.run import load_onnx
 from ftedge.graph.fallback import keep_in_float, quantized_layers
 from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
-from ftedge.runtime.ort import onnx_logits
+from ftedge.runtime.onnxruntime.runner import onnx_logits
 
 
 def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.ndarray,

@@ -76,7 +76,7 @@ def int8_graph(run: RunFolder) -> Path | None:
 
 def _run_graphs(run: RunFolder, val: Val, x: np.ndarray) -> tuple[Graph | None, Graph | None]:
     from ftedge.runtime import infer_batches
-    from ftedge.runtime.ort import OrtRunner
+    from ftedge.runtime.onnxruntime.runner import OrtRunner
 
     out = []
     for path in (run.file(FP32_ONNX), int8_graph(run)):

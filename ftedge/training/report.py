@@ -9,7 +9,7 @@ from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAU
                            QAT_MIN_STEPS)
 from ftedge.confidence import summary_line
 from ftedge.console import console
-from ftedge.formats.run import BEST, RunFolder
+from ftedge.formats.run import BEST, SUMMARY, RunFolder
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
 from ftedge.training import qat_stage
@@ -84,7 +84,7 @@ def finish(trainer, result) -> None:
                 result.qat_best_epoch, result.qat_top1 = c["epoch"], c["fake_quant_top1"]
     ips = [h["images_per_s"] for h in trainer.history if h["phase"] == "full"]
     qat_ran = sum(h["phase"] == "qat" for h in trainer.history)
-    atomic_write_json(trainer.run / "summary.json", {
+    atomic_write_json(trainer.run / SUMMARY, {
         "best_top1": result.best_top1, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "seconds": round(result.seconds, 1), "device": trainer.device,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import random
@@ -22,8 +23,9 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
                            validate_tune_config)
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
-from ftedge.formats.run import RunFolder
-from ftedge.io import atomic_write_json, atomic_write_text, make_parent
+from ftedge.formats.run import GATE, SUMMARY, RunFolder
+from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, make_parent,
+                       new_folder, read_json)
 from ftedge.metrics import classification_report
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.training import dist as D
@@ -80,6 +82,8 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
             raise ConfigError("--resume continues a run with its saved config",
                               "drop the other options, or start a new run with --out")
         cfg, ckpt = _load_resume(Path(resume))
+        if ckpt is not None and RunFolder(Path(cfg.out)).file(SUMMARY).is_file():
+            return _finished(Path(cfg.out))
     else:
         if config is not None and (config_file or options):
             raise ConfigError("pass either a TuneConfig or config_file/options, not both")
@@ -90,7 +94,8 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
     keep_freed_memory()
     ctx, device = D.init_distributed(resolve_device(cfg.train.device))
     try:
-        return Trainer(cfg, ctx, device, ckpt, callbacks).fit()
+        with contextlib.ExitStack() as held:  # the run folder's one-writer lock
+            return Trainer(cfg, ctx, device, ckpt, callbacks, held).fit()
     finally:
         D.shutdown(ctx)
 
@@ -106,6 +111,28 @@ def _check_paths(cfg: TuneConfig) -> TuneConfig:
         raise ConfigError(f"--out {cfg.out} is inside --data {cfg.data.path}",
                           "write the run outside the dataset, e.g. --out runs/mine")
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data)))
+
+
+def _finished(run: Path) -> TuneResult:
+    """A finished run (its summary.json is written last) resumed: nothing is trained or
+    written again; what it reached, as it recorded it."""
+    summary = read_json(run / SUMMARY)
+    if not isinstance(summary, dict) or not isinstance(summary.get("best_top1"), (int, float)):
+        raise RunError(f"{run / SUMMARY} is damaged", "the run is finished; start a new one with "
+                       "--out, or delete summary.json to let --resume write it again")
+    qat = summary.get("qat") if isinstance(summary.get("qat"), dict) else None
+    gate = None
+    if qat is not None:
+        gate = read_json(run / f"{GATE['qat']}.json")
+        if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
+            raise RunError(f"{run / GATE['qat']}.json is damaged", "start a new run with --out")
+    console.print(f"{run} is finished (its {SUMMARY} is written): nothing to resume. Export it "
+                  f"(ftedge export {run} --target ...), or start a new run with --out",
+                  soft_wrap=True)
+    return TuneResult(run, float(summary["best_top1"]), int(summary.get("best_epoch") or 0),
+                      int(summary.get("epochs_run") or 0), bool(summary.get("stopped_early")),
+                      [], 0.0, gate=gate, qat_top1=qat and qat.get("qat_val_top1"),
+                      qat_best_epoch=qat and qat.get("qat_best_epoch"))
 
 
 def _load_resume(path: Path) -> tuple[TuneConfig, dict | None]:
@@ -127,6 +154,11 @@ def _load_resume(path: Path) -> tuple[TuneConfig, dict | None]:
     if "train_state" not in ckpt:
         raise RunError(f"{last} holds no training state", "resume from the run's last.pt")
     return cfg, ckpt
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def default_run_dir(cfg: TuneConfig) -> Path:
@@ -171,9 +203,16 @@ class Trainer:
     """State of one run; `fit` drives the epochs. Only rank 0 writes files."""
 
     def __init__(self, cfg: TuneConfig, ctx: D.DistContext, device: str, ckpt: dict | None,
-                 callbacks: Sequence[EpochCallback]):
+                 callbacks: Sequence[EpochCallback], held: contextlib.ExitStack):
         self.cfg, self.ctx, self.device, self.callbacks = cfg, ctx, device, callbacks
-        self.run = Path(D.broadcast_object(cfg.out or str(default_run_dir(cfg)), ctx))
+        # a default name is made unique (and created) at once: runs started in the same
+        # second never share a folder
+        run = cfg.out or (str(new_folder(default_run_dir(cfg))) if ctx.is_main else None)
+        self.run = Path(D.broadcast_object(run, ctx))
+        if ctx.is_main:
+            if not cfg.out:  # a run that fails before its first file leaves no empty folder
+                held.callback(_remove_if_empty, self.run)
+            held.enter_context(folder_lock(self.run))
         if ckpt is None:
             self._claim_run_dir()
         self.run_folder = RunFolder(self.run)
@@ -215,9 +254,20 @@ class Trainer:
             return
         if not self.run.is_dir():
             raise RunError(f"--out {self.run} is a file", "choose a folder for --out")
-        if any(self.run.iterdir()) and not RunFolder(self.run).is_reusable():
-            raise RunError(f"run folder {self.run} already exists and is not empty",
-                           f"choose another --out, or continue it with --resume {self.run}")
+        folder = RunFolder(self.run)
+        if any(self.run.iterdir()) and not folder.is_reusable():
+            if folder.file(SUMMARY).is_file():
+                raise RunError(f"run folder {self.run} already exists: a finished run",
+                               f"choose another --out (or export this one: ftedge export "
+                               f"{self.run} --target ...)")
+            if folder.has_checkpoint():
+                raise RunError(f"run folder {self.run} already exists and is not empty",
+                               f"choose another --out, or continue it with --resume {self.run}")
+            names = sorted(p.name for p in self.run.iterdir())
+            raise RunError(f"--out {self.run} holds files that are not a run ftedge started "
+                           f"({', '.join(names[:5])}): ftedge never replaces them",
+                           "give a new or empty folder as --out, e.g. --out "
+                           f"{self.run / 'run'}")
 
     def _setup_model(self) -> None:
         cfg, dev = self.cfg, self.device
@@ -270,7 +320,7 @@ class Trainer:
             self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]
             self.fp32_best = tuple(ts["fp32_best"])
         self.model.load_state_dict(ckpt["model_state"])
-        self.optimizer.load_state_dict(ts["optimizer"])
+        self._load_optimizer(ts["optimizer"], qat=ts.get("stage") == "qat")
         if self.settings.scaler is not None and ts.get("scaler"):
             self.settings.scaler.load_state_dict(ts["scaler"])
         self.history = list(ts["history"])
@@ -278,6 +328,27 @@ class Trainer:
         self.bad_epochs, self.start_epoch, self.step = ts["bad_epochs"], ts["epoch"], ts["step"]
         self.qat_candidates = list(ts.get("qat_candidates") or [])
         torch.set_rng_state(ts["rng"]["torch"])
+
+    def _load_optimizer(self, state: dict, qat: bool) -> None:
+        """The saved optimizer state; a QAT one saved by an ftedge whose QAT optimizer held the
+        head alone (see _begin_qat) is loaded into such an optimizer, so the run finishes as
+        it was trained."""
+        try:
+            self.optimizer.load_state_dict(state)
+            return
+        except ValueError:
+            if not qat:
+                raise RunError("last.pt's optimizer state does not fit this model",
+                               "the run folder was mixed with another run's files: start a new "
+                               "run with --out") from None
+        for p in self.built.backbone_parameters():
+            p.requires_grad_(False)
+        self.optimizer = qat_stage.qat_optimizer(self)
+        try:
+            self.optimizer.load_state_dict(state)
+        except ValueError:
+            raise RunError("last.pt's QAT optimizer state does not fit this model",
+                           "start a new run with --out") from None
 
     # -- epochs ------------------------------------------------------------------------
     def _wrap_ddp(self, head_only: bool) -> None:
@@ -394,10 +465,11 @@ class Trainer:
         if not self.ctx.is_main:
             return
         self.run.mkdir(parents=True, exist_ok=True)
+        # split.json first: it is what marks a header-only folder as ftedge's (is_reusable)
+        atomic_write_json(self.run / "split.json", self.data.split_record)
         atomic_write_text(self.run / "config.yaml",
                           yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
         atomic_write_json(self.run / "classes.json", self.data.classes)
-        atomic_write_json(self.run / "split.json", self.data.split_record)
         atomic_write_json(self.run / "dataset_audit.json", self.data.audit.to_dict())
         atomic_write_json(self.run / "preprocessing.json", self.contract)
 
@@ -420,6 +492,11 @@ class Trainer:
         return False
 
     def _begin_qat(self) -> None:
+        # QAT trains every weight: a run whose FP32 stage ended in its head-only phase
+        # (epochs == head_epochs) had the backbone frozen here, and its QAT optimizer then held
+        # the head alone, which no resume could rebuild (a ValueError on --resume)
+        for p in self.built.backbone_parameters():
+            p.requires_grad_(True)
         self.fp32_best = (self.best_top1, self.best_epoch)
         self.qat_start_epoch = len(self.history)
         self.stage = "qat"
@@ -461,7 +538,7 @@ class Trainer:
 
     def fp32_best_model(self) -> nn.Module:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
-        from ftedge.runtime.pytorch import model_from_checkpoint
+        from ftedge.runtime.pytorch.runner import model_from_checkpoint
 
         best = self.run / "best.pt"
         model = model_from_checkpoint(load_checkpoint(best), best).to(self.device)

@@ -102,7 +102,7 @@ def make_manifest(runtime: str, artifact: str, batch=None, contract=None, precis
 def build_artifact(folder: Path, runtime: str, batch=None, contract=None, precision="fp32",
                    classes=None, calibration=None) -> tuple[Path, dict]:
     """An artifact folder as the exporter stages it: model file(s), kit, sealed manifest."""
-    from ftedge.deploy import write_deploy_kit
+    from ftedge.deploy.kit import write_deploy_kit
 
     classes = classes or CLASSES
     folder.mkdir(parents=True)

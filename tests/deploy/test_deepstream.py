@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ftedge.deploy import (deepstream_normalization, deepstream_style_preprocess,
-                           normalization_error)
+from ftedge.deploy.deepstream import (deepstream_normalization, deepstream_style_preprocess,
+                                      normalization_error)
 from ftedge.deploy.labels import parse_deepstream_labels
 from ftedge.deploy.templates.preprocess import preprocess
 from tests.deploy.conftest import CLASSES, CONTRACT, build_artifact
@@ -62,7 +62,7 @@ def test_network_mode_follows_the_precision(tmp_path, precision, mode):
 
 
 def test_dla_profile_and_fixed_batch(tmp_path):
-    from ftedge.deploy import write_deploy_kit
+    from ftedge.deploy.kit import write_deploy_kit
     from tests.deploy.conftest import make_manifest, tiny_onnx
 
     folder = tmp_path / "dla"

@@ -6,7 +6,9 @@ import os
 
 import pytest
 
-from ftedge.deploy import DeployError, manifest_digest, write_deploy_kit
+from ftedge.deploy.common import DeployError
+from ftedge.deploy.kit import write_deploy_kit
+from ftedge.deploy.templates.artifact import manifest_digest
 from tests.deploy.conftest import CLASSES, digest_of, make_manifest, tiny_onnx
 
 COMMON = ["deploy/labels.txt", "deploy/infer.py", "deploy/triton/tiny_net/config.pbtxt",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ftedge.deploy import DeployError
+from ftedge.deploy.common import DeployError
 from ftedge.deploy.labels import (deepstream_labels_text, escape_label, labels_text,
                                   parse_deepstream_labels, parse_labels, unescape_label)
 from tests.deploy.conftest import CLASSES

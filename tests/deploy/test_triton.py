@@ -70,6 +70,8 @@ def test_config_carries_the_temperature_for_clients(tmp_path, model_config_pb2):
                                calibration={"method": "temperature", "temperature": 0.8125})
     cfg = parse(model_config_pb2, folder)
     assert cfg.parameters["ftedge_calibration_temperature"].string_value == "0.8125"
+    text = (folder / "deploy" / "triton" / "tiny_net" / "config.pbtxt").read_text()
+    assert text.count('key: "ftedge_calibration_temperature"') == 1
     readme = (folder / "deploy" / "README.md").read_text()
     assert "softmax(logits / T) with T = 0.8125" in readme and "cannot apply T" in readme
 
@@ -90,7 +92,7 @@ def test_version_folder_holds_copies_of_the_model(ort_artifact, ov_artifact, trt
 
 
 def test_an_existing_engine_is_copied_as_the_plan(tmp_path):
-    from ftedge.deploy import write_deploy_kit
+    from ftedge.deploy.kit import write_deploy_kit
     from tests.deploy.conftest import make_manifest, tiny_onnx
 
     folder = tmp_path / "built"

@@ -6,7 +6,7 @@ from onnx import TensorProto, helper
 
 from ftedge.errors import RunError
 from ftedge.formats.run import load_onnx
-from ftedge.runtime.ort import inference_session
+from ftedge.runtime.onnxruntime.runner import inference_session
 
 
 def _tiny_graph(path):

@@ -12,7 +12,7 @@ from onnx import numpy_helper
 from ftedge.graph.coverage import int8_coverage
 from ftedge.graph.fallback import float_layers_of, keep_in_float, quantized_layers
 from ftedge.quant.sensitivity import float_fallback
-from ftedge.runtime.ort import OrtRunner
+from ftedge.runtime.onnxruntime.runner import OrtRunner
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def tiny_classifier() -> onnx.ModelProto:
 
 
 def run_ort(model, x):
-    from ftedge.runtime.ort import inference_session
+    from ftedge.runtime.onnxruntime.runner import inference_session
 
     session = inference_session(model)
     names = [o.name for o in model.graph.output]

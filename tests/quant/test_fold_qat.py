@@ -91,7 +91,7 @@ def test_mobilenet_v3_every_convolution_runs_as_qlinearconv_in_ort(tmp_path, act
 
     from ftedge.graph.layout import to_ort_layout
     from ftedge.quant.onnx_export import export_onnx
-    from ftedge.runtime.ort import conv_kernels, executed_ops
+    from ftedge.runtime.onnxruntime.runner import conv_kernels, executed_ops
 
     torch.manual_seed(0)
     model = torchvision.models.mobilenet_v3_small(num_classes=3).eval()

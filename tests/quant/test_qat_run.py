@@ -309,7 +309,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.formats.run import RunFolder
     from ftedge.quant.ptq import set_activation_ranges
     from ftedge.quant.qat import input_quantizers, prepare_qat
-    from ftedge.runtime.pytorch import load_run
+    from ftedge.runtime.pytorch.runner import load_run
     from ftedge.training.qat_stage import ptq_start_samples
     from tests.conftest import tiny_options, write_class_folders
 
@@ -360,3 +360,31 @@ def test_resuming_a_qat_run_from_before_full_range_depthwise_keeps_its_rule(tmp_
             dw = w.shape[1] == 1 and w.shape[0] > 1
             tops[dw] = max(tops[dw], int((w / scale).round().abs().max()))
     assert 63 <= tops[True] <= 64 and 63 <= tops[False] <= 64  # the top code: 63.5 rounded
+
+
+@pytest.mark.slow
+def test_a_qat_run_whose_fp32_stage_ended_head_only_resumes_and_trains_every_weight(tmp_path):
+    """--epochs 1 (= head_epochs): the backbone was frozen when QAT began. QAT trains every
+    weight, and a kill inside the QAT stage resumes to the end (it raised a ValueError:
+    the saved optimizer held the head alone); resuming the finished run changes nothing."""
+    data = write_class_folders(tmp_path / "c", per_class=12)
+    opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=1, head_epochs=1,
+                max_drop=100.0)
+
+    def crash_in_qat(row):
+        if row["phase"] == "qat":
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        ftedge.tune(data=str(data), callbacks=[crash_in_qat], **dict(opts, out=str(tmp_path / "r")))
+    last = torch.load(tmp_path / "r" / "last.pt", weights_only=True)
+    n_trainable = len(last["train_state"]["optimizer"]["param_groups"][0]["params"])
+    resumed = ftedge.tune(resume=tmp_path / "r")
+    assert [h["phase"] for h in resumed.history] == ["head", "qat", "qat"]
+    assert resumed.gate is not None and (tmp_path / "r" / "model.int8.onnx").is_file()
+    heads = sum(1 for k in last["model_state"] if "classifier" in k and "weight" in k)
+    assert n_trainable > 10 * max(1, heads)  # the backbone's weights too, not the head alone
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir()}
+    again = ftedge.tune(resume=tmp_path / "r")
+    assert again.gate["passed"] == resumed.gate["passed"]
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "r").iterdir()} == before

@@ -1,4 +1,4 @@
-"""The VNNI check ftedge uses (runtime/ort.py) and the standalone deploy/infer.py's copy
+"""The VNNI check ftedge uses (runtime/onnxruntime/runner.py) and the standalone deploy/infer.py's copy
 (deploy/templates/artifact.py, which cannot import ftedge) decide alike."""
 
 import platform
@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import ftedge.deploy.templates.artifact as template
-import ftedge.runtime.ort as runtime_ort
+import ftedge.runtime.onnxruntime.runner as runtime_ort
 
 CASES = [("x86_64", "fpu sse2 avx2 avx512_vnni", "vnni"), ("AMD64", "avx2 avx_vnni", "vnni"),
          ("x86_64", "avx2 amx_int8", "vnni"), ("x86_64", "fpu sse2 avx2 fma", "no-vnni"),

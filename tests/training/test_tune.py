@@ -60,9 +60,9 @@ def test_eval_and_predict(finished_run):
 
 
 def test_existing_run_folder_is_never_overwritten(finished_run, colour_data):
-    with pytest.raises(RunError, match="already exists") as e:
+    with pytest.raises(RunError, match="already exists: a finished run") as e:
         ftedge.tune(data=str(colour_data), **tiny_options(finished_run.run_dir.parent))
-    assert "--resume" in e.value.hint
+    assert "another --out" in e.value.hint and "ftedge export" in e.value.hint
 
 
 def test_resume_gives_the_same_result_as_an_uninterrupted_run(colour_data, tiny_tune_options,

@@ -98,7 +98,7 @@ def verify_file(folder, manifest, name):
 def vnni_state():
     """"vnni", "no-vnni" (an x86 CPU whose u8 x s8 dot product sums pairs of products in 16
     bits, which full-range 8-bit weights saturate), "unknown" (x86, /proc/cpuinfo unreadable)
-    or "not-x86"; as ftedge's runtime/ort.py tells it."""
+    or "not-x86". ftedge's runtime/onnxruntime/runner.py imports this very function."""
     if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
         return "not-x86"
     try:

@@ -2,8 +2,8 @@
 
 Template piece of deploy/infer.py (numpy and Pillow only). It mirrors ftedge/data/images.py
 `load_image` and ftedge/data/transforms.py `eval_transform` (torchvision.transforms.v2 on a
-PIL image); tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8
-model fed inputs that differ by one float32 rounding flips top-1 on a few percent of images.
+PIL image); tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8 model fed inputs that differ by one
+float32 rounding flips top-1 on a few percent of images.
 """
 
 import os

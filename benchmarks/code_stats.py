@@ -1,0 +1,152 @@
+"""Code-shape numbers for issue 23, reproducible on any checkout of ftedge.
+
+    python benchmarks/code_stats.py                      # this checkout, its docs/ARCHITECTURE.md
+    python benchmarks/code_stats.py --root OTHER --table ARCH.md   # e.g. an older commit
+
+Prints: lines per top-level package, the 5 largest modules and functions, import edges that
+break the layer table (tests/layering.py's checker), `runtime == "..."` branches outside
+ftedge/runtime/, and modules without a direct test (ftedge/a/b.py is directly tested when a
+file under tests/ imports ftedge.a.b). The suite's wall time is timed separately:
+`time python -m pytest -q -m "not gpu and not tensorrt"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(HERE))
+from tests.layering import check_layers, module_names, read_table  # noqa: E402
+
+RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "pytorch"}
+
+
+def lines(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def per_package(pkg: Path) -> dict[str, int]:
+    out: Counter = Counter()
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg)
+        out[rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 else rel.stem] += lines(path)
+    return dict(out.most_common())
+
+
+def largest_functions(pkg: Path, n: int = 5) -> list[tuple[int, str]]:
+    found = []
+    for path in pkg.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                found.append((node.end_lineno - node.lineno + 1,
+                              f"{path.relative_to(pkg.parent)}:{node.name}"))
+    return sorted(found, reverse=True)[:n]
+
+
+def _is_runtime(node: ast.AST) -> bool:
+    if isinstance(node, ast.Name):
+        return node.id == "runtime"
+    if isinstance(node, ast.Attribute):
+        return node.attr == "runtime"
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.slice, ast.Constant) and node.slice.value == "runtime"
+    return False
+
+
+def _names_runtime(node: ast.AST) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value in RUNTIMES
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return any(_names_runtime(e) for e in node.elts)
+    return False
+
+
+def runtime_branches(pkg: Path) -> list[str]:
+    """`runtime == "openvino"`, `x.runtime != "tensorrt"`, `m["runtime"] in ("a", "b")`...
+    outside ftedge/runtime/ (the deploy templates, which run alone, included)."""
+    found = []
+    for path in pkg.rglob("*.py"):
+        rel = path.relative_to(pkg)
+        if rel.parts[0] == "runtime":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(
+                    node.ops[0], (ast.Eq, ast.NotEq, ast.In, ast.NotIn)):
+                left, right = node.left, node.comparators[0]
+                if (_is_runtime(left) and _names_runtime(right)) or (
+                        _is_runtime(right) and _names_runtime(left)):
+                    found.append(f"{pkg.name}/{rel}:{node.lineno}")
+    return sorted(found)
+
+
+def tested_modules(root: Path, known: set[str]) -> set[str]:
+    """Modules (dotted, without the package name) some tests/ file imports."""
+    seen = set()
+    for path in (root / "tests").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if name.startswith("ftedge."):
+                    seen.add(name[len("ftedge."):])
+    return seen & known
+
+
+def stats(root: Path, table_file: Path | None) -> dict:
+    pkg = root / "ftedge"
+    modules = module_names(pkg)
+    sizes = sorted(((lines(p), f"ftedge/{p.relative_to(pkg)}") for p in modules.values()),
+                   reverse=True)
+    logic = {m for m, p in modules.items() if p.name != "__init__.py"}
+    untested = sorted(logic - tested_modules(root, set(modules)))
+    out = {"modules": len(modules), "lines": sum(s for s, _ in sizes),
+           "lines_per_package": per_package(pkg), "largest_modules": sizes[:5],
+           "largest_functions": largest_functions(pkg),
+           "runtime_branches_outside_runtime": runtime_branches(pkg),
+           "modules_without_direct_test": untested}
+    if table_file is not None:
+        wrong = check_layers(pkg, read_table(table_file.read_text()))
+        out["layer_violations"] = [str(v) for v in wrong]
+        out["layer_violations_by_kind"] = dict(Counter(v.kind for v in wrong))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=HERE, help="checkout to measure")
+    ap.add_argument("--table", type=Path, help="file with the layer table "
+                    "(default: ROOT/docs/ARCHITECTURE.md when it exists)")
+    ap.add_argument("--json", action="store_true")
+    a = ap.parse_args(argv)
+    table = a.table or (a.root / "docs" / "ARCHITECTURE.md")
+    s = stats(a.root, table if table.is_file() else None)
+    if a.json:
+        print(json.dumps(s, indent=1))
+        return 0
+    print(f"{s['modules']} modules, {s['lines']} lines")
+    print("lines per package: " + ", ".join(f"{k} {v}" for k, v in s["lines_per_package"].items()))
+    print("largest modules: " + ", ".join(f"{p} {n}" for n, p in s["largest_modules"]))
+    print("largest functions: " + ", ".join(f"{p} {n}" for n, p in s["largest_functions"]))
+    if "layer_violations" in s:
+        print(f"layer violations: {len(s['layer_violations'])} {s['layer_violations_by_kind']}")
+        for v in s["layer_violations"]:
+            print(f"  {v}")
+    br = s["runtime_branches_outside_runtime"]
+    print(f"runtime == branches outside ftedge/runtime/: {len(br)}")
+    for b in br:
+        print(f"  {b}")
+    print(f"modules without a direct test: {len(s['modules_without_direct_test'])}: "
+          + ", ".join(s["modules_without_direct_test"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,1 +1,0 @@
-"""Export stage: one Target per runtime (onnx.py, openvino.py, tensorrt.py), profiles, manifests."""

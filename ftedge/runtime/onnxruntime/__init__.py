@@ -1,0 +1,1 @@
+"""ONNX Runtime: runner (runner.py) and export target (target.py)."""

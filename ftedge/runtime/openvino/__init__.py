@@ -1,0 +1,1 @@
+"""OpenVINO: runner (runner.py) and export target (target.py)."""

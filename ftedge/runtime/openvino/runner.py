@@ -1,0 +1,101 @@
+"""OpenVINO: a compiled model behind the Runner protocol, and what its execution graph ran."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.config import disable_telemetry
+from ftedge.errors import ExportError
+from ftedge.runtime.onnxruntime.runner import vnni_state
+
+# Every ftedge use of OpenVINO comes through here (export/openvino.py imports this module):
+# its usage telemetry is off before openvino is first imported (config.disable_telemetry)
+disable_telemetry()
+
+
+def cpu_int8_without_vnni() -> str | None:
+    """Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI (16-bit pair sums):
+    "no-vnni" (the CPU lacks it, or ONEDNN_MAX_CPU_ISA limits oneDNN below it), "unknown"
+    (an x86 CPU that cannot be told), None (VNNI, or not x86)."""
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    state = vnni_state()
+    if state == "no-vnni" or (state != "not-x86" and isa and isa != "ALL"
+                              and "VNNI" not in isa and "AMX" not in isa):
+        return "no-vnni"
+    return "unknown" if state == "unknown" else None
+
+
+def device_available(device: str, available: list[str]) -> bool:
+    """'GPU' is there when OpenVINO lists 'GPU', 'GPU.0' or 'GPU.1'."""
+    return any(d.split(".")[0] == device.split(".")[0] for d in available)
+
+
+class OpenVinoRunner:
+    """A compiled OpenVINO model (IR or ONNX file) behind the Runner protocol."""
+
+    def __init__(self, model: Path, device: str = "CPU", config: dict | None = None):
+        import openvino as ov
+
+        core = ov.Core()
+        if not device_available(device, core.available_devices):
+            raise ExportError(f"OpenVINO device {device} is not available here "
+                              f"(found: {', '.join(core.available_devices)})",
+                              "run on the device the profile is for, or pick another --target")
+        self.compiled = core.compile_model(core.read_model(str(model)), device, config or {})
+        self.request = self.compiled.create_infer_request()
+        names = [o.get_names() for o in self.compiled.outputs]
+        # graphs exported with an unknown score have it as a second output (graph/unknown.py)
+        self.unknown = next((i for i, n in enumerate(names) if "unknown_score" in n), None)
+        self.logits = next(i for i in range(len(names)) if i != self.unknown)
+        self._ov = ov
+        self._input_shape = None
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the unknown score ([N], higher = more unknown; None without one)."""
+        # As OpenVINO's own benchmark_app does: one input tensor per shape, filled in place,
+        # and a plain infer(); a new tensor on every call costs a dynamic-shape model its
+        # memory plan each time.
+        if batch.shape != self._input_shape:
+            self.request.set_input_tensor(self._ov.Tensor(self._ov.Type.f32,
+                                                          self._ov.Shape(list(batch.shape))))
+            self._input_shape = batch.shape
+        np.copyto(self.request.get_input_tensor().data, batch, casting="same_kind")
+        self.request.infer()
+        # copies: the request reuses its buffers
+        logits = self.request.get_output_tensor(self.logits).data.copy()
+        if self.unknown is None:
+            return logits, None
+        return logits, self.request.get_output_tensor(self.unknown).data[:, 0].copy()
+
+    def conv_kernels(self) -> dict[str, int]:
+        return conv_precisions(self.compiled)
+
+
+def openvino_logits(path: str | Path, x: np.ndarray, batch_size: int = 32) -> np.ndarray | None:
+    """Run an ONNX model in OpenVINO on the CPU at f32 inference precision; None without
+    OpenVINO installed."""
+    import importlib.util
+
+    from ftedge.runtime import infer_batches
+
+    if importlib.util.find_spec("openvino") is None:
+        return None
+    runner = OpenVinoRunner(Path(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    return infer_batches(runner, x, batch_size)
+
+
+def conv_precisions(compiled) -> dict[str, int]:
+    """How many convolutions OpenVINO's execution graph runs at each precision: {"u8": 49}."""
+    counts: dict[str, int] = {}
+    for op in compiled.get_runtime_model().get_ordered_ops():
+        info = op.get_rt_info()
+        if info["layerType"].astype(str) == "Convolution":
+            p = info["runtimePrecision"].astype(str)
+            counts[p] = counts.get(p, 0) + 1
+    return counts

@@ -1,0 +1,1 @@
+"""TensorRT: runner (runner.py), export target (target.py) and the off-device build plan (plan.py)."""

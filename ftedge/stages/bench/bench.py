@@ -1,0 +1,222 @@
+"""`ftedge bench`: accuracy, latency, memory and energy of each artifact, through its Runner."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.confidence import evaluation_report
+from ftedge.stages.bench import system
+from ftedge.stages.bench.accuracy import artifact_accuracy
+from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
+from ftedge.data.transforms import preprocess_samples
+from ftedge.config import require_finite
+from ftedge.errors import ConfigError, FtedgeError
+from ftedge.formats.artifact import read_manifest_dict
+from ftedge.runtime import LoadedModel, infer_batches
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    batches: tuple[int, ...] = (1, 8, 32)
+    warmup: int = 10
+    runs: int | None = None  # None with seconds None: 100 runs
+    seconds: float | None = None
+    threads: int | None = None
+    max_drop: float = 1.0
+    e2e_images: int = 50  # images decoded + preprocessed + inferred one by one
+
+    def __post_init__(self) -> None:
+        """Refuse what would measure nothing or something else than asked."""
+        require_finite("--max-drop", self.max_drop)
+        if self.seconds is not None and not require_finite("--time", self.seconds) > 0:
+            raise ConfigError(f"--time must be > 0 seconds, got {self.seconds!r}",
+                              "give the seconds of timed runs per batch size, e.g. --time 5")
+        if self.runs is not None and self.runs < 1:
+            raise ConfigError(f"--runs must be >= 1, got {self.runs}",
+                              "give the timed runs per batch size, e.g. --runs 100")
+        if self.warmup < 0:
+            raise ConfigError(f"--warmup must be >= 0, got {self.warmup}",
+                              "give the untimed calls before timing, e.g. --warmup 10 (0: none)")
+
+
+@dataclass
+class ValSet:
+    samples: list
+    x: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    reference_logits: np.ndarray | None
+    source: str
+
+
+def _folder_size_mb(folder: Path, manifest: dict) -> float:
+    # the model as the runtime loads it: not the report, nor deploy/'s copies for Triton
+    names = [f for f in manifest.get("files", {})
+             if f != "parity.json" and not f.startswith("deploy/")]
+    names += [f for f in ("model.engine",) if (folder / f).is_file()]
+    return sum((folder / f).stat().st_size for f in set(names) if (folder / f).is_file()) / 2**20
+
+
+def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
+    """The images to judge on (the run's val split or --data), with the FP32 reference logits."""
+    from ftedge.stages.common import eval_samples
+    from ftedge.runtime.pytorch.runner import load_run
+
+    run = Path(manifest["source"]["run"])
+    key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
+    if key in cache:
+        return cache[key]
+    reference = load_run(run) if (run / "best.pt").is_file() else None
+    if reference is None and data is None:
+        raise FtedgeError(f"the artifact's source run {run} is not here and no --data was given",
+                          "pass --data DIR (class folders) to bench on")
+    # the artifact's classes and contract are enough to read --data without the run
+    holder = reference or LoadedModel(Path("."), list(manifest["classes"]),
+                                      manifest["preprocessing"], None, Path("."), "", "artifact")
+    samples = eval_samples(holder, data)
+    x = preprocess_samples(samples, manifest["preprocessing"])
+    labels = np.array([s.label for s in samples])
+    ref = None
+    if reference is not None:
+        ref = infer_batches(reference.runner, x)
+    cache[key] = ValSet(samples, x, labels, list(manifest["classes"]), ref,
+                        "run val split" if data is None else str(data))
+    return cache[key]
+
+
+def _latency(runner, shape, batches, opts) -> list[dict]:
+    """Per batch size: warm-up, then the timed calls inside one energy probe (warm-up outside)."""
+    rows = []
+    rng = np.random.default_rng(0)
+    for b in batches:
+        x = rng.standard_normal((b, *shape)).astype(np.float32)
+        for _ in range(opts.warmup):
+            runner.infer(x)
+        with system.EnergyProbe() as probe:
+            times = time_calls(lambda x=x: runner.infer(x), 0, opts.runs, opts.seconds)
+        row = latency_percentiles(times, b)
+        row["energy"] = probe.result(len(times) * b)
+        rows.append(row)
+    return rows
+
+
+def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
+    """Decode + preprocess + infer, one image at a time: what an application waits for."""
+    from ftedge.data.images import load_image
+    from ftedge.data.transforms import eval_transform
+
+    transform = eval_transform(contract)
+    background = tuple(contract.get("background", (255, 255, 255)))
+    files = [s.path for s in val.samples[: opts.e2e_images]]
+
+    order = iter(range(10**9))
+
+    def one():
+        path = files[next(order) % len(files)]
+        runner.infer(transform(load_image(path, background))[None].numpy())
+
+    times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))
+    return latency_percentiles(times, 1)
+
+
+def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
+    """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
+    from ftedge.runtime.artifact import host_note, load_artifact
+
+    folder = Path(folder)
+    row = {"artifact": str(folder), "target": folder.name, "runtime": "?", "precision": "?"}
+    try:
+        manifest = read_manifest_dict(folder)
+        row.update(target=manifest["target"], runtime=manifest["runtime"],
+                   precision=manifest["precision"], device=manifest["device"],
+                   size_mb=_folder_size_mb(folder, manifest), versions=manifest["versions"],
+                   input_shape=manifest["input_shape"],
+                   float_layers=manifest["float_layers"])
+        val = load_valset(manifest, data, val_cache)
+        peak_is_per_artifact = system.reset_peak_rss()
+        rss0, gpu_free0 = system.rss_mb(), _gpu_free_mb()
+        t0 = time.perf_counter()
+        loaded = load_artifact(folder, opts.threads)
+        row["load_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        loaded.runner.infer(val.x[:1])
+        row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
+        kernels = getattr(loaded.runner, "conv_kernels", None)  # ORT and OpenVINO can tell
+        row["conv_kernels"] = kernels() if kernels else None
+        logits = infer_batches(loaded.runner, val.x)
+        row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
+                                            opts.max_drop)
+        row["accuracy"]["images"] = val.source
+        # the artifact's own T from its manifest; on the run's val split (no --data) that is
+        # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
+        row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
+                                               in_sample=data is None)
+        row["calibration"]["images"] = val.source
+        fixed = manifest["input_shape"][0]
+        batches = opts.batches if fixed == "dynamic" else tuple(
+            b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
+        shape = tuple(manifest["input_shape"][1:])
+        row["latency"] = _latency(loaded.runner, shape, batches, opts)
+        row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
+        row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
+        gpu_free1 = _gpu_free_mb()
+        row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
+                         "peak_rss_scope": "this artifact" if peak_is_per_artifact else
+                         "the whole bench process (the peak mark could not be reset)",
+                         "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
+        passed = row["accuracy"]["passed"]
+        row["status"] = "ok" if passed in (True, None) else "gate_failed"
+        note = host_note(manifest["runtime"], manifest.get("extra"))
+        if note:
+            row["cpu_note"] = note
+    except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
+        row["status"] = "error"
+        row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")
+    except Exception as e:
+        row["status"] = "error"
+        row["error"] = f"{type(e).__name__}: {e}"
+        row["traceback"] = traceback.format_exc(limit=5)
+    return row
+
+
+def _gpu_free_mb() -> float | None:
+    """Free device memory (cudaMemGetInfo): what the runtime took, its own allocator included."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.mem_get_info()[0] / 2**20
+    except ImportError:
+        pass
+    return None
+
+
+def bench(artifacts: list[str | Path], data: str | Path | None = None,
+          opts: BenchOptions = BenchOptions(), progress=None) -> dict:
+    """Bench every artifact; returns the report dict (see report.py for its schema)."""
+    from ftedge import __version__
+
+    if opts.threads:
+        import torch
+
+        torch.set_num_threads(opts.threads)
+    _gpu_free_mb()  # create the CUDA context (if any) before the first artifact's RSS baseline
+    cache: dict = {}
+    rows = []
+    for folder in artifacts:
+        if progress:
+            progress(f"benching {folder}")
+        rows.append(bench_artifact(Path(folder), cache, data, opts))
+    return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "environment": system.environment(opts.threads),
+            "timer_overhead_us": timer_overhead_us(),
+            "options": {"batches": list(opts.batches), "warmup": opts.warmup, "runs": opts.runs,
+                        "seconds": opts.seconds, "threads": opts.threads,
+                        "max_drop": opts.max_drop, "e2e_images": opts.e2e_images},
+            "artifacts": rows}

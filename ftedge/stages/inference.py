@@ -1,0 +1,262 @@
+"""`ftedge eval` and `ftedge predict`: a run or an artifact folder (runtime/artifact.py opens
+either) evaluated on images, or classes predicted for them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.confidence import evaluation_report, temperature_of
+from ftedge.console import console, literal
+from ftedge.data.folder import Sample
+from ftedge.data.images import ImageDecodeError
+from ftedge.data.transforms import preprocess_image, preprocess_samples
+from ftedge.errors import DatasetError, RunError
+from ftedge.formats.artifact import reexport_command
+from ftedge.formats.run import RunFolder
+from ftedge.metrics import classification_report, softmax
+from ftedge.runtime import LoadedModel
+from ftedge.runtime.artifact import host_note, open_model
+from ftedge.stages.common import eval_samples
+
+__all__ = ["evaluate", "open_model", "predict", "warn_host_note"]
+
+
+def warn_host_note(loaded: LoadedModel) -> str | None:
+    """An artifact's caveat for this host (runtime/artifact.py host_note), printed as a warning
+    on stderr; None for runs and for artifacts this host computes as exported."""
+    if loaded.kind != "artifact":
+        return None
+    note = host_note(loaded.manifest.runtime, dict(loaded.manifest.extra))
+    if note:
+        console.print(f"warning: {literal(loaded.path.name)}: {note}", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)
+    return note
+
+
+def confidence_of(loaded: LoadedModel) -> tuple[dict | None, str | None]:
+    """The model's recorded temperature: (record, None), or (None, why probabilities use
+    T = 1). An artifact's is in its manifest; a run's in confidence.json, for its checkpoint."""
+    if loaded.kind == "artifact":
+        record = loaded.manifest.calibration
+        if record is None:
+            return None, (f"{loaded.path.name}'s manifest has no calibration (exported before "
+                          "ftedge fitted temperatures, or without val images): probabilities "
+                          f"use T = 1 (export it again to fit one)")
+        return record, None
+    return RunFolder(loaded.path).confidence(loaded.checkpoint)
+
+
+def warn_uncalibrated(loaded: LoadedModel) -> tuple[float, dict | None]:
+    """(T, record) for `loaded`, warning on stderr when there is none (T = 1)."""
+    record, why = confidence_of(loaded)
+    if why:
+        console.print(f"note: {why}", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
+    return temperature_of(record)[0], record
+
+
+def calibration_line(rep: dict) -> str:
+    """eval's calibration numbers in one line."""
+    line = (f"calibration: T = {rep['temperature']:.3f}" if rep["calibrated"]
+            else "calibration: none recorded (T = 1)")
+    line += (f"; ECE {rep['ece_before']:.4f} -> {rep['ece_after']:.4f}, NLL "
+             f"{rep['nll_before']:.4f} -> {rep['nll_after']:.4f} on these {rep['n']} images")
+    if rep["in_sample"]:
+        held = rep["heldout"]
+        line += (f" (in-sample: T was fitted on them; cross-fitted held-out ECE "
+                 f"{held['ece_before']:.4f} -> {held['ece_after']:.4f})")
+    return line
+
+
+NO_UNKNOWN = {
+    "run": "a run folder has no unknown score of its own: `ftedge export` appends one to each "
+           "artifact's graph (eval --unknown fits one to the run's FP32 graph to measure it)",
+    "artifact": "no unknown score: this artifact was exported without one (before ftedge had "
+                "it, or with --unknown-score off); export it again to get one",
+}
+
+
+def unknown_of(loaded: LoadedModel) -> dict | None:
+    """The artifact's unknown section (score, output, threshold, ...), or None."""
+    return getattr(loaded.manifest, "unknown", None) if loaded.kind == "artifact" else None
+
+
+def _unknown_images(folder: str | Path) -> list[Sample]:
+    from ftedge.data.images import IMAGE_EXTENSIONS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"--unknown {folder} is not a folder",
+                           "pass a folder of images of none of the model's classes")
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DatasetError(f"--unknown {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
+                           "pass a folder of images of none of the model's classes")
+    return [Sample(p, -1) for p in files]
+
+
+def _scored_runner(loaded: LoadedModel):
+    """(runner whose graph has an unknown score, the unknown record, what it is): the
+    artifact itself, or for a run its FP32 graph with the default score fitted as export
+    fits it and its threshold chosen on val in ONNX Runtime."""
+    unk = unknown_of(loaded)
+    if loaded.kind == "artifact":
+        if unk is None:
+            raise RunError(f"{loaded.path}: {NO_UNKNOWN['artifact']}",
+                           f"ftedge export {loaded.manifest.source.get('run', 'RUN')} --target "
+                           f"{loaded.manifest.target} --precision {loaded.manifest.precision} "
+                           "--force")
+        return loaded.runner, unk, f"the artifact in {loaded.manifest.runtime}"
+    import tempfile
+
+    from ftedge.config import UNKNOWN_SCORE, UNKNOWN_TPR
+    from ftedge.runtime.unknown import scored_graph, source_threshold
+    from ftedge.formats.run import FP32_ONNX
+    from ftedge.runtime.onnxruntime.runner import OrtRunner
+
+    graph = RunFolder(loaded.path).file(FP32_ONNX)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not graph.is_file():
+            from ftedge.quant.onnx_export import export_fp32
+
+            graph = Path(tmp) / FP32_ONNX
+            export_fp32(loaded, graph, 17)
+        scored, facts = scored_graph(loaded, graph, UNKNOWN_SCORE)
+    record = {**facts, **source_threshold(loaded, scored, UNKNOWN_TPR)}
+    return OrtRunner(scored), record, f"the run's {FP32_ONNX} with {UNKNOWN_SCORE} in ONNX Runtime"
+
+
+def _scores(runner, samples: list[Sample], contract: dict, batch_size: int):
+    from ftedge.runtime import infer_scored
+
+    logits, scores = [], []
+    for i in range(0, len(samples), batch_size):
+        lo, sc = infer_scored(runner, preprocess_samples(samples[i:i + batch_size], contract))
+        logits.append(lo)
+        scores.append(sc)
+    return np.concatenate(logits), np.concatenate(scores)
+
+
+def unknown_report(loaded: LoadedModel, samples: list[Sample], unknown_dir: str | Path,
+                   batch_size: int = 32) -> tuple[np.ndarray, dict]:
+    """The known images' logits, and how the unknown score separates them from the images of
+    `unknown_dir`: AUROC, FPR at 95% TPR, the rates at the recorded threshold, and top-1
+    against coverage."""
+    from ftedge.metrics import accuracy_coverage, ood_rates
+
+    others = _unknown_images(unknown_dir)
+    runner, unk, what = _scored_runner(loaded)
+    logits, known = _scores(runner, samples, loaded.contract, batch_size)
+    _, unknown = _scores(runner, others, loaded.contract, batch_size)
+    thr = float(unk["threshold"])
+    rates = ood_rates(known, unknown, 0.95, threshold=thr)
+    correct = logits.argmax(1) == np.array([s.label for s in samples])
+    return logits, {
+        "score": unk.get("score"), "threshold": thr, "measured_on": what,
+        "unknown_dir": str(unknown_dir), "n_known": len(samples), "n_unknown": len(others),
+        "auroc": rates["auroc"], "fpr95": rates["fpr_at_tpr"],
+        "known_accepted": rates["at_threshold"]["tpr"],
+        "accepted": rates["at_threshold"]["fpr"],  # unknowns taken for a class
+        "accuracy_coverage": accuracy_coverage(known, correct),
+    }
+
+
+def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
+    # batch by batch: decoded images of a large test set need not all sit in memory at once
+    return np.concatenate([
+        loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
+        for i in range(0, len(samples), batch_size)])
+
+
+def calibrate(run: str | Path) -> dict:
+    """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
+    val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
+    record. Artifacts get theirs at export, from their own logits."""
+    loaded = open_model(run)
+    if loaded.kind == "artifact":
+        raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
+                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
+    folder = RunFolder(loaded.path)
+    samples = folder.samples("val", loaded.classes)
+    if len(samples) < 2:
+        raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
+                           "cross-fit a temperature", "train with a larger val split")
+    return folder.write_confidence(_logits(loaded, samples),
+                                   np.array([s.label for s in samples]), loaded.checkpoint)
+
+
+def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
+             split: str = "val", unknown: str | Path | None = None) -> dict:
+    """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
+
+    Args:
+        run: run folder, checkpoint file, or artifact folder.
+        data: class-folder dataset; None uses the run's own recorded `split`.
+        split: val (default), test (a held-out test/ folder), or train.
+        unknown: a folder of images of none of the classes: the report gets an `unknown`
+            section (unknown_report).
+    Returns:
+        dict with keys n, top1, top5, per_class, confusion_matrix, classes, calibration (ECE
+        and NLL without and with the model's recorded temperature), and cpu_note
+        when this host computes the artifact differently from where it was exported
+        (runtime/artifact.py host_note; also printed as a warning).
+    """
+    loaded = open_model(run)
+    note = warn_host_note(loaded)
+    _, record = warn_uncalibrated(loaded)
+    samples = eval_samples(loaded, data, split)
+    if not samples:
+        raise DatasetError(f"no images to evaluate in the {split} split",
+                           "pass --data DIR with images in the model's class folders")
+    labels = np.array([s.label for s in samples])
+    extra = {"cpu_note": note} if note else {}
+    if unknown is not None:
+        logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size)
+    else:
+        logits = _logits(loaded, samples, batch_size)
+    rep = classification_report(logits, labels, loaded.classes)
+    # the record's val images are the default split's: scoring them again is in-sample
+    in_sample = record is not None and data is None and split == "val"
+    rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
+    return {**rep, **extra}
+
+
+def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[dict]:
+    """Top-k classes with probabilities for each image file; unreadable files get an error entry."""
+    if topk < 1:
+        raise DatasetError(f"--topk {topk} must be at least 1")
+    from ftedge.runtime import infer_scored
+
+    loaded = open_model(run)
+    warn_host_note(loaded)
+    temperature, _ = warn_uncalibrated(loaded)
+    unk = unknown_of(loaded)
+    if unk is None:
+        console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
+    results = []
+    for path in images:
+        try:
+            x = preprocess_image(path, loaded.contract)
+        except (ImageDecodeError, OSError) as e:
+            results.append({"image": str(path), "error": str(e)})
+            continue
+        logits, score = infer_scored(loaded.runner, x) if unk else (loaded.runner.infer(x), None)
+        prob = softmax(logits, temperature)[0]  # softmax(logits / T)
+        order = np.argsort(-prob)[: min(topk, len(prob))]
+        result = {"image": str(path), "temperature": temperature, "top": [
+            {"class": loaded.classes[i], "prob": round(float(prob[i]), 6)} for i in order]}
+        if unk is None:
+            result["unknown"] = None
+        elif score is None:
+            raise RunError(f"{loaded.path}: the manifest records an unknown score but the "
+                           f"model has no {unk['output']!r} output",
+                           "export the artifact again with --force")
+        else:
+            s, thr = float(score[0]), float(unk["threshold"])
+            result["unknown"] = {"score": s, "threshold": thr, "is_unknown": s > thr}
+        results.append(result)
+    return results

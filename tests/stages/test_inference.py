@@ -1,0 +1,83 @@
+"""Calibrated confidence on a run (PyTorch FP32): tune fits it, predict/eval apply it,
+`ftedge calibrate` refits it, and a record for another checkpoint is not applied."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ftedge.confidence import RECORD, fit_temperature
+from ftedge.data.transforms import preprocess_image, preprocess_samples
+from ftedge.errors import RunError
+from ftedge.formats.run import RunFolder
+from ftedge.stages.inference import calibrate, evaluate, open_model, predict
+from ftedge.metrics import softmax
+
+
+def _val(run):
+    loaded = open_model(run)
+    samples = RunFolder(run).samples("val", loaded.classes)
+    x = preprocess_samples(samples, loaded.contract)
+    return loaded, loaded.runner.infer(x), np.array([s.label for s in samples])
+
+
+def test_tune_fits_the_run_temperature_on_best_pt(qat_run):
+    record = json.loads((qat_run.run_dir / RECORD).read_text())
+    loaded, logits, labels = _val(qat_run.run_dir)
+    assert record["checkpoint"] == "best.pt" and record["n"] == len(labels)
+    assert record["temperature"] == pytest.approx(fit_temperature(logits, labels), rel=1e-3)
+    assert (qat_run.run_dir / "reliability.png").is_file()
+
+
+def test_predict_and_eval_on_a_run_apply_its_temperature(qat_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    record = json.loads((run / RECORD).read_text())
+    record["temperature"] = 2.5  # a T far from 1, so applying it shows
+    (run / RECORD).write_text(json.dumps(record))
+    image = sorted(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))[0]
+    loaded = open_model(run)
+    want = softmax(loaded.runner.infer(preprocess_image(image, loaded.contract)), 2.5)[0]
+    (r,) = predict(run, [image], topk=3)
+    assert r["temperature"] == 2.5
+    for t in r["top"]:
+        assert t["prob"] == pytest.approx(want[loaded.classes.index(t["class"])], abs=1e-6)
+    cal = evaluate(run)["calibration"]
+    assert cal["calibrated"] and cal["temperature"] == 2.5 and cal["in_sample"]
+    # refitting puts back the fitted T; last.pt is another checkpoint: its T is not best.pt's
+    assert calibrate(run)["temperature"] == pytest.approx(
+        json.loads((qat_run.run_dir / RECORD).read_text())["temperature"], rel=1e-6)
+    import torch
+
+    ckpt = torch.load(run / "best.pt", weights_only=False)
+    ckpt["model_state"] = {k: v * 1.01 if v.is_floating_point() else v
+                           for k, v in ckpt["model_state"].items()}
+    torch.save(ckpt, run / "other.pt")
+    capsys.readouterr()
+    (r,) = predict(run / "other.pt", [image], topk=1)
+    assert r["temperature"] == 1.0 and "another checkpoint" in capsys.readouterr().err
+
+
+def test_a_run_without_or_with_a_damaged_record(qat_run, tmp_path, capsys):
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    (run / RECORD).unlink()
+    image = sorted(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))[0]
+    capsys.readouterr()
+    assert predict(run, [image])[0]["temperature"] == 1.0
+    err = capsys.readouterr().err
+    assert "T = 1" in err and "ftedge calibrate" in err
+    (run / RECORD).write_text(json.dumps({"method": "temperature", "temperature": -1}))
+    with pytest.raises(RunError, match="damaged"):
+        predict(run, [image])
+
+
+def test_calibrate_refuses_an_artifact(qat_run, tmp_path):
+    from ftedge.stages.export.exporter import export_run
+
+    out = export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=tmp_path / "a",
+                     log=lambda m: None).folder
+    with pytest.raises(RunError, match="fitted at export"):
+        calibrate(out)
