@@ -1,11 +1,23 @@
-"""Cross-check ftedge bench's timer against OpenVINO's own benchmark_app, in one run.
+"""ftedge bench's model-only p50 against each runtime's own tool, side by side in one run.
 
-Same OpenVINO IR, same thread count, batch 1, one synchronous request: ftedge's model-only p50
-against benchmark_app's median latency; the ratio should be within 1.00 +- 0.10. Also prints
-the measurement overhead per call of ftedge's timer.
+For every artifact folder given (onnxruntime-cpu and openvino-cpu, FP32 and INT8) and every
+batch size: ftedge's figure is bench's own `_latency` on the artifact's runner (what
+`ftedge bench` reports); the runtime's figure is
+- OpenVINO: `benchmark_app` on the same IR, `-shape` static at that batch, one synchronous
+  request, `-nstreams 1 -hint none -nthreads T`, and `-infer_precision` as the artifact's
+  profile compiles it (f32: the CPU plugin would otherwise run the float parts in bf16 on CPUs
+  that have it, which is not what the artifact was verified with; `--app-default-precision`
+  adds the tool's default beside it);
+- ONNX Runtime (no perf tool ships in its wheel): a bare `session.run` loop in a separate
+  process that imports nothing but onnxruntime and numpy, same file, same thread count.
+Rounds alternate between the two so the drift of a shared machine hits both; the ratio
+(ftedge / tool) of the medians over rounds should be within 1.00 +- 0.10. A third figure, a
+bare call timed in ftedge's own process (OpenVINO: a request compiled for that static shape,
+its own input tensor filled once, infer(); ONNX Runtime: session.run on the runner's
+session), tells the runner's own overhead apart from what differs between processes.
 
-Usage: python benchmarks/bench_vs_benchmark_app.py ARTIFACT_DIR [--threads 2] [--seconds 3] [--rounds 8]
-(ARTIFACT_DIR: an openvino-cpu artifact folder from `ftedge export`)
+Usage: python benchmarks/bench_vs_benchmark_app.py ARTIFACT_DIR [ARTIFACT_DIR ...]
+           [--threads 2] [--seconds 2] [--rounds 3] [--batches 1,32] [--app-default-precision]
 """
 
 from __future__ import annotations
@@ -19,46 +31,133 @@ from pathlib import Path
 
 import numpy as np
 
+BARE_ORT = r"""
+import sys, time, numpy as np, onnxruntime as ort
+path, name, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+shape = tuple(int(v) for v in sys.argv[5].split(","))
+so = ort.SessionOptions()
+so.intra_op_num_threads = threads
+s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+for _ in range(10):
+    s.run(None, {name: x})
+t, end = [], time.perf_counter() + seconds
+while time.perf_counter() < end or len(t) < 5:
+    t0 = time.perf_counter(); s.run(None, {name: x}); t.append(time.perf_counter() - t0)
+print(1000 * float(np.median(t)))
+"""
 
-def benchmark_app_median(xml: Path, threads: int, seconds: int, shape: str) -> float:
+
+def benchmark_app(xml: Path, shape: str, threads: int, seconds: float,
+                  precision: str | None) -> float:
     app = shutil.which("benchmark_app") or str(Path(sys.executable).parent / "benchmark_app")
-    # -data_shape keeps the IR's dynamic batch, as ftedge's runner compiles it
     cmd = [app, "-m", str(xml), "-d", "CPU", "-api", "sync", "-nireq", "1", "-nstreams", "1",
-           "-nthreads", str(threads), "-t", str(seconds), "-data_shape", shape, "-hint", "none",
-           "-infer_precision", "f32"]
+           "-nthreads", str(threads), "-t", str(max(1, round(seconds))), "-shape", shape,
+           "-hint", "none"] + (["-infer_precision", precision] if precision else [])
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return float(re.search(r"Median:\s+([\d.]+) ms", out).group(1))
 
 
+def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float) -> float:
+    out = subprocess.run([sys.executable, "-c", BARE_ORT, str(model), name, str(threads),
+                          str(seconds), ",".join(map(str, shape))],
+                         capture_output=True, text=True, check=True).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def in_process_bare(folder: Path, m: dict, runner, b: int, threads: int, seconds: float):
+    """A timer for the runtime's bare call in this process (see the module docstring)."""
+    from ftedge.stages.bench.latency import time_calls
+
+    chw = tuple(m["input_shape"][1:])
+    x = np.random.default_rng(0).standard_normal((b, *chw)).astype(np.float32)
+    if m["runtime"] == "openvino":
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(folder / m["artifact"]))
+        model.reshape({model.input(0): ov.PartialShape([b, *chw])})
+        config = {"INFERENCE_NUM_THREADS": threads}
+        hint = (m.get("profile") or {}).get("inference_precision")
+        if hint:
+            config["INFERENCE_PRECISION_HINT"] = hint
+        request = core.compile_model(model, "CPU", config).create_infer_request()
+        request.get_input_tensor().data[:] = x
+        call = request.infer
+    else:
+        session = getattr(runner, "session", None) or runner.inner.session
+        name = session.get_inputs()[0].name
+        call = lambda: session.run(None, {name: x})  # noqa: E731
+    return lambda: 1000 * float(np.median(time_calls(call, warmup=20, seconds=seconds)))
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("artifact", type=Path)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("artifacts", type=Path, nargs="+")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=int, default=3)
-    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--app-default-precision", action="store_true",
+                    help="also run benchmark_app with its default precision (bf16 on AMX CPUs)")
     a = ap.parse_args()
 
-    from ftedge.stages.bench.bench import BenchOptions, _latency
-    from ftedge.stages.bench.latency import timer_overhead_us
     from ftedge.runtime.artifact import load_artifact
+    from ftedge.stages.bench.bench import BenchOptions, _latency
+    from ftedge.stages.bench.system import environment
     from ftedge.io import read_json
 
-    manifest = read_json(a.artifact / "manifest.json")
-    c, h, w = manifest["input_shape"][1:]
-    loaded = load_artifact(a.artifact, a.threads)
+    batches = [int(b) for b in a.batches.split(",")]
     opts = BenchOptions(batches=(1,), warmup=20, seconds=a.seconds)
-    print(f"{a.artifact} ({manifest['precision']}), batch 1, {a.threads} threads, sync, 1 request")
-    print(f"{'round':>5} {'ftedge p50 ms':>14} {'benchmark_app median ms':>24} {'ratio':>7}")
-    ratios = []
-    for i in range(a.rounds):  # short interleaved rounds: drift of a shared machine hits both
-        ours = _latency(loaded.runner, (c, h, w), (1,), opts)[0]["p50_ms"]
-        theirs = benchmark_app_median(a.artifact / "model.xml", a.threads, a.seconds,
-                                      f"[1,{c},{h},{w}]")
-        ratios.append(ours / theirs)
-        print(f"{i + 1:>5} {ours:14.3f} {theirs:24.3f} {ours / theirs:7.3f}")
-    print(f"median ratio ftedge/benchmark_app over {a.rounds} rounds: {np.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
-    print(f"ftedge timer overhead: {timer_overhead_us():.3f} us per call")
+    rows = []  # (label, our fn, their fn, tool, in-process bare fn)
+    for folder in a.artifacts:
+        m = read_json(folder / "manifest.json")
+        loaded = load_artifact(folder, a.threads)
+        chw = tuple(m["input_shape"][1:])
+        precision = (m.get("profile") or {}).get("inference_precision")
+        for b in batches:
+            label = f"{m['runtime']:11} {m['precision']:4} b{b:<3}"
+
+            def ours(b=b, runner=loaded.runner, chw=chw):
+                return _latency(runner, chw, (b,), opts)[0]["p50_ms"]
+
+            if m["runtime"] == "openvino":
+                shape = f"[{b},{','.join(map(str, chw))}]"
+                xml = folder / m["artifact"]
+                theirs = (lambda shape=shape, xml=xml, p=precision:
+                          benchmark_app(xml, shape, a.threads, a.seconds, p))
+                tool = f"benchmark_app -infer_precision {precision}"
+                bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
+                rows.append((label, ours, theirs, tool, bare))
+                if a.app_default_precision:
+                    rows.append((label, ours, lambda shape=shape, xml=xml: benchmark_app(
+                        xml, shape, a.threads, a.seconds, None),
+                        "benchmark_app (its default precision)", None))
+            else:
+                model = folder / m["artifact"]
+                theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"]:
+                          bare_ort(model, name, (b, *chw), a.threads, a.seconds))
+                bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
+                rows.append((label, ours, theirs, "bare session.run loop", bare))
+
+    env = environment(a.threads)
+    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs), {a.threads} threads; "
+          f"{a.rounds} alternating rounds of {a.seconds:g} s each")
+    results = {i: ([], [], []) for i in range(len(rows))}
+    for r in range(a.rounds):
+        for i, (_, ours, theirs, _, bare) in enumerate(rows):
+            results[i][0].append(ours())
+            results[i][1].append(theirs())
+            if bare:
+                results[i][2].append(bare())
+    print(f"{'artifact, batch':24} {'ftedge p50 ms':>14} {'tool p50 ms':>12} {'ratio':>6} "
+          f"{'bare in-process':>16} {'ratio':>6}  tool")
+    for i, (label, _, _, tool, _) in enumerate(rows):
+        ours, theirs = np.median(results[i][0]), np.median(results[i][1])
+        ratios = np.array(results[i][0]) / np.array(results[i][1])
+        bare = np.median(results[i][2]) if results[i][2] else float("nan")
+        print(f"{label:24} {ours:14.3f} {theirs:12.3f} {ours / theirs:6.3f} {bare:16.3f} "
+              f"{ours / bare:6.3f}  {tool} (per round {' '.join(f'{v:.2f}' for v in ratios)})")
 
 
 if __name__ == "__main__":

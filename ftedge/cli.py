@@ -24,7 +24,8 @@ class FiniteFloat(click.FloatRange):
     def convert(self, value, param, ctx):
         rv = click.FLOAT.convert(value, param, ctx)
         if not math.isfinite(rv):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
+            name = param.opts[0] if param is not None and param.opts else "the value"
+            self.fail(f"{name} must be a finite number, got {value!r}", param, ctx)
         return super().convert(rv, param, ctx)
 
 
@@ -39,7 +40,7 @@ WORKERS = click.IntRange(0, MAX_WORKERS)
 THREADS = click.IntRange(1, MAX_THREADS)
 COUNT = click.IntRange(1, 1_000_000)  # images, runs, top-k
 LR = FiniteFloat(0, 100, min_open=True)
-POINTS = FiniteFloat(0, 100)  # an accuracy budget in top-1 points
+POINTS = FiniteFloat(-100, 100)  # an accuracy budget in top-1 points (tune refuses < 0)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -173,7 +174,7 @@ def data() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the audit as JSON on stdout.")
 @click.option("--labels", is_flag=True,
               help="Also look for suspected label errors (runs a frozen pretrained network "
-                   "over every image: about 20 ms per image on 2 CPU cores).")
+                   "over every image: one evaluation pass over the data).")
 @click.option("--model", default=None,
               help="Network whose frozen features --labels uses (default: tune's default).")
 def data_check(root, as_json, labels, model) -> None:
@@ -261,12 +262,18 @@ def calibrate(run) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--topk", default=5, show_default=True, type=COUNT)
 @click.option("--json", "as_json", is_flag=True)
-def predict(run, images, topk, as_json) -> None:
+@click.option("--batch", type=click.IntRange(min=1),
+              help="Images per inference (default: the artifact's fixed batch, else 8).")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Threads decoding images while the model runs (default: one per core).")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the runtime.")
+def predict(run, images, topk, as_json, batch, workers, threads) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
     from ftedge.stages.inference import predict as predict_api
 
-    results = predict_api(run, list(images), topk)
+    results = predict_api(run, list(images), topk, batch=batch, workers=workers,
+                          threads=threads)
     if as_json:
         click.echo(json.dumps(results))
     else:
@@ -438,14 +445,19 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--runs", type=COUNT, help="Timed runs per batch size (default 100).")
 @click.option("--time", "seconds", type=FiniteFloat(0, 86_400, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
 @click.option("--threads", type=THREADS, help="CPU threads for the runtimes (default: theirs).")
+@click.option("--camera-images", type=click.IntRange(0, 100_000),
+              help="Camera-size inputs (1080p and 12 MP JPEGs, raw 1080p frames) timed end to "
+                   "end per kind (default 8); 0: skip them.")
+@click.option("--workers", type=click.IntRange(1, 256),
+              help="Decode threads in the end-to-end pipeline (default: one per core).")
 @click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
               help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
 @click.option("--force", is_flag=True, help="Replace an earlier bench report folder at --out.")
 @click.option("--pick", is_flag=True, help="With --target: export every precision, bench each, "
               "and copy the fastest within --max-drop to RUN/exports/<target>-auto.")
-def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads, max_drop,
-              out, force, pick) -> None:
+def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads,
+              camera_images, workers, max_drop, out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
     from pathlib import Path
 
@@ -461,11 +473,14 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         from ftedge.pick import pick_precision
 
         opts = BenchOptions(batches=batches, warmup=warmup, runs=runs,
-                            seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20)
+                            seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20,
+                            camera_images=0)  # the pick is on the model alone
         sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
                      for r in paths for t in targets_))
+    extra = {} if camera_images is None else {"camera_images": camera_images}
     opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
-                        threads=threads, max_drop=max_drop)  # checked before any export
+                        threads=threads, max_drop=max_drop, workers=workers,
+                        **extra)  # checked before any export
     if targets_:
         from ftedge.pick import artifacts_for_targets
 

@@ -33,6 +33,7 @@ QAT_DEFAULT_EPOCHS = 3  # qat.epochs null: at least this many ...
 QAT_MIN_STEPS = 200  # ... and enough for this many steps (few-shot sets), up to MAX_AUTO_EPOCHS
 SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+PREDICT_BATCH = 8  # images per inference in `ftedge predict` (an artifact's fixed batch wins)
 # Upper bounds of the numbers a user gives (flags, configs, profiles): past them a value only
 # overflows a C integer somewhere below (a traceback), it never means anything useful
 MAX_SEED = 2**31 - 1  # numpy, torch and random all take it; ftedge derives per-epoch seeds

@@ -25,7 +25,8 @@ from ftedge.runtime.profiles import load_profile, parse_batch
 from ftedge.stages.bench.bench import BenchOptions, bench
 from ftedge.stages.export.exporter import default_out, export_run
 
-PICK_OPTIONS = BenchOptions(batches=(1, 8), warmup=10, runs=100, e2e_images=20)
+# the pick is on the model alone: camera-size inputs end to end would only add minutes
+PICK_OPTIONS = BenchOptions(batches=(1, 8), warmup=10, runs=100, e2e_images=20, camera_images=0)
 
 
 @dataclass
@@ -130,6 +131,11 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     folders = [_artifact_for(run, target, p, s) for p, s in pairs]
     report = bench(folders, data, BenchOptions(**{**opts.__dict__, "max_drop": max_drop}),
                    progress=lambda m: console.print(m, soft_wrap=True))
+    from ftedge.render.model_card import refresh_cards
+
+    # before the copy below, so the chosen artifact's copy carries its latency too
+    refresh_cards(report, out / "pick.json", log=lambda m: console.print(m, soft_wrap=True,
+                                                                        markup=False))
     table = [_row(a, s, max_drop) for a, (_, s) in zip(report["artifacts"], pairs)]
     fitting = [r for r in table if r["fits"] and r["p50_ms"] is not None]
     chosen = min(fitting, key=lambda r: r["p50_ms"]) if fitting else None

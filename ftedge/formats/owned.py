@@ -204,7 +204,10 @@ def _staging(out: Path) -> Iterator[Path]:
     try:
         yield tmp
     except OSError as e:
-        raise disk_full_error(e, out) from e
+        clear = disk_full_error(e, out)
+        if clear is e:
+            raise  # any other OSError: cli.py names its path and the fix
+        raise clear from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)  # gone already once renamed into place
 

@@ -10,7 +10,9 @@ None where it cannot tell),
 "accuracy" {top1, top5, reference_top1, drop_points, drop_ci95_points (quant/gate.py
 drop_interval), top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
 images_per_s, ...}],
-"end_to_end" {same keys, batch 1}, "energy" {source, mj_per_image}, "memory" {...}}]}.
+"end_to_end" {same keys, batch 1}, "end_to_end_camera"? {batch, workers, source, model_only
+{batch, images_per_s, p50_ms_b1}, inputs [{input, kind, width, height, latency_p50_ms,
+latency_p90_ms, latency_model_share, images_per_s, throughput_model_share, ...}]}, "energy" {source, mj_per_image}, "memory" {...}}]}.
 Readers go through `load_report`, which refuses anything else with a clear error.
 """
 
@@ -24,6 +26,8 @@ from ftedge.io import read_json
 SCHEMA, MERGED_SCHEMA = "ftedge-bench/1", "ftedge-report/1"
 REPORT = "report.json"
 STATUSES = ("ok", "gate_failed", "error")
+CAMERA_KEYS = ("width", "height", "latency_p50_ms", "latency_model_share", "images_per_s",
+               "throughput_model_share")
 LATENCY_KEYS = ("batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "min_ms", "max_ms",
                 "images_per_s")
 
@@ -51,6 +55,13 @@ def _artifact_problem(a) -> str | None:
         return f"artifact {a['target']}: a latency row is damaged"
     if a.get("end_to_end") is not None and not _latency_ok([a["end_to_end"]]):
         return f"artifact {a['target']}: end_to_end is damaged"
+    camera = a.get("end_to_end_camera")
+    if camera is not None and not (
+            isinstance(camera, dict) and _number(camera.get("batch"))
+            and isinstance(camera.get("inputs"), list) and all(
+                isinstance(r, dict) and isinstance(r.get("input"), str)
+                and all(_number(r.get(k)) for k in CAMERA_KEYS) for r in camera["inputs"])):
+        return f"artifact {a['target']}: end_to_end_camera is damaged"
     return None
 
 

@@ -54,7 +54,8 @@ def _header(m: dict) -> list[str]:
              "`parity.json`, the run's accuracy gate and split; the latency section is "
              "rewritten by `ftedge bench` while this file is as ftedge wrote it.", "",
              "## Model", "",
-             f"- Network: {code(m.get('model_name', '?'))}; artifact {code(m.get('artifact', '?'))} "
+             f"- Network: {code(m.get('model_name', '?'))}; artifact "
+             f"{code(m.get('artifact', '?'))} "
              f"for {md(m.get('runtime', '?'))} on {md(m.get('device', '?'))}, "
              f"{md(m.get('precision', '?'))}; input {code(shape)} (NCHW), opset "
              f"{m.get('opset', '?')}",
@@ -87,7 +88,7 @@ def _data(m: dict, data: dict | None) -> list[str]:
     lines.append("| **total** | " + " | ".join(str(sum(counts[s])) for s in splits) + " |")
     split = data.get("split", {})
     how = ("the dataset's own train/val folders" if split.get("source") == "folders" else
-           f"a stratified split ({md(split.get('source', '?'))}, val fraction "
+           f"a stratified split of one folder (val fraction "
            f"{_num(split.get('val_fraction'), '.2f')}, seed {split.get('seed', '?')})")
     lines += ["", f"- Split: {how}; data root {code(split.get('root', '?'))}",
               f"- Data sha256: {code(data.get('sha256', '?'))} ({md(data.get('covers', ''))})"]
@@ -168,29 +169,23 @@ def _calibration(m: dict) -> list[str]:
 def _unknown(m: dict) -> list[str]:
     lines = ["", "## Unknown rejection", ""]
     unk = m.get("unknown")
+    folder = "ARTIFACT_FOLDER"
     if not unk:
         return lines + [_missing("an unknown score and threshold in this artifact (an image "
                                  "of none of the classes gets one of them)",
-                                 "export again with an ftedge whose graphs carry the unknown "
-                                 "score; measure it with ftedge eval ARTIFACT --unknown DIR")]
-    lines.append(f"Output {code(unk.get('output', 'unknown'))} is an out-of-distribution score "
-                 f"({md(unk.get('score', '?'))}); an image scoring above "
-                 f"{_num(unk.get('threshold'), '.6g')} is unknown.")
-    if unk.get("acceptance") is not None or unk.get("tpr") is not None:
-        lines.append(f"The threshold keeps {_num(unk.get('acceptance', unk.get('tpr')), '.1%')} "
-                     f"of the known val images (chosen on {md(unk.get('chosen_on', 'val'))}).")
-    rates = unk.get("measured") or unk.get("rates")
-    if isinstance(rates, dict) and rates:
-        lines += ["", "| unknown set | AUROC | FPR at 95% TPR | unknowns accepted |",
-                  "|---|---:|---:|---:|"]
-        for name, r in rates.items():
-            if isinstance(r, dict):
-                lines.append(f"| {md(name)} | {_num(r.get('auroc'))} | "
-                             f"{_num(r.get('fpr95'), '.3f')} | "
-                             f"{_num(r.get('accepted'), '.3f')} |")
-    else:
-        lines += ["", _missing("measured rates on images of none of the classes",
-                               "ftedge eval ARTIFACT_FOLDER --unknown DIR")]
+                                 f"ftedge export {m.get('source', {}).get('run', 'RUN')} "
+                                 f"--target {m.get('target', 'TARGET')} --precision "
+                                 f"{m.get('precision', 'PRECISION')} --force")]
+    lines.append(f"Output {code(unk.get('output', 'unknown_score'))} is an out-of-distribution "
+                 f"score ({md(unk.get('score', '?'))}, higher is more unknown): an image scoring "
+                 f"above {_num(unk.get('threshold'), '.6g')} is of none of the classes.")
+    val = unk.get("val") if isinstance(unk.get("val"), dict) else {}
+    lines.append(f"The threshold was chosen to accept {_num(unk.get('target_tpr'), '.0%')} of "
+                 f"the val images; measured on {md(unk.get('measured_on', '?'))}: it accepts "
+                 f"{_num(val.get('tpr'), '.1%')} of {val.get('n', '?')} val images, whose top-1 "
+                 f"is {_num(val.get('top1_accepted'))} (all: {_num(val.get('top1_all'))}).")
+    lines += ["", _missing("its rates on images of none of the classes (AUROC, FPR at 95% TPR, "
+                           "unknowns accepted)", f"ftedge eval {folder} --unknown DIR")]
     return lines
 
 
@@ -205,7 +200,8 @@ def latency_section(latency: dict | None, bench_hint: str = "ftedge bench ARTIFA
         lines.append(f"Measured by `ftedge bench` on {md(latency.get('hostname', '?'))} "
                      f"({md(latency.get('cpu', '?'))}, threads "
                      f"{md(latency.get('threads') or 'runtime default')}) at "
-                     f"{md(latency.get('created', '?'))}; report {code(latency.get('report', '?'))}. "
+                     f"{md(latency.get('created', '?'))}; report "
+                     f"{code(latency.get('report', '?'))}. "
                      "Model only, per call; other machines differ.")
         lines += ["", "| batch | p50 ms | p99 ms | images/s |", "|---:|---:|---:|---:|"]
         for r in latency.get("rows", []):
@@ -214,7 +210,8 @@ def latency_section(latency: dict | None, bench_hint: str = "ftedge bench ARTIFA
         e2e = latency.get("end_to_end")
         if e2e:
             lines += ["", f"End to end (decode + preprocess + infer, one image): p50 "
-                          f"{_num(e2e.get('p50_ms'), '.2f')} ms, p99 {_num(e2e.get('p99_ms'), '.2f')} ms."]
+                          f"{_num(e2e.get('p50_ms'), '.2f')} ms, p99 "
+                          f"{_num(e2e.get('p99_ms'), '.2f')} ms."]
     return "\n".join(lines + ["", LATENCY_END])
 
 
@@ -229,7 +226,8 @@ def known_limits(m: dict, vnni: str | None) -> list[str]:
     out = []
     contract = m.get("preprocessing", {})
     size = "x".join(str(v) for v in (contract.get("input_size") or [])[-2:])
-    out.append(f"Inputs must be preprocessed as the contract says (resize {contract.get('resize')}, "
+    out.append(f"Inputs must be preprocessed as the contract says (resize "
+               f"{contract.get('resize')}, "
                f"centre crop {size}, mean {contract.get('mean')}, std "
                f"{contract.get('std')}, {contract.get('channel_order', 'RGB')}): "
                "`deploy/README.md` has the exact arithmetic; an INT8 model flips on differences "

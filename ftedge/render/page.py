@@ -80,7 +80,8 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:0 a
 max-width:1150px;padding:16px 24px;color:#1d2329;background:#fff}
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .4em;
 border-bottom:1px solid #d0d7de;padding-bottom:.2em}
-.facts{color:#444;margin:.2em 0 .8em}.facts{display:flex;flex-wrap:wrap;gap:2px 1.4em}.facts span{white-space:nowrap}
+.facts{color:#444;margin:.2em 0 .8em;display:flex;flex-wrap:wrap;gap:2px 1.4em}
+.facts span{white-space:nowrap}
 nav a{margin-right:1em;font-size:.9em}nav a.gap{color:#9a6700}nav a.gap::after{content:" (missing)"}
 .missing{background:#fff8c5;border:1px solid #d4a72c;padding:6px 10px;border-radius:4px;
 margin:.5em 0}code{background:#f0f2f4;padding:1px 4px;border-radius:3px;font-size:.9em}
@@ -91,10 +92,13 @@ border:2px solid #d0d7de;border-radius:4px;padding:4px;text-align:center;overflo
 background:#f6f8fa}.noimg{width:96px;height:96px;margin:0 auto 3px;background:#eee;
 display:flex;align-items:center;justify-content:center;color:#888}
 .pair{display:flex;gap:4px;align-items:center;border:1px solid #d0d7de;border-radius:4px;
-padding:4px}.pair .tile{border:none}.pair .why{font-size:11px;width:70px;text-align:center}
+padding:4px}.pair .tile{border:none}.pair.bad{border:2px solid #cf222e}
+.pair .why{font-size:11px;width:70px;text-align:center}
 table{border-collapse:collapse;font-size:13px;margin:.4em 0}th,td{border:1px solid #d0d7de;
 padding:3px 8px}th{background:#f6f8fa}td.n{text-align:right;font-variant-numeric:tabular-nums}
-.shown{color:#555;font-size:.9em}figure{margin:.4em 0}figure img{max-width:100%}
+.shown{color:#555;font-size:.9em}
+figure{margin:.4em 1% .4em 0;display:inline-block;width:48%;vertical-align:top}
+figure img{width:100%}
 """
 
 # Runs after load: how many <img> decoded. A headless browser reads it back from the DOM.
@@ -136,8 +140,9 @@ def _block(b) -> str:
                 + _shown(len(tiles), b.total or len(b.tiles), "images"))
     if isinstance(b, Pairs):
         pairs = b.pairs[:MAX_TILES // 2]
-        body = "".join(f'<div class="pair">{_tile(a)}<div class="why">{_e(why)}</div>'
-                       f"{_tile(c)}</div>" for a, c, why in pairs)
+        body = "".join(f'<div class="pair{" bad" if "bad" in (a.tone, c.tone) else ""}">'
+                       f'{_tile(a)}<div class="why">{_e(why)}</div>{_tile(c)}</div>'
+                       for a, c, why in pairs)
         return (f'<div class="tiles">{body}</div>'
                 + _shown(len(pairs), b.total or len(b.pairs), "pairs"))
     if isinstance(b, Table):

@@ -3,6 +3,7 @@ either) evaluated on images, or classes predicted for them."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from ftedge.errors import DatasetError, RunError
 from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
 from ftedge.metrics import classification_report, softmax
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import FixedBatchRunner, LoadedModel
 from ftedge.runtime.artifact import host_note, open_model
 from ftedge.stages.common import eval_samples
 
@@ -224,39 +225,94 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     return {**rep, **extra}
 
 
-def predict(run: str | Path, images: list[str | Path], topk: int = 5) -> list[dict]:
-    """Top-k classes with probabilities for each image file; unreadable files get an error entry."""
+class _ScoreColumn:
+    """The artifact's runner with its unknown score as one more column after the logits, so
+    batched prediction (runtime/overlap.py) carries it along with each image's row."""
+
+    def __init__(self, loaded: LoadedModel, unk: dict):
+        self.loaded, self.unk = loaded, unk
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        from ftedge.runtime import infer_scored
+
+        logits, score = infer_scored(self.loaded.runner, batch)
+        if score is None:
+            raise RunError(f"{self.loaded.path}: the manifest records an unknown score but the "
+                           f"model has no {self.unk['output']!r} output",
+                           "export the artifact again with --force")
+        return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
+
+
+def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None = None,
+            workers: int | None = None, threads: int | None = None) -> list[dict]:
+    """Top-k classes with probabilities for each image file or raw frame, in input order.
+
+    Files are decoded and preprocessed on `workers` threads while the model infers the batch
+    before (runtime/overlap.py). A frame is an HxWx3 uint8 RGB array (what a camera or video
+    decoder hands over): it takes the same preprocessing as a decoded file, so the same pixels
+    give the same logits.
+
+    Args:
+        run: run folder, checkpoint file, or artifact folder.
+        images: file paths and/or frames.
+        batch: images per inference (default: the artifact's fixed batch, else PREDICT_BATCH).
+        workers: decode threads (default: one per core).
+        threads: the runtime's CPU threads (default: its own).
+    Returns:
+        one dict per input: {"image": path} or {"frame": index}, with "top" [{class, prob}]
+        (softmax of the logits over the run's calibrated temperature) and "temperature", or
+        "error" (an unreadable file).
+    Raises:
+        DatasetError: topk < 1, or a frame that is not HxWx3 uint8 (before any work).
+    """
+    from ftedge.config import PREDICT_BATCH
+    from ftedge.data.frames import check_frame, is_frame, preprocess_frame
+    from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
+
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
-    from ftedge.runtime import infer_scored
-
-    loaded = open_model(run)
+    images = list(images)
+    for i, x in enumerate(images):
+        if is_frame(x):
+            check_frame(x, f"images[{i}]")
+        elif not isinstance(x, (str, os.PathLike)):
+            raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
+                               "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
+    check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
+    loaded = open_model(run, threads)
     warn_host_note(loaded)
     temperature, _ = warn_uncalibrated(loaded)
     unk = unknown_of(loaded)
     if unk is None:
         console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                       highlight=False, soft_wrap=True)
+    fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
+    if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
+        batch = fixed or PREDICT_BATCH
+    contract = loaded.contract
+
+    def prepare(entry):
+        x = entry[1]
+        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+
     results = []
-    for path in images:
-        try:
-            x = preprocess_image(path, loaded.contract)
-        except (ImageDecodeError, OSError) as e:
-            results.append({"image": str(path), "error": str(e)})
-            continue
-        logits, score = infer_scored(loaded.runner, x) if unk else (loaded.runner.infer(x), None)
-        prob = softmax(logits, temperature)[0]  # softmax(logits / T)
-        order = np.argsort(-prob)[: min(topk, len(prob))]
-        result = {"image": str(path), "temperature": temperature, "top": [
-            {"class": loaded.classes[i], "prob": round(float(prob[i]), 6)} for i in order]}
-        if unk is None:
-            result["unknown"] = None
-        elif score is None:
-            raise RunError(f"{loaded.path}: the manifest records an unknown score but the "
-                           f"model has no {unk['output']!r} output",
-                           "export the artifact again with --force")
+    runner = _ScoreColumn(loaded, unk) if unk else loaded.runner
+    for (i, x), out in overlapped_infer(runner, enumerate(images), prepare, batch=batch,
+                                        workers=workers,
+                                        item_errors=(ImageDecodeError, OSError)):
+        entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
+        if isinstance(out, BaseException):
+            entry["error"] = str(out)
         else:
-            s, thr = float(score[0]), float(unk["threshold"])
-            result["unknown"] = {"score": s, "threshold": thr, "is_unknown": s > thr}
-        results.append(result)
+            logits = out[:-1] if unk else out
+            prob = softmax(logits[None], temperature)[0]  # softmax(logits / T)
+            order = np.argsort(-prob)[: min(topk, len(prob))]
+            entry["temperature"] = temperature
+            entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
+                            for i in order]
+            thr = float(unk["threshold"]) if unk else None
+            entry["unknown"] = ({"score": float(out[-1]), "threshold": thr,
+                                 "is_unknown": float(out[-1]) > thr} if unk else None)
+        results.append(entry)
     return results
+

@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.errors import FtedgeError, RunError
-from ftedge.formats.run import FP32_ONNX, INT8_ONNX, SPLIT, RunFolder
+from ftedge.formats.run import FP32_ONNX, SPLIT, RunFolder
 from ftedge.io import atomic_write_text
-from ftedge.render.page import (MAX_TILES, Figure, Missing, Section, Table, Text, Tile, Tiles,
-                                is_ftedge_page, render_page)
+from ftedge.render.page import (MAX_TILES, Figure, Missing, Pairs, Section, Table, Text, Tile,
+                                Tiles, is_ftedge_page, render_page)
 from ftedge.render.thumbs import thumbnail_uri
 
 PAGE = "report.html"
@@ -74,32 +74,43 @@ def int8_graph(run: RunFolder) -> Path | None:
     return None
 
 
-def _run_graphs(run: RunFolder, val: Val, x: np.ndarray) -> tuple[Graph | None, Graph | None]:
-    from ftedge.runtime import infer_batches
+CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large val split
+
+
+def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
+    """Both graphs' logits on the val images, decoded chunk by chunk."""
+    from ftedge.data.transforms import preprocess_samples
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
-    out = []
-    for path in (run.file(FP32_ONNX), int8_graph(run)):
-        if path is None or not path.is_file():
-            out.append(None)
-            continue
-        out.append(Graph(path.name, infer_batches(OrtRunner(path), x)))
-    return out[0], out[1]
+    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
+    runners = [OrtRunner(p) for p in paths]
+    parts: list[list[np.ndarray]] = [[] for _ in paths]
+    for i in range(0, len(val.samples), CHUNK):
+        x = preprocess_samples(val.samples[i:i + CHUNK], val.contract)
+        for part, runner in zip(parts, runners):
+            part.append(np.concatenate([runner.infer(x[j:j + 32]) for j in range(0, len(x), 32)]))
+    graphs = {p.name: Graph(p.name, np.concatenate(part)) for p, part in zip(paths, parts)}
+    fp32 = graphs.get(FP32_ONNX)
+    int8 = next((g for name, g in graphs.items() if name != FP32_ONNX), None)
+    return fp32, int8
 
 
-def errors_section(val: Val, fp32: Graph | None, run: Path) -> Section:
+def errors_section(val: Val, graph: Graph | None, run: Path) -> Section:
+    """The misclassified val images, most confident first, of `graph` (the INT8 graph when
+    the run has one: what devices run)."""
     s = Section("errors", "Worst errors")
-    if fp32 is None:
+    if graph is None:
         s.blocks.append(Missing(f"{FP32_ONNX} in the run", f"ftedge quantize {run} (or ftedge "
                                 f"export {run} --target onnxruntime-cpu --precision fp32)"))
         return s
-    prob = fp32.probs()
+    prob = graph.probs()
     pred, conf = prob.argmax(1), prob.max(1)
     wrong = np.flatnonzero(pred != val.labels)
     order = wrong[np.argsort(-conf[wrong], kind="stable")]
     s.blocks.append(Text(f"{len(wrong)} of {len(val.labels)} val images misclassified by "
-                         f"{fp32.name} in ONNX Runtime, most confident first (confidence: "
-                         f"softmax of the logits / T, T = {fp32.temperature:.3f})."))
+                         f"{graph.name} in ONNX Runtime, most confident first (confidence: "
+                         f"softmax(logits / T), T = {graph.temperature:.3f} fitted on these "
+                         "logits: see Calibration)."))
     if len(order):
         s.blocks.append(Tiles([Tile(thumbnail_uri(val.samples[i].path, background=_bg(val)), [
             f"true: {val.classes[val.labels[i]]}", f"pred: {val.classes[pred[i]]}",
@@ -124,7 +135,8 @@ def per_class_section(val: Val, fp32: Graph | None, int8: Graph | None, run: Pat
     reps = [classification_report(g.logits, val.labels, val.classes) for g in graphs]
     header = ["class", "support"]
     for g in graphs:
-        header += [f"{g.name} precision", "recall", "F1"]
+        kind = "FP32" if g is fp32 else "INT8"
+        header += [f"{kind} precision", f"{kind} recall", f"{kind} F1"]
     rows = []
     for c in val.classes:
         row = [c, str(reps[0]["per_class"][c]["support"])]
@@ -184,26 +196,43 @@ def reliability_figure(record: dict, title: str) -> str:
         return data_uri(path.read_bytes(), "image/png")
 
 
-def calibration_section(val: Val, graphs: list[Graph], run: Path) -> Section:
+def fit_temperatures(val: Val, graphs: list[Graph]) -> dict[str, dict | str]:
+    """Per graph, the calibration record of its val logits (or why there is none); each
+    graph's confidences on the page then use its own fitted T, as each artifact's do."""
     from ftedge.confidence import CalibrationError, calibration_record
 
+    records: dict[str, dict | str] = {}
+    for g in graphs:
+        try:
+            records[g.name] = calibration_record(g.logits, val.labels,
+                                                 fitted_on=f"{g.name} val logits")
+            g.temperature = records[g.name]["temperature"]
+        except CalibrationError as e:
+            records[g.name] = e.message
+    return records
+
+
+def calibration_section(graphs: list[Graph], records: dict, run: Path) -> Section:
     s = Section("calibration", "Calibration (reliability diagram)")
     if not graphs:
         s.blocks.append(Missing("the run's ONNX graphs", f"ftedge quantize {run}"))
+    figures = []
     for g in graphs:
-        try:
-            record = calibration_record(g.logits, val.labels, fitted_on=f"{g.name} val logits")
-        except CalibrationError as e:
-            s.blocks.append(Text(f"{g.name}: no reliability diagram: {e.message}"))
+        record = records[g.name]
+        if isinstance(record, str):
+            s.blocks.append(Text(f"{g.name}: no reliability diagram: {record}"))
             continue
         s.blocks.append(Text(f"{g.name}: ECE {record['ece_before']:.4f} at T = 1, "
                              f"{record['ece_after']:.4f} with a temperature (T = "
                              f"{record['temperature']:.3f} on all {record['n']} images; "
                              f"'after' scored by {record['folds']}-fold cross-fitting), NLL "
-                             f"{record['nll_before']:.4f} -> {record['nll_after']:.4f}. "
-                             "Computed for this page from the graph's val logits."))
-        s.blocks.append(Figure(reliability_figure(record, f"{g.name}, val split"),
-                               f"reliability diagram of {g.name}"))
+                             f"{record['nll_before']:.4f} -> {record['nll_after']:.4f}."))
+        figures.append(Figure(reliability_figure(record, f"{g.name}, val split"),
+                              f"reliability diagram of {g.name}"))
+    if figures:
+        s.blocks.append(Text("Computed for this page from each graph's val logits in ONNX "
+                             "Runtime, as export fits each artifact's temperature on its own:"))
+    s.blocks += figures
     shipped = artifact_calibrations(run)
     if shipped:
         s.blocks.append(Text("What the exported artifacts ship (each fitted on its own "
@@ -238,35 +267,225 @@ def _f4(v) -> str:
     return f"{v:.4f}" if isinstance(v, (int, float)) else "n/a"
 
 
-def unknown_section(run: Path, unknown: str | None) -> Section:
-    s = Section("unknown", "Unknowns accepted, knowns rejected")
-    s.blocks.append(Missing("an unknown score in the run's graphs and its threshold",
-                            f"ftedge eval {run} --unknown DIR (with an ftedge whose graphs "
-                            "carry the unknown score), then ftedge report "
-                            f"{run} --html --unknown DIR"))
-    return s
+def scored_artifact(run: Path, log):
+    """The first artifact under RUN/exports whose graph carries an unknown score and that
+    runs here (INT8 first: what devices run), opened; None when there is none."""
+    from ftedge.runtime.artifact import load_artifact
+    from ftedge.formats.artifact import read_manifest_dict
+
+    folders = sorted((run / "exports").glob("*/")) if (run / "exports").is_dir() else []
+    found = []
+    for folder in folders:
+        try:
+            m = read_manifest_dict(folder)
+        except FtedgeError:
+            continue
+        if isinstance(m.get("unknown"), dict) and m.get("built", True):
+            found.append((m["precision"] != "int8", folder.name, folder))
+    for *_, folder in sorted(found):
+        try:
+            return load_artifact(folder)
+        except FtedgeError as e:  # e.g. a GPU profile on this CPU machine: try the next one
+            log(f"{folder.name} does not run here ({e.message})")
+    return None
 
 
-def data_section(run: Path, audit: str | None) -> Section:
-    s = Section("data", "Data issues: suspected label errors, duplicates, outliers")
-    s.blocks.append(Missing("a data audit with label errors and duplicates",
-                            f"ftedge data check DATA --json > audit.json, then ftedge report "
-                            f"{run} --html --audit audit.json"))
-    return s
-
-
-def load_val(run: RunFolder) -> tuple[Val, np.ndarray]:
+def _scored(loaded, samples: list, contract: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and unknown scores of an artifact on image files, in chunks."""
     from ftedge.data.transforms import preprocess_samples
+    from ftedge.runtime import infer_scored
 
+    logits, scores = [], []
+    for i in range(0, len(samples), CHUNK):
+        x = preprocess_samples(samples[i:i + CHUNK], contract)
+        for j in range(0, len(x), 32):
+            lo, sc = infer_scored(loaded.runner, x[j:j + 32])
+            logits.append(lo)
+            scores.append(sc)
+    return np.concatenate(logits), np.concatenate(scores)
+
+
+def unknown_images(folder: str | Path, limit: int = 2000) -> list:
+    """Image files under `folder` (any depth, sorted), at most `limit` of them."""
+    from ftedge.data.folder import Sample
+    from ftedge.data.images import IMAGE_EXTENSIONS
+
+    files = sorted(p for p in Path(folder).rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return [Sample(p, -1) for p in files[:limit]]
+
+
+def unknown_section(run: Path, val: Val, unknown: str | None, log) -> Section:
+    from ftedge.confidence import temperature_of
+    from ftedge.metrics import softmax
+
+    s = Section("unknown", "Unknowns accepted, knowns rejected")
+    loaded = scored_artifact(run, log)
+    if loaded is None:
+        s.blocks.append(Missing("an exported artifact with an unknown score that runs here",
+                                f"ftedge export {run} --target onnxruntime-cpu "
+                                "--precision int8"))
+        return s
+    rule = loaded.manifest.unknown
+    thr, T = float(rule["threshold"]), temperature_of(loaded.manifest.calibration)[0]
+    log(f"scoring the val images with {loaded.path.name}'s unknown score")
+    logits, scores = _scored(loaded, val.samples, val.contract)
+    prob = softmax(logits, T)
+    rejected = np.flatnonzero(scores > thr)
+    rejected = rejected[np.argsort(-scores[rejected], kind="stable")]
+    s.blocks.append(Text(
+        f"{loaded.path.name}: an image whose {rule.get('score', '?')} score is above "
+        f"{thr:.6g} is unknown (the threshold accepts {rule.get('target_tpr', float('nan')):.0%}"
+        f" of the val images). Here {len(rejected)} of {len(val.labels)} known val images are "
+        "rejected, highest score first:"))
+    if len(rejected):
+        s.blocks.append(Tiles([Tile(thumbnail_uri(val.samples[i].path, background=_bg(val)), [
+            f"true: {val.classes[val.labels[i]]}", f"pred: {val.classes[prob[i].argmax()]} "
+            f"{prob[i].max():.2f}", f"score {scores[i]:.4g}"], str(val.samples[i].path), "bad")
+            for i in rejected[:MAX_TILES]], total=len(rejected)))
+    if unknown is None:
+        s.blocks.append(Missing("images of none of the classes, to see which ones the model "
+                                "takes for a class", f"ftedge report {run} --html --unknown DIR"))
+        return s
+    others = unknown_images(unknown)
+    if not others:
+        s.blocks.append(Text(f"{unknown} holds no image files."))
+        return s
+    u_logits, u_scores = _scored(loaded, others, val.contract)
+    u_prob = softmax(u_logits, T)
+    accepted = np.flatnonzero(u_scores <= thr)
+    accepted = accepted[np.argsort(u_scores[accepted], kind="stable")]
+    s.blocks.append(Text(f"{len(accepted)} of {len(others)} images of {unknown} are accepted "
+                         "as one of the classes, lowest score (most convincing) first:"))
+    if len(accepted):
+        s.blocks.append(Tiles([Tile(thumbnail_uri(others[i].path, background=_bg(val)), [
+            others[i].path.name, f"taken for: {val.classes[u_prob[i].argmax()]} "
+            f"{u_prob[i].max():.2f}", f"score {u_scores[i]:.4g}"], str(others[i].path), "bad")
+            for i in accepted[:MAX_TILES]], total=len(accepted)))
+    return s
+
+
+def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
+    """The audit to show: --audit FILE, else the run's own dataset_audit.json when it lists
+    duplicates; (None, why) when neither does."""
+    from ftedge.formats.run import AUDIT
+    from ftedge.io import read_json
+
+    if audit:
+        record = read_json(audit)
+        if not isinstance(record, dict) or "classes" not in record:
+            raise RunError(f"{audit} is not the JSON of `ftedge data check --json`",
+                           "write it with: ftedge data check DATA --json > audit.json")
+        return record, str(audit)
+    own = run / AUDIT
+    if own.is_file():
+        record = read_json(own)
+        if isinstance(record, dict) and record.get("duplicates") is not None:
+            return record, str(own)
+    return None, "no audit"
+
+
+def audit_now(run: Path, log) -> tuple[dict | None, str]:
+    """The audit's duplicate and outlier search run on the run's data (one decode of every
+    image, as `ftedge data check` does); (None, why) when the data is not here."""
+    from ftedge.data.audit import audit_dataset
+    from ftedge.errors import DatasetError
+    from ftedge.formats.run import data_root
+
+    try:
+        root = data_root(RunFolder(run).split(), run)
+    except (DatasetError, RunError):
+        return None, "the run's data is not here"
+    log(f"auditing {root} for duplicates and outliers (ftedge data check)")
+    return audit_dataset(root, duplicates=True).to_dict(), f"ftedge data check {root}, run " \
+        "for this page"
+
+
+def _find(path: str, audit: str) -> Path:
+    """An audited file: as recorded, else relative to the audit file's folder (an audit run
+    from another working folder records relative paths)."""
+    p = Path(path)
+    if p.is_file() or p.is_absolute():
+        return p
+    return Path(audit).parent / p
+
+
+def data_section(run: Path, audit: str | None, log=lambda message: None) -> Section:
+    s = Section("data", "Data issues: suspected label errors, duplicates, outliers")
+    record, source = _audit_record(run, audit)
+    if record is None:
+        record, source = audit_now(run, log)
+    again = (f"ftedge data check DATA --labels --json > audit.json, then ftedge report {run} "
+             "--html --audit audit.json")
+    if record is None:
+        s.blocks.append(Missing("a data audit with duplicates and label errors", again))
+        return s
+    s.blocks.append(Text(f"From {source} (data root {record.get('root', '?')})."))
+    issues = record.get("label_issues")
+    s.blocks.append(Text("Suspected label errors, most suspicious first:"))
+    if issues is None:
+        s.blocks.append(Missing("suspected label errors (the audit ran without --labels)",
+                                again))
+    elif not issues:
+        s.blocks.append(Text("No suspected label errors."))
+    else:
+        s.blocks.append(Tiles([Tile(thumbnail_uri(_find(i["path"], source)), [
+            f"in: {i.get('given', '?')}", f"looks like: {i.get('suggested', '?')}",
+            f"p(given) {i.get('label_quality', float('nan')):.2f}"], str(i["path"]), "bad")
+            for i in issues[:MAX_TILES]], total=len(issues)))
+    s.blocks.append(Text("Duplicate pairs (the same picture twice: label conflicts and "
+                         "leaks across splits first):"))
+    dups = record.get("duplicates")
+    if dups is None:
+        s.blocks.append(Missing("duplicate pairs (the audit did not look for them)", again))
+    elif not dups:
+        s.blocks.append(Text("No duplicate images."))
+    else:
+        dups = sorted(dups, key=lambda d: (not d.get("label_conflict"), not d.get("leak")))
+
+        def side(d: dict, k: str) -> Tile:
+            path = d[k]
+            return Tile(thumbnail_uri(_find(path, source)), [
+                f"{d.get('split_' + k, '?')}/{d.get('class_' + k, '?')}", Path(path).name],
+                str(path), "bad" if d.get("label_conflict") else "")
+
+        s.blocks.append(Pairs([(side(d, "a"), side(d, "b"), " ".join(
+            ["LABEL CONFLICT"] * bool(d.get("label_conflict")) + ["LEAK"] * bool(d.get("leak"))
+            + [str(d.get("kind", "duplicate"))])) for d in dups[:MAX_TILES // 2]],
+            total=len(dups)))
+    outliers = record.get("outliers")
+    if outliers:
+        s.blocks.append(Text("Outliers (images a model sees almost nothing of):"))
+        s.blocks.append(Tiles([Tile(thumbnail_uri(_find(p, source)), [Path(p).name, why],
+                                    str(p)) for p, why in outliers[:MAX_TILES]],
+                              total=len(outliers)))
+    elif outliers is not None:
+        s.blocks.append(Text("No outliers."))
+    return s
+
+
+def ensure_fp32_graph(run: RunFolder, log) -> None:
+    """model.fp32.onnx made from best.pt when the run has none (a run tuned without --qat) or
+    an out-of-date one, as `ftedge export` makes it: the graph FP32 artifacts are built from."""
+    if not run.file("best.pt").is_file():
+        return
+    from ftedge.quant.onnx_export import ensure_fp32
+    from ftedge.runtime.pytorch.runner import load_run
+
+    if not run.file(FP32_ONNX).is_file():
+        log(f"exporting {run.file(FP32_ONNX)} from best.pt (as ftedge export does)")
+    ensure_fp32(load_run(run.path), run.file(FP32_ONNX), log=log)
+
+
+def load_val(run: RunFolder) -> Val:
     fp32 = run.file(FP32_ONNX)
     graph = fp32 if fp32.is_file() else int8_graph(run)
     if graph is None:
-        raise RunError(f"{run.path} has no ONNX graph ({FP32_ONNX} or an INT8 one) to look at",
-                       f"make them: ftedge quantize {run.path}, or ftedge tune --qat ...")
+        raise RunError(f"{run.path} has no ONNX graph ({FP32_ONNX} or an INT8 one) and no "
+                       "best.pt to make one from", "finish `ftedge tune` first (--resume)")
     classes, contract = _contract_of(graph)
     samples = run.samples("val", classes)
-    return Val(samples, np.array([s.label for s in samples]), classes, contract), \
-        preprocess_samples(samples, contract)
+    return Val(samples, np.array([s.label for s in samples]), classes, contract)
 
 
 def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None = None,
@@ -277,15 +496,16 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
         raise RunError(f"{folder.path} is not a run folder (no {SPLIT})",
                        "pass the folder `ftedge tune` wrote (an artifact's run is in its "
                        "manifest.json, source.run)")
-    log("decoding the val split")
-    val, x = load_val(folder)
-    log("running the graphs in ONNX Runtime")
-    fp32, int8 = _run_graphs(folder, val, x)
+    ensure_fp32_graph(folder, log)
+    val = load_val(folder)
+    log(f"running the run's graphs in ONNX Runtime on {len(val.samples)} val images")
+    fp32, int8 = _run_graphs(folder, val)
     graphs = [g for g in (fp32, int8) if g is not None]
+    records = fit_temperatures(val, graphs)
     path = folder.path
-    sections = [errors_section(val, fp32, path), per_class_section(val, fp32, int8, path),
-                flips_section(val, fp32, int8, path), calibration_section(val, graphs, path),
-                unknown_section(path, unknown), data_section(path, audit)]
+    sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
+                flips_section(val, fp32, int8, path), calibration_section(graphs, records, path),
+                unknown_section(path, val, unknown, log), data_section(path, audit, log)]
     from ftedge import __version__
     from ftedge.metrics import topk_accuracy
 

@@ -99,3 +99,15 @@ def test_latency_section_is_spliced_in_place():
 def test_markdown_escapes():
     assert md("a|b\nc<d>") == "a\\|b c\\<d\\>"
     assert code("x`y") == "``x`y``" and code("`x") == "`` `x ``"
+
+
+def test_card_states_the_unknown_rule_and_its_val_rates():
+    unknown = {"score": "mahalanobis", "output": "unknown_score", "higher_is_unknown": True,
+               "threshold": 123.456, "target_tpr": 0.95, "measured_on": "the artifact in "
+               "onnxruntime", "val": {"n": 384, "tpr": 0.9506, "top1_accepted": 0.9918,
+                                      "top1_all": 0.9792}}
+    card = render_model_card(facts(manifest=manifest(unknown=unknown)))
+    assert "(mahalanobis, higher is more unknown): an image scoring above 123.456" in card
+    assert "accepts 95.1% of 384 val images, whose top-1 is 0.9918 (all: 0.9792)" in card
+    assert "ftedge eval ARTIFACT_FOLDER --unknown DIR" in card
+    assert "no way to say" not in card

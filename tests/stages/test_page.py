@@ -131,3 +131,50 @@ def test_page_renders_with_its_images_in_headless_chromium(page_run, monkeypatch
     img = np.asarray(Image.open(shot).convert("RGB"))
     assert img.shape[:2] == (3000, 1200)
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # text, thumbnails, the diagram
+
+
+def test_data_section_shows_the_audits_findings(tmp_path):
+    from ftedge.render.page import Pairs, Text
+    from ftedge.stages.page import data_section
+
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(COLOURS["green"], rng).save(tmp_path / name)
+    audit = {"root": str(tmp_path), "classes": ["red", "green"],
+             "duplicates": [
+                 {"a": str(tmp_path / "a.png"), "b": str(tmp_path / "b.png"), "split_a": "train",
+                  "split_b": "train", "class_a": "green", "class_b": "green",
+                  "kind": "near-duplicate", "bits": 4, "leak": False, "label_conflict": False},
+                 {"a": str(tmp_path / "a.png"), "b": "c.png", "split_a": "train",
+                  "split_b": "val", "class_a": "green", "class_b": "red",
+                  "kind": "identical file", "bits": 0, "leak": True, "label_conflict": True}],
+             "outliers": [], "label_issues": None}
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    s = data_section(tmp_path / "run", str(tmp_path / "audit.json"))
+    missing = [b for b in s.blocks if isinstance(b, Missing)]
+    assert len(missing) == 1 and "--labels" in missing[0].command  # label check not run
+    pairs = next(b for b in s.blocks if isinstance(b, Pairs)).pairs
+    assert pairs[0][2] == "LABEL CONFLICT LEAK identical file"  # conflicts first
+    assert pairs[0][1].lines == ["val/red", "c.png"] and pairs[0][1].uri  # found beside audit
+    assert any(isinstance(b, Text) and b.text == "No outliers." for b in s.blocks)
+    audit["label_issues"] = [{"path": str(tmp_path / "c.png"), "given": "red",
+                              "suggested": "green", "label_quality": 0.031}]
+    (tmp_path / "audit.json").write_text(json.dumps(audit))
+    s = data_section(tmp_path / "run", str(tmp_path / "audit.json"))
+    assert s.complete
+    tile = next(b for b in s.blocks if isinstance(b, Tiles)).tiles[0]
+    assert tile.lines == ["in: red", "looks like: green", "p(given) 0.03"]
+    nothing = data_section(tmp_path / "run", None)
+    assert not nothing.complete and "ftedge data check DATA --labels" in nothing.blocks[0].command
+
+
+def test_a_run_without_graphs_gets_its_fp32_graph_and_says_int8_is_missing(page_run, tmp_path):
+    from ftedge.stages.page import build_page
+
+    run = tmp_path / "run"
+    shutil.copytree(page_run[0], run, ignore=shutil.ignore_patterns("*.onnx", "gate*"))
+    page = build_page(run)
+    assert (run / "model.fp32.onnx").is_file()  # from best.pt, as export makes it
+    assert "misclassified by model.fp32.onnx" in page
+    flips = page[page.index('<section id="flips">'):]
+    assert flips.index("<b>Missing:</b> an INT8 graph in the run") < flips.index("</section>")

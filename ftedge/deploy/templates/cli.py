@@ -1,4 +1,5 @@
-"""The command line of deploy/infer.py: check the artifact, preprocess, batch, run, print top-k.
+"""The command line and Python API of deploy/infer.py: check the artifact, decode and
+preprocess on threads while the model runs, print top-k.
 
 Template piece. In the generated script RUNTIME, model_files and Model come from the
 runtime's piece (above the marker they are imported from the ONNX Runtime one, for
@@ -7,16 +8,20 @@ importability only).
 
 import argparse
 import json
+import os
 import sys
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reexport_hint,
                                               verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
-                                                check_contract, preprocess_file)
+                                                check_contract, preprocess, preprocess_file)
 from ftedge.deploy.templates.runner_onnxruntime import REQUIRES, RUNTIME, Model, model_files
 
 # ---- ftedge template body ----
@@ -38,12 +43,16 @@ def parse_args(argv):
     p.add_argument("--batch", type=int, default=None,
                    help="images per inference (default: the artifact's fixed batch, else its "
                         "profile's max_batch)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="threads decoding images while the model runs (default: one per core)")
     p.add_argument("--json", action="store_true", help="print one JSON list on stdout")
     args = p.parse_args(argv)
     if args.topk < 1:
         p.error("--topk must be at least 1")
     if args.batch is not None and args.batch < 1:
         p.error("--batch must be at least 1")
+    if args.workers is not None and args.workers < 1:
+        p.error("--workers must be at least 1")
     return args
 
 
@@ -129,55 +138,129 @@ def report(results, as_json, out=None):
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
 
-def classify(args):
-    """Top-k for every readable image, batch by batch (only one batch in memory at a time)."""
-    manifest = load_manifest(args.artifact)
-    for name in model_files(manifest):
-        verify_file(args.artifact, manifest, name)
-    contract, classes = manifest["preprocessing"], manifest["classes"]
-    try:
-        check_contract(contract)
-    except ValueError as e:
-        raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
-    batch = batch_size(manifest, args.batch)
-    fixed = manifest["input_shape"][0] != "dynamic"
-    k = min(args.topk, len(classes))
-    temperature, note = temperature_of(manifest)
-    if note:
-        print(note, file=sys.stderr)
-    model = Model(args.artifact, manifest)
-    unknown = manifest.get("unknown")
-    if not unknown:
-        print("note: no unknown score: this artifact was exported without one; export it "
-              "again with a newer ftedge to reject images of none of its classes",
-              file=sys.stderr)
-    results, pending, n_read = [], [], 0
-    for path in expand(args.images):
-        result = {"image": path}
-        results.append(result)
+def frame_image(frame, where="frame"):
+    """An HxWx3 uint8 RGB array (a camera's or video decoder's frame) as a PIL image; refused
+    (ValueError) otherwise: a float or CHW array cannot be told apart from other layouts."""
+    how = ("pass an HxWx3 uint8 RGB array (OpenCV's BGR frames: frame[..., ::-1]; "
+           "CHW: frame.transpose(1, 2, 0))")
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \
+            or frame.shape[2] != 3 or 0 in frame.shape:
+        what = (f"a {type(frame).__name__}" if not isinstance(frame, np.ndarray)
+                else f"dtype {frame.dtype}, shape {frame.shape}")
+        raise ValueError(f"{where}: {what}; {how}")
+    return Image.fromarray(np.ascontiguousarray(frame))
+
+
+def overlapped(model, inputs, prepare, batch, fixed, workers):
+    """(input, logits row or ImageDecodeError) for every input, in input order: `prepare`
+    decodes on `workers` threads (Pillow releases the GIL) while the model runs the batch
+    before; at most two batches plus one image per worker wait at any time."""
+    window = 2 * batch + workers
+    source, pending, end = iter(inputs), deque(), object()
+    with ThreadPoolExecutor(workers) as pool:
+        def top_up():
+            while len(pending) < window:
+                item = next(source, end)
+                if item is end:
+                    return
+                pending.append((item, pool.submit(prepare, item)))
+
         try:
-            pending.append((result, preprocess_file(path, contract)))
-            n_read += 1
-        except ImageDecodeError as e:
-            result["error"] = str(e)
-            print(f"{path}: cannot read: {e}", file=sys.stderr)
-        if len(pending) == batch:
-            _finish(model, pending, batch, fixed, classes, k, temperature, unknown)
-    if pending:
-        _finish(model, pending, batch, fixed, classes, k, temperature, unknown)
-    return results, n_read
+            top_up()
+            while pending:
+                group, arrays = [], []
+                while pending and len(arrays) < batch:
+                    item, future = pending.popleft()
+                    try:
+                        arrays.append(future.result())
+                        group.append((item, len(arrays) - 1))
+                    except ImageDecodeError as e:
+                        group.append((item, e))
+                    top_up()  # the pool works on while this batch runs
+                logits, scores = run_batch(model, arrays, batch, fixed) if arrays else (None,
+                                                                                         None)
+                for item, slot in group:
+                    yield item, slot if isinstance(slot, Exception) else (
+                        logits[slot], None if scores is None else scores[slot])
+        finally:
+            for _, future in pending:
+                future.cancel()
 
 
-def _finish(model, pending, batch, fixed, classes, k, temperature, unknown):
-    logits, scores = run_batch(model, [a for _, a in pending], batch, fixed)
-    if unknown and scores is None:
-        raise ArtifactError("the manifest records an unknown score but the model has no "
-                            f"{unknown.get('output')!r} output", "export the artifact again")
-    for i, ((result, _), row) in enumerate(zip(pending, logits)):
-        result["temperature"] = temperature
-        result["top"] = top_k(row, classes, k, temperature)
-        result["unknown"] = unknown_decision(scores[i], unknown) if unknown else None
-    pending.clear()
+class Classifier:
+    """This artifact from Python: `import infer; infer.Classifier().classify(inputs)`.
+
+    Inputs are image file paths and/or frames (HxWx3 uint8 RGB arrays); a frame takes the
+    same preprocessing as a decoded file, so the same pixels give the same result.
+    """
+
+    def __init__(self, artifact=None, batch=None, workers=None):
+        self.folder = Path(artifact) if artifact else Path(__file__).resolve().parent.parent
+        manifest = load_manifest(self.folder)
+        for name in model_files(manifest):
+            verify_file(self.folder, manifest, name)
+        self.contract, self.classes = manifest["preprocessing"], manifest["classes"]
+        try:
+            check_contract(self.contract)
+        except ValueError as e:
+            raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
+        self.batch = batch_size(manifest, batch)
+        self.fixed = manifest["input_shape"][0] != "dynamic"
+        self.workers = workers or os.cpu_count() or 1
+        self.temperature, note = temperature_of(manifest)
+        if note:
+            print(note, file=sys.stderr)
+        self.model = Model(self.folder, manifest)
+        self.unknown = manifest.get("unknown")
+        if not self.unknown:
+            print("note: no unknown score: this artifact was exported without one; export it "
+                  "again with a newer ftedge to reject images of none of its classes",
+                  file=sys.stderr)
+
+    def prepare(self, item):
+        """One input (a path, or (index, frame)) -> float32 CHW."""
+        if isinstance(item, tuple):
+            return preprocess(frame_image(item[1], f"frame {item[0]}"), self.contract)
+        return preprocess_file(item, self.contract)
+
+    def classify(self, inputs, topk=5):
+        """One dict per input, in order: {"image": path} or {"frame": index}, with "top"
+        (k classes, most probable first) or "error" (a file that cannot be read).
+
+        Raises ValueError, before any work, for a frame that is not HxWx3 uint8."""
+        items = [(i, x) if isinstance(x, np.ndarray) else str(x) for i, x in enumerate(inputs)]
+        for item in items:
+            if isinstance(item, tuple):
+                frame_image(item[1], f"frame {item[0]}")
+        k = min(topk, len(self.classes))
+        results = []
+        for item, out in overlapped(self.model, items, self.prepare, self.batch, self.fixed,
+                                    self.workers):
+            result = {"frame": item[0]} if isinstance(item, tuple) else {"image": item}
+            if isinstance(out, Exception):
+                result["error"] = str(out)
+            else:
+                row, score = out
+                if self.unknown and score is None:
+                    raise ArtifactError("the manifest records an unknown score but the model "
+                                        f"has no {self.unknown.get('output')!r} output",
+                                        "export the artifact again")
+                result["temperature"] = self.temperature
+                result["top"] = top_k(row, self.classes, k, self.temperature)
+                result["unknown"] = (unknown_decision(score, self.unknown) if self.unknown
+                                     else None)
+            results.append(result)
+        return results
+
+
+def classify(args):
+    """Top-k for every image the arguments name; unreadable ones reported on stderr."""
+    classifier = Classifier(args.artifact, args.batch, args.workers)
+    results = classifier.classify(expand(args.images), args.topk)
+    for r in results:
+        if "error" in r:
+            print(f"{r['image']}: cannot read: {r['error']}", file=sys.stderr)
+    return results, sum("top" in r for r in results)
 
 
 def main(argv=None):

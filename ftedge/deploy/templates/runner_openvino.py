@@ -65,21 +65,43 @@ class Model:
                   f"{why} with saturating 16-bit pair sums: its results differ from the "
                   "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
                   "(the default) for such CPUs", file=sys.stderr)
-        model = core.read_model(str(Path(folder) / manifest["artifact"]))
-        self.compiled = core.compile_model(model, device, config)
-        self.request = self.compiled.create_infer_request()
+        self.core, self.device, self.config = core, device, config
+        self.model = core.read_model(str(Path(folder) / manifest["artifact"]))
+        self.compiled = core.compile_model(self.model, device, config)
+        self.dynamic = self.model.input(0).get_partial_shape().is_dynamic
+        self.requests = {}  # batch shape -> request, oldest first
         index = {n: i for i, o in enumerate(self.compiled.outputs) for n in o.get_names()}
         self.logits = index.get(manifest["output_name"], 0)
         self.unknown = index.get((manifest.get("unknown") or {}).get("output"))  # None: none
+
+    def request(self, shape):
+        """A dynamic-batch IR is compiled once per batch shape (a few kept), as ftedge's
+        runner does: OpenVINO's CPU plugin runs a static shape faster (its memory planned
+        once), and the results are the same."""
+        if not self.dynamic:
+            return self.requests.get(None) or self.requests.setdefault(
+                None, self.compiled.create_infer_request())
+        request = self.requests.pop(shape, None)
+        if request is None:
+            if len(self.requests) >= 4:
+                self.requests.pop(next(iter(self.requests)))
+            static = self.model.clone()
+            static.reshape({static.input(0): list(shape)})
+            request = self.core.compile_model(static, self.device,
+                                              self.config).create_infer_request()
+        self.requests[shape] = request
+        return request
 
     def infer(self, batch):
         return self.infer_scored(batch)[0]
 
     def infer_scored(self, batch):
         """Logits, and the unknown score per image (None when the graph has none)."""
-        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        request = self.request(batch.shape)
+        request.infer({0: batch}, share_inputs=True)  # reads the array in place
         # copies: the request reuses its buffers
-        logits = self.request.get_output_tensor(self.logits).data.copy()
+        logits = request.get_output_tensor(self.logits).data.copy()
         if self.unknown is None:
             return logits, None
-        return logits, self.request.get_output_tensor(self.unknown).data[:, 0].copy()
+        return logits, request.get_output_tensor(self.unknown).data[:, 0].copy()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ class BenchOptions:
     threads: int | None = None
     max_drop: float = 1.0
     e2e_images: int = 50  # images decoded + preprocessed + inferred one by one
+    camera_images: int = 8  # camera-size inputs timed per kind (bench/camera.py); 0: none
+    e2e_batch: int = 8  # images per inference in the overlapped camera-size pipeline
+    workers: int | None = None  # decode threads there (default: one per core)
 
     def __post_init__(self) -> None:
         """Refuse what would measure nothing or something else than asked."""
@@ -39,6 +43,12 @@ class BenchOptions:
         if self.runs is not None and self.runs < 1:
             raise ConfigError(f"--runs must be >= 1, got {self.runs}",
                               "give the timed runs per batch size, e.g. --runs 100")
+        if self.camera_images < 0:
+            raise ConfigError(f"--camera-images must be >= 0, got {self.camera_images}",
+                              "give the camera-size inputs timed per kind, e.g. 8 (0: none)")
+        if self.e2e_batch < 1 or (self.workers is not None and self.workers < 1):
+            raise ConfigError(f"e2e_batch and workers must be >= 1, got {self.e2e_batch} and "
+                              f"{self.workers}", "leave them out for the defaults")
         if self.warmup < 0:
             raise ConfigError(f"--warmup must be >= 0, got {self.warmup}",
                               "give the untimed calls before timing, e.g. --warmup 10 (0: none)")
@@ -124,6 +134,27 @@ def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
     return latency_percentiles(times, 1)
 
 
+def _camera(runner, manifest: dict, shape: tuple, latency: list[dict], cache: dict,
+            opts: BenchOptions) -> dict:
+    """Camera-size inputs end to end (bench/camera.py), beside the model alone at its batch."""
+    from ftedge.stages.bench.camera import camera_end_to_end, write_camera_inputs
+
+    if "camera" not in cache:
+        if "tmp" not in cache:  # called alone: a folder removed with the cache
+            cache["tmp_dir"] = tempfile.TemporaryDirectory(prefix="ftedge-bench-")
+            cache["tmp"] = cache["tmp_dir"].name
+        cache["camera"] = write_camera_inputs(Path(cache["tmp"]) / "camera")
+    fixed = manifest["input_shape"][0]
+    batch = opts.e2e_batch if fixed == "dynamic" else int(fixed)
+    rows = {r["batch"]: r for r in latency}
+    model = rows.get(batch) or _latency(runner, shape, (batch,), opts)[0]
+    b1 = rows.get(1) or _latency(runner, shape, (1,), opts)[0]
+    return camera_end_to_end(runner, manifest["preprocessing"], cache["camera"], batch=batch,
+                             model_images_per_s=model["images_per_s"],
+                             model_p50_ms_b1=b1["p50_ms"], images=opts.camera_images,
+                             workers=opts.workers)
+
+
 def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
     from ftedge.runtime.artifact import host_note, load_artifact
@@ -164,6 +195,9 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         row["latency"] = _latency(loaded.runner, shape, batches, opts)
         row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
         row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
+        if opts.camera_images:
+            row["end_to_end_camera"] = _camera(loaded.runner, manifest, shape, row["latency"],
+                                               val_cache, opts)
         gpu_free1 = _gpu_free_mb()
         row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
                          "peak_rss_scope": "this artifact" if peak_is_per_artifact else
@@ -206,17 +240,20 @@ def bench(artifacts: list[str | Path], data: str | Path | None = None,
 
         torch.set_num_threads(opts.threads)
     _gpu_free_mb()  # create the CUDA context (if any) before the first artifact's RSS baseline
-    cache: dict = {}
     rows = []
-    for folder in artifacts:
-        if progress:
-            progress(f"benching {folder}")
-        rows.append(bench_artifact(Path(folder), cache, data, opts))
+    with tempfile.TemporaryDirectory(prefix="ftedge-bench-") as tmp:
+        cache: dict = {"tmp": tmp}  # val sets and camera-size inputs, shared by the artifacts
+        for folder in artifacts:
+            if progress:
+                progress(f"benching {folder}")
+            rows.append(bench_artifact(Path(folder), cache, data, opts))
     return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": system.environment(opts.threads),
             "timer_overhead_us": timer_overhead_us(),
             "options": {"batches": list(opts.batches), "warmup": opts.warmup, "runs": opts.runs,
                         "seconds": opts.seconds, "threads": opts.threads,
-                        "max_drop": opts.max_drop, "e2e_images": opts.e2e_images},
+                        "max_drop": opts.max_drop, "e2e_images": opts.e2e_images,
+                        "camera_images": opts.camera_images, "e2e_batch": opts.e2e_batch,
+                        "workers": opts.workers},
             "artifacts": rows}

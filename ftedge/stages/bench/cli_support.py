@@ -38,6 +38,11 @@ def print_table(report: dict) -> None:
 def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
     """Write the report folder, print the table and where it went."""
     paths = write_report(report, out, force)
+    from ftedge.render.model_card import refresh_cards
+
+    # each artifact's model card gets this machine's latency (unless the user edited it)
+    refresh_cards(report, out / "report.json",
+                  log=lambda m: console.print(m, soft_wrap=True, markup=False))
     print_table(report)
     results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
                   f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)

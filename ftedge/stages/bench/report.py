@@ -109,7 +109,29 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
                          f"| {r['p50_ms']:.2f} "
                          f"| {r['p90_ms']:.2f} | {r['p99_ms']:.2f} | {r['mean_ms']:.2f} ± "
                          f"{r['std_ms']:.2f} | {r['images_per_s']:.1f} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _camera_lines(report)) + "\n"
+
+
+def _camera_lines(report: dict) -> list[str]:
+    """End to end on camera-size inputs (bench/camera.py) beside the model alone."""
+    arts = [a for a in report["artifacts"] if a.get("end_to_end_camera")]
+    if not arts:
+        return []
+    cam = arts[0]["end_to_end_camera"]
+    lines = ["", f"End to end on camera-size inputs ({cam.get('source', '')}): latency of one "
+             "input at a time (decode + preprocess + infer, batch 1) and throughput with "
+             f"decoding on {cam.get('workers')} thread(s) overlapping inference in batches of "
+             f"{cam['batch']}; model share: the model alone's time over the whole:", "",
+             "| Artifact | Target | Precision | Input | p50 ms | model share | img/s "
+             "| model-only img/s | model share |", "|---|---|---|---|---|---|---|---|---|"]
+    for a in arts:
+        c = a["end_to_end_camera"]
+        for r in c["inputs"]:
+            lines.append(f"| {_name(a)} | {a['target']} | {a['precision']} | {r['input']} "
+                         f"| {r['latency_p50_ms']:.1f} | {100 * r['latency_model_share']:.0f}% "
+                         f"| {r['images_per_s']:.1f} | {c['model_only']['images_per_s']:.1f} "
+                         f"| {100 * r['throughput_model_share']:.0f}% |")
+    return lines
 
 
 def calibration_lines(report: dict) -> list[str]:

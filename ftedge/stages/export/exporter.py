@@ -17,6 +17,7 @@ from ftedge.confidence import RECORD as CALIBRATION_RECORD
 from ftedge.confidence import calibration_record, summary_line, write_reliability_diagram
 from ftedge.deploy.kit import write_deploy_kit
 from ftedge.errors import ExportError, FtedgeError, RunError
+from ftedge.render.model_card import artifact_metrics, write_model_card
 from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
@@ -52,6 +53,9 @@ def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
     record = {"file": f"{GATE[kind]}.json", "passed": gate["passed"],
               "drop_points": gate.get("drop_points"),
               "max_drop_points": gate.get("max_drop_points"),
+              # the model card states the drop with its interval and what it was measured on
+              **{k: gate.get(k) for k in ("drop_ci95_points", "n", "fp32_top1", "int8_top1")
+                 if gate.get(k) is not None},
               "graph_sha256_checked": gate["graph_sha256"] is not None}
     if not gate["passed"] and not allow_failed:
         drop, budget = gate.get("drop_points"), gate.get("max_drop_points")
@@ -211,6 +215,11 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
+        # after the manifest (it states the sealed facts), and not among its hashed files:
+        # bench rewrites its latency section (render/model_card.py)
+        metrics = (artifact_metrics(val.logits, val.labels, loaded.classes, val.of)
+                   if val is not None and val.artifact_ran else None)
+        write_model_card(tmp, sealed, metrics, final=out)
     return ExportResult(out, sealed)
 
 

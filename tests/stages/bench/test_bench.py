@@ -10,7 +10,7 @@ from ftedge.cli import cli
 from ftedge.stages.export.exporter import export_run
 from ftedge.errors import FtedgeError
 
-FAST = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=5)
+FAST = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=5, camera_images=0)
 
 
 @pytest.mark.parametrize("bad, want", [

@@ -1,5 +1,5 @@
 """An artifact's model card (model_card.md): its facts gathered, written by export, and its
-latency section refreshed by bench.
+latency section refreshed by bench (both stages call it; stages never import each other).
 
 The card is one of the artifact folder's files that ftedge owns (listed in its marker, so
 --force refuses to replace a card the user edited), but it is not in the manifest's hashed
@@ -75,10 +75,12 @@ def artifact_metrics(logits, labels, classes: list[str], of: str) -> dict:
     return {"n": rep["n"], "top1": rep["top1"], "per_class": rep["per_class"], "of": of}
 
 
-def write_model_card(folder: Path, manifest: dict, metrics: dict | None = None) -> Path:
-    """model_card.md in an artifact folder being exported (inside its staged folder)."""
-    return atomic_write_text(folder / CARD, render_model_card(card_facts(folder, manifest,
-                                                                         metrics)))
+def write_model_card(staged: Path, manifest: dict, metrics: dict | None = None, *,
+                     final: Path | None = None) -> Path:
+    """model_card.md in an artifact folder being exported: written into its `staged` folder,
+    naming the `final` one (where it will be) in its commands."""
+    facts = card_facts(final or staged, manifest, metrics)
+    return atomic_write_text(staged / CARD, render_model_card(facts))
 
 
 def refresh_latency(folder: Path, report: dict, row: dict, report_path: Path) -> str:
@@ -96,14 +98,15 @@ def refresh_latency(folder: Path, report: dict, row: dict, report_path: Path) ->
     return "updated"
 
 
-def refresh_cards(report: dict, report_dir: Path, log=print) -> None:
-    """After a bench: each benched artifact's card gets this machine's latency."""
+def refresh_cards(report: dict, report_path: Path, log=print) -> None:
+    """After a bench: each benched artifact's card gets this machine's latency, citing the
+    report file that holds every number."""
     for row in report["artifacts"]:
         if row.get("status") == "error":
             continue
         folder = Path(row["artifact"])
         try:
-            outcome = refresh_latency(folder, report, row, report_dir / "report.json")
+            outcome = refresh_latency(folder, report, row, report_path)
         except OSError as e:  # a read-only copy: the bench report still holds the numbers
             log(f"model card of {folder} not updated ({e.strerror})")
             continue

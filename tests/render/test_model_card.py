@@ -10,7 +10,7 @@ from ftedge.errors import RunError
 from ftedge.formats.owned import check_replaceable, read_marker, staged_folder
 from ftedge.io import sha256_file
 from ftedge.render.card import CARD
-from ftedge.stages.card import data_facts, refresh_latency
+from ftedge.render.model_card import data_facts, refresh_latency
 from tests.render.test_card import facts
 from ftedge.render.card import render_model_card
 
@@ -74,3 +74,30 @@ def test_data_facts_count_and_hash_the_images(qat_run, tmp_path):
     record["seed"] = 99  # a new split.json: a new cache key
     (run / "split.json").write_text(json.dumps(record))
     assert data_facts(run)["sha256"] != first["sha256"]
+
+
+def test_export_writes_the_card_and_force_still_guards_it(qat_run, tmp_path):
+    from ftedge.stages.export.exporter import export_run
+    from ftedge.formats.artifact import read_manifest
+
+    out = tmp_path / "ort-int8"
+    result = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, log=lambda m: None)
+    card = (out / CARD).read_text()
+    gate = json.loads((qat_run.run_dir / "gate.json").read_text())
+    lo, hi = gate["drop_ci95_points"]
+    assert f"95% interval {lo:+.2f} to {hi:+.2f} points" in card
+    assert result.manifest["source"]["gate"]["drop_ci95_points"] == [lo, hi]
+    assert f"Not benchmarked yet: `ftedge bench {out}`" in card
+    assert "| red |" in card and "Data sha256: `" in card
+    # owned by the folder's marker, not hashed by the manifest (bench rewrites it)
+    assert CARD in read_marker(out)["files"] and CARD not in result.manifest["files"]
+    read_manifest(out)  # every hashed file checks out
+    assert refresh_latency(out, REPORT, ROW, tmp_path / "r.json") == "updated"
+    read_manifest(out)
+    export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, force=True,
+               log=lambda m: None)
+    assert "Not benchmarked yet" in (out / CARD).read_text()  # a fresh export, a fresh card
+    (out / CARD).write_text("mine\n")
+    with pytest.raises(RunError, match="changed since ftedge wrote them"):
+        export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, force=True,
+                   log=lambda m: None)

@@ -1,0 +1,153 @@
+"""End to end on camera-size inputs, before and after overlapping decode with inference.
+
+On each artifact folder given (e.g. EfficientNet-Lite0 INT8 at 224 px, onnxruntime-cpu and
+openvino-cpu), side by side in one run, in images per second:
+- before: deploy/infer.py as it was (one image after the other: full decode, preprocess, then
+  the batch through a dynamic-shape model; replayed here with the template's own decode and
+  preprocess and the old runner bodies);
+- after: the artifact's own generated deploy/infer.py (its Classifier: decode on a thread
+  pool while the model runs, OpenVINO compiled per batch shape), and `ftedge.predict`;
+- model only: the same Classifier's model on a ready batch, the ceiling.
+Inputs: bench's camera-size test inputs (bench/camera.py): 1920x1080 and 4032x3024 JPEGs,
+and raw 1920x1080 frames (after only: before, infer.py took files only). Goals (issue 22):
+1080p JPEGs after >= 5x before; raw 1080p frames >= 0.5x the model alone.
+
+Usage: python benchmarks/end_to_end.py ARTIFACT_DIR [ARTIFACT_DIR ...] [--images 32]
+           [--rounds 2] [--workers N] [--batch N] [--no-predict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_infer_script(folder: Path):
+    spec = importlib.util.spec_from_file_location(f"infer_{folder.name}",
+                                                  folder / "deploy" / "infer.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class BeforeModel:
+    """deploy/infer.py's runner bodies before this change: a dynamic-shape request fed a new
+    tensor each call (OpenVINO), a plain session.run (ONNX Runtime)."""
+
+    def __init__(self, folder: Path, manifest: dict):
+        path = str(folder / manifest["artifact"])
+        if manifest["runtime"] == "openvino":
+            import openvino as ov
+
+            config = {}
+            hint = (manifest.get("profile") or {}).get("inference_precision")
+            if hint:
+                config["INFERENCE_PRECISION_HINT"] = hint
+            self.request = ov.Core().compile_model(path, manifest["device"],
+                                                   config).create_infer_request()
+            self.infer = self._ov
+        else:
+            import onnxruntime as ort
+
+            self.session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+            self.name = manifest["input_name"]
+            self.infer = lambda b: self.session.run(None, {self.name: b})[0]
+
+    def _ov(self, batch):
+        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        return self.request.get_output_tensor(0).data.copy()
+
+
+def before(infer, model, paths: list, contract: dict, batch: int) -> float:
+    """Images per second the way infer.py classified before: sequential decode, then a batch."""
+    # the decode as it was: a full decode, whatever decode mode a newer contract records
+    plain = {k: v for k, v in contract.items() if k not in ("decode", "decode_mode")}
+    t0 = time.perf_counter()
+    pending = []
+    for p in paths:
+        pending.append(infer.preprocess(infer.load_image(p), plain))
+        if len(pending) == batch:
+            infer.run_batch(model, pending, batch, False)
+            pending = []
+    if pending:
+        infer.run_batch(model, pending, batch, False)
+    return len(paths) / (time.perf_counter() - t0)
+
+
+def after(classifier, inputs: list) -> float:
+    t0 = time.perf_counter()
+    out = classifier.classify(inputs)
+    assert all("top" in r for r in out), [r for r in out if "error" in r][:1]
+    return len(inputs) / (time.perf_counter() - t0)
+
+
+def via_predict(folder: Path, inputs: list, batch: int, workers: int | None) -> float:
+    import ftedge
+
+    t0 = time.perf_counter()
+    ftedge.predict(folder, inputs, batch=batch, workers=workers)
+    return len(inputs) / (time.perf_counter() - t0)
+
+
+def model_only(model, shape: tuple, batch: int, seconds: float = 2.0) -> float:
+    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+    for _ in range(3):
+        model.infer(x)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        model.infer(x)
+        n += batch
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("artifacts", type=Path, nargs="+")
+    ap.add_argument("--images", type=int, default=32, help="inputs per measurement")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--no-predict", action="store_true", help="skip ftedge.predict")
+    a = ap.parse_args()
+
+    from ftedge.stages.bench.camera import SOURCE, write_camera_inputs
+    from ftedge.stages.bench.system import environment
+    from ftedge.io import read_json
+
+    env = environment(None)
+    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs); inputs: {SOURCE}")
+    with tempfile.TemporaryDirectory() as tmp:
+        inputs = write_camera_inputs(Path(tmp), per_size=4)
+        cycle = {k: [v[i % len(v)] for i in range(a.images)] for k, v in inputs.items()}
+        for folder in a.artifacts:
+            m = read_json(folder / "manifest.json")
+            infer = load_infer_script(folder)
+            clf = infer.Classifier(folder, batch=a.batch, workers=a.workers)
+            old = BeforeModel(folder, m)
+            ceiling = model_only(clf.model, tuple(m["input_shape"][1:]), a.batch)
+            print(f"\n{folder} ({m['runtime']} {m['precision']}, {m['input_shape'][-1]} px), "
+                  f"batch {a.batch}, {clf.workers} decode threads; model only "
+                  f"{ceiling:.1f} img/s")
+            print(f"{'input':16} {'before':>8} {'after':>8} {'predict':>8} "
+                  f"{'after/before':>12} {'after/model':>11}   (img/s, median of rounds)")
+            for kind, items in cycle.items():
+                runs: dict[str, list] = {"before": [], "after": [], "predict": []}
+                for _ in range(a.rounds):
+                    if kind.startswith("jpeg"):
+                        runs["before"].append(before(infer, old, items, clf.contract, a.batch))
+                    runs["after"].append(after(clf, items))
+                    if not a.no_predict:
+                        runs["predict"].append(via_predict(folder, items, a.batch, a.workers))
+                med = {k: float(np.median(v)) if v else float("nan") for k, v in runs.items()}
+                print(f"{kind:16} {med['before']:8.1f} {med['after']:8.1f} "
+                      f"{med['predict']:8.1f} {med['after'] / med['before']:12.2f} "
+                      f"{med['after'] / ceiling:11.2f}")
+
+
+if __name__ == "__main__":
+    main()
