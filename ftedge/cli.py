@@ -9,6 +9,7 @@ import sys
 
 import click
 
+from ftedge.config import DECODES, FILTERS, GEOMETRIES, INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.config import (MAX_BATCH, MAX_EPOCHS, MAX_IMG_SIZE, MAX_SEED, MAX_THREADS,
                            MAX_WORKERS, disable_telemetry)
 from ftedge.console import console, results
@@ -72,6 +73,10 @@ def _tune_options(f):
         click.option("--max-drop", type=POINTS, help="INT8 accuracy gate: largest allowed top-1 drop in points (default 1.0)."),
         click.option("--distill/--no-distill", default=None, help="QAT also learns the FP32 model's logits (KL with a temperature)."),
         click.option("--fallback/--no-fallback", default=None, help="When the INT8 gate fails, keep the most sensitive layers in float (default: on, at most 10%% of them)."),
+        click.option("--preprocess", type=click.Choice(GEOMETRIES), help="Geometry of the preprocessing contract: crop (short side, centre crop), stretch (whole image to HxW) or letterbox (aspect kept, padded). Default: the --target pipeline's, else crop."),
+        click.option("--filter", type=click.Choice(FILTERS), help="Resize filter (default: the --target pipeline's, else the model's)."),
+        click.option("--decode", type=click.Choice(DECODES), help="full, or draft: JPEGs decoded at 1/2-1/8 scale in the DCT domain, in training and on the device alike (default full)."),
+        click.option("--target", help="Train for this target's pipeline: its profile's geometry and filter (e.g. the DeepStream targets: stretch, bilinear)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -355,13 +360,19 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
 @click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
+@click.option("--input-format", type=click.Choice(INPUT_FORMATS),
+              help="What the artifact's input takes: normalized (float32 (x/255-mean)/std), or "
+                   "8-bit RGB pixels as float255 (float32 0..255) or uint8, normalised by the "
+                   "graph's first nodes (default: the target's; TensorRT/DeepStream: float255).")
+@click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS, case_sensitive=False),
+              help="NCHW (default) or NHWC (camera frames as they come; with 8-bit input).")
 @click.option("--unknown-score",
               help="The out-of-distribution score appended to the graph as a second output: "
                    "knn (default), mahalanobis, msp, maxlogit, energy, or off.")
 @click.option("--unknown-tpr", type=float,
               help="Share of the val images the unknown threshold accepts (default: 0.95).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
-               max_drop, unknown_score, unknown_tpr) -> None:
+               max_drop, input_format, input_layout, unknown_score, unknown_tpr) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.stages.export.exporter import export_run
 
@@ -383,7 +394,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
     for target, prec in jobs:
         result = export_run(run, target, prec, batch, out, force, int8_source,
                             log=lambda m: console.print(m, soft_wrap=True),
-                            allow_failed_gate=allow_failed_gate, unknown_score=unknown_score,
+                            allow_failed_gate=allow_failed_gate, input_format=input_format,
+                            input_layout=input_layout, unknown_score=unknown_score,
                             unknown_tpr=unknown_tpr)
         _print_export(result)
         failed |= result.passed is False

@@ -33,6 +33,21 @@ QAT_DEFAULT_EPOCHS = 3  # qat.epochs null: at least this many ...
 QAT_MIN_STEPS = 200  # ... and enough for this many steps (few-shot sets), up to MAX_AUTO_EPOCHS
 SMALL_DATASET = 10_000  # train images below which `bn: auto` keeps pretrained statistics
 DEVICES_HELP = "auto, cpu, cuda, cuda:N or mps"
+# The preprocessing contract's choices (formats/contract.py checks recorded contracts with them).
+GEOMETRIES = ("crop", "stretch", "letterbox")  # crop: short side resized, centre square cut;
+# stretch: the whole image to HxW (DeepStream nvinfer maintain-aspect-ratio=0); letterbox:
+# aspect kept, centred, padded with preprocess.pad_value (nvinfer maintain-aspect-ratio=1,
+# symmetric-padding=1)
+FILTERS = ("bicubic", "bilinear", "nearest")  # Pillow's; bicubic/bilinear antialias on downscale
+DECODES = ("full", "draft")  # draft: JPEGs decoded DCT-domain at 1/2, 1/4 or 1/8 scale (still
+# at least DRAFT_MARGIN x the size the resize needs); other formats decode in full
+DRAFT_MARGIN = 2.0  # as Pillow's thumbnail(reducing_gap=2.0): the resize still sees 2x its output
+DEFAULT_PAD_VALUE = (0, 0, 0)  # letterbox bars: black, as nvinfer pads
+# What an artifact's input takes (export --input-format; a profile's input_format):
+INPUT_FORMATS = ("normalized", "float255", "uint8")  # normalized: float32 already
+# (x/255 - mean)/std, the graph as trained; float255 / uint8: 8-bit RGB values (float32 or
+# uint8), normalised by the graph's first nodes (graph/normalize.py), exact for any mean/std
+INPUT_LAYOUTS = ("NCHW", "NHWC")
 PREDICT_BATCH = 8  # images per inference in `ftedge predict` (an artifact's fixed batch wins)
 # Upper bounds of the numbers a user gives (flags, configs, profiles): past them a value only
 # overflows a C integer somewhere below (a traceback), it never means anything useful
@@ -75,10 +90,24 @@ class DataConfig:
 class AugmentConfig:
     """Training-time augmentation; validation never augments."""
 
-    scale: tuple[float, float] = (0.35, 1.0)  # RandomResizedCrop area range
+    scale: tuple[float, float] = (0.35, 1.0)  # RandomResizedCrop area range (geometry crop)
+    frame_scale: tuple[float, float] = (0.6, 1.0)  # stretch/letterbox: area range of a random
+    # crop with the frame's own aspect ratio, then stretched/letterboxed as on the device, so
+    # objects keep the distortion the device gives them (RandomResizedCrop's ratio would not)
     ratio: tuple[float, float] = (0.75, 1.3333)
     hflip: float = 0.5
     color_jitter: float = 0.2  # brightness = contrast = saturation strength; 0 disables
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """The preprocessing contract's choices: how an image becomes the model's input."""
+
+    geometry: str | None = None  # None: the target's (preprocess.target), else crop
+    filter: str | None = None  # None: the target's, else the model's (Lite0: bicubic)
+    pad_value: tuple[int, int, int] = DEFAULT_PAD_VALUE  # letterbox bars, RGB 0..255
+    decode: str = "full"  # full | draft (see DECODES)
+    target: str | None = None  # a target profile whose pipeline's geometry/filter to train for
 
 
 @dataclass(frozen=True)
@@ -168,6 +197,7 @@ class TuneConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     qat: QatConfig = field(default_factory=QatConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     out: str | None = None  # None: runs/<model>-<timestamp>
 
 
@@ -360,7 +390,7 @@ def build_tune_config(yaml_path: str | None = None, overrides: dict | None = Non
 
 def validate_tune_config(cfg: TuneConfig) -> None:
     """Range checks that types alone cannot express."""
-    t, d, a, q = cfg.train, cfg.data, cfg.augment, cfg.qat
+    t, d, a, q, p = cfg.train, cfg.data, cfg.augment, cfg.qat, cfg.preprocess
     checks = [
         (q.epochs is None or 1 <= q.epochs <= MAX_EPOCHS,
          f"qat.epochs must be in 1..{MAX_EPOCHS} (or null: automatic)"),
@@ -382,6 +412,15 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (0 <= t.label_smoothing < 1, "train.label_smoothing must be in [0, 1)"),
         (0 < d.val_fraction < 1, "data.val_fraction must be in (0, 1)"),
         (0 < a.scale[0] <= a.scale[1] <= 1, "augment.scale must satisfy 0 < min <= max <= 1"),
+        (0 < a.frame_scale[0] <= a.frame_scale[1] <= 1,
+         "augment.frame_scale must satisfy 0 < min <= max <= 1"),
+        (p.geometry is None or p.geometry in GEOMETRIES,
+         f"preprocess.geometry must be one of {', '.join(GEOMETRIES)}"),
+        (p.filter is None or p.filter in FILTERS,
+         f"preprocess.filter must be one of {', '.join(FILTERS)}"),
+        (p.decode in DECODES, f"preprocess.decode must be one of {', '.join(DECODES)}"),
+        (len(p.pad_value) == 3 and all(0 <= v <= 255 for v in p.pad_value),
+         "preprocess.pad_value is an RGB colour: three integers in 0..255"),
         (0 <= a.hflip <= 1, "augment.hflip is a probability in [0, 1]"),
         (cfg.model.img_size is None or 16 <= cfg.model.img_size <= MAX_IMG_SIZE,
          f"model.img_size must be in 16..{MAX_IMG_SIZE}"),
@@ -453,6 +492,8 @@ FLAT_KEYS = {
     "amp": ("train", "amp"), "out": ("out",), "qat": ("qat", "enabled"),
     "qat_epochs": ("qat", "epochs"), "max_drop": ("qat", "max_drop"),
     "fallback": ("qat", "fallback"), "distill": ("qat", "distill"),
+    "preprocess": ("preprocess", "geometry"), "filter": ("preprocess", "filter"),
+    "decode": ("preprocess", "decode"), "target": ("preprocess", "target"),
 }
 
 

@@ -90,14 +90,16 @@ def _shrink(img: Image.Image, short_side: int | None) -> Image.Image:
 
 
 def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool,
-                prints: bool):
+                prints: bool, draft=None):
     """Decode each file once: (sample, full size or None, cached image or error, fingerprint).
     Without a cache a JPEG decodes at reduced scale (`Image.draft`): hashing needs no more,
     and a truncated file still fails."""
     def one(s: Sample):
         try:
             data = read_image_bytes(s.path)
-            img = decode_image(data, background, None if cache or not prints else DRAFT_SIZE)
+            # cached images are decoded as the contract decodes (its draft mode, if any)
+            img = decode_image(data, background, draft if cache else
+                               (DRAFT_SIZE if prints else None))
         except ImageDecodeError as e:
             return s, None, str(e), None
         size = img.info.get("full_size", img.size)
@@ -129,7 +131,8 @@ def _outlier_reason(size: tuple[int, int], fp: Fingerprint | None,
 
 def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
                   cache_short_side: int | None = None, cache: bool = False,
-                  min_classes: int = 2, duplicates: bool = False) -> DatasetAudit:
+                  min_classes: int = 2, duplicates: bool = False,
+                  draft=None) -> DatasetAudit:
     """Decode every image under `root` once and report what is usable.
 
     Args:
@@ -140,6 +143,8 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
         min_classes: 2 to train a classifier; 1 to evaluate one on a subset of its classes.
         duplicates: also find identical files and near-duplicate pictures within and
             across splits (a perceptual hash from the same decode), and blank images.
+        draft: the contract's JPEG draft request (data.transforms.draft_request): cached
+            images are decoded as the device decodes them.
     Raises:
         DatasetError: a class has no usable training image.
     """
@@ -158,7 +163,7 @@ def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
         keep = cache and split != "test"  # test images are never trained on
         kept[split] = []
         for s, size, extra, fp in _decode_all(samples, background, cache_short_side, keep,
-                                              duplicates):
+                                              duplicates, draft):
             if size is None:
                 unusable.append((s.path, extra))
                 continue

@@ -20,8 +20,9 @@ class ImageSamples(Dataset):
 
     def __init__(self, samples: list[Sample], transform: Callable,
                  cache: dict[Path, Image.Image] | None = None,
-                 background=(255, 255, 255)):
+                 background=(255, 255, 255), draft=None):
         self.samples = samples
+        self.draft = draft  # the contract's decode mode (data.transforms.draft_request)
         self.transform = transform
         self.cache = cache or {}
         self.background = tuple(background)
@@ -34,7 +35,7 @@ class ImageSamples(Dataset):
         img = self.cache.get(s.path)
         if img is None:
             try:
-                img = load_image(s.path, self.background)
+                img = load_image(s.path, self.background, self.draft)
             except (ImageDecodeError, FileNotFoundError) as e:
                 # Files were audited before training; this one changed on disk since.
                 raise DatasetError(f"{s.path} became unreadable during training: {e}",

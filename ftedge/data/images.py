@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -46,13 +47,18 @@ def to_rgb(img: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.
     return img
 
 
-def load_image(path: str | Path, background: tuple[int, int, int] = WHITE) -> Image.Image:
+def load_image(path: str | Path, background: tuple[int, int, int] = WHITE,
+               draft: Callable[[int, int], tuple[int, int]] | None = None) -> Image.Image:
     """Open, fully decode, EXIF-rotate and convert an image file to RGB.
 
+    Args:
+        draft: given the stored (width, height), the smallest (width, height) the decode may
+            return; JPEGs are then decoded in the DCT domain at the largest of 1/2, 1/4, 1/8
+            scale that keeps both (Pillow's Image.draft). None, or another format: full decode.
     Raises:
         ImageDecodeError: the file is empty, not an image, truncated or corrupt.
     """
-    return decode_image(read_image_bytes(path), background)
+    return decode_image(read_image_bytes(path), background, draft)
 
 
 def read_image_bytes(path: str | Path) -> bytes:
@@ -78,11 +84,13 @@ def read_image_bytes(path: str | Path) -> bytes:
 
 
 def decode_image(data: bytes, background: tuple[int, int, int] = WHITE,
-                 draft: tuple[int, int] | None = None) -> Image.Image:
+                 draft: tuple[int, int] | Callable[[int, int], tuple[int, int]] | None = None
+                 ) -> Image.Image:
     """Fully decode, EXIF-rotate and convert image bytes to RGB.
 
     Args:
-        draft: let a JPEG decode at a reduced scale no smaller than this (w, h): several
+        draft: let a JPEG decode at a reduced scale no smaller than this (w, h), or than
+            what draft(stored_w, stored_h) returns (the contract's decode mode): several
             times faster, and a truncated file still fails. The full size is then in
             `img.info["full_size"]` (after EXIF rotation).
     Raises:
@@ -95,7 +103,7 @@ def decode_image(data: bytes, background: tuple[int, int, int] = WHITE,
             with Image.open(io.BytesIO(data)) as img:
                 full = img.size
                 if draft is not None:
-                    img.draft("RGB", draft)
+                    img.draft("RGB", draft(*full) if callable(draft) else draft)
                 img.load()  # force a full decode so truncation fails here, not mid-epoch
                 rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
                 img = ImageOps.exif_transpose(img)

@@ -1,12 +1,21 @@
-"""Train and eval transforms built from the preprocessing contract (torchvision v2)."""
+"""Train and eval transforms built from the preprocessing contract (torchvision v2).
+
+The eval transform is the contract (deploy/templates/preprocess.py applies it with numpy and
+Pillow alone; tests/deploy asserts the two equal bit for bit, for every geometry, filter and
+decode mode). The train transform augments around the same geometry.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Callable
 
 import numpy as np
 import torch
 from torchvision.transforms import v2 as T
+from torchvision.transforms.v2 import functional as F
 
-from ftedge.config import AugmentConfig
+from ftedge.config import DRAFT_MARGIN, AugmentConfig
 
 _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
            "nearest": T.InterpolationMode.NEAREST}
@@ -17,20 +26,115 @@ def _to_tensor(contract: dict) -> list:
             T.Normalize(contract["mean"], contract["std"])]
 
 
-def eval_transform(contract: dict) -> T.Compose:
-    """Resize the short side, centre-crop, scale to [0,1], normalise: what every runtime does."""
-    size = contract["input_size"][-1]
+def short_side_size(width: int, height: int, short: int) -> tuple[int, int]:
+    """(w, h) once the short side is `short`: torchvision's rule, the long side truncated."""
+    if width <= height:
+        return short, int(short * height / width)
+    return int(short * width / height), short
+
+
+def letterbox_box(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
+    """(w, h, left, top) of an image fitted into out_w x out_h with its aspect kept.
+
+    The fitted side is rounded half up in integers (no float ties), at least 1 pixel; the
+    image sits centred, the odd pixel of padding going right/bottom (nvinfer's
+    symmetric-padding=1 does the same)."""
+    if width * out_h >= height * out_w:  # wider than the box: the width fills it
+        w, h = out_w, max(1, (2 * height * out_w + width) // (2 * width))
+    else:
+        w, h = max(1, (2 * width * out_h + height) // (2 * height)), out_h
+    return w, h, (out_w - w) // 2, (out_h - h) // 2
+
+
+def contract_resize(width: int, height: int, contract: dict) -> tuple[int, int]:
+    """The (w, h) the contract resizes an image of this size to (before a crop or padding)."""
+    out_h, out_w = contract["input_size"][1:]
+    geometry = contract.get("geometry", "crop")
+    if geometry == "crop":
+        return short_side_size(width, height, int(contract["resize"]))
+    if geometry == "stretch":
+        return out_w, out_h
+    return letterbox_box(width, height, out_w, out_h)[:2]
+
+
+def draft_request(contract: dict) -> Callable[[int, int], tuple[int, int]] | None:
+    """For decode 'draft': the smallest size a JPEG may be decoded to, DRAFT_MARGIN times
+    what the resize produces, so the filter still shrinks by 2x or more."""
+    if contract.get("decode", "full") != "draft":
+        return None
+
+    def request(width: int, height: int) -> tuple[int, int]:
+        w, h = contract_resize(width, height, contract)
+        return math.ceil(w * DRAFT_MARGIN), math.ceil(h * DRAFT_MARGIN)
+
+    return request
+
+
+class Letterbox(torch.nn.Module):
+    """Fit the image into the input size with its aspect kept, centred on pad_value."""
+
+    def __init__(self, contract: dict):
+        super().__init__()
+        self.out_h, self.out_w = contract["input_size"][1:]
+        self.interp = _INTERP[contract["interpolation"]]
+        self.fill = tuple(int(v) for v in contract.get("pad_value", (0, 0, 0)))
+
+    def forward(self, img):
+        width, height = F.get_size(img)[::-1]
+        w, h, left, top = letterbox_box(width, height, self.out_w, self.out_h)
+        img = F.resize(img, [h, w], interpolation=self.interp, antialias=True)
+        return F.pad(img, [left, top, self.out_w - w - left, self.out_h - h - top],
+                     fill=self.fill)
+
+
+class RandomFrameCrop(torch.nn.Module):
+    """A random crop with the frame's own aspect ratio, covering `scale` of its area."""
+
+    def __init__(self, scale: tuple[float, float]):
+        super().__init__()
+        self.scale = scale
+
+    def forward(self, img):
+        height, width = F.get_size(img)
+        area = torch.empty(1).uniform_(*self.scale).item()
+        w = max(1, min(width, round(width * math.sqrt(area))))
+        h = max(1, min(height, round(height * math.sqrt(area))))
+        top = int(torch.randint(0, height - h + 1, (1,)).item())
+        left = int(torch.randint(0, width - w + 1, (1,)).item())
+        return F.crop(img, top, left, h, w)
+
+
+def geometry_steps(contract: dict) -> list:
+    """The contract's resize (and crop or padding) as torchvision steps."""
+    size = contract["input_size"][1:]
     interp = _INTERP[contract["interpolation"]]
-    return T.Compose([T.Resize(contract["resize"], interpolation=interp, antialias=True),
-                      T.CenterCrop(size), *_to_tensor(contract)])
+    geometry = contract.get("geometry", "crop")
+    if geometry == "crop":
+        return [T.Resize(contract["resize"], interpolation=interp, antialias=True),
+                T.CenterCrop(size)]
+    if geometry == "stretch":
+        return [T.Resize(list(size), interpolation=interp, antialias=True)]
+    return [Letterbox(contract)]
+
+
+def eval_transform(contract: dict) -> T.Compose:
+    """The contract's geometry, scale to [0,1], normalise: what every runtime does."""
+    return T.Compose([*geometry_steps(contract), *_to_tensor(contract)])
 
 
 def train_transform(contract: dict, aug: AugmentConfig) -> T.Compose:
-    """Random resized crop, flip and colour jitter as configured, then the eval tail."""
-    size = contract["input_size"][-1]
+    """Augment around the contract's geometry, flip and colour jitter, then the eval tail.
+
+    crop: random resized crop (as ImageNet training). stretch/letterbox: a random crop with
+    the frame's aspect, then the device's stretch or letterbox, so the distortion or the bars
+    the model will see at inference are the ones it learns on."""
+    size = contract["input_size"][1:]
     interp = _INTERP[contract["interpolation"]]
-    steps = [T.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
-                                 interpolation=interp, antialias=True)]
+    if contract.get("geometry", "crop") == "crop":
+        steps = [T.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
+                                     interpolation=interp, antialias=True)]
+    else:
+        steps = [RandomFrameCrop(tuple(aug.frame_scale)), *geometry_steps(contract)]
     if aug.hflip > 0:
         steps.append(T.RandomHorizontalFlip(aug.hflip))
     if aug.color_jitter > 0:
@@ -39,20 +143,22 @@ def train_transform(contract: dict, aug: AugmentConfig) -> T.Compose:
     return T.Compose(steps + _to_tensor(contract))
 
 
-def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
-    """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
+def decode_image(path, contract: dict):
+    """An image file decoded as the contract says (background, decode mode): RGB PIL."""
     from ftedge.data.images import load_image
 
-    background = tuple(contract.get("background", (255, 255, 255)))
+    return load_image(path, tuple(contract.get("background", (255, 255, 255))),
+                      draft_request(contract))
+
+
+def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
+    """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
     transform = eval_transform(contract)
     if not samples:
         return np.zeros((0, *contract["input_size"]), np.float32)
-    return torch.stack([transform(load_image(s.path, background)) for s in samples]).numpy()
+    return torch.stack([transform(decode_image(s.path, contract)) for s in samples]).numpy()
 
 
 def preprocess_image(path, contract: dict) -> np.ndarray:
     """One image file as a (1, C, H, W) float32 batch."""
-    from ftedge.data.images import load_image
-
-    img = load_image(path, tuple(contract.get("background", (255, 255, 255))))
-    return eval_transform(contract)(img)[None].numpy()
+    return eval_transform(contract)(decode_image(path, contract))[None].numpy()

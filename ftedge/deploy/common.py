@@ -52,9 +52,15 @@ def check_manifest(manifest: dict) -> dict:
     shape = manifest["input_shape"]
     if (not isinstance(shape, list) or len(shape) != 4
             or not (shape[0] == "dynamic" or (isinstance(shape[0], int) and shape[0] > 0))
-            or list(shape[1:]) != list(contract["input_size"])):
+            or list(shape[1:]) != input_dims(manifest)):
         raise DeployError(f"input_shape {shape!r} is not [batch, *input_size]", _reexport())
     return manifest
+
+
+def input_dims(manifest: dict) -> list[int]:
+    """The input's [C, H, W] or, for an NHWC artifact, [H, W, C]."""
+    c, h, w = manifest["preprocessing"]["input_size"]
+    return [h, w, c] if manifest.get("input_layout", "NCHW") == "NHWC" else [c, h, w]
 
 
 def model_files(folder: Path, manifest: dict) -> list[str]:

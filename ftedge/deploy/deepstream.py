@@ -21,6 +21,7 @@ from ftedge.deploy.common import (KitWriter, engine_name, max_batch, onnx_name,
                                   temperature_sentence)
 from ftedge.deploy.labels import deepstream_labels_text
 from ftedge.deploy.templates.preprocess import to_rgb
+from ftedge.formats.contract import describe
 
 CONFIG = "deepstream/config_infer_primary_classifier.txt"
 LABELS = "deepstream/labels.txt"
@@ -79,14 +80,41 @@ def _resize_bilinear(arr: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
     return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
 
 
+# What `deepstream_style_preprocess` reproduces of a DeepStream device and what it cannot;
+# recorded beside every emulated number (parity.json) so the number is read with it.
+EMULATION_FIDELITY = {
+    "reproduces": [
+        "the geometry: the whole frame scaled to the network size, stretched "
+        "(maintain-aspect-ratio=0) or letterboxed with black, centred (=1, symmetric-padding=1),"
+        " with gstnvinfer.cpp's rounding of the scaled size",
+        "the filter's kind: bilinear at half-pixel centres without antialiasing "
+        "(scaling-filter=1), rounded to 8 bit as the RGBA surface holds it",
+        "the normalisation: y = net-scale-factor * (x - offsets[c]) in float32, one scale for "
+        "all channels (exact when the graph normalises and nvinfer passes 0..255)",
+    ],
+    "cannot": [
+        "the scaler's own arithmetic: NvBufSurfTransform on the GPU (NPP/CUDA) or the Jetson "
+        "VIC uses fixed-point weights and its own taps: pixels may differ by a level or two",
+        "decoding: nvjpegdec / nvv4l2decoder and libjpeg differ in IDCT and chroma upsampling; "
+        "here frames are decoded by Pillow (libjpeg), in full",
+        "colour conversion: video frames arrive as NV12 (4:2:0 chroma, limited-range "
+        "BT.601/709) and nvvideoconvert turns them into RGBA; here images are RGB already",
+        "the engine's arithmetic: the emulated inputs run the ONNX graph in ONNX Runtime, not "
+        "the TensorRT engine (its own parity is checked on the device)",
+    ],
+}
+
+
 def deepstream_style_preprocess(image, contract: dict, maintain_aspect_ratio: bool = False,
-                                symmetric_padding: bool = True) -> np.ndarray:
+                                symmetric_padding: bool = True,
+                                exact_normalization: bool = False) -> np.ndarray:
     """An RGB uint8 HxWx3 array or PIL image -> float32 CHW as the kit's nvinfer config does.
 
     The whole image is scaled to the network size (bilinear): stretched, or with
     `maintain_aspect_ratio` scaled to fit and padded with black (centred when
     `symmetric_padding`, else right/bottom), as gstnvinfer.cpp computes it; then
-    y = net_scale_factor * (x - offsets[c]) in float32.
+    y = net_scale_factor * (x - offsets[c]) in float32, or with `exact_normalization` (the
+    graph normalises; nvinfer passes 0..255) the contract's (x/255 - mean)/std exactly.
     """
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -107,10 +135,45 @@ def deepstream_style_preprocess(image, contract: dict, maintain_aspect_ratio: bo
         top, left = ((net_h - dest_h) // 2, (net_w - dest_w) // 2) if symmetric_padding else (0, 0)
         canvas = np.zeros((net_h, net_w, 3), np.uint8)
         canvas[top:top + dest_h, left:left + dest_w] = _resize_bilinear(arr, dest_h, dest_w)
-    norm = deepstream_normalization(contract)
     x = canvas.transpose(2, 0, 1).astype(np.float32)
+    if exact_normalization:
+        mean = np.asarray(contract["mean"], np.float32).reshape(3, 1, 1)
+        std = np.asarray(contract["std"], np.float32).reshape(3, 1, 1)
+        return (x * np.float32(1.0 / 255) - mean) / std
+    norm = deepstream_normalization(contract)
     offsets = np.asarray(norm.offsets, dtype=np.float32).reshape(3, 1, 1)
     return np.float32(norm.net_scale_factor) * (x - offsets)
+
+
+def emulate_samples(samples, contract: dict, pixels_in_graph: bool = False) -> np.ndarray:
+    """Image files as the kit's nvinfer config preprocesses them: float32 NCHW for the graph.
+
+    The device decodes every frame in full (nvjpegdec or a video decoder): no draft decode
+    here whatever the contract's decode mode. A letterbox contract is letterboxed
+    (maintain-aspect-ratio=1), any other stretched."""
+    from ftedge.data.images import load_image
+
+    background = tuple(contract.get("background", (255, 255, 255)))
+    boxed = bool(maintain_aspect_ratio(contract))
+    if not len(samples):
+        return np.zeros((0, *contract["input_size"]), np.float32)
+    return np.stack([deepstream_style_preprocess(load_image(s.path, background), contract,
+                                                 maintain_aspect_ratio=boxed,
+                                                 exact_normalization=pixels_in_graph)
+                     for s in samples]).astype(np.float32)
+
+
+def emulated_top1(labels: np.ndarray, exact_logits: np.ndarray, emulated_logits: np.ndarray,
+                  contract: dict, pipeline_name: str = "deepstream") -> dict:
+    """Top-1 under the exact contract and under the pipeline's emulation, side by side."""
+    exact, emulated = exact_logits.argmax(1), emulated_logits.argmax(1)
+    top_exact, top_emulated = float((exact == labels).mean()), float((emulated == labels).mean())
+    return {"pipeline": pipeline_name, "n": int(len(labels)),
+            "geometry": "letterbox" if maintain_aspect_ratio(contract) else "stretch",
+            "top1_exact_contract": top_exact, "top1_emulated": top_emulated,
+            "drop_points": round(100 * (top_exact - top_emulated), 2),
+            "top1_agreement": float((exact == emulated).mean()),
+            "emulation": EMULATION_FIDELITY}
 
 
 def _comment(paragraphs: list[str], width: int = 94) -> list[str]:
@@ -126,7 +189,16 @@ def _comment(paragraphs: list[str], width: int = 94) -> list[str]:
     return lines
 
 
-def _normalisation_note(contract: dict) -> str:
+def in_graph(manifest: dict) -> bool:
+    """Whether the artifact normalises in its graph (takes 0..255 pixels)."""
+    return manifest.get("input_format", "normalized") != "normalized"
+
+
+def _normalisation_note(contract: dict, pixels: bool = False) -> str:
+    if pixels:
+        return ("- normalisation: exact, inside the graph. The engine takes 0..255 RGB and its "
+                "first nodes compute (x/255 - mean)/std per channel, so nvinfer passes the "
+                "pixels on: net-scale-factor=1, offsets=0;0;0.")
     norm = deepstream_normalization(contract)
     std = [float(s) for s in contract["std"]]
     if norm.exact:
@@ -142,10 +214,36 @@ def _normalisation_note(contract: dict) -> str:
             f"the contract; the largest error is |dy| = {errors} (at x = 0 or 255).")
 
 
+def maintain_aspect_ratio(contract: dict) -> int:
+    """nvinfer's maintain-aspect-ratio for the contract's geometry (crop has none: stretch)."""
+    return 1 if contract.get("geometry", "crop") == "letterbox" else 0
+
+
+def _geometry_note(c: dict) -> str:
+    _, h, w = c["input_size"]
+    geometry = c.get("geometry", "crop")
+    if geometry == "stretch":
+        return (f"- geometry: as trained. nvinfer stretches the whole frame or object to {w}x{h}"
+                " (maintain-aspect-ratio=0), the run's contract (geometry stretch).")
+    if geometry == "letterbox":
+        pad = tuple(c.get("pad_value", (0, 0, 0)))
+        return (f"- geometry: as trained. nvinfer letterboxes the frame or object into {w}x{h} "
+                "(maintain-aspect-ratio=1, symmetric-padding=1) with black bars; the contract "
+                f"pads with {pad}" + ("." if pad == (0, 0, 0) else
+                                       ": the bars differ (retrain with pad_value 0,0,0)."))
+    size, resize = int(c["input_size"][-1]), int(c["resize"])
+    return (f"- geometry: APPROXIMATED. nvinfer scales the whole frame or object to {w}x{h} "
+            "(maintain-aspect-ratio=0 stretches it, =1 letterboxes it with black) where ftedge "
+            f"keeps the central {size}/{resize} of the short side. To match, crop each frame or "
+            f"object upstream to its central square, {size}/{resize} of its short side "
+            "(nvdspreprocess ROIs, or nvvideoconvert src-crop), or retrain for this pipeline: "
+            "ftedge tune --target <this target> (geometry stretch, bilinear).")
+
+
 def _notes(manifest: dict) -> list[str]:
     c = manifest["preprocessing"]
     _, h, w = c["input_size"]
-    size, resize, interp = int(c["input_size"][-1]), int(c["resize"]), c["interpolation"]
+    interp = c["interpolation"]
     return [
         f"DeepStream nvinfer config for {manifest['model_name']} "
         f"({manifest.get('target', 'tensorrt')}, {manifest['precision']}), written by ftedge. "
@@ -154,16 +252,11 @@ def _notes(manifest: dict) -> list[str]:
         "",
         "Preprocessing: nvinfer computes y = net-scale-factor * (x - offsets[c]) on the frame "
         f"(or object) scaled to {w}x{h}. ftedge's contract is y = (x/255 - mean[c]) / std[c] "
-        f"after resizing the short side to {resize} ({interp}, antialiased) and "
-        f"centre-cropping {size}x{size}.",
-        _normalisation_note(c),
-        f"- geometry: APPROXIMATED. nvinfer scales the whole frame or object to {w}x{h} "
-        "(maintain-aspect-ratio=0 stretches it, =1 letterboxes it with black) where ftedge keeps "
-        f"the central {size}/{resize} of the short side. To match, crop each frame or object "
-        f"upstream to its central square, {size}/{resize} of its short side (nvdspreprocess "
-        "ROIs, or nvvideoconvert src-crop).",
-        f"- filter: scaling-filter=1 (bilinear on the GPU or VIC) is not Pillow's antialiased "
-        f"{interp}.",
+        f"after: {describe(c)}.",
+        _normalisation_note(c, in_graph(manifest)),
+        _geometry_note(c),
+        f"- filter: scaling-filter=1 (bilinear on the GPU or VIC, not antialiased) is not "
+        f"Pillow's {interp}" + (" (antialiased)." if c.get("antialias", True) else "."),
         "Never bit-exact with ftedge: ftedge.deploy.deepstream.deepstream_style_preprocess "
         "emulates this config, so measure its accuracy on the val split before relying on it.",
         "",
@@ -213,7 +306,8 @@ def unknown_note(manifest: dict) -> list[str]:
 def nvinfer_config(folder: Path, manifest: dict) -> str:
     """The text of config_infer_primary_classifier.txt (paths relative to deploy/deepstream)."""
     contract = manifest["preprocessing"]
-    norm = deepstream_normalization(contract)
+    norm = (DeepStreamNormalization(1.0, (0.0, 0.0, 0.0), True) if in_graph(manifest)
+            else deepstream_normalization(contract))
     _, h, w = contract["input_size"]
     dla = ((manifest.get("profile") or {}).get("tensorrt") or {}).get("use_dla_core")
     keys = [
@@ -235,7 +329,7 @@ def nvinfer_config(folder: Path, manifest: dict) -> str:
         ("output-blob-names", ";".join([manifest["output_name"]] + (
             [manifest["unknown"]["output"]] if manifest.get("unknown") else []))),
         ("classifier-threshold", 0.0),
-        ("maintain-aspect-ratio", 0),
+        ("maintain-aspect-ratio", maintain_aspect_ratio(contract)),
         ("symmetric-padding", 1),
         ("scaling-filter", SCALING_FILTER_BILINEAR),
     ]

@@ -119,9 +119,46 @@ Clients send the preprocessed float32 tensor `{manifest['input_name']}` (section
 {caveat}"""
 
 
+def _decode_step(c: dict) -> str:
+    if c.get("decode", "full") != "draft":
+        return "1. **Decode** the whole file;"
+    return ("1. **Decode** the file; a JPEG in draft mode (Pillow `Image.draft(None, (w, h))`, "
+            "libjpeg's\n   DCT-domain scaling by 1/2, 1/4 or 1/8) with (w, h) = ceil(2 x the "
+            "size step 2 resizes to,\n   computed from the stored size);")
+
+
+def _filter_text(c: dict) -> str:
+    return (f"Filter: Pillow's\n   `{c['interpolation']}` on 8-bit RGB, which "
+            + ("antialiases (its support widens with the\n   downscale factor) and "
+               if c.get("antialias", True) else "")
+            + "rounds in fixed point: reproduce Pillow's `Resample.c`, not OpenCV.")
+
+
+def _geometry_steps(c: dict) -> str:
+    size, resize = int(c["input_size"][-1]), int(c["resize"])
+    geometry = c.get("geometry", "crop")
+    if geometry == "stretch":
+        return (f"2. **Stretch** the whole image to {size}x{size} (aspect not kept); nothing "
+                f"happens when it is\n   already that size. {_filter_text(c)}\n3. (no crop)")
+    if geometry == "letterbox":
+        pad = tuple(c.get("pad_value", (0, 0, 0)))
+        return (f"2. **Fit** the image into {size}x{size} with its aspect kept: the long side "
+                f"becomes {size}, the\n   short one `max(1, (2 * short * {size} + long) // "
+                f"(2 * long))` (integers). {_filter_text(c)}\n"
+                f"3. **Pad** to {size}x{size} with RGB{pad}: `(d // 2)` before, the rest after, "
+                "d the shortfall.")
+    return (f"2. **Resize** so the short side is {resize}: the long side is "
+            f"`floor({resize} * long / short)`\n   (double precision); nothing happens when the "
+            f"size is already that. {_filter_text(c)}\n"
+            f"3. **Centre-crop** {size}x{size}. A side shorter than {size} is first "
+            "zero-padded: `(d // 2)`\n   before, `((d + 1) // 2)` after, d the shortfall. Then "
+            f"`top = round((H - {size}) / 2)` and\n   `left = round((W - {size}) / 2)` with "
+            "round-half-to-even (2.5 -> 2, 3.5 -> 4).")
+
+
 def _contract_section(manifest: dict) -> str:
     c = manifest["preprocessing"]
-    size, resize = int(c["input_size"][-1]), int(c["resize"])
+    size = int(c["input_size"][-1])
     bg = tuple(c.get("background", (255, 255, 255)))
     mean = ", ".join(_f32(m) for m in c["mean"])
     std = ", ".join(_f32(s) for s in c["std"])
@@ -131,17 +168,11 @@ What `infer.py` does, bit for bit as ftedge (tests assert `np.array_equal` again
 torchvision). A C++ or DeepStream app must match every step to get the same INT8 answers:
 inputs that differ by one float32 rounding flip the top-1 class of some images.
 
-1. **Decode** the whole file; apply the EXIF orientation; convert to 8-bit RGB: alpha is
+{_decode_step(c)} apply the EXIF orientation; convert to 8-bit RGB: alpha is
    composited onto RGB{bg} (Pillow `paste` with the alpha mask), palette
    images are expanded, 16-bit images divided by 257 and rounded, float images scaled by
    their min..max, grayscale replicated to R, G, B.
-2. **Resize** so the short side is {resize}: the long side is `floor({resize} * long / short)`
-   (double precision); nothing happens when the size is already that. Filter: Pillow's
-   `{c['interpolation']}` on 8-bit RGB, which antialiases (its support widens with the
-   downscale factor) and rounds in fixed point: reproduce Pillow's `Resample.c`, not OpenCV.
-3. **Centre-crop** {size}x{size}. A side shorter than {size} is first zero-padded: `(d // 2)`
-   before, `((d + 1) // 2)` after, d the shortfall. Then `top = round((H - {size}) / 2)` and
-   `left = round((W - {size}) / 2)` with round-half-to-even (2.5 -> 2, 3.5 -> 4).
+{_geometry_steps(c)}
 4. **To float32**, planar, channel order RGB, layout NCHW: `x = float32(v) * {_f32(1 / 255)}`
    (float32(1/255); dividing by 255 differs in the last bit), rounded to float32.
 5. **Normalise** per channel, each step rounded to float32, no fused multiply-add:

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftedge.deploy.common import (KitWriter, batch_of, engine_name, max_batch, model_files,
-                                  safe_model_name, temperature_sentence)
+from ftedge.deploy.common import (KitWriter, batch_of, engine_name, input_dims, max_batch,
+                                  model_files, safe_model_name, temperature_sentence)
 from ftedge.deploy.labels import labels_text
 
 PLATFORM = {"onnxruntime": 'backend: "onnxruntime"', "openvino": 'backend: "openvino"',
@@ -64,16 +64,22 @@ def _unknown_output(manifest: dict, batching: bool, fixed: int | None) -> list[s
 def config_pbtxt(manifest: dict, name: str) -> str:
     """The text of config.pbtxt (protobuf text format of Triton's ModelConfig)."""
     runtime, fixed = manifest["runtime"], batch_of(manifest)
-    size, n_classes = manifest["preprocessing"]["input_size"], len(manifest["classes"])
+    size, n_classes = input_dims(manifest), len(manifest["classes"])
+    fmt, layout = manifest.get("input_format", "normalized"), manifest.get("input_layout", "NCHW")
     batching = fixed is None
     in_dims = size if batching else [fixed, *size]
     out_dims = [n_classes] if batching else [fixed, n_classes]
     lines = [
         f"# Triton model configuration for {manifest['model_name']} "
         f"({manifest.get('target', runtime)}, {manifest['precision']}), written by ftedge.",
-        "# Input: NCHW float32, already preprocessed as deploy/README.md says (the client",
-        "# applies the contract, e.g. with deploy/infer.py's preprocess_file). Output: raw logits;",
-        "# the classification extension returns labels.txt's escaped names, ranked by raw logit.",
+        *(["# Input: NCHW float32, already preprocessed as deploy/README.md says (the client",
+           "# applies the contract, e.g. with deploy/infer.py's preprocess_file)."]
+          if fmt == "normalized" else
+          [f"# Input: {layout} {'uint8' if fmt == 'uint8' else 'float32'} RGB pixels 0..255, "
+           "resized as deploy/README.md says",
+           "# (e.g. deploy/infer.py's model_input); the model normalises them itself."]),
+        "# Output: raw logits; the classification extension returns labels.txt's escaped names,",
+        "# ranked by raw logit.",
         f"# Confidence: {temperature_sentence(manifest)[1]};",
         "# Triton does not apply it: the client divides by T (parameter",
         f"# {TEMPERATURE_PARAMETER}, readable with the model-config API) before the softmax.",
@@ -83,8 +89,8 @@ def config_pbtxt(manifest: dict, name: str) -> str:
         "input [",
         "  {",
         f'    name: "{manifest["input_name"]}"',
-        "    data_type: TYPE_FP32",
-        *(["    format: FORMAT_NCHW"] if batching else []),
+        f"    data_type: {'TYPE_UINT8' if fmt == 'uint8' else 'TYPE_FP32'}",
+        *([f"    format: FORMAT_{layout}"] if batching else []),
         f"    dims: {_dims(in_dims)}",
         "  }",
         "]",

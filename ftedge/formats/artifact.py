@@ -8,6 +8,8 @@ is a plain relative path inside the folder, and the main artifact is one of the 
 
 from __future__ import annotations
 
+import copy
+
 import fnmatch
 import hashlib
 import json
@@ -15,6 +17,7 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
+from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.confidence import check_record
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
@@ -70,6 +73,9 @@ class Manifest:
     extra: dict = field(default_factory=dict)
     created: str = ""
     format: str = FORMAT
+    # what the input takes (config.INPUT_FORMATS, INPUT_LAYOUTS); older manifests: normalized
+    input_format: str = "normalized"
+    input_layout: str = "NCHW"
 
     @property
     def batch(self) -> int | None:
@@ -175,7 +181,8 @@ def validate(data, folder: Path) -> Manifest:
                            f"{', '.join(PRECISIONS)}", data)
     try:
         check_classes(body["classes"], MANIFEST)
-        check_contract(body["preprocessing"], MANIFEST)
+        # a copy: the defaults an older contract reads with must not break its seal
+        body["preprocessing"] = check_contract(copy.deepcopy(body["preprocessing"]), MANIFEST)
     except FtedgeError as e:
         raise _bad(folder, e.message, data) from None
     if body.get("calibration") is not None:
@@ -183,10 +190,18 @@ def validate(data, folder: Path) -> Manifest:
             check_record(body["calibration"], MANIFEST)
         except FtedgeError as e:
             raise _bad(folder, e.message, data) from None
+    if body.get("input_format", "normalized") not in INPUT_FORMATS:
+        raise _bad(folder, f"input_format {body['input_format']!r} is not one of "
+                           f"{', '.join(INPUT_FORMATS)}", data)
+    layout = body.get("input_layout", "NCHW")
+    if layout not in INPUT_LAYOUTS:
+        raise _bad(folder, f"input_layout {layout!r} is not one of {', '.join(INPUT_LAYOUTS)}",
+                   data)
+    c, h, w = body["preprocessing"]["input_size"]
     shape = body["input_shape"]
     if (not isinstance(shape, list) or len(shape) != 4
             or not (shape[0] == "dynamic" or (isinstance(shape[0], int) and shape[0] > 0))
-            or shape[1:] != body["preprocessing"]["input_size"]):
+            or shape[1:] != ([h, w, c] if layout == "NHWC" else [c, h, w])):
         raise _bad(folder, f"input_shape {shape!r} is not [batch, *input_size]", data)
     for name, digest in body["files"].items():
         if not safe_name(name):

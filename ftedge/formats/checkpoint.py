@@ -10,10 +10,11 @@ from pathlib import Path
 
 from ftedge import __version__
 from ftedge.errors import RunError
+from ftedge.formats.contract import REQUIRED, check_contract
 from ftedge.io import atomic_torch_save, safe_torch_load
 
 FORMAT = "ftedge-checkpoint/1"
-CONTRACT_KEYS = ("input_size", "resize", "interpolation", "mean", "std")
+CONTRACT_KEYS = REQUIRED  # what every runtime needs of the preprocessing contract
 
 
 def state_dict_of(model) -> dict:
@@ -34,28 +35,6 @@ def save_checkpoint(path: Path, model, meta: dict, train_state: dict | None = No
     if train_state is not None:
         record["train_state"] = train_state
     return atomic_torch_save(record, path)
-
-
-def check_contract(contract, where: str) -> dict:
-    """The preprocessing contract, checked for what every runtime needs."""
-    if not isinstance(contract, dict) or any(k not in contract for k in CONTRACT_KEYS):
-        raise RunError(f"{where}: the preprocessing contract is missing or incomplete "
-                       f"(needs {', '.join(CONTRACT_KEYS)})",
-                       "re-create it with the ftedge command that wrote it")
-    size = contract["input_size"]
-    if (not isinstance(size, list) or len(size) != 3 or not all(isinstance(v, int) and v > 0
-                                                                 for v in size)):
-        raise RunError(f"{where}: input_size {size!r} is not [3, H, W]",
-                       "re-create it with the ftedge command that wrote it")
-    for key in ("mean", "std"):
-        v = contract[key]
-        if (not isinstance(v, list) or len(v) != 3
-                or not all(isinstance(x, (int, float)) for x in v)
-                or (key == "std" and min(v) <= 0)):
-            raise RunError(f"{where}: {key} {v!r} is not three numbers"
-                           + (" above 0" if key == "std" else ""),
-                           "re-create it with the ftedge command that wrote it")
-    return contract
 
 
 def check_classes(classes, where: str) -> list[str]:

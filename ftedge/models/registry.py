@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ftedge.errors import ConfigError
+from ftedge.formats.contract import build_contract
 from ftedge.models import weights as W
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -143,21 +144,18 @@ def build_model(name: str, num_classes: int, weights: str = "imagenet",
 
 
 def preprocessing_contract(spec: ModelSpec, img_size: int | None,
-                           background=(255, 255, 255)) -> dict:
-    """The input contract every artifact carries: what a caller must do to an image."""
+                           background=(255, 255, 255), *, geometry: str = "crop",
+                           interpolation: str | None = None, pad_value=(0, 0, 0),
+                           decode: str = "full") -> dict:
+    """The input contract every artifact carries: what a caller must do to an image.
+
+    `interpolation` None keeps the model's pretraining filter."""
     size = img_size or spec.input_size
-    return {
-        "input_size": [3, size, size],
-        "resize": int(round(size / spec.crop_pct)),  # short side, before the centre crop
-        "crop": "center",
-        "interpolation": spec.interpolation,
-        "scale": "1/255",
-        "mean": list(spec.mean),
-        "std": list(spec.std),
-        "channel_order": "RGB",
-        "layout": "NCHW",
-        "background": list(background),
-    }
+    return build_contract(input_size=size,
+                          resize=int(round(size / spec.crop_pct)),  # crop: the short side
+                          interpolation=interpolation or spec.interpolation, mean=spec.mean,
+                          std=spec.std, background=background, geometry=geometry,
+                          pad_value=pad_value, decode=decode)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -144,6 +144,15 @@ def gate_markdown(result: dict, title: str) -> str:
     for c, v in result["per_class"].items():
         lines.append(f"| {c} | {v['n']} | {v['fp32_top1']:.4f} | {v['int8_top1']:.4f} | "
                      f"{v['drop_points']:+.2f} |")
+    emulated = result.get("device_pipeline")
+    if emulated:
+        lines += ["", f"## As the device preprocesses ({emulated['pipeline']}, emulated)", "",
+                  f"INT8 top-1 {emulated['top1_emulated']:.4f} with the frames {emulated['geometry']}"
+                  f"ed as the target's pipeline does, against {emulated['top1_exact_contract']:.4f}"
+                  f" under the exact contract ({emulated['drop_points']:+.2f} points; top-1 "
+                  f"agreement {emulated['top1_agreement']:.4f}). The emulation reproduces: "
+                  + "; ".join(emulated["emulation"]["reproduces"]) + ". It cannot reproduce: "
+                  + "; ".join(emulated["emulation"]["cannot"]) + "."]
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ from ftedge.config import from_dict
 from ftedge.errors import ConfigError
 from ftedge.formats.artifact import (MANIFEST, Manifest, ManifestError, check_not_a_bare_artifact,
                                      read_manifest, vnni_caveat)
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import LoadedModel, artifact_runner
 from ftedge.runtime.base import Artifact, get_target
 from ftedge.runtime.openvino.runner import cpu_int8_without_vnni
 from ftedge.runtime.profiles import TargetProfile, validate_profile
@@ -54,7 +54,10 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
     artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
                         manifest.precision, manifest.batch, built=manifest.built,
                         extra=dict(manifest.extra))
-    runner = get_target(profile.runtime).runner(artifact, profile, threads)
+    # an artifact that normalises in its graph is fed the pixels of the contract's floats
+    runner = artifact_runner(get_target(profile.runtime).runner(artifact, profile, threads),
+                             manifest.preprocessing, manifest.input_format,
+                             manifest.input_layout)
     return LoadedModel(folder, list(manifest.classes), manifest.preprocessing, runner,
                        artifact.path, manifest.model_name, "artifact", manifest)
 

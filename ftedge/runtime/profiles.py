@@ -52,6 +52,17 @@ class TensorRTSpec:
 
 
 @dataclass(frozen=True)
+class PipelineSpec:
+    """The device's own preprocessing, where it is not ftedge's (deploy/infer.py applies the
+    run's contract exactly; DeepStream's nvinfer scales frames its own way)."""
+
+    name: str = "deepstream"  # the pipeline an emulation stands for (export/parity.py)
+    geometry: str = "stretch"  # crop | stretch | letterbox (nvinfer maintain-aspect-ratio)
+    filter: str = "bilinear"  # nvinfer scaling-filter=1: bilinear on the GPU/VIC, ...
+    antialias: bool = False  # ... which does not widen its support when shrinking
+
+
+@dataclass(frozen=True)
 class TargetProfile:
     """One device/runtime: what `ftedge export --target NAME` builds for."""
 
@@ -69,6 +80,9 @@ class TargetProfile:
     jetson: JetsonSpec | None = None
     tensorrt: TensorRTSpec | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
+    pipeline: PipelineSpec | None = None  # None: the device runs ftedge's contract (infer.py)
+    input_format: str = "normalized"  # the artifact's input (config.INPUT_FORMATS); float255
+    # for TensorRT: nvinfer then passes pixels (net-scale-factor=1, offsets=0)
     source: str = ""  # where the profile was read from
 
     def to_dict(self) -> dict:
@@ -141,6 +155,21 @@ def validate_profile(p: TargetProfile) -> None:
             raise ConfigError(f"{where}: tolerances.{name} must be a fraction in [0, 1]")
     if t.fp32_max_abs_logit < 0:
         raise ConfigError(f"{where}: tolerances.fp32_max_abs_logit must be >= 0")
+    if p.pipeline is not None:
+        from ftedge.config import FILTERS, GEOMETRIES
+
+        if p.pipeline.geometry not in GEOMETRIES or p.pipeline.filter not in FILTERS:
+            raise ConfigError(f"{where}: pipeline geometry {p.pipeline.geometry!r} / filter "
+                              f"{p.pipeline.filter!r} unknown",
+                              f"geometry: {', '.join(GEOMETRIES)}; filter: {', '.join(FILTERS)}")
+    from ftedge.config import INPUT_FORMATS
+
+    if p.input_format not in INPUT_FORMATS:
+        raise ConfigError(f"{where}: input_format {p.input_format!r} unknown",
+                          f"valid: {', '.join(INPUT_FORMATS)}")
+    if p.runtime == "tensorrt" and p.input_format == "uint8":
+        raise ConfigError(f"{where}: TensorRT artifacts take float input here (nvinfer hands "
+                          "the network float32)", "use input_format float255")
     if p.runtime == "tensorrt" and p.tensorrt is None:
         raise ConfigError(f"{where}: a tensorrt profile needs a 'tensorrt:' section",
                           "copy one from targets/tensorrt-x86.yaml")

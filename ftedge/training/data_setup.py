@@ -13,8 +13,9 @@ from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
 from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
-from ftedge.data.transforms import eval_transform, train_transform
+from ftedge.data.transforms import draft_request, eval_transform, train_transform
 from ftedge.errors import DatasetError
+from ftedge.models import get_spec, preprocessing_contract
 from ftedge.formats.run import data_root, samples_from_record, split_record
 from ftedge.training.dist import DistContext
 
@@ -35,16 +36,35 @@ class PreparedData:
                            [s.path for s in held])
 
 
+def run_contract(cfg: TuneConfig) -> dict:
+    """The preprocessing contract a new run trains for: the model's normalisation, the
+    geometry and filter asked for, else those of preprocess.target's pipeline, else crop and
+    the model's own filter."""
+    p = cfg.preprocess
+    geometry, filt = p.geometry, p.filter
+    if p.target is not None and (geometry is None or filt is None):
+        from ftedge.runtime.profiles import load_profile
+
+        pipeline = load_profile(p.target).pipeline
+        if pipeline is not None:
+            geometry, filt = geometry or pipeline.geometry, filt or pipeline.filter
+    return preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
+                                  cfg.data.background, geometry=geometry or "crop",
+                                  interpolation=filt, pad_value=p.pad_value, decode=p.decode)
+
+
 def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,
-                 run: Path) -> PreparedData:
-    """Audit the dataset (decoding each image once) and fix the train/val split."""
+                 run: Path, contract: dict | None = None) -> PreparedData:
+    """Audit the dataset (decoding each image once, as `contract` decodes: the training
+    cache holds what the device decodes) and fix the train/val split."""
     if cfg.data.path is None:
         raise DatasetError("no dataset given", "pass --data DIR (one sub-folder per class)")
     want_cache = cfg.data.cache
     # duplicates: the hash comes from the same decode (a few % of it), and a val that leaks
     # from train is worth a warning before hours of training
     audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background), cache_short_side,
-                          cache=want_cache is not False, duplicates=True)
+                          cache=want_cache is not False, duplicates=True,
+                          draft=draft_request(contract) if contract else None)
     if want_cache is None and not cache_fits(len(audit.train) + len(audit.val or []),
                                              cache_short_side):
         audit.images.clear()  # too large for RAM: decode per batch instead
@@ -74,7 +94,7 @@ def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, ctx: DistC
                  device: str) -> DataLoader:
     """Shuffled, augmented loader; shuffling is re-seeded per epoch by `seed_epoch`."""
     ds = ImageSamples(data.train, train_transform(contract, cfg.augment), data.audit.images,
-                      cfg.data.background)
+                      cfg.data.background, draft_request(contract))
     workers = resolve_workers(cfg.data.workers)
     sampler = (DistributedSampler(ds, ctx.world_size, ctx.rank, shuffle=True,
                                   seed=cfg.train.seed, drop_last=True) if ctx.enabled else None)
@@ -92,7 +112,8 @@ def val_loader(data: PreparedData, contract: dict, cfg: TuneConfig) -> DataLoade
     They are decoded from the files again, not from the shrunken training cache, so the
     numbers match what `ftedge eval` and every exported artifact see.
     """
-    ds = ImageSamples(data.val, eval_transform(contract), None, cfg.data.background)
+    ds = ImageSamples(data.val, eval_transform(contract), None, cfg.data.background,
+                      draft_request(contract))
     xs = torch.stack([ds[i][0] for i in range(len(ds))])
     ys = torch.tensor([s.label for s in data.val])
     return DataLoader(TensorDataset(xs, ys), batch_size=cfg.train.batch_size, shuffle=False)

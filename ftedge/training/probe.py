@@ -22,7 +22,9 @@ from ftedge.data.audit import audit_dataset
 from ftedge.data.features import final_linear as _final_linear
 from ftedge.data.features import pre_logit_features
 from ftedge.data.folder import stratified_split
-from ftedge.models import build_model, get_spec, preprocessing_contract
+from ftedge.data.transforms import preprocess_samples
+from ftedge.models import build_model
+from ftedge.training.data_setup import run_contract
 
 
 def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds: int = 5):
@@ -81,8 +83,7 @@ def linear_probe(config: TuneConfig | None = None, **options) -> dict:
         train, val = audit.train, audit.val
     else:
         train, val = stratified_split(audit.train, cfg.data.val_fraction, cfg.data.split_seed)
-    contract = preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
-                                      cfg.data.background)
+    contract = run_contract(cfg)
     torch.manual_seed(cfg.train.seed)
     built = build_model(cfg.model.name, len(audit.classes), cfg.model.weights)
     x_train = pre_logit_features(built, train, contract)

@@ -243,6 +243,25 @@ def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None
     return {"candidates": scored, "chosen_epoch": best["epoch"]}
 
 
+def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -> dict | None:
+    """For a run tuned for a target whose device preprocesses its own way (preprocess.target
+    with a pipeline, DeepStream): the INT8 graph's top-1 under that pipeline's emulation,
+    beside the exact contract's; None otherwise."""
+    target = trainer.cfg.preprocess.target
+    if target is None:
+        return None
+    from ftedge.deploy.deepstream import emulate_samples, emulated_top1
+    from ftedge.runtime.profiles import load_profile
+
+    profile = load_profile(target)
+    if profile.pipeline is None:
+        return None
+    x = emulate_samples(trainer.data.val, trainer.contract,
+                        pixels_in_graph=profile.input_format != "normalized")
+    emulated = onnx_logits(trainer.run / "model.int8.onnx", x)
+    return emulated_top1(labels, int8_logits, emulated, trainer.contract, profile.pipeline.name)
+
+
 def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     """Choose the QAT checkpoint on ONNX Runtime, export model.fp32.onnx and model.int8.onnx,
     then gate INT8 against FP32 in ONNX Runtime."""
@@ -275,6 +294,14 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     result["onnx"] = {"fp32": fp32_info, "int8": int8_info,
                       "size_ratio": (run / "model.int8.onnx").stat().st_size
                       / (run / "model.fp32.onnx").stat().st_size}
+    emulated = device_pipeline_gate(trainer, int8_logits, labels)
+    if emulated:
+        result["device_pipeline"] = emulated
+        console.print(f"INT8 top-1 as {emulated['pipeline']} preprocesses (preprocess.target "
+                      f"{trainer.cfg.preprocess.target}, emulated): "
+                      f"{emulated['top1_emulated']:.4f} against {emulated['top1_exact_contract']:.4f} "
+                      f"under the contract ({emulated['drop_points']:+.2f} points)",
+                      soft_wrap=True)
     json_path, md_path = write_gate(run / INT8_ONNX["qat"], result)
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "

@@ -27,11 +27,12 @@ from ftedge.formats.run import GATE, SUMMARY, RunFolder
 from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, make_parent,
                        new_folder, read_json)
 from ftedge.metrics import classification_report
-from ftedge.models import build_model, get_spec, preprocessing_contract
+from ftedge.models import build_model
 from ftedge.training import dist as D
 from ftedge.training import qat_stage, report
 from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last
-from ftedge.training.data_setup import PreparedData, prepare_data, train_loader, val_loader
+from ftedge.training.data_setup import (PreparedData, prepare_data, run_contract, train_loader,
+                                        val_loader)
 from ftedge.training.loop import StepSettings, predict_logits, train_one_epoch
 from ftedge.training.outputs import write_metrics
 from ftedge.training.perf import keep_freed_memory
@@ -216,11 +217,11 @@ class Trainer:
         if ckpt is None:
             self._claim_run_dir()
         self.run_folder = RunFolder(self.run)
-        spec = get_spec(cfg.model.name)
-        self.contract = preprocessing_contract(spec, cfg.model.img_size, cfg.data.background)
+        self.contract = run_contract(cfg)
         size = self.contract["input_size"][-1]
         saved_split = self.run_folder.split() if ckpt is not None else None
-        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split, self.run)
+        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split, self.run,
+                                               self.contract)
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
         self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
                                  cfg.model.dropout)

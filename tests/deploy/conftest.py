@@ -165,6 +165,11 @@ def write_images(root: Path) -> dict[str, Path]:
     save("float.tif", Image.fromarray(rng.normal(0, 1, (30, 44)).astype(np.float32), mode="F"))
     save("cmyk.jpg", Image.fromarray(rgb(39, 48)).convert("CMYK"), quality=95)
     save("bilevel.png", Image.fromarray(rgb(36, 36)[..., 2] > 128))
+    # large enough that a draft decode (decode: draft) shrinks them in the DCT domain
+    save("big.jpg", Image.fromarray(rgb(400, 300)), quality=90)
+    save("big_tall_exif.jpg", Image.fromarray(rgb(420, 300)), exif=exif.tobytes(), quality=90)
+    save("big_gray.jpg", Image.fromarray(rgb(350, 260)[..., 1]), quality=90)
+    save("big_progressive.jpg", Image.fromarray(rgb(333, 517)), quality=85, progressive=True)
     return out
 
 

@@ -31,6 +31,12 @@ CONTRACTS = {
     "grey_background_equal_std": {**CONTRACT, "background": [10, 200, 30],
                                   "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]},
 }
+# every geometry x filter x decode mode (the crop ones above cover crop's edge cases)
+for _g in ("crop", "stretch", "letterbox"):
+    for _f in ("bicubic", "bilinear", "nearest"):
+        for _d in ("full", "draft"):
+            CONTRACTS[f"{_g}_{_f}_{_d}"] = {**CONTRACT, "geometry": _g, "interpolation": _f,
+                                            "decode": _d, "pad_value": [114, 7, 250]}
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
@@ -40,6 +46,11 @@ def test_template_equals_ftedge_bit_for_bit(images, name):
     want = preprocess_samples([Sample(p, 0) for p in paths], contract)
     got = np.stack([template.preprocess_file(p, contract) for p in paths])
     assert got.dtype == np.float32 and got.shape == want.shape == (len(paths), 3, 32, 32)
+    if contract.get("decode") == "draft":  # the mode did something: not a full decode
+        full = {**contract, "decode": "full"}
+        big = images["big.jpg"]
+        assert not np.array_equal(template.preprocess_file(big, full),
+                                  template.preprocess_file(big, contract))
     bad = [p.name for p, a, b in zip(paths, got, want) if not np.array_equal(a, b)]
     assert not bad, f"differs from ftedge for {bad}"
 
@@ -50,10 +61,15 @@ def test_generated_scripts_preprocess_like_ftedge(ort_artifact, ov_artifact, trt
     paths = list(images.values())
     contract = CONTRACTS["bicubic_padded"]
     want = preprocess_samples([Sample(p, 0) for p in paths], contract)
+    others = [CONTRACTS["letterbox_bicubic_draft"], CONTRACTS["stretch_bilinear_draft"]]
+    wants = [preprocess_samples([Sample(p, 0) for p in paths], c) for c in others]
     for folder, _ in (ort_artifact, ov_artifact, trt_artifact):
         script = _load_script(folder / "deploy" / "infer.py")
         got = np.stack([script.preprocess_file(p, contract) for p in paths])
         assert np.array_equal(got, want), folder.name
+        for c, w in zip(others, wants):
+            got = np.stack([script.preprocess_file(p, c) for p in paths])
+            assert np.array_equal(got, w), (folder.name, c["geometry"])
 
 
 def test_the_float32_order_matters():
@@ -73,8 +89,8 @@ def test_the_float32_order_matters():
 
 
 def test_resize_and_crop_rules():
-    assert template.resized_size(53, 37, 36) == (51, 36)  # int(36 * 53 / 37) = 51
-    assert template.resized_size(37, 53, 36) == (36, 51)
+    assert template.short_side_size(53, 37, 36) == (51, 36)  # int(36 * 53 / 37) = 51
+    assert template.short_side_size(37, 53, 36) == (36, 51)
     arr = np.arange(5 * 7 * 3, dtype=np.uint8).reshape(5, 7, 3)
     out = template.center_crop(arr, 4, 4)
     assert np.array_equal(out, arr[0:4, 2:6])  # round(0.5) == 0, round(1.5) == 2
@@ -90,3 +106,30 @@ def test_unreadable_files_raise_the_decode_error(tmp_path, images):
     for bad in [*write_bad_images(tmp_path, images["rgb_nonsquare.png"]), tmp_path / "nope.png"]:
         with pytest.raises(template.ImageDecodeError):
             template.load_image(bad)
+
+
+def test_letterbox_rules():
+    assert template.letterbox_box(400, 300, 32, 32) == (32, 24, 0, 4)
+    assert template.letterbox_box(300, 400, 32, 32) == (24, 32, 4, 0)
+    assert template.letterbox_box(6, 2, 4, 4) == (4, 1, 0, 1)  # 4/3 rounds down, pad 1 above
+    assert template.letterbox_box(5, 2, 4, 4) == (4, 2, 0, 1)  # 1.6 rounds up
+    assert template.letterbox_box(1000, 1, 4, 4) == (4, 1, 0, 1)  # never below 1 pixel
+    assert template.letterbox_box(7, 7, 4, 4) == (4, 4, 0, 0)
+
+
+def test_draft_request_keeps_twice_the_resize():
+    crop = {**CONTRACT, "decode": "draft"}
+    assert template.draft_request({**CONTRACT}) is None
+    assert template.draft_request(crop)(4032, 3024) == (2 * 48, 72)  # short side 36 -> 72
+    stretch = {**crop, "geometry": "stretch"}
+    assert template.draft_request(stretch)(1920, 1080) == (64, 64)
+    letterbox = {**crop, "geometry": "letterbox"}
+    assert template.draft_request(letterbox)(1920, 1080) == (64, 36)
+
+
+def test_unknown_geometry_or_decode_is_refused():
+    for bad in ({**CONTRACT, "geometry": "fisheye"}, {**CONTRACT, "decode": "gpu"},
+                {**CONTRACT, "interpolation": "bilinear", "antialias": False}):
+        with pytest.raises(ValueError):
+            template.check_contract(bad)
+    template.check_contract(dict(CONTRACT))  # an old contract: no geometry, decode, antialias

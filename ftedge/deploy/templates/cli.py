@@ -21,7 +21,7 @@ from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reex
                                               verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
-                                                check_contract, preprocess, preprocess_file)
+                                                check_contract, decode_file, model_input)
 from ftedge.deploy.templates.runner_onnxruntime import REQUIRES, RUNTIME, Model, model_files
 
 # ---- ftedge template body ----
@@ -204,6 +204,11 @@ class Classifier:
             check_contract(self.contract)
         except ValueError as e:
             raise ArtifactError(str(e), "use the infer.py written with this artifact") from None
+        self.input_format = manifest.get("input_format", "normalized")
+        self.input_layout = manifest.get("input_layout", "NCHW")
+        if self.input_format not in ("normalized", "float255", "uint8"):
+            raise ArtifactError(f"input_format {self.input_format!r} is unknown to this "
+                                "script", "use the infer.py written with this artifact")
         self.batch = batch_size(manifest, batch)
         self.fixed = manifest["input_shape"][0] != "dynamic"
         self.workers = workers or os.cpu_count() or 1
@@ -218,10 +223,13 @@ class Classifier:
                   file=sys.stderr)
 
     def prepare(self, item):
-        """One input (a path, or (index, frame)) -> float32 CHW."""
+        """One input (a path, or (index, frame)) -> the artifact's input: float32 CHW, or
+        for a graph that normalises itself, its 8-bit pixels (manifest input_format)."""
         if isinstance(item, tuple):
-            return preprocess(frame_image(item[1], f"frame {item[0]}"), self.contract)
-        return preprocess_file(item, self.contract)
+            img = frame_image(item[1], f"frame {item[0]}")
+        else:
+            img = decode_file(item, self.contract)
+        return model_input(img, self.contract, self.input_format, self.input_layout)
 
     def classify(self, inputs, topk=5):
         """One dict per input, in order: {"image": path} or {"frame": index}, with "top"

@@ -2,10 +2,12 @@
 
 Template piece of deploy/infer.py (numpy and Pillow only). It mirrors ftedge/data/images.py
 `load_image` and ftedge/data/transforms.py `eval_transform` (torchvision.transforms.v2 on a
-PIL image); tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8 model fed inputs that differ by one
-float32 rounding flips top-1 on a few percent of images.
+PIL image) for every geometry (crop, stretch, letterbox), filter and decode mode;
+tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8 model fed
+inputs that differ by one float32 rounding flips top-1 on a few percent of images.
 """
 
+import math
 import os
 import warnings
 
@@ -17,6 +19,9 @@ from PIL import Image, ImageOps
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
               "bicubic": Image.Resampling.BICUBIC}
+GEOMETRIES = ("crop", "stretch", "letterbox")
+DECODES = ("full", "draft")
+DRAFT_MARGIN = 2.0  # a draft decode keeps at least 2x the size the resize produces
 
 
 class ImageDecodeError(Exception):
@@ -52,14 +57,18 @@ def to_rgb(img, background=(255, 255, 255)):
     return img
 
 
-def load_image(path, background=(255, 255, 255)):
-    """Open, fully decode, EXIF-rotate and convert an image file to RGB (ImageDecodeError)."""
+def load_image(path, background=(255, 255, 255), draft=None):
+    """Open, fully decode, EXIF-rotate and convert an image file to RGB (ImageDecodeError).
+
+    `draft(w, h)` -> the smallest (w, h) a JPEG may be decoded to (DCT-domain 1/2..1/8)."""
     try:
         if os.path.getsize(path) == 0:
             raise ImageDecodeError("empty file (0 bytes)")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # decompression-bomb and EXIF warnings
             with Image.open(path) as img:
+                if draft is not None and img.format == "JPEG":
+                    img.draft(None, draft(*img.size))
                 img.load()  # a full decode, so a truncated file fails here
                 img = ImageOps.exif_transpose(img)
                 return to_rgb(img, background)
@@ -76,11 +85,46 @@ def load_image(path, background=(255, 255, 255)):
         raise ImageDecodeError(f"corrupt or truncated image: {msg}") from None
 
 
-def resized_size(width, height, short):
+def short_side_size(width, height, short):
     """(w, h) once the short side is `short`: torchvision's rule, the long side truncated."""
     if width <= height:
         return short, int(short * height / width)
     return int(short * width / height), short
+
+
+def letterbox_box(width, height, out_w, out_h):
+    """(w, h, left, top) of the image fitted into out_w x out_h, aspect kept, centred.
+
+    The fitted side rounds half up in integers, at least 1 pixel; the odd pixel of padding
+    goes right/bottom."""
+    if width * out_h >= height * out_w:
+        w, h = out_w, max(1, (2 * height * out_w + width) // (2 * width))
+    else:
+        w, h = max(1, (2 * width * out_h + height) // (2 * height)), out_h
+    return w, h, (out_w - w) // 2, (out_h - h) // 2
+
+
+def contract_resize(width, height, contract):
+    """The (w, h) the contract resizes an image to, before its crop or padding."""
+    out_h, out_w = (int(v) for v in contract["input_size"][1:])
+    geometry = contract.get("geometry", "crop")
+    if geometry == "crop":
+        return short_side_size(width, height, int(contract["resize"]))
+    if geometry == "stretch":
+        return out_w, out_h
+    return letterbox_box(width, height, out_w, out_h)[:2]
+
+
+def draft_request(contract):
+    """The decode mode's draft(w, h) for load_image, or None (decode 'full')."""
+    if contract.get("decode", "full") != "draft":
+        return None
+
+    def request(width, height):
+        w, h = contract_resize(width, height, contract)
+        return math.ceil(w * DRAFT_MARGIN), math.ceil(h * DRAFT_MARGIN)
+
+    return request
 
 
 def center_crop(arr, crop_h, crop_w):
@@ -111,27 +155,68 @@ def check_contract(contract):
                              f"script (it applies {key}={want!r})")
     if contract["interpolation"] not in RESAMPLING:
         raise ValueError(f"unknown interpolation {contract['interpolation']!r}")
+    for key, known in (("geometry", GEOMETRIES), ("decode", DECODES)):
+        if contract.get(key, known[0]) not in known:
+            raise ValueError(f"preprocessing {key}={contract[key]!r} is not supported by this "
+                             f"script (it knows {', '.join(known)})")
+    if contract.get("antialias", contract["interpolation"] != "nearest") != (
+            contract["interpolation"] != "nearest"):
+        raise ValueError("preprocessing antialias does not match Pillow's filter")
 
 
-def preprocess(img, contract):
-    """An RGB PIL image -> float32 CHW: resize the short side, centre-crop, scale, normalise.
-
-    The float32 order is torchvision's: x * float32(1/255), then (x - mean) / std, each step
-    rounded to float32 (dividing by 255 instead differs in the last bit for 378 of 768 values).
-    """
-    # ftedge crops a square of input_size[-1] (eval_transform's CenterCrop(size))
-    size = int(contract["input_size"][-1])
-    w, h = resized_size(img.width, img.height, int(contract["resize"]))
+def resize_to_contract(img, contract):
+    """An RGB PIL image -> HxWx3 uint8 as the contract's geometry makes it."""
+    out_h, out_w = (int(v) for v in contract["input_size"][1:])
+    w, h = contract_resize(img.width, img.height, contract)
     if (w, h) != (img.width, img.height):
         img = img.resize((w, h), resample=RESAMPLING[contract["interpolation"]])
-    arr = center_crop(np.asarray(img, dtype=np.uint8), size, size)
+    arr = np.asarray(img, dtype=np.uint8)
+    geometry = contract.get("geometry", "crop")
+    if geometry == "crop":  # ftedge crops input_size (eval_transform's CenterCrop)
+        return center_crop(arr, out_h, out_w)
+    if geometry == "stretch":
+        return arr
+    _, _, left, top = letterbox_box(img.width, img.height, out_w, out_h)
+    canvas = np.empty((out_h, out_w, 3), np.uint8)
+    canvas[:] = np.asarray(contract.get("pad_value", (0, 0, 0)), np.uint8)
+    canvas[top:top + h, left:left + w] = arr
+    return canvas
+
+
+def normalize(arr, contract):
+    """HxWx3 uint8 -> float32 CHW, (x/255 - mean)/std in torchvision's float32 order.
+
+    x * float32(1/255), then (x - mean) / std, each step rounded to float32 (dividing by 255
+    instead differs in the last bit for 378 of 768 values)."""
     x = arr.transpose(2, 0, 1).astype(np.float32) * np.float32(1.0 / 255)
     mean = np.asarray(contract["mean"], dtype=np.float32).reshape(-1, 1, 1)
     std = np.asarray(contract["std"], dtype=np.float32).reshape(-1, 1, 1)
     return (x - mean) / std
 
 
+def preprocess(img, contract):
+    """An RGB PIL image -> float32 CHW: the contract's geometry, then scale and normalise."""
+    return normalize(resize_to_contract(img, contract), contract)
+
+
+def decode_file(path, contract):
+    """An image file decoded as the contract says (background, decode mode): RGB PIL."""
+    return load_image(path, tuple(contract.get("background", (255, 255, 255))),
+                      draft_request(contract))
+
+
 def preprocess_file(path, contract):
     """An image file -> float32 CHW, or ImageDecodeError."""
-    return preprocess(load_image(path, tuple(contract.get("background", (255, 255, 255)))),
-                      contract)
+    return preprocess(decode_file(path, contract), contract)
+
+
+def model_input(img, contract, input_format="normalized", layout="NCHW"):
+    """An RGB PIL image -> one input of the artifact (manifest input_format, input_layout):
+    normalised float32 CHW, or, for a graph that normalises itself, the 0..255 pixels
+    (uint8 or float32, CHW or HWC), which skips the float work here."""
+    if input_format == "normalized":
+        return preprocess(img, contract)
+    arr = resize_to_contract(img, contract)
+    if layout == "NCHW":
+        arr = arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr, dtype=np.uint8 if input_format == "uint8" else np.float32)

@@ -53,7 +53,9 @@ class Model:
 
     def infer_scored(self, batch):
         """Logits, and the unknown score per image (None when the graph has none)."""
-        feed = {self.input_name: np.ascontiguousarray(batch, dtype=np.float32)}
+        # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
+        feed = {self.input_name: np.ascontiguousarray(batch, dtype=dtype)}
         out = self.session.run([self.output_name] + ([self.unknown] if self.unknown else []),
                                feed)
         return out[0], (out[1][:, 0] if self.unknown else None)

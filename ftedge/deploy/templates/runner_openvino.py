@@ -97,7 +97,8 @@ class Model:
 
     def infer_scored(self, batch):
         """Logits, and the unknown score per image (None when the graph has none)."""
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        # 8-bit pixel input (a graph that normalises itself) stays uint8
+        batch = np.ascontiguousarray(batch, dtype=np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self.request(batch.shape)
         request.infer({0: batch}, share_inputs=True)  # reads the array in place
         # copies: the request reuses its buffers

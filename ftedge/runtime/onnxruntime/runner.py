@@ -102,7 +102,9 @@ class OrtRunner:
     def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and the unknown score ([N], higher = more unknown; None without one)."""
         names = [self.logits] + ([self.unknown] if self.unknown else [])
-        out = self.session.run(names, {self.input: np.ascontiguousarray(batch, np.float32)})
+        # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
+        out = self.session.run(names, {self.input: np.ascontiguousarray(batch, dtype)})
         return out[0], (out[1][:, 0] if self.unknown else None)
 
 

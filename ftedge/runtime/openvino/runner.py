@@ -85,7 +85,8 @@ class OpenVinoRunner:
 
     def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and the unknown score ([N], higher = more unknown; None without one)."""
-        batch = np.ascontiguousarray(batch, np.float32)  # no copy when it already is
+        # no copy when it already is; 8-bit pixel input (in-graph normalisation) stays uint8
+        batch = np.ascontiguousarray(batch, np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self._request(batch.shape)
         # share_inputs: the request reads the caller's array in place (no copy per call)
         request.infer({0: batch}, share_inputs=True)

@@ -33,3 +33,21 @@ def artifact_accuracy(ref_logits: np.ndarray | None, logits: np.ndarray, labels:
             "mcnemar": {"only_reference_right": m["only_fp32_right"],
                         "only_artifact_right": m["only_int8_right"], "p_value": m["p_value"]},
             "per_class": per_class, "max_drop_points": max_drop, "passed": gate["passed"]}
+
+
+
+def device_pipeline_accuracy(runner, samples, labels: np.ndarray, manifest: dict,
+                             exact_logits: np.ndarray) -> dict | None:
+    """Top-1 of the artifact on the images preprocessed as its target's own pipeline does
+    (the profile's `pipeline`: DeepStream's nvinfer, emulated), beside the exact contract's;
+    None when the target runs ftedge's contract itself."""
+    from ftedge.deploy.deepstream import emulate_samples, emulated_top1, in_graph
+    from ftedge.runtime import infer_batches
+
+    pipeline = (manifest.get("profile") or {}).get("pipeline")
+    if not pipeline or not len(samples):
+        return None
+    contract = manifest["preprocessing"]
+    x = emulate_samples(samples, contract, in_graph(manifest))
+    return emulated_top1(labels, exact_logits, infer_batches(runner, x), contract,
+                         pipeline.get("name", "deepstream"))

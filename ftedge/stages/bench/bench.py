@@ -12,7 +12,7 @@ import numpy as np
 
 from ftedge.confidence import evaluation_report
 from ftedge.stages.bench import system
-from ftedge.stages.bench.accuracy import artifact_accuracy
+from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
@@ -117,18 +117,16 @@ def _latency(runner, shape, batches, opts) -> list[dict]:
 
 def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
     """Decode + preprocess + infer, one image at a time: what an application waits for."""
-    from ftedge.data.images import load_image
-    from ftedge.data.transforms import eval_transform
+    from ftedge.data.transforms import decode_image, eval_transform
 
     transform = eval_transform(contract)
-    background = tuple(contract.get("background", (255, 255, 255)))
     files = [s.path for s in val.samples[: opts.e2e_images]]
 
     order = iter(range(10**9))
 
     def one():
         path = files[next(order) % len(files)]
-        runner.infer(transform(load_image(path, background))[None].numpy())
+        runner.infer(transform(decode_image(path, contract))[None].numpy())
 
     times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))
     return latency_percentiles(times, 1)
@@ -188,10 +186,14 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
                                                in_sample=data is None)
         row["calibration"]["images"] = val.source
+        emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels, manifest,
+                                            logits)
+        if emulated:
+            row["accuracy"]["device_pipeline"] = emulated
         fixed = manifest["input_shape"][0]
         batches = opts.batches if fixed == "dynamic" else tuple(
             b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
-        shape = tuple(manifest["input_shape"][1:])
+        shape = tuple(manifest["preprocessing"]["input_size"])  # runners take the contract's
         row["latency"] = _latency(loaded.runner, shape, batches, opts)
         row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
         row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)

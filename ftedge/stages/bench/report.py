@@ -91,6 +91,14 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
                           "their latency cost is in this artifact's numbers"]
         if a.get("cpu_note"):
             lines += ["", f"- {_who(a)}: {a['cpu_note']}"]
+        emulated = (a.get("accuracy") or {}).get("device_pipeline")
+        if emulated:
+            lines += ["", f"- {_who(a)}: top-1 {emulated['top1_exact_contract']:.4f} under the "
+                          f"exact contract, {emulated['top1_emulated']:.4f} as "
+                          f"{emulated['pipeline']} preprocesses ({emulated['geometry']}, "
+                          f"emulated: {emulated['drop_points']:+.2f} points; the emulation "
+                          "cannot reproduce the scaler's own arithmetic, the hardware decoder "
+                          "or NV12 colour conversion)"]
         if a["status"] == "error":
             lines += ["", f"- {_who(a)}: {a['error']}"]
         elif a["status"] == "gate_failed":

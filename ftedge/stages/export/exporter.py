@@ -7,6 +7,7 @@ when everything succeeded (formats/owned.py), so an interrupted export leaves no
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -15,8 +16,9 @@ from pathlib import Path
 from ftedge.confidence import DIAGRAM as RELIABILITY_DIAGRAM
 from ftedge.confidence import RECORD as CALIBRATION_RECORD
 from ftedge.confidence import calibration_record, summary_line, write_reliability_diagram
+from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.deploy.kit import write_deploy_kit
-from ftedge.errors import ExportError, FtedgeError, RunError
+from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.render.model_card import artifact_metrics, write_model_card
 from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
 from ftedge.formats.owned import staged_folder
@@ -32,7 +34,7 @@ from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile
 from ftedge.runtime.pytorch.runner import load_run
 from ftedge.runtime.unknown import (check_unknown_options, scored_graph, source_threshold,
                                    threshold_record, val_scores)
-from ftedge.stages.export.parity import parity_check
+from ftedge.stages.export.parity import parity_check, pipeline_warning
 
 
 @dataclass
@@ -132,13 +134,17 @@ def graph_opset(path: Path) -> int:
 
 
 def _manifest(loaded, profile, source, artifact, target, parity, opset,
-              calibration: dict | None = None, unknown: dict | None = None) -> Manifest:
+               pixels: tuple[str, str], calibration: dict | None = None,
+               unknown: dict | None = None) -> Manifest:
     meta = read_metadata(source.path)
+    c, h, w = source.input_size
     return Manifest(
+        input_format=pixels[0], input_layout=pixels[1],
         target=profile.name, runtime=profile.runtime, device=profile.device,
         precision=artifact.precision, artifact=artifact.file, built=artifact.built,
         input_name="input", output_name="logits",
-        input_shape=["dynamic" if source.batch is None else source.batch, *source.input_size],
+        input_shape=["dynamic" if source.batch is None else source.batch,
+                     *([h, w, c] if pixels[1] == "NHWC" else [c, h, w])],
         opset=opset, classes=list(loaded.classes), preprocessing=loaded.contract,
         model_name=loaded.model_name,
         source={"run": str(loaded.path.resolve()), "kind": source.kind,
@@ -152,17 +158,54 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset,
         extra=artifact.extra, unknown=unknown, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
+def pixel_input(profile: TargetProfile, input_format: str | None,
+                input_layout: str | None) -> tuple[str, str]:
+    """(format, layout) of the artifact's input: the option, else the profile's."""
+    fmt = input_format or profile.input_format
+    layout = (input_layout or "NCHW").upper()
+    if fmt not in INPUT_FORMATS or layout not in INPUT_LAYOUTS:
+        raise ConfigError(f"unknown input format {fmt!r} / layout {layout!r}",
+                          f"--input-format: {', '.join(INPUT_FORMATS)}; --input-layout: "
+                          f"{', '.join(INPUT_LAYOUTS)}")
+    if fmt == "normalized" and layout != "NCHW":
+        raise ConfigError("an NHWC input needs the normalisation in the graph",
+                          "add --input-format uint8 (or float255)")
+    if profile.runtime == "tensorrt" and (fmt == "uint8" or layout != "NCHW"):
+        raise ConfigError(f"{profile.name}: the TensorRT artifacts take NCHW float input "
+                          "(nvinfer hands the network float32 NCHW)",
+                          "use --input-format float255 (the default) or normalized")
+    return fmt, layout
+
+
+def _pixel_source(source: SourceModel, contract: dict, pixels: tuple[str, str],
+                  folder: Path) -> SourceModel:
+    """The source graph with the normalisation as its first nodes, staged in `folder`."""
+    from ftedge.graph.edit import save
+    from ftedge.graph.normalize import prepend_normalization
+
+    model = prepend_normalization(load_onnx(source.path), mean=contract["mean"],
+                                  std=contract["std"], input_format=pixels[0], layout=pixels[1])
+    path = save(model, folder / source.path.name)
+    c, h, w = source.input_size
+    size = (h, w, c) if pixels[1] == "NHWC" else (c, h, w)
+    return dataclasses.replace(source, path=path, input_size=size)
+
+
 def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
-               log=print, allow_failed_gate: bool = False, unknown_score: str | None = None,
+               log=print, allow_failed_gate: bool = False, input_format: str | None = None,
+               input_layout: str | None = None, unknown_score: str | None = None,
                unknown_tpr: float | None = None) -> ExportResult:
     """Export a tuned run for one target (a name in targets/ or a profile YAML file). An INT8
     artifact starts only from a graph whose own accuracy gate passed, unless
-    `allow_failed_gate`. Its graph gets an unknown score (`unknown_score`, "off" for none;
-    None: config.UNKNOWN_SCORE) whose threshold accepts `unknown_tpr` of the val images."""
+    `allow_failed_gate`. `input_format` (None: the profile's) uint8 or float255 makes the
+    artifact take 8-bit RGB and normalise in its graph; `input_layout` NCHW or NHWC. Its
+    graph gets an unknown score (`unknown_score`, "off" for none; None: config.UNKNOWN_SCORE)
+    whose threshold accepts `unknown_tpr` of the val images."""
     score, tpr = check_unknown_options(unknown_score, unknown_tpr)
     profile = load_profile(target)
+    pixels = pixel_input(profile, input_format, input_layout)
     precision = check_precision(precision, profile)
     batch_n = parse_batch(batch, profile)
     loaded = load_run(run)
@@ -189,28 +232,39 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         if scored is not None:
             target_source = replace(source, path=Path(work) / source.path.name)
             save_onnx(scored, target_source.path)
-        artifact = tgt.export(target_source, profile, tmp)
+        if pixels[0] == "normalized":
+            artifact = tgt.export(target_source, profile, tmp)
+        else:
+            with tempfile.TemporaryDirectory(prefix=".pixels-", dir=tmp) as staging:
+                artifact = tgt.export(_pixel_source(target_source, loaded.contract, pixels,
+                                                    Path(staging)), profile, tmp)
         artifact.extra["run"] = str(loaded.path)
         caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
-        parity, val = parity_check(loaded, source, artifact, profile, tgt, threads)
+        parity, val = parity_check(loaded, source, artifact, profile, tgt, threads, pixels)
+        if profile.pipeline is not None:
+            measured = parity.get(f"{profile.pipeline.name}_preprocessing") or {}
+            warning = measured and pipeline_warning(profile.name, profile.pipeline, measured)
+            if warning:
+                log(f"warning: {warning}")
         atomic_write_json(tmp / "parity.json", parity)
         calibration = fit_artifact_calibration(tmp, loaded, profile, precision, val, log)
         unknown = None
         if scored is not None:
             record = None
-            if artifact.built:
+            if artifact.built and pixels[0] == "normalized":
                 logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
                 if scores is not None:
                     record = threshold_record(scores, logits, labels, tpr, "the artifact in "
                                               f"{profile.runtime}")
             if record is None:
-                record = source_threshold(loaded, scored, tpr, "the artifact does not run here"
-                                          if not artifact.built else
-                                          "its runner gives no second output")
+                record = source_threshold(loaded, scored, tpr, (
+                    "the artifact does not run here" if not artifact.built else
+                    "the artifact takes 8-bit pixels" if pixels[0] != "normalized" else
+                    "its runner gives no second output"))
             unknown = {**facts, **record}
-        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset,
+        manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset, pixels,
                              calibration, unknown)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())

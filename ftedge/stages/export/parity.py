@@ -18,7 +18,7 @@ from ftedge.runtime.base import Artifact
 from ftedge.runtime.profiles import TargetProfile
 from ftedge.formats.run import BEST, QAT_BEST, SPLIT, RunFolder
 from ftedge.io import first_line, sha256_file
-from ftedge.runtime import infer_batches
+from ftedge.runtime import artifact_runner, infer_batches
 
 
 def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict:
@@ -135,30 +135,61 @@ def _float_twin_logits(loaded, source, x: np.ndarray) -> np.ndarray:
     return _CACHE[key]
 
 
-def deepstream_accuracy(loaded, source) -> dict:
-    """Top-1 of the graph a TensorRT engine is built from (run exactly in ONNX Runtime) on the
-    val split, preprocessed as the contract says and as DeepStream's nvinfer would (whole
-    image scaled to the network size, one scale for all channels): what a DeepStream pipeline
-    loses to its preprocessing alone."""
-    from ftedge.data.images import load_image
-    from ftedge.deploy.deepstream import deepstream_normalization, deepstream_style_preprocess
+def pipeline_accuracy(loaded, source, pipeline, in_graph_normalization: bool = False) -> dict:
+    """Top-1 on the val split of the graph the artifact is built from (run exactly in ONNX
+    Runtime), preprocessed as the contract says and as the device's own pipeline does
+    (`pipeline`, a profile's PipelineSpec: DeepStream's nvinfer scales the whole frame, with
+    its own filter and normalisation): what the device loses to its preprocessing alone, and
+    how far the emulation can be trusted (`emulation`)."""
+    from ftedge.deploy.deepstream import (EMULATION_FIDELITY, deepstream_normalization,
+                                          emulate_samples, maintain_aspect_ratio)
+    from ftedge.formats.contract import describe
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
     x, labels, _, _ = _val_and_reference(loaded, source)
     contract = loaded.contract
-    background = tuple(contract.get("background", (255, 255, 255)))
     samples = RunFolder(loaded.path).samples("val", loaded.classes)
-    ds_x = np.stack([deepstream_style_preprocess(load_image(s.path, background), contract)
-                     for s in samples]).astype(np.float32)
+    boxed = bool(maintain_aspect_ratio(contract))  # the kit's config: letterbox or stretch
+    geometry = "letterbox" if boxed else "stretch"
+    ds_x = emulate_samples(samples, contract, in_graph_normalization)
     runner = OrtRunner(source.path)
     exact, ds = infer_batches(runner, x).argmax(1), infer_batches(runner, ds_x).argmax(1)
-    norm = deepstream_normalization(contract)
+    norm_exact = in_graph_normalization or deepstream_normalization(contract).exact
+    top_exact, top_ds = float((exact == labels).mean()), float((ds == labels).mean())
     return {"n": int(len(labels)), "graph": f"{source.path.name} in ONNX Runtime",
-            "top1_exact_contract": float((exact == labels).mean()),
-            "top1_deepstream_style": float((ds == labels).mean()),
+            "pipeline": pipeline.name, "contract": describe(contract),
+            "device_preprocessing": f"{geometry} to the input size, "
+                                    f"{pipeline.filter}"
+                                    + (" (antialiased)" if pipeline.antialias else
+                                       " (not antialiased)"),
+            "matches_contract": (contract.get("geometry", "crop") == geometry
+                                 and contract["interpolation"] == pipeline.filter),
+            "top1_exact_contract": top_exact,
+            "top1_deepstream_style": top_ds,
+            "drop_points": round(100 * (top_exact - top_ds), 2),
             "top1_agreement": float((exact == ds).mean()),
-            "normalization_exact": bool(norm.exact),
-            "resize": "whole image stretched to the input size (maintain-aspect-ratio=0)"}
+            "normalization_exact": bool(norm_exact),
+            "normalization": ("in the graph: nvinfer passes 0..255 (net-scale-factor=1, "
+                              "offsets=0)" if in_graph_normalization else
+                              "nvinfer's net-scale-factor/offsets"),
+            "resize": ("whole image letterboxed into the input size (maintain-aspect-ratio=1)"
+                       if boxed else
+                       "whole image stretched to the input size (maintain-aspect-ratio=0)"),
+            "emulation": EMULATION_FIDELITY}
+
+
+def pipeline_warning(profile_name: str, pipeline, measured: dict) -> str | None:
+    """Export's warning when the run was not trained for the target's pipeline, with its cost."""
+    if measured.get("matches_contract"):
+        return None
+    return (f"{profile_name}'s {pipeline.name} pipeline preprocesses differently "
+            f"({measured['device_preprocessing']}) from this run's contract "
+            f"({measured['contract']}): top-1 {measured['top1_exact_contract']:.4f} under the "
+            f"contract, {measured['top1_deepstream_style']:.4f} as {pipeline.name} preprocesses "
+            f"(emulated; {measured['drop_points']:+.2f} points lost, {measured['n']} val "
+            f"images). Tune for it (`ftedge tune --target {profile_name}` trains with "
+            f"{pipeline.geometry}, {pipeline.filter}), or make the pipeline apply the contract "
+            "(see deploy/deepstream/).")
 
 
 class ValLogits(NamedTuple):
@@ -181,14 +212,20 @@ def _reference_only(loaded, source, why: str) -> ValLogits | None:
 
 
 def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
-                 threads: int | None = None) -> tuple[dict, ValLogits | None]:
+                 threads: int | None = None, pixels: tuple[str, str] = ("normalized", "NCHW")
+                 ) -> tuple[dict, ValLogits | None]:
     """Run reference and artifact on the run's val images; `passed` per the profile tolerances.
-    Returns the report and the val logits it computed (None without a val split)."""
+    Returns the report and the val logits it computed (None without a val split).
+
+    `pixels`: the artifact's input (format, layout); one that normalises in its graph is fed
+    the 8-bit pixels of the same images."""
+    in_graph_normalization = pixels[0] != "normalized"
     split = loaded.path / SPLIT
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}, None
-    extra = {"deepstream_preprocessing": deepstream_accuracy(loaded, source)} \
-        if profile.runtime == "tensorrt" else {}
+    extra = ({f"{profile.pipeline.name}_preprocessing": pipeline_accuracy(
+        loaded, source, profile.pipeline, in_graph_normalization)}
+        if profile.pipeline is not None else {})
     if not artifact.built:
         return ({"status": "pending", "passed": None, **extra,
                  "reason": "the engine is built on the device; parity runs there (ftedge eval "
@@ -199,7 +236,8 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
         return ({"status": "skipped", "passed": None,
                  "reason": f"the val split in {split} is empty"}, None)
     try:
-        runner = target.runner(artifact, profile, threads)
+        runner = artifact_runner(target.runner(artifact, profile, threads), loaded.contract,
+                                 *pixels)
     except ExportError as e:  # e.g. the profile's device is not on this machine
         return ({"status": "skipped", "passed": None, "reason": str(e)},
                 _reference_only(loaded, source, "it cannot run on this machine"))

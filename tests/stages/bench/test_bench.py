@@ -108,3 +108,29 @@ def test_pick_chooses_the_fastest_precision_within_budget(qat_run, tmp_path):
     none = pick_precision(qat_run.run_dir, "onnxruntime-cpu", -200.0, opts=opts,
                           out=tmp_path / "none")
     assert none.chosen is None and none.exit_code == 3 and not (tmp_path / "none").exists()
+
+
+def test_a_target_with_its_own_pipeline_gets_the_emulated_top1_beside(qat_run, tmp_path):
+    """A profile that declares a DeepStream-like pipeline: export warns with the cost, bench
+    reports top-1 under the emulation beside the exact contract's, for a uint8 artifact too."""
+    import yaml
+
+    profile = tmp_path / "ort-deepstream.yaml"
+    profile.write_text(yaml.safe_dump({
+        "name": "ort-deepstream", "runtime": "onnxruntime", "device": "cpu",
+        "input_format": "uint8",
+        "pipeline": {"name": "deepstream", "geometry": "stretch", "filter": "bilinear",
+                     "antialias": False}}))
+    logged = []
+    res = export_run(qat_run.run_dir, str(profile), "int8", out=tmp_path / "a",
+                     log=logged.append)
+    measured = res.manifest["parity"]["deepstream_preprocessing"]
+    assert measured["normalization_exact"] and "in the graph" in measured["normalization"]
+    assert any("preprocesses differently" in m for m in logged)  # the qat_run is a crop run
+    rep = bench([res.folder], opts=FAST)
+    row = rep["artifacts"][0]
+    assert row["status"] == "ok", row.get("error")
+    emulated = row["accuracy"]["device_pipeline"]
+    assert emulated["top1_exact_contract"] == row["accuracy"]["top1"]
+    assert emulated["top1_emulated"] == measured["top1_deepstream_style"]  # same graph, ORT
+    assert emulated["geometry"] == "stretch" and emulated["emulation"]["cannot"]

@@ -324,8 +324,9 @@ def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch, w
         assert ov_module.cpu_int8_without_vnni() == expected, (state, isa)
 
 def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
+    logged = []
     res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",
-                     log=lambda m: None)
+                     log=logged.append)
     m, folder = res.manifest, tmp_path / "trt"
     if m["built"]:
         pytest.skip("TensorRT and a GPU are here: the engine was built (see test_tensorrt_gpu)")
@@ -340,8 +341,19 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     assert f"T = {m['calibration']['temperature']:.6g}" in ds_config and "cannot apply T" in \
         ds_config
     assert "deploy/deepstream/config_infer_primary_classifier.txt" in m["files"]
+    # TensorRT's default: 0..255 in, normalised by the graph; nvinfer passes pixels on
+    assert (m["input_format"], m["input_layout"]) == ("float255", "NCHW")
+    ds_config = (folder / "deploy/deepstream/config_infer_primary_classifier.txt").read_text()
+    assert "net-scale-factor=1\n" in ds_config and "offsets=0;0;0\n" in ds_config
+    assert ds_config.count("\nmaintain-aspect-ratio=0") == 1  # a crop run: stretched
     ds = m["parity"]["deepstream_preprocessing"]  # measured on the val split
     assert ds["n"] == 6 and 0 <= ds["top1_deepstream_style"] <= 1
+    assert ds["drop_points"] == round(100 * (ds["top1_exact_contract"]
+                                             - ds["top1_deepstream_style"]), 2)
+    assert not ds["matches_contract"] and ds["emulation"]["cannot"]  # a crop run
+    warned = [w for w in logged if "deepstream pipeline preprocesses differently" in w]
+    assert len(warned) == 1 and f"{ds['drop_points']:+.2f} points lost" in warned[0]
+    assert "ftedge tune --target jetson-orin-nano" in warned[0]
     # the shipped file is the ONNX (hashed); the engine is built and keyed on the device
     assert m["artifact"] == "model.int8.onnx" and m["artifact"] in m["files"]
     assert m["extra"]["engine"] == "model.engine"
@@ -350,6 +362,7 @@ def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tm
     assert "--stronglyTyped" in (folder / "trtexec.sh").read_text()
     # the ONNX TensorRT consumes: explicit Q/DQ, signed INT8, zero-point 0, dynamic batch
     model = onnx.load(str(folder / "model.int8.onnx"))
+    assert [n.op_type for n in model.graph.node[:3]] == ["Mul", "Sub", "Div"]
     inits = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
     qs = [n for n in model.graph.node if n.op_type == "QuantizeLinear"]
     assert qs and all(inits[q.input[2]].dtype == np.int8 and not inits[q.input[2]].any() for q in qs)
@@ -531,3 +544,28 @@ def test_auto_int8_source_passes_over_a_qat_graph_that_failed_to_a_ptq_graph_tha
     (run / "model.ptq.int8.onnx").write_bytes((run / "model.int8.onnx").read_bytes())
     with pytest.raises(ExportError, match="model.int8.onnx failed"):  # PTQ gate is stale now
         export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "b", log=said.append)
+
+
+@pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, tmp_path, target, layout):
+    """--input-format uint8: the graph normalises; parity, eval and infer.py feed it pixels."""
+    plain = export_run(qat_run.run_dir, target, "int8", out=tmp_path / "float",
+                       log=lambda m: None)
+    res = export_run(qat_run.run_dir, target, "int8", out=tmp_path / "u8", log=lambda m: None,
+                     input_format="uint8", input_layout=layout)
+    m = res.manifest
+    assert (m["input_format"], m["input_layout"]) == ("uint8", layout)
+    assert m["input_shape"][1:] == ([32, 32, 3] if layout == "NHWC" else [3, 32, 32])
+    assert res.passed and m["parity"]["top1_agreement"] == plain.manifest["parity"][
+        "top1_agreement"]
+    a, b = evaluate(tmp_path / "float"), evaluate(tmp_path / "u8")
+    assert a["top1"] == b["top1"]
+    image = next(iter(sorted((qat_run.run_dir.parent / "colours").rglob("*.png"))))
+    want = predict(tmp_path / "float", [image])[0]["top"][0]["class"]
+    assert predict(tmp_path / "u8", [image])[0]["top"][0]["class"] == want
+    out = subprocess.run([sys.executable, str(tmp_path / "u8" / "deploy" / "infer.py"),
+                          str(image), "--json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)[0]["top"][0]["class"] == want
+    triton = next((tmp_path / "u8" / "deploy" / "triton").rglob("config.pbtxt")).read_text()
+    assert "TYPE_UINT8" in triton and f"FORMAT_{layout}" in triton

@@ -1,0 +1,79 @@
+"""INT8 latency and top-1 with and without normalisation inside the graph, side by side.
+
+For one run, exports the INT8 graph for ONNX Runtime and OpenVINO (CPU) twice: as trained
+(float32 input, already normalised) and with `--input-format uint8` (8-bit RGB in, Cast/Mul/
+Sub/Div as the graph's first nodes). Each artifact is timed on its own input (random pixels /
+their normalised floats) in alternating rounds, batch 1 and 32, and scored on the run's val
+split through ftedge's own loaders (the uint8 artifact gets the val images' pixels).
+
+Usage: python benchmarks/input_normalization.py RUN [--rounds 5] [--seconds 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ftedge.stages.bench.latency import latency_percentiles, time_calls
+from ftedge.data.transforms import preprocess_samples
+from ftedge.runtime.artifact import load_artifact
+from ftedge.stages.export.exporter import export_run
+from ftedge.formats.run import RunFolder
+from ftedge.graph.normalize import pixels_from_normalized
+from ftedge.runtime import infer_batches
+from ftedge.runtime.pytorch import load_run
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    loaded = load_run(args.run)
+    samples = RunFolder(args.run).samples("val", loaded.classes)
+    x = preprocess_samples(samples, loaded.contract)
+    labels = np.array([s.label for s in samples])
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        arts = {}
+        for target in ("onnxruntime-cpu", "openvino-cpu"):
+            for fmt in ("normalized", "uint8"):
+                res = export_run(args.run, target, "int8", out=Path(tmp) / f"{target}-{fmt}",
+                                 input_format=fmt, log=lambda m: None)
+                art = load_artifact(res.folder, args.threads)
+                # the runner of a uint8 artifact converts normalised floats back to pixels;
+                # time its inner runner on pixels so only the artifact is timed
+                inner = getattr(art.runner, "inner", art.runner)
+                top1 = float((infer_batches(art.runner, x).argmax(1) == labels).mean())
+                arts[(target, fmt)] = (inner, top1)
+        times: dict = {k: {1: [], 32: []} for k in arts}
+        for _ in range(args.rounds):
+            for b in (1, 32):
+                pixels = rng.integers(0, 256, (b, *loaded.contract["input_size"]), np.uint8)
+                floats = ((pixels.astype(np.float32) * np.float32(1 / 255)
+                           - np.float32(loaded.contract["mean"]).reshape(1, 3, 1, 1))
+                          / np.float32(loaded.contract["std"]).reshape(1, 3, 1, 1))
+                assert np.array_equal(pixels_from_normalized(floats, loaded.contract, "uint8"),
+                                      pixels)
+                for key, (runner, _) in arts.items():
+                    feed = pixels if key[1] == "uint8" else floats
+                    t = time_calls(lambda r=runner, f=feed: r.infer(f), warmup=3,
+                                   seconds=args.seconds)
+                    times[key][b].append(latency_percentiles(t, b)["p50_ms"])
+    print(f"run {args.run} ({len(labels)} val images), INT8, {args.threads} threads, "
+          f"median over {args.rounds} alternating rounds of each round's p50:")
+    print("| runtime | input | top-1 | p50 ms batch 1 | p50 ms batch 32 |")
+    print("|---|---|---|---|---|")
+    for (target, fmt), (_, top1) in arts.items():
+        print(f"| {target} | {fmt} | {top1:.4f} | {statistics.median(times[(target, fmt)][1]):.3f}"
+              f" | {statistics.median(times[(target, fmt)][32]):.3f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+"""The preprocessing contract: what a caller must do to an image before the model sees it.
+
+A contract is a plain dict (stored in the run's preprocessing.json, every checkpoint, every
+artifact manifest and the ONNX metadata). Contracts written before geometry, filter and decode
+were named lack those keys: they read as what that code did (`crop`, the recorded
+interpolation, antialiased, full decode), so an old run or artifact keeps meaning what it meant.
+"""
+
+from __future__ import annotations
+
+from ftedge.config import DECODES, DEFAULT_PAD_VALUE, FILTERS, GEOMETRIES
+from ftedge.errors import RunError
+
+REQUIRED = ("input_size", "resize", "interpolation", "mean", "std")
+# What a contract written before these keys existed meant; `antialias` follows the filter.
+LEGACY = {"geometry": "crop", "decode": "full", "pad_value": list(DEFAULT_PAD_VALUE)}
+FIXED = {"scale": "1/255", "crop": "center", "channel_order": "RGB", "layout": "NCHW"}
+_REMAKE = "re-create it with the ftedge command that wrote it"
+
+
+def antialias_of(interpolation: str) -> bool:
+    """Pillow's bilinear and bicubic widen their support when shrinking (antialias); nearest
+    never does. The contract records it because other resizers (nvinfer's) do not."""
+    return interpolation != "nearest"
+
+
+def build_contract(*, input_size: int, resize: int, interpolation: str, mean, std,
+                   background=(255, 255, 255), geometry: str = "crop",
+                   pad_value=DEFAULT_PAD_VALUE, decode: str = "full") -> dict:
+    """A complete contract; `resize` is the short side before the centre crop (crop only)."""
+    contract = {
+        "input_size": [3, int(input_size), int(input_size)],
+        "geometry": geometry,
+        "resize": int(resize) if geometry == "crop" else int(input_size),
+        "crop": "center",
+        "interpolation": interpolation,
+        "antialias": antialias_of(interpolation),
+        "pad_value": [int(v) for v in pad_value],
+        "decode": decode,
+        "scale": "1/255",
+        "mean": [float(v) for v in mean],
+        "std": [float(v) for v in std],
+        "channel_order": "RGB",
+        "layout": "NCHW",
+        "background": [int(v) for v in background],
+    }
+    return check_contract(contract, "the new preprocessing contract")
+
+
+def _bad(where: str, what: str) -> RunError:
+    return RunError(f"{where}: {what}", _REMAKE)
+
+
+def _rgb(value) -> bool:
+    return (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255
+                    for v in value))
+
+
+def check_contract(contract, where: str) -> dict:
+    """Validate a contract and fill in what older versions left implicit (in place).
+
+    Raises:
+        RunError: a key is missing, malformed, or names something this version cannot apply.
+    """
+    if not isinstance(contract, dict) or any(k not in contract for k in REQUIRED):
+        raise _bad(where, "the preprocessing contract is missing or incomplete "
+                          f"(needs {', '.join(REQUIRED)})")
+    for key, value in LEGACY.items():
+        contract.setdefault(key, list(value) if isinstance(value, list) else value)
+    if contract["interpolation"] in FILTERS:
+        contract.setdefault("antialias", antialias_of(contract["interpolation"]))
+    size = contract["input_size"]
+    if (not isinstance(size, list) or len(size) != 3 or size[0] != 3
+            or not all(isinstance(v, int) and v > 0 for v in size)):
+        raise _bad(where, f"input_size {size!r} is not [3, H, W]")
+    for key in ("mean", "std"):
+        v = contract[key]
+        if (not isinstance(v, list) or len(v) != 3
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+                or (key == "std" and min(v) <= 0)):
+            raise _bad(where, f"{key} {v!r} is not three numbers" + (" above 0" if key == "std"
+                                                                      else ""))
+    for key, allowed in (("geometry", GEOMETRIES), ("interpolation", FILTERS),
+                         ("decode", DECODES)):
+        if contract[key] not in allowed:
+            raise _bad(where, f"{key} {contract[key]!r} is not one of {', '.join(allowed)} "
+                              "(written by a newer ftedge?)")
+    if contract["antialias"] != antialias_of(contract["interpolation"]):
+        raise _bad(where, f"antialias={contract['antialias']} with {contract['interpolation']}"
+                          " is not a resize this version can apply (Pillow's filters)")
+    if not _rgb(contract["pad_value"]):
+        raise _bad(where, f"pad_value {contract['pad_value']!r} is not an RGB colour 0..255")
+    if not isinstance(contract["resize"], int) or contract["resize"] < 1:
+        raise _bad(where, f"resize {contract['resize']!r} is not a positive integer")
+    for key, want in FIXED.items():
+        if contract.get(key, want) != want:
+            raise _bad(where, f"{key}={contract[key]!r} is not supported (only {want!r})")
+    return contract
+
+
+def describe(contract: dict) -> str:
+    """One line for logs and warnings: 'stretch to 224x224, bilinear (antialiased)'."""
+    h, w = contract["input_size"][1:]
+    filt = contract["interpolation"] + (" (antialiased)" if contract.get("antialias") else "")
+    geometry = contract.get("geometry", "crop")
+    if geometry == "crop":
+        shape = f"crop: short side to {contract['resize']}, centre {h}x{w}"
+    elif geometry == "stretch":
+        shape = f"stretch to {h}x{w}"
+    else:
+        shape = f"letterbox into {h}x{w}, pad {tuple(contract.get('pad_value', (0, 0, 0)))}"
+    decode = ", JPEG draft decode" if contract.get("decode") == "draft" else ""
+    return f"{shape}, {filt}{decode}"

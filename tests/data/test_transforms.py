@@ -1,0 +1,80 @@
+"""Each geometry of the contract, pixel for pixel on tiny images, and the training augmentation
+that keeps it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ftedge.config import AugmentConfig
+from ftedge.data.transforms import eval_transform, letterbox_box, train_transform
+from ftedge.formats.contract import build_contract
+
+# mean 0 / std 1: the transform's output is the resized uint8 image / 255, easy to check
+PLAIN = dict(mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+
+
+def _contract(geometry, size=4, interpolation="nearest", **kw):
+    return build_contract(input_size=size, resize=size, interpolation=interpolation,
+                          geometry=geometry, **PLAIN, **kw)
+
+
+def _pixels(contract, arr):
+    out = eval_transform(contract)(Image.fromarray(arr)).numpy()
+    return np.rint(out * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+def _image(w, h):
+    """Every pixel distinct: value = 10*row + column (in all three channels)."""
+    v = (10 * np.arange(h)[:, None] + np.arange(w)[None, :]).astype(np.uint8)
+    return np.repeat(v[..., None], 3, axis=2)
+
+
+def test_stretch_takes_the_whole_image():
+    arr = _image(8, 4)  # 2:1 squashed into 4x4, nearest picks the centre of each 2x1 cell
+    out = _pixels(_contract("stretch"), arr)
+    assert out.shape == (4, 4, 3)
+    assert np.array_equal(out[..., 0], arr[:, 1::2, 0])
+
+
+def test_letterbox_keeps_aspect_and_pads_with_the_recorded_value():
+    arr = _image(4, 2)  # fits 4 wide, 2 high: one padding row above and below
+    out = _pixels(_contract("letterbox", pad_value=(9, 99, 199)), arr)
+    assert np.array_equal(out[1:3], arr)
+    for row in (0, 3):
+        assert (out[row] == [9, 99, 199]).all()
+    tall = _pixels(_contract("letterbox"), _image(2, 4))  # padding left and right, black
+    assert np.array_equal(tall[:, 1:3], _image(2, 4)) and not tall[:, [0, 3]].any()
+
+
+def test_letterbox_odd_padding_goes_bottom_right():
+    out = _pixels(_contract("letterbox", pad_value=(255, 255, 255)), _image(12, 4))
+    assert letterbox_box(12, 4, 4, 4) == (4, 1, 0, 1)
+    assert (out[0] == 255).all() and (out[2:] == 255).all() and (out[1] != 255).any()
+
+
+def test_crop_is_still_short_side_then_centre():
+    c = build_contract(input_size=2, resize=4, interpolation="nearest", **PLAIN)
+    out = _pixels(c, _image(8, 4))  # short side 4 already: no resize; centre 2x2 of 4x8
+    assert np.array_equal(out, _image(8, 4)[1:3, 3:5])
+
+
+@pytest.mark.parametrize("geometry", ["stretch", "letterbox"])
+def test_training_augmentation_keeps_the_device_geometry(geometry):
+    """A wide frame stays wide before the stretch/letterbox: never a square cut of it."""
+    torch.manual_seed(0)
+    c = _contract(geometry, size=16, interpolation="bilinear")
+    aug = AugmentConfig(hflip=0, color_jitter=0, frame_scale=(1.0, 1.0))
+    arr = np.zeros((20, 60, 3), np.uint8)
+    arr[:, :30] = 200  # left half bright: survives only if the whole width is kept
+    out = train_transform(c, aug)(Image.fromarray(arr)).numpy()
+    assert np.array_equal(out, eval_transform(c)(Image.fromarray(arr)).numpy())
+    torch.manual_seed(1)
+    crops = [train_transform(c, AugmentConfig(frame_scale=(0.5, 0.5), hflip=0,
+                                              color_jitter=0))(Image.fromarray(arr))
+             for _ in range(4)]
+    assert all(x.shape == (3, 16, 16) for x in crops)
+    if geometry == "letterbox":  # the crop keeps the 3:1 aspect, so the bars stay
+        assert all(np.allclose(x.numpy()[:, 0], 0) for x in crops)
