@@ -267,11 +267,11 @@ def calibrate(run) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--topk", default=5, show_default=True, type=COUNT)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--batch", type=click.IntRange(min=1),
+@click.option("--batch", type=BATCH,
               help="Images per inference (default: the artifact's fixed batch, else 8).")
-@click.option("--workers", type=click.IntRange(min=1),
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS),
               help="Threads decoding images while the model runs (default: one per core).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the runtime.")
+@click.option("--threads", type=THREADS, help="CPU threads for the runtime.")
 def predict(run, images, topk, as_json, batch, workers, threads) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
