@@ -205,12 +205,15 @@ def data_check(root, as_json, labels, model) -> None:
 @click.option("--split", default="val", show_default=True, type=click.Choice(["val", "test", "train"]),
               help="Which split: the run's recorded one, or that folder of --data (test: a held-out test/ folder).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout (top1, top5, per_class, ...).")
-def eval_cmd(run, data, split, as_json) -> None:
+@click.option("--unknown", "unknown_dir", type=click.Path(exists=True, file_okay=False),
+              help="Folder of images of none of the classes: report how the unknown score "
+                   "separates them (AUROC, FPR at 95% TPR, top-1 against coverage).")
+def eval_cmd(run, data, split, as_json, unknown_dir) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
     from ftedge.stages.inference import calibration_line, evaluate
 
-    rep = evaluate(run, data, split=split)
+    rep = evaluate(run, data, split=split, unknown=unknown_dir)
     if as_json:
         click.echo(json.dumps(rep))
         return
@@ -219,6 +222,8 @@ def eval_cmd(run, data, split, as_json) -> None:
     results.print(f"{rep['n']} images: top-1 {rep['top1']:.4f}  top-5 {rep['top5']:.4f}")
     results.print(calibration_line(rep["calibration"]), highlight=False, markup=False,
                   soft_wrap=True)
+    if "unknown" in rep:
+        _print_unknown(rep["unknown"])
     table = Table("class", "precision", "recall", "support")
     for c, m in rep["per_class"].items():
         table.add_row(plain(c), f"{m['precision']:.3f}", f"{m['recall']:.3f}", str(m["support"]))
@@ -227,6 +232,22 @@ def eval_cmd(run, data, split, as_json) -> None:
     for c, row in zip(rep["classes"], rep["confusion_matrix"]):
         results.print(f"  {literal(c):>12} " + " ".join(f"{v:4d}" for v in row), highlight=False,
                       markup=False)
+
+
+def _print_unknown(u: dict) -> None:
+    from rich.table import Table
+
+    from ftedge.console import plain
+
+    results.print(f"unknown score {plain(str(u['score']))} ({plain(u['measured_on'])}), "
+                  f"{u['n_known']} known vs {u['n_unknown']} unknown images: AUROC "
+                  f"{u['auroc']:.4f}, FPR at 95% TPR {u['fpr95']:.4f}; at the threshold "
+                  f"{u['threshold']:.6g}: {u['known_accepted']:.1%} of the knowns and "
+                  f"{u['accepted']:.1%} of the unknowns accepted", highlight=False)
+    table = Table("coverage", "images kept", "top-1 of the kept")
+    for p in u["accuracy_coverage"]:
+        table.add_row(f"{p['coverage']:.2f}", str(p["n"]), f"{p['top1']:.4f}")
+    results.print(table)
 
 
 @cli.command()
@@ -246,11 +267,11 @@ def calibrate(run) -> None:
 @click.argument("images", nargs=-1, required=True, type=click.Path())
 @click.option("--topk", default=5, show_default=True, type=COUNT)
 @click.option("--json", "as_json", is_flag=True)
-@click.option("--batch", type=click.IntRange(min=1),
+@click.option("--batch", type=BATCH,
               help="Images per inference (default: the artifact's fixed batch, else 8).")
-@click.option("--workers", type=click.IntRange(min=1),
+@click.option("--workers", type=click.IntRange(1, MAX_WORKERS),
               help="Threads decoding images while the model runs (default: one per core).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for the runtime.")
+@click.option("--threads", type=THREADS, help="CPU threads for the runtime.")
 def predict(run, images, topk, as_json, batch, workers, threads) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
@@ -265,7 +286,10 @@ def predict(run, images, topk, as_json, batch, workers, threads) -> None:
             if "error" in r:
                 click.echo(f"{literal(r['image'])}: error: {literal(r['error'])}")
             else:
-                click.echo(f"{literal(r['image'])}: " + ", ".join(
+                u = r.get("unknown")
+                head = (f"unknown (score {u['score']:.6g} > threshold {u['threshold']:.6g}); "
+                        "nearest: " if u and u["is_unknown"] else "")
+                click.echo(f"{literal(r['image'])}: {head}" + ", ".join(
                     f"{literal(t['class'])} {t['prob']:.3f}" for t in r["top"]))
     if all("error" in r for r in results):
         console.print("error: no image could be read", style="red")
@@ -342,8 +366,13 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
                    "graph's first nodes (default: the target's; TensorRT/DeepStream: float255).")
 @click.option("--input-layout", type=click.Choice(INPUT_LAYOUTS, case_sensitive=False),
               help="NCHW (default) or NHWC (camera frames as they come; with 8-bit input).")
+@click.option("--unknown-score",
+              help="The out-of-distribution score appended to the graph as a second output: "
+                   "knn (default), mahalanobis, msp, maxlogit, energy, or off.")
+@click.option("--unknown-tpr", type=float,
+              help="Share of the val images the unknown threshold accepts (default: 0.95).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
-               max_drop, input_format, input_layout) -> None:
+               max_drop, input_format, input_layout, unknown_score, unknown_tpr) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.stages.export.exporter import export_run
 
@@ -366,7 +395,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
         result = export_run(run, target, prec, batch, out, force, int8_source,
                             log=lambda m: console.print(m, soft_wrap=True),
                             allow_failed_gate=allow_failed_gate, input_format=input_format,
-                            input_layout=input_layout)
+                            input_layout=input_layout, unknown_score=unknown_score,
+                            unknown_tpr=unknown_tpr)
         _print_export(result)
         failed |= result.passed is False
     if failed:
@@ -388,6 +418,15 @@ def _print_export(result) -> None:
     if not m["built"]:
         console.print(f"engine build plan and trtexec line: {result.folder}/build_plan.json, "
                       f"{result.folder}/trtexec.sh", soft_wrap=True)
+    u = m.get("unknown")
+    if u:
+        console.print(f"unknown score {u['score']} (output {u['output']!r}): an image scoring "
+                      f"above {u['threshold']:.6g} is unknown; {u['val']['tpr']:.1%} of "
+                      f"{u['val']['n']} val images accepted (target {u['target_tpr']:.0%}, "
+                      f"measured on {u['measured_on']})", soft_wrap=True, markup=False,
+                      highlight=False)
+    else:
+        console.print("no unknown score in this artifact", soft_wrap=True)
     what = f"({m['artifact']}, manifest.json)" if m["built"] else \
         f"(ONNX + build plan, manifest.json; {m['artifact']} is built on the device)"
     results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} {what}",

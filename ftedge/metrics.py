@@ -96,3 +96,43 @@ def expected_calibration_error(logits: np.ndarray, labels: np.ndarray,
         return float("nan")
     return float(sum(b["n"] / total * abs(b["accuracy"] - b["confidence"])
                      for b in table if b["n"]))
+
+
+def ood_rates(known_scores: np.ndarray, unknown_scores: np.ndarray, target_tpr: float = 0.95,
+              threshold: float | None = None) -> dict:
+    """How well an unknown score (higher = more unknown) separates in-distribution images
+    (`known_scores`) from images of none of the classes: AUROC, and the fraction of unknowns
+    accepted (FPR) at the first threshold that accepts `target_tpr` of the knowns; with
+    `threshold`, the rates a fixed threshold gives (accepted: score <= threshold)."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    known = np.asarray(known_scores, np.float64).ravel()
+    unknown = np.asarray(unknown_scores, np.float64).ravel()
+    if not len(known) or not len(unknown):
+        raise ValueError("ood_rates needs both known and unknown scores")
+    # "positive" = known, ranked by -score: TPR = knowns accepted, FPR = unknowns accepted
+    truth = np.r_[np.ones(len(known)), np.zeros(len(unknown))]
+    rank = -np.r_[known, unknown]
+    fpr, tpr, _ = roc_curve(truth, rank)
+    out = {"auroc": float(roc_auc_score(truth, rank)), "target_tpr": float(target_tpr),
+           "fpr_at_tpr": float(fpr[np.searchsorted(tpr, target_tpr - 1e-12)]),
+           "n_known": int(len(known)), "n_unknown": int(len(unknown))}
+    if threshold is not None:
+        out["at_threshold"] = {"threshold": float(threshold),
+                               "tpr": float((known <= threshold).mean()),
+                               "fpr": float((unknown <= threshold).mean())}
+    return out
+
+
+def accuracy_coverage(scores: np.ndarray, correct: np.ndarray,
+                      coverages=(1.0, 0.95, 0.9, 0.8, 0.7, 0.5)) -> list[dict]:
+    """Top-1 of the in-distribution images kept when only the `coverage` fraction with the
+    lowest unknown scores is accepted (selective classification: accuracy against coverage)."""
+    order = np.argsort(np.asarray(scores, np.float64).ravel(), kind="stable")
+    hit = np.asarray(correct, bool).ravel()[order]
+    points = []
+    for c in coverages:
+        n = max(1, int(round(c * len(hit))))
+        points.append({"coverage": float(c), "n": n, "top1": float(hit[:n].mean())
+                       if len(hit) else float("nan")})
+    return points

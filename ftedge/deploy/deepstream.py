@@ -271,6 +271,7 @@ def _notes(manifest: dict) -> list[str]:
         "on every class's logit). The top-1 class is the same (T > 0 keeps the order). For "
         "calibrated confidence, the custom parser computes softmax(logits / T) with this T, or "
         "output-tensor-meta=1 hands the raw logits to a downstream probe that does.",
+        *unknown_note(manifest),
         "",
         "Engine: model-engine-file is the engine ftedge (or ../../trtexec.sh) builds on the "
         "device from the explicit Q/DQ graph, with no calibration table. Build it first: with "
@@ -278,6 +279,27 @@ def _notes(manifest: dict) -> list[str]:
         "file not specified. Trying FP16 mode.\" and sets only the FP16 flag "
         "(nvdsinfer_model_builder.cpp), so an engine it builds from onnx-file is not the one "
         "ftedge checked.",
+    ]
+
+
+def unknown_note(manifest: dict) -> list[str]:
+    """What nvinfer does with the graph's second output, the unknown score (none: [])."""
+    u = manifest.get("unknown")
+    if not u:
+        return []
+    return [
+        "",
+        f"Unknown: the engine's second output {u['output']!r} ([N, 1], {u['score']}) is an "
+        f"out-of-distribution score; an image scoring above {u['threshold']:.9g} is none of "
+        "the classes (the threshold accepts "
+        f"{u['target_tpr']:.0%} of the val images). nvinfer's default classifier parser "
+        "does not apply it: it reads every output layer as one more softmax attribute. "
+        "Two ways to use it: output-tensor-meta=1 (set here) attaches both raw outputs to "
+        "the frame or object as NvDsInferTensorMeta, which a pad probe reads to compare "
+        f"{u['output']!r} with the threshold (as DeepStream's "
+        "deepstream-infer-tensor-meta-test does); or a custom classifier parser "
+        "(parse-classifier-func-name and custom-lib-path), which receives every output "
+        "layer and can emit the label unknown. Neither was run here: no DeepStream.",
     ]
 
 
@@ -304,12 +326,15 @@ def nvinfer_config(folder: Path, manifest: dict) -> str:
         ("process-mode", 1),
         ("gie-unique-id", 1),
         ("interval", 0),
-        ("output-blob-names", manifest["output_name"]),
+        ("output-blob-names", ";".join([manifest["output_name"]] + (
+            [manifest["unknown"]["output"]] if manifest.get("unknown") else []))),
         ("classifier-threshold", 0.0),
         ("maintain-aspect-ratio", maintain_aspect_ratio(contract)),
         ("symmetric-padding", 1),
         ("scaling-filter", SCALING_FILTER_BILINEAR),
     ]
+    if manifest.get("unknown"):  # both raw outputs reach the app (see the unknown note)
+        keys.append(("output-tensor-meta", 1))
     if dla is not None:
         keys += [("enable-dla", 1), ("use-dla-core", int(dla))]
     lines = _comment(_notes(manifest)) + ["", "[property]"] + [f"{k}={v}" for k, v in keys]

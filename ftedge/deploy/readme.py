@@ -189,6 +189,28 @@ hex digits) any other line-breaking character; every other character is itself.
 """
 
 
+def _unknown_section(manifest: dict) -> str:
+    u = manifest.get("unknown")
+    if not u:
+        return ("## 6. Images of none of the classes\n\nThis artifact has no unknown score "
+                "(exported with --unknown-score off, or by an older\nftedge): every image "
+                "gets one of the classes. Export it again to get one.\n")
+    return f"""## 6. Images of none of the classes
+
+The graph has a second output, `{u['output']}` (N x 1 float32, the {u['score']} score, higher =
+more unknown). An image whose score is above **{u['threshold']:.9g}** is of none of the classes:
+the threshold accepts {u['target_tpr']:.0%} of the val images ({u['val']['tpr']:.1%} measured on
+{u['val']['n']}, {u['measured_on']}). The same rule is in `manifest.json` (`unknown`).
+
+- `infer.py` prints `UNKNOWN` above the nearest classes (`"unknown"` in `--json`).
+- Triton: the config declares `{u['output']}`; ask for it with the logits and compare.
+- DeepStream: nvinfer's default classifier parser does not apply the threshold; the config
+  sets `output-tensor-meta=1` so a probe can read `{u['output']}` (see the comment in the
+  config, and a custom parser as the other way). Not run here.
+- Any other runtime: run the ONNX and read the output by name.
+"""
+
+
 def _confidence_section(manifest: dict) -> str:
     t, sentence = temperature_sentence(manifest)
     return f"""## 5. Calibrated confidence
@@ -220,7 +242,7 @@ def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[st
                         "export the run for a TensorRT target (e.g.\n`--target "
                         "jetson-orin-nano`) to get a DeepStream config in its deploy kit.\n")
     sections += [_triton_section(manifest, triton_name), _contract_section(manifest),
-                 _confidence_section(manifest)]
+                 _confidence_section(manifest), _unknown_section(manifest)]
     title = (f"# Deploy kit: {manifest['model_name']} on {manifest.get('target', runtime)} "
              f"({runtime}, {manifest['precision']})")
     caveat = vnni_caveat(manifest["runtime"], manifest.get("extra"))

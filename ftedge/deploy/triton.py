@@ -48,6 +48,19 @@ def _dims(values) -> str:
     return "[ " + ", ".join(str(int(v)) for v in values) + " ]"
 
 
+def _unknown_output(manifest: dict, batching: bool, fixed: int | None) -> list[str]:
+    """The second output, the unknown score, when the graph has one (manifest "unknown")."""
+    unknown = manifest.get("unknown")
+    if not unknown:
+        return []
+    return ["  {",
+            f"    # {unknown['score']} score, higher = more unknown: an image scoring above "
+            f"{unknown['threshold']:.9g} is none of the classes",
+            f'    name: "{unknown["output"]}"',
+            "    data_type: TYPE_FP32",
+            f"    dims: {_dims([1] if batching else [fixed, 1])}", "  }"]
+
+
 def config_pbtxt(manifest: dict, name: str) -> str:
     """The text of config.pbtxt (protobuf text format of Triton's ModelConfig)."""
     runtime, fixed = manifest["runtime"], batch_of(manifest)
@@ -87,7 +100,8 @@ def config_pbtxt(manifest: dict, name: str) -> str:
         "    data_type: TYPE_FP32",
         f"    dims: {_dims(out_dims)}",
         '    label_filename: "labels.txt"',
-        "  }",
+        "  }," if manifest.get("unknown") else "  }",
+        *_unknown_output(manifest, batching, fixed),
         "]",
     ]
     if batching:

@@ -67,6 +67,9 @@ class Manifest:
     # (confidence.calibration_record; None in manifests from before it: T = 1)
     calibration: dict | None = None
     float_layers: list[str] = field(default_factory=list)  # layers kept out of INT8
+    # the graph's unknown score (runtime/unknown.py): score, output, threshold, target_tpr...;
+    # None for artifacts exported without one (and before ftedge had it)
+    unknown: dict | None = None
     extra: dict = field(default_factory=dict)
     created: str = ""
     format: str = FORMAT
@@ -163,6 +166,13 @@ def validate(data, folder: Path) -> Manifest:
                        ("float_layers", list)):
         if name in body and not isinstance(body[name], kind):
             raise _bad(folder, f"{name} is not a {kind.__name__}", data)
+    unknown = body.get("unknown")
+    if unknown is not None and not (
+            isinstance(unknown, dict) and isinstance(unknown.get("output"), str)
+            and isinstance(unknown.get("threshold"), (int, float))
+            and not isinstance(unknown.get("threshold"), bool)):
+        raise _bad(folder, "unknown is not a score record with an output and a threshold",
+                   data)
     if body["runtime"] not in RUNTIMES:
         raise _bad(folder, f"runtime {body['runtime']!r} is not one of "
                            f"{', '.join(RUNTIMES)}", data)

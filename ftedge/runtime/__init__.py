@@ -26,6 +26,13 @@ def infer_batches(runner: Runner, x: np.ndarray, batch: int = 32) -> np.ndarray:
     return np.concatenate([runner.infer(x[i:i + batch]) for i in range(0, len(x), batch)])
 
 
+def infer_scored(runner: Runner, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Logits and the graph's unknown score ([N], higher = more unknown), or None when the
+    runner's model has none (PyTorch runs, artifacts exported before ftedge had one)."""
+    scored = getattr(runner, "infer_scored", None)
+    return scored(batch) if scored else (runner.infer(batch), None)
+
+
 class FixedBatchRunner:
     """Feeds a graph with a fixed batch size any number of images: chunks, zero-pads the last."""
 
@@ -33,15 +40,20 @@ class FixedBatchRunner:
         self.inner, self.batch = inner, batch
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        outs = []
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        logits, scores = [], []
         for i in range(0, len(batch), self.batch):
             chunk = batch[i:i + self.batch]
             n = len(chunk)
             if n < self.batch:
-                pad = np.zeros((self.batch - n, *chunk.shape[1:]), chunk.dtype)
-                chunk = np.concatenate([chunk, pad])
-            outs.append(self.inner.infer(chunk)[:n])
-        return np.concatenate(outs)
+                chunk = np.concatenate([chunk, np.zeros((self.batch - n, *chunk.shape[1:]),
+                                                        chunk.dtype)])
+            lo, sc = infer_scored(self.inner, chunk)
+            logits.append(lo[:n])
+            scores.append(None if sc is None else sc[:n])
+        return np.concatenate(logits), (None if scores[0] is None else np.concatenate(scores))
 
     def conv_kernels(self) -> dict[str, int] | None:
         kernels = getattr(self.inner, "conv_kernels", None)

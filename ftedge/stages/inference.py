@@ -71,6 +71,100 @@ def calibration_line(rep: dict) -> str:
     return line
 
 
+NO_UNKNOWN = {
+    "run": "a run folder has no unknown score of its own: `ftedge export` appends one to each "
+           "artifact's graph (eval --unknown fits one to the run's FP32 graph to measure it)",
+    "artifact": "no unknown score: this artifact was exported without one (before ftedge had "
+                "it, or with --unknown-score off); export it again to get one",
+}
+
+
+def unknown_of(loaded: LoadedModel) -> dict | None:
+    """The artifact's unknown section (score, output, threshold, ...), or None."""
+    return getattr(loaded.manifest, "unknown", None) if loaded.kind == "artifact" else None
+
+
+def _unknown_images(folder: str | Path) -> list[Sample]:
+    from ftedge.data.images import IMAGE_EXTENSIONS
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DatasetError(f"--unknown {folder} is not a folder",
+                           "pass a folder of images of none of the model's classes")
+    files = sorted(p for p in folder.rglob("*") if p.is_file()
+                   and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise DatasetError(f"--unknown {folder} holds no images ({', '.join(IMAGE_EXTENSIONS)})",
+                           "pass a folder of images of none of the model's classes")
+    return [Sample(p, -1) for p in files]
+
+
+def _scored_runner(loaded: LoadedModel):
+    """(runner whose graph has an unknown score, the unknown record, what it is): the
+    artifact itself, or for a run its FP32 graph with the default score fitted as export
+    fits it and its threshold chosen on val in ONNX Runtime."""
+    unk = unknown_of(loaded)
+    if loaded.kind == "artifact":
+        if unk is None:
+            raise RunError(f"{loaded.path}: {NO_UNKNOWN['artifact']}",
+                           f"ftedge export {loaded.manifest.source.get('run', 'RUN')} --target "
+                           f"{loaded.manifest.target} --precision {loaded.manifest.precision} "
+                           "--force")
+        return loaded.runner, unk, f"the artifact in {loaded.manifest.runtime}"
+    import tempfile
+
+    from ftedge.config import UNKNOWN_SCORE, UNKNOWN_TPR
+    from ftedge.runtime.unknown import scored_graph, source_threshold
+    from ftedge.formats.run import FP32_ONNX
+    from ftedge.runtime.onnxruntime.runner import OrtRunner
+
+    graph = RunFolder(loaded.path).file(FP32_ONNX)
+    with tempfile.TemporaryDirectory() as tmp:
+        if not graph.is_file():
+            from ftedge.quant.onnx_export import export_fp32
+
+            graph = Path(tmp) / FP32_ONNX
+            export_fp32(loaded, graph, 17)
+        scored, facts = scored_graph(loaded, graph, UNKNOWN_SCORE)
+    record = {**facts, **source_threshold(loaded, scored, UNKNOWN_TPR)}
+    return OrtRunner(scored), record, f"the run's {FP32_ONNX} with {UNKNOWN_SCORE} in ONNX Runtime"
+
+
+def _scores(runner, samples: list[Sample], contract: dict, batch_size: int):
+    from ftedge.runtime import infer_scored
+
+    logits, scores = [], []
+    for i in range(0, len(samples), batch_size):
+        lo, sc = infer_scored(runner, preprocess_samples(samples[i:i + batch_size], contract))
+        logits.append(lo)
+        scores.append(sc)
+    return np.concatenate(logits), np.concatenate(scores)
+
+
+def unknown_report(loaded: LoadedModel, samples: list[Sample], unknown_dir: str | Path,
+                   batch_size: int = 32) -> tuple[np.ndarray, dict]:
+    """The known images' logits, and how the unknown score separates them from the images of
+    `unknown_dir`: AUROC, FPR at 95% TPR, the rates at the recorded threshold, and top-1
+    against coverage."""
+    from ftedge.metrics import accuracy_coverage, ood_rates
+
+    others = _unknown_images(unknown_dir)
+    runner, unk, what = _scored_runner(loaded)
+    logits, known = _scores(runner, samples, loaded.contract, batch_size)
+    _, unknown = _scores(runner, others, loaded.contract, batch_size)
+    thr = float(unk["threshold"])
+    rates = ood_rates(known, unknown, 0.95, threshold=thr)
+    correct = logits.argmax(1) == np.array([s.label for s in samples])
+    return logits, {
+        "score": unk.get("score"), "threshold": thr, "measured_on": what,
+        "unknown_dir": str(unknown_dir), "n_known": len(samples), "n_unknown": len(others),
+        "auroc": rates["auroc"], "fpr95": rates["fpr_at_tpr"],
+        "known_accepted": rates["at_threshold"]["tpr"],
+        "accepted": rates["at_threshold"]["fpr"],  # unknowns taken for a class
+        "accuracy_coverage": accuracy_coverage(known, correct),
+    }
+
+
 def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
     # batch by batch: decoded images of a large test set need not all sit in memory at once
     return np.concatenate([
@@ -96,13 +190,15 @@ def calibrate(run: str | Path) -> dict:
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
-             split: str = "val") -> dict:
+             split: str = "val", unknown: str | Path | None = None) -> dict:
     """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
 
     Args:
         run: run folder, checkpoint file, or artifact folder.
         data: class-folder dataset; None uses the run's own recorded `split`.
         split: val (default), test (a held-out test/ folder), or train.
+        unknown: a folder of images of none of the classes: the report gets an `unknown`
+            section (unknown_report).
     Returns:
         dict with keys n, top1, top5, per_class, confusion_matrix, classes, calibration (ECE
         and NLL without and with the model's recorded temperature), and cpu_note
@@ -116,12 +212,35 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     if not samples:
         raise DatasetError(f"no images to evaluate in the {split} split",
                            "pass --data DIR with images in the model's class folders")
-    logits, labels = _logits(loaded, samples, batch_size), np.array([s.label for s in samples])
+    labels = np.array([s.label for s in samples])
+    extra = {"cpu_note": note} if note else {}
+    if unknown is not None:
+        logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size)
+    else:
+        logits = _logits(loaded, samples, batch_size)
     rep = classification_report(logits, labels, loaded.classes)
     # the record's val images are the default split's: scoring them again is in-sample
     in_sample = record is not None and data is None and split == "val"
     rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
-    return {**rep, "cpu_note": note} if note else rep
+    return {**rep, **extra}
+
+
+class _ScoreColumn:
+    """The artifact's runner with its unknown score as one more column after the logits, so
+    batched prediction (runtime/overlap.py) carries it along with each image's row."""
+
+    def __init__(self, loaded: LoadedModel, unk: dict):
+        self.loaded, self.unk = loaded, unk
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        from ftedge.runtime import infer_scored
+
+        logits, score = infer_scored(self.loaded.runner, batch)
+        if score is None:
+            raise RunError(f"{self.loaded.path}: the manifest records an unknown score but the "
+                           f"model has no {self.unk['output']!r} output",
+                           "export the artifact again with --force")
+        return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
 
 
 def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None = None,
@@ -163,6 +282,10 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
     loaded = open_model(run, threads)
     warn_host_note(loaded)
     temperature, _ = warn_uncalibrated(loaded)
+    unk = unknown_of(loaded)
+    if unk is None:
+        console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
     fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
     if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
         batch = fixed or PREDICT_BATCH
@@ -173,18 +296,23 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
         return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
 
     results = []
-    for (i, x), out in overlapped_infer(loaded.runner, enumerate(images), prepare, batch=batch,
+    runner = _ScoreColumn(loaded, unk) if unk else loaded.runner
+    for (i, x), out in overlapped_infer(runner, enumerate(images), prepare, batch=batch,
                                         workers=workers,
                                         item_errors=(ImageDecodeError, OSError)):
         entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
         if isinstance(out, BaseException):
             entry["error"] = str(out)
         else:
-            prob = softmax(out[None], temperature)[0]  # softmax(logits / T)
+            logits = out[:-1] if unk else out
+            prob = softmax(logits[None], temperature)[0]  # softmax(logits / T)
             order = np.argsort(-prob)[: min(topk, len(prob))]
             entry["temperature"] = temperature
             entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
                             for i in order]
+            thr = float(unk["threshold"]) if unk else None
+            entry["unknown"] = ({"score": float(out[-1]), "threshold": thr,
+                                 "is_unknown": float(out[-1]) > thr} if unk else None)
         results.append(entry)
     return results
 

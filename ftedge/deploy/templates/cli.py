@@ -79,12 +79,21 @@ def batch_size(manifest, asked):
 
 
 def run_batch(model, arrays, batch, fixed):
-    """Logits for up to `batch` arrays; a fixed-batch model gets a zero-padded chunk."""
+    """(logits, unknown scores or None) for up to `batch` arrays; a fixed-batch model gets a
+    zero-padded chunk."""
     chunk = np.stack(arrays)
     n = len(chunk)
     if fixed and n < batch:
         chunk = np.concatenate([chunk, np.zeros((batch - n, *chunk.shape[1:]), chunk.dtype)])
-    return np.asarray(model.infer(chunk))[:n]
+    logits, scores = model.infer_scored(chunk)
+    return np.asarray(logits)[:n], (None if scores is None else np.asarray(scores)[:n])
+
+
+def unknown_decision(score, unknown):
+    """The manifest's unknown rule: an image scoring above the threshold is of none of the
+    classes (the threshold accepts manifest["unknown"]["target_tpr"] of the val images)."""
+    threshold = float(unknown["threshold"])
+    return {"score": float(score), "threshold": threshold, "is_unknown": float(score) > threshold}
 
 
 def temperature_of(manifest):
@@ -121,6 +130,10 @@ def report(results, as_json, out=None):
         if "error" in r:
             continue  # already on stderr
         out.write(f"{r['image']}\n")
+        u = r.get("unknown")
+        if u and u["is_unknown"]:
+            out.write(f"  UNKNOWN: none of the classes (unknown score {u['score']:.6g} > "
+                      f"threshold {u['threshold']:.6g}); nearest classes:\n")
         for t in r["top"]:
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
@@ -164,9 +177,11 @@ def overlapped(model, inputs, prepare, batch, fixed, workers):
                     except ImageDecodeError as e:
                         group.append((item, e))
                     top_up()  # the pool works on while this batch runs
-                logits = run_batch(model, arrays, batch, fixed) if arrays else None
+                logits, scores = run_batch(model, arrays, batch, fixed) if arrays else (None,
+                                                                                         None)
                 for item, slot in group:
-                    yield item, slot if isinstance(slot, Exception) else logits[slot]
+                    yield item, slot if isinstance(slot, Exception) else (
+                        logits[slot], None if scores is None else scores[slot])
         finally:
             for _, future in pending:
                 future.cancel()
@@ -201,6 +216,11 @@ class Classifier:
         if note:
             print(note, file=sys.stderr)
         self.model = Model(self.folder, manifest)
+        self.unknown = manifest.get("unknown")
+        if not self.unknown:
+            print("note: no unknown score: this artifact was exported without one; export it "
+                  "again with a newer ftedge to reject images of none of its classes",
+                  file=sys.stderr)
 
     def prepare(self, item):
         """One input (a path, or (index, frame)) -> the artifact's input: float32 CHW, or
@@ -228,8 +248,15 @@ class Classifier:
             if isinstance(out, Exception):
                 result["error"] = str(out)
             else:
+                row, score = out
+                if self.unknown and score is None:
+                    raise ArtifactError("the manifest records an unknown score but the model "
+                                        f"has no {self.unknown.get('output')!r} output",
+                                        "export the artifact again")
                 result["temperature"] = self.temperature
-                result["top"] = top_k(out, self.classes, k, self.temperature)
+                result["top"] = top_k(row, self.classes, k, self.temperature)
+                result["unknown"] = (unknown_decision(score, self.unknown) if self.unknown
+                                     else None)
             results.append(result)
         return results
 

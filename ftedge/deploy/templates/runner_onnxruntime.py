@@ -32,7 +32,8 @@ def disabled_optimizers():
 
 
 class Model:
-    """An ONNX Runtime CPU session: NCHW float32 batch in, logits out."""
+    """An ONNX Runtime CPU session: NCHW float32 batch in, logits (and the unknown
+    score) out."""
 
     def __init__(self, folder, manifest):
         try:
@@ -45,9 +46,16 @@ class Model:
                                             providers=["CPUExecutionProvider"],
                                             disabled_optimizers=disabled_optimizers())
         self.input_name, self.output_name = manifest["input_name"], manifest["output_name"]
+        self.unknown = (manifest.get("unknown") or {}).get("output")  # None: no unknown score
 
     def infer(self, batch):
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch):
+        """Logits, and the unknown score per image (None when the graph has none)."""
         # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
         dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
         feed = {self.input_name: np.ascontiguousarray(batch, dtype=dtype)}
-        return self.session.run([self.output_name], feed)[0]
+        out = self.session.run([self.output_name] + ([self.unknown] if self.unknown else []),
+                               feed)
+        return out[0], (out[1][:, 0] if self.unknown else None)

@@ -70,6 +70,9 @@ class Model:
         self.compiled = core.compile_model(self.model, device, config)
         self.dynamic = self.model.input(0).get_partial_shape().is_dynamic
         self.requests = {}  # batch shape -> request, oldest first
+        index = {n: i for i, o in enumerate(self.compiled.outputs) for n in o.get_names()}
+        self.logits = index.get(manifest["output_name"], 0)
+        self.unknown = index.get((manifest.get("unknown") or {}).get("output"))  # None: none
 
     def request(self, shape):
         """A dynamic-batch IR is compiled once per batch shape (a few kept), as ftedge's
@@ -90,8 +93,16 @@ class Model:
         return request
 
     def infer(self, batch):
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch):
+        """Logits, and the unknown score per image (None when the graph has none)."""
         # 8-bit pixel input (a graph that normalises itself) stays uint8
         batch = np.ascontiguousarray(batch, dtype=np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self.request(batch.shape)
         request.infer({0: batch}, share_inputs=True)  # reads the array in place
-        return request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        # copies: the request reuses its buffers
+        logits = request.get_output_tensor(self.logits).data.copy()
+        if self.unknown is None:
+            return logits, None
+        return logits, request.get_output_tensor(self.unknown).data[:, 0].copy()

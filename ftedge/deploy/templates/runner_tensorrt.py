@@ -102,6 +102,12 @@ class Model:
         if self.input not in names or self.output not in names:
             raise ArtifactError(f"the engine's tensors are {names}, not {self.input!r} -> "
                                 f"{self.output!r}", "rebuild the engine from this artifact's ONNX")
+        # the unknown score is the graph's second output; every output needs an address
+        self.unknown = (manifest.get("unknown") or {}).get("output")
+        if self.unknown is not None and self.unknown not in names:
+            raise ArtifactError(f"the engine has no {self.unknown!r} output",
+                                "rebuild the engine from this artifact's ONNX")
+        self.outputs = [self.output] + ([self.unknown] if self.unknown else [])
         self.max_batch = int(self.engine.get_tensor_profile_shape(self.input, 0)[2][0])
         self.context = self.engine.create_execution_context()
         self.stream = _check(self.cudart.cudaStreamCreate())
@@ -117,21 +123,31 @@ class Model:
         return ptr
 
     def infer(self, batch):
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch):
+        """Logits, and the unknown score per image (None when the graph has none)."""
         if len(batch) > self.max_batch:
-            return np.concatenate([self.infer(batch[i:i + self.max_batch])
-                                   for i in range(0, len(batch), self.max_batch)])
+            parts = [self.infer_scored(batch[i:i + self.max_batch])
+                     for i in range(0, len(batch), self.max_batch)]
+            return (np.concatenate([p[0] for p in parts]), None if self.unknown is None
+                    else np.concatenate([p[1] for p in parts]))
         cudart, x = self.cudart, np.ascontiguousarray(batch, dtype=np.float32)
         if not self.context.set_input_shape(self.input, tuple(x.shape)):
             raise ArtifactError(f"the engine does not take input shape {tuple(x.shape)}",
                                 "pass a --batch the engine was built for")
-        y = np.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=np.float32)
-        d_in, d_out = self._device(self.input, x.nbytes), self._device(self.output, y.nbytes)
         h2d, d2h = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        d_in = self._device(self.input, x.nbytes)
         _check(cudart.cudaMemcpyAsync(d_in, x.ctypes.data, x.nbytes, h2d, self.stream))
         self.context.set_tensor_address(self.input, int(d_in))
-        self.context.set_tensor_address(self.output, int(d_out))
+        ys = {}
+        for name in self.outputs:
+            ys[name] = np.empty(tuple(self.context.get_tensor_shape(name)), dtype=np.float32)
+            self.context.set_tensor_address(name, int(self._device(name, ys[name].nbytes)))
         if not self.context.execute_async_v3(stream_handle=int(self.stream)):
             raise ArtifactError("TensorRT inference failed (see the log above)")
-        _check(cudart.cudaMemcpyAsync(y.ctypes.data, d_out, y.nbytes, d2h, self.stream))
+        for name, y in ys.items():
+            _check(cudart.cudaMemcpyAsync(y.ctypes.data, self.buffers[name][0], y.nbytes, d2h,
+                                          self.stream))
         _check(cudart.cudaStreamSynchronize(self.stream))
-        return y
+        return ys[self.output], (ys[self.unknown][:, 0] if self.unknown else None)

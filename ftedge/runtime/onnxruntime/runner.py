@@ -87,15 +87,25 @@ class OrtRunner:
     def __init__(self, model, threads: int | None = None):
         self.session = inference_session(model, threads)
         self.input = self.session.get_inputs()[0].name
+        names = [o.name for o in self.session.get_outputs()]
+        # graphs exported with an unknown score have it as a second output (graph/unknown.py)
+        self.unknown = "unknown_score" if "unknown_score" in names else None
+        self.logits = next(n for n in names if n != self.unknown)
         self._model = model
 
     def conv_kernels(self) -> dict[str, int]:
         return conv_kernels(self._model)
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the unknown score ([N], higher = more unknown; None without one)."""
+        names = [self.logits] + ([self.unknown] if self.unknown else [])
         # uint8 stays uint8: an artifact that normalises in its graph takes 8-bit pixels
         dtype = np.uint8 if batch.dtype == np.uint8 else np.float32
-        return self.session.run(None, {self.input: np.ascontiguousarray(batch, dtype)})[0]
+        out = self.session.run(names, {self.input: np.ascontiguousarray(batch, dtype)})
+        return out[0], (out[1][:, 0] if self.unknown else None)
 
 
 def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 32,

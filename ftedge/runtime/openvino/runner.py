@@ -59,6 +59,10 @@ class OpenVinoRunner:
         self._keep = static_shapes if self._dynamic else 0
         self._requests: dict[tuple, object] = {}  # shape -> InferRequest, oldest first
         self._default = self.compiled.create_infer_request()
+        names = [o.get_names() for o in self.compiled.outputs]
+        # graphs exported with an unknown score have it as a second output (graph/unknown.py)
+        self.unknown = next((i for i, n in enumerate(names) if "unknown_score" in n), None)
+        self.logits = next(i for i in range(len(names)) if i != self.unknown)
 
     def _request(self, shape: tuple):
         """The request for `shape`: its own static compile while fewer than `static_shapes`
@@ -77,12 +81,20 @@ class OpenVinoRunner:
         return request
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the unknown score ([N], higher = more unknown; None without one)."""
         # no copy when it already is; 8-bit pixel input (in-graph normalisation) stays uint8
         batch = np.ascontiguousarray(batch, np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self._request(batch.shape)
         # share_inputs: the request reads the caller's array in place (no copy per call)
         request.infer({0: batch}, share_inputs=True)
-        return request.get_output_tensor(0).data.copy()  # the request reuses its buffer
+        # copies: the request reuses its buffers
+        logits = request.get_output_tensor(self.logits).data.copy()
+        if self.unknown is None:
+            return logits, None
+        return logits, request.get_output_tensor(self.unknown).data[:, 0].copy()
 
     def conv_kernels(self) -> dict[str, int]:
         return conv_precisions(self.compiled)

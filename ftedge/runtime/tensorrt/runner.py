@@ -49,25 +49,39 @@ class TrtRunner:
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         modes = {n: self.engine.get_tensor_mode(n) for n in names}
         self.input = next(n for n in names if modes[n] == trt.TensorIOMode.INPUT)
-        self.output = next(n for n in names if modes[n] == trt.TensorIOMode.OUTPUT)
+        outputs = [n for n in names if modes[n] == trt.TensorIOMode.OUTPUT]
+        # graphs exported with an unknown score have it as a second output (graph/unknown.py);
+        # every output needs an address, so both are bound
+        self.unknown = "unknown_score" if "unknown_score" in outputs else None
+        self.output = next(n for n in outputs if n != self.unknown)
+        self.outputs = outputs
         # the optimization profile's (min, opt, max) shapes: larger batches are split
         self.max_batch = int(self.engine.get_tensor_profile_shape(self.input, 0)[2][0])
         self.stream = torch.cuda.Stream()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
+        return self.infer_scored(batch)[0]
+
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Logits and the unknown score ([N], higher = more unknown; None without one)."""
         if len(batch) > self.max_batch:
-            return np.concatenate([self.infer(batch[i:i + self.max_batch])
-                                   for i in range(0, len(batch), self.max_batch)])
+            parts = [self.infer_scored(batch[i:i + self.max_batch])
+                     for i in range(0, len(batch), self.max_batch)]
+            return (np.concatenate([p[0] for p in parts]),
+                    None if self.unknown is None else np.concatenate([p[1] for p in parts]))
         torch = self.torch
         x = torch.from_numpy(np.ascontiguousarray(batch, np.float32)).cuda()
         if not self.context.set_input_shape(self.input, tuple(x.shape)):
             raise ExportError(f"the engine does not take input shape {tuple(x.shape)}",
                               "export with a --batch / max_batch that covers it")
-        y = torch.empty(tuple(self.context.get_tensor_shape(self.output)), dtype=torch.float32,
-                        device="cuda")
         self.context.set_tensor_address(self.input, x.data_ptr())
-        self.context.set_tensor_address(self.output, y.data_ptr())
+        ys = {}
+        for name in self.outputs:
+            ys[name] = torch.empty(tuple(self.context.get_tensor_shape(name)),
+                                   dtype=torch.float32, device="cuda")
+            self.context.set_tensor_address(name, ys[name].data_ptr())
         if not self.context.execute_async_v3(self.stream.cuda_stream):
             raise ExportError("TensorRT inference failed (see the log above)")
         self.stream.synchronize()
-        return y.cpu().numpy()
+        logits = ys[self.output].cpu().numpy()
+        return logits, (None if self.unknown is None else ys[self.unknown].cpu().numpy()[:, 0])

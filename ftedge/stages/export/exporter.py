@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ftedge.confidence import DIAGRAM as RELIABILITY_DIAGRAM
@@ -24,6 +24,7 @@ from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
+from ftedge.graph.edit import save as save_onnx
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.quant.onnx_export import ensure_fp32
@@ -31,6 +32,8 @@ from ftedge.runtime import LoadedModel
 from ftedge.runtime.base import SourceModel, get_target
 from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile, parse_batch
 from ftedge.runtime.pytorch.runner import load_run
+from ftedge.runtime.unknown import (check_unknown_options, scored_graph, source_threshold,
+                                   threshold_record, val_scores)
 from ftedge.stages.export.parity import parity_check, pipeline_warning
 
 
@@ -131,7 +134,8 @@ def graph_opset(path: Path) -> int:
 
 
 def _manifest(loaded, profile, source, artifact, target, parity, opset,
-              pixels: tuple[str, str], calibration: dict | None = None) -> Manifest:
+               pixels: tuple[str, str], calibration: dict | None = None,
+               unknown: dict | None = None) -> Manifest:
     meta = read_metadata(source.path)
     c, h, w = source.input_size
     return Manifest(
@@ -151,7 +155,7 @@ def _manifest(loaded, profile, source, artifact, target, parity, opset,
         calibration_sha256=meta.get("ftedge.calibration_sha256"), calibration=calibration,
         versions=_versions(target), profile=profile.to_dict(), parity=parity, files={},
         float_layers=list(source.float_layers),
-        extra=artifact.extra, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        extra=artifact.extra, unknown=unknown, created=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
 
 
 def pixel_input(profile: TargetProfile, input_format: str | None,
@@ -191,11 +195,15 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
                log=print, allow_failed_gate: bool = False, input_format: str | None = None,
-               input_layout: str | None = None) -> ExportResult:
+               input_layout: str | None = None, unknown_score: str | None = None,
+               unknown_tpr: float | None = None) -> ExportResult:
     """Export a tuned run for one target (a name in targets/ or a profile YAML file). An INT8
     artifact starts only from a graph whose own accuracy gate passed, unless
     `allow_failed_gate`. `input_format` (None: the profile's) uint8 or float255 makes the
-    artifact take 8-bit RGB and normalise in its graph; `input_layout` NCHW or NHWC."""
+    artifact take 8-bit RGB and normalise in its graph; `input_layout` NCHW or NHWC. Its
+    graph gets an unknown score (`unknown_score`, "off" for none; None: config.UNKNOWN_SCORE)
+    whose threshold accepts `unknown_tpr` of the val images."""
+    score, tpr = check_unknown_options(unknown_score, unknown_tpr)
     profile = load_profile(target)
     pixels = pixel_input(profile, input_format, input_layout)
     precision = check_precision(precision, profile)
@@ -218,12 +226,17 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                           errors[0].hint or "see `ftedge targets show " + profile.name + "`")
     out = Path(out) if out else default_out(loaded.path, profile, precision, batch_n)
     with staged_folder(out, "artifact", force, protect=[loaded.path],
-                       later=tgt.built_later) as tmp:
+                       later=tgt.built_later) as tmp, tempfile.TemporaryDirectory() as work:
+        scored, facts = _with_unknown(loaded, source, score, unknown_score is not None, log)
+        target_source = source
+        if scored is not None:
+            target_source = replace(source, path=Path(work) / source.path.name)
+            save_onnx(scored, target_source.path)
         if pixels[0] == "normalized":
-            artifact = tgt.export(source, profile, tmp)
+            artifact = tgt.export(target_source, profile, tmp)
         else:
             with tempfile.TemporaryDirectory(prefix=".pixels-", dir=tmp) as staging:
-                artifact = tgt.export(_pixel_source(source, loaded.contract, pixels,
+                artifact = tgt.export(_pixel_source(target_source, loaded.contract, pixels,
                                                     Path(staging)), profile, tmp)
         artifact.extra["run"] = str(loaded.path)
         caveat = vnni_caveat(profile.runtime, artifact.extra)
@@ -237,8 +250,22 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                 log(f"warning: {warning}")
         atomic_write_json(tmp / "parity.json", parity)
         calibration = fit_artifact_calibration(tmp, loaded, profile, precision, val, log)
+        unknown = None
+        if scored is not None:
+            record = None
+            if artifact.built and pixels[0] == "normalized":
+                logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
+                if scores is not None:
+                    record = threshold_record(scores, logits, labels, tpr, "the artifact in "
+                                              f"{profile.runtime}")
+            if record is None:
+                record = source_threshold(loaded, scored, tpr, (
+                    "the artifact does not run here" if not artifact.built else
+                    "the artifact takes 8-bit pixels" if pixels[0] != "normalized" else
+                    "its runner gives no second output"))
+            unknown = {**facts, **record}
         manifest = _manifest(loaded, profile, source, artifact, tgt, parity, opset, pixels,
-                             calibration)
+                             calibration, unknown)
         # deploy/ (labels, standalone infer.py, Triton, DeepStream) is hashed with the rest
         write_deploy_kit(tmp, manifest.to_dict())
         sealed = write_manifest(tmp, manifest, tgt.built_later)
@@ -248,6 +275,23 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
                    if val is not None and val.artifact_ran else None)
         write_model_card(tmp, sealed, metrics, final=out)
     return ExportResult(out, sealed)
+
+
+def _with_unknown(loaded, source: SourceModel, score: str | None, asked: bool, log):
+    """(the source graph with its unknown score appended, facts), or (None, None) when off;
+    a score that cannot be fitted (e.g. the run's images are gone) is an error when asked
+    for, else a warning and no score."""
+    if score is None:
+        return None, None
+    try:
+        return scored_graph(loaded, source.path, score)
+    except FtedgeError as e:
+        if asked:
+            raise
+        log(f"warning: no unknown score in this artifact: {e.message}"
+            + (f" ({e.hint})" if e.hint else "")
+            + "; pass --unknown-score off to export without one and silence this")
+        return None, None
 
 
 def fit_artifact_calibration(folder: Path, loaded, profile: TargetProfile, precision: str,
