@@ -369,7 +369,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 @click.option("--unknown-score",
               help="The out-of-distribution score appended to the graph as a second output: "
                    "knn (default), mahalanobis, msp, maxlogit, energy, or off.")
-@click.option("--unknown-tpr", type=float,
+@click.option("--unknown-tpr", type=FiniteFloat(0.5, 1, max_open=True),
               help="Share of the val images the unknown threshold accepts (default: 0.95).")
 def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
                max_drop, input_format, input_layout, unknown_score, unknown_tpr) -> None:

@@ -85,6 +85,10 @@ class PixelInputRunner:
     def infer(self, batch: np.ndarray) -> np.ndarray:
         return self.inner.infer(self.native(batch))
 
+    def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        # the unknown score sits behind the pixel front too: pass it through
+        return infer_scored(self.inner, self.native(batch))
+
     def conv_kernels(self) -> dict[str, int] | None:
         kernels = getattr(self.inner, "conv_kernels", None)
         return kernels() if kernels else None

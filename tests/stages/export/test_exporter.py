@@ -288,7 +288,8 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     infer.Model(tmp_path / "openvino-cpu", infer.load_manifest(tmp_path / "openvino-cpu"))
     assert "x86 CPU (no VNNI)" in capsys.readouterr().err  # the device-side script says so too
 
-    monkeypatch.setattr(exporter_module, "cpu_int8_without_vnni", lambda: "no-vnni")
+    import ftedge.runtime.artifact as artifact_module  # where host_note reads the CPU
+    monkeypatch.setattr(artifact_module, "cpu_int8_without_vnni", lambda: "no-vnni")
     opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2)
     rep = bench([tmp_path / "openvino-cpu", tmp_path / "onnxruntime-cpu", tmp_path / "narrow"],
                 opts=opts)
@@ -494,7 +495,9 @@ def test_int8_export_starts_only_from_a_graph_whose_own_gate_passed(qat_run, tmp
                      log=lambda m: None)
     assert res.manifest["source"]["gate"] == {
         "file": "gate.json", "passed": True, "drop_points": gate["drop_points"],
-        "max_drop_points": gate["max_drop_points"], "graph_sha256_checked": True}
+        "max_drop_points": gate["max_drop_points"], "graph_sha256_checked": True,
+        # the drop's interval and what it was measured on, for the model card
+        **{k: gate[k] for k in ("drop_ci95_points", "n", "fp32_top1", "int8_top1") if k in gate}}
 
     def export(**kw):
         return export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "x", force=True,
