@@ -16,6 +16,11 @@ from torchvision.transforms import v2 as T
 from torchvision.transforms.v2 import functional as F
 
 from ftedge.config import DRAFT_MARGIN, AugmentConfig
+# The geometry rules are the standalone kit's own (deploy/templates/preprocess.py imports
+# nothing of ftedge): one copy, so ftedge and deploy/infer.py size every image alike.
+# letterbox_box rounds the fitted side half up and puts the odd pixel of padding
+# right/bottom, as nvinfer's symmetric-padding=1 does.
+from ftedge.deploy.templates.preprocess import contract_resize, letterbox_box
 
 _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
            "nearest": T.InterpolationMode.NEAREST}
@@ -24,37 +29,6 @@ _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationM
 def _to_tensor(contract: dict) -> list:
     return [T.ToImage(), T.ToDtype(torch.float32, scale=True),
             T.Normalize(contract["mean"], contract["std"])]
-
-
-def short_side_size(width: int, height: int, short: int) -> tuple[int, int]:
-    """(w, h) once the short side is `short`: torchvision's rule, the long side truncated."""
-    if width <= height:
-        return short, int(short * height / width)
-    return int(short * width / height), short
-
-
-def letterbox_box(width: int, height: int, out_w: int, out_h: int) -> tuple[int, int, int, int]:
-    """(w, h, left, top) of an image fitted into out_w x out_h with its aspect kept.
-
-    The fitted side is rounded half up in integers (no float ties), at least 1 pixel; the
-    image sits centred, the odd pixel of padding going right/bottom (nvinfer's
-    symmetric-padding=1 does the same)."""
-    if width * out_h >= height * out_w:  # wider than the box: the width fills it
-        w, h = out_w, max(1, (2 * height * out_w + width) // (2 * width))
-    else:
-        w, h = max(1, (2 * width * out_h + height) // (2 * height)), out_h
-    return w, h, (out_w - w) // 2, (out_h - h) // 2
-
-
-def contract_resize(width: int, height: int, contract: dict) -> tuple[int, int]:
-    """The (w, h) the contract resizes an image of this size to (before a crop or padding)."""
-    out_h, out_w = contract["input_size"][1:]
-    geometry = contract.get("geometry", "crop")
-    if geometry == "crop":
-        return short_side_size(width, height, int(contract["resize"]))
-    if geometry == "stretch":
-        return out_w, out_h
-    return letterbox_box(width, height, out_w, out_h)[:2]
 
 
 def draft_request(contract: dict) -> Callable[[int, int], tuple[int, int]] | None:
