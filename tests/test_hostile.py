@@ -540,7 +540,7 @@ def test_a_second_tune_into_the_same_folder_is_refused(world, monkeypatch, capsy
 def test_default_run_folders_never_collide(world, monkeypatch, tmp_path):
     """Two runs started in the same second: the second gets its own numbered folder."""
     import ftedge
-    from ftedge.training import trainer
+    from ftedge.stages.tune import trainer
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(trainer, "default_run_dir", lambda cfg: trainer.Path("runs/same"))
