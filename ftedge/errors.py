@@ -38,3 +38,7 @@ class RunError(FtedgeError):
 
 class ExportError(FtedgeError):
     """An artifact cannot be built, loaded, run or trusted as asked."""
+
+
+class DeployError(FtedgeError):
+    """The deploy kit cannot be written for this artifact."""

@@ -12,26 +12,17 @@ import shutil
 from pathlib import Path
 
 from ftedge.confidence import check_record
-from ftedge.deploy.templates import runner_onnxruntime, runner_openvino, runner_tensorrt
-from ftedge.deploy.templates.runner_tensorrt import engine_name
-from ftedge.errors import FtedgeError
+from ftedge.errors import DeployError
 from ftedge.formats.checkpoint import CONTRACT_KEYS
 from ftedge.io import atomic_path, atomic_write_text
+from ftedge.runtime.kit import kit_pieces, kit_runtimes
 
-RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 REQUIRED = ("runtime", "precision", "artifact", "input_name", "output_name", "input_shape",
             "classes", "preprocessing", "model_name")
 CONTRACT = CONTRACT_KEYS  # what every runtime needs of the preprocessing contract
-RUNNERS = {"onnxruntime": runner_onnxruntime, "openvino": runner_openvino,
-           "tensorrt": runner_tensorrt}
 
-__all__ = ["DeployError", "KitWriter", "RUNNERS", "check_manifest", "model_files", "onnx_name",
-           "engine_name", "batch_of", "max_batch", "safe_model_name", "RUNTIMES",
-           "temperature_sentence"]
-
-
-class DeployError(FtedgeError):
-    """The deploy kit cannot be written for this artifact."""
+__all__ = ["DeployError", "KitWriter", "check_manifest", "model_files", "batch_of", "max_batch",
+           "safe_model_name", "temperature_sentence"]
 
 
 def _reexport() -> str:
@@ -43,9 +34,9 @@ def check_manifest(manifest: dict) -> dict:
     missing = [k for k in REQUIRED if k not in manifest]
     if missing:
         raise DeployError(f"the manifest has no {', '.join(missing)}", _reexport())
-    if manifest["runtime"] not in RUNTIMES:
+    if manifest["runtime"] not in kit_runtimes():
         raise DeployError(f"no deploy kit for runtime {manifest['runtime']!r}",
-                          f"valid: {', '.join(RUNTIMES)}")
+                          f"valid: {', '.join(kit_runtimes())}")
     contract = manifest["preprocessing"]
     if not isinstance(contract, dict) or any(k not in contract for k in CONTRACT):
         raise DeployError(f"the preprocessing contract lacks {', '.join(CONTRACT)}", _reexport())
@@ -64,28 +55,9 @@ def input_dims(manifest: dict) -> list[int]:
 
 
 def model_files(folder: Path, manifest: dict) -> list[str]:
-    """The files the runtime loads (relative): what infer.py checks and Triton serves.
-
-    A TensorRT engine is listed only once it exists (it is built on the device).
-    """
-    if manifest["runtime"] == "tensorrt":
-        name = engine_name(manifest)
-        return [name] if (Path(folder) / name).is_file() else []
-    return RUNNERS[manifest["runtime"]].model_files(manifest)
-
-
-def onnx_name(folder: Path, manifest: dict) -> str:
-    """The ONNX a TensorRT engine is built from (the export's extra.onnx, else the one .onnx)."""
-    named = (manifest.get("extra") or {}).get("onnx")
-    if named:
-        return named
-    if manifest["artifact"].endswith(".onnx"):
-        return manifest["artifact"]
-    found = sorted(p.name for p in Path(folder).glob("*.onnx"))
-    if len(found) != 1:
-        raise DeployError(f"cannot tell which ONNX the TensorRT engine is built from "
-                          f"(found {found or 'none'})", "the export names it in extra.onnx")
-    return found[0]
+    """The files the runtime loads (relative): what infer.py checks and Triton serves (a
+    model file built on the device is listed once it exists: the runtime's KitPieces)."""
+    return kit_pieces(manifest["runtime"]).model_files(Path(folder), manifest)
 
 
 def batch_of(manifest: dict) -> int | None:

@@ -17,11 +17,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ftedge.deploy.common import (KitWriter, engine_name, max_batch, onnx_name,
-                                  temperature_sentence)
+from ftedge.deploy.common import KitWriter, max_batch, temperature_sentence
 from ftedge.deploy.labels import deepstream_labels_text
 from ftedge.deploy.templates.preprocess import to_rgb
+from ftedge.deploy.templates.runner_tensorrt import engine_name
 from ftedge.formats.contract import describe
+from ftedge.runtime.tensorrt.deploy import onnx_name
 
 CONFIG = "deepstream/config_infer_primary_classifier.txt"
 LABELS = "deepstream/labels.txt"

@@ -12,7 +12,8 @@ import ast
 import sys
 from importlib import resources
 
-from ftedge.deploy.common import RUNNERS, RUNTIMES, DeployError
+from ftedge.deploy.common import DeployError
+from ftedge.runtime.kit import kit_pieces, kit_runtimes
 from ftedge.deploy.templates import BODY_MARKER
 
 SHARED_PIECES = ("preprocess", "labels", "artifact")  # the runtime piece, then "cli", follow
@@ -58,10 +59,12 @@ def render_infer_script(runtime: str, title: str = "") -> str:
     """The text of deploy/infer.py for `runtime` ("onnxruntime" | "openvino" | "tensorrt")."""
     from ftedge import __version__
 
-    if runtime not in RUNTIMES:
-        raise DeployError(f"no infer.py for runtime {runtime!r}", f"valid: {', '.join(RUNTIMES)}")
+    if runtime not in kit_runtimes():
+        raise DeployError(f"no infer.py for runtime {runtime!r}",
+                          f"valid: {', '.join(kit_runtimes())}")
+    runner = kit_pieces(runtime).runner
     title = title.replace("\\", "/").replace('"', "'")  # it goes inside the docstring
-    names = [*SHARED_PIECES, f"runner_{runtime}", "cli"]
+    names = [*SHARED_PIECES, runner.__name__.rsplit(".", 1)[-1], "cli"]
     imports, bodies = [], []
     for name in names:
         piece_imports, body = split_piece(name)
@@ -69,7 +72,7 @@ def render_infer_script(runtime: str, title: str = "") -> str:
         bodies.append(f"# ---- {name}.py ----\n\n{body}")
     doc = (f'"""Classify images with this ftedge artifact{f" ({title})" if title else ""}, '
            f"on {runtime}.\n\n"
-           f"Standalone: needs only {RUNNERS[runtime].REQUIRES}, numpy and Pillow (no ftedge, no "
+           f"Standalone: needs only {runner.REQUIRES}, numpy and Pillow (no ftedge, no "
            "torch). It checks\nmanifest.json and the model files against their sha256, "
            "preprocesses exactly as ftedge\n(see README.md beside it) and prints the top-k "
            "classes per image:\n\n"

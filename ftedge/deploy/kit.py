@@ -14,6 +14,7 @@ from ftedge.deploy.infer_script import render_infer_script
 from ftedge.deploy.labels import check_classes, labels_text
 from ftedge.deploy.readme import readme_text
 from ftedge.deploy.triton import write_triton_repository
+from ftedge.runtime.kit import kit_pieces
 
 
 def write_deploy_kit(folder: Path, manifest: dict) -> list[str]:
@@ -21,9 +22,10 @@ def write_deploy_kit(folder: Path, manifest: dict) -> list[str]:
 
     Every runtime gets deploy/labels.txt, deploy/infer.py (standalone: the runtime, numpy,
     Pillow), deploy/README.md and a Triton repository deploy/triton/<model>/ (config.pbtxt,
-    labels.txt and 1/ holding copies of the model files: they are small). TensorRT also gets
-    deploy/deepstream/ (nvinfer config and labels); its engine is copied into Triton's 1/
-    only if it already exists (it is built on the device). Files are written atomically;
+    labels.txt and 1/ holding copies of the model files: they are small). A runtime whose
+    engines DeepStream runs (TensorRT) also gets deploy/deepstream/ (nvinfer config and
+    labels); a model file built on the device is copied into Triton's 1/ only if it already
+    exists. Each runtime's part comes from its folder (runtime/<name>/deploy.py). Files are written atomically;
     existing kit files are replaced.
 
     Args:
@@ -42,7 +44,7 @@ def write_deploy_kit(folder: Path, manifest: dict) -> list[str]:
     title = f"{manifest['model_name']}, {manifest.get('target', manifest['runtime'])}, " \
             f"{manifest['precision']}"
     out.text("infer.py", render_infer_script(manifest["runtime"], title), executable=True)
-    if manifest["runtime"] == "tensorrt":
+    if kit_pieces(manifest["runtime"]).deepstream:
         write_deepstream(folder, manifest, out)
     triton_name = write_triton_repository(folder, manifest, out)
     out.text("README.md", readme_text(folder, manifest, triton_name, written=list(out.written)))

@@ -10,15 +10,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.common import batch_of, engine_name, max_batch, onnx_name, temperature_sentence
+from ftedge.deploy.common import batch_of, max_batch, temperature_sentence
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
-from ftedge.formats.artifact import vnni_caveat
-
-PIP = {"onnxruntime": "pip install onnxruntime numpy pillow",
-       "openvino": "pip install openvino numpy pillow",
-       "tensorrt": "pip install cuda-python numpy pillow   # TensorRT itself: JetPack, or "
-                   "pip install tensorrt on x86"}
+from ftedge.runtime.kit import kit_pieces, vnni_caveat
 
 
 def _f32(x: float) -> str:
@@ -27,11 +22,8 @@ def _f32(x: float) -> str:
 
 def _run_section(manifest: dict, folder: Path) -> str:
     runtime = manifest["runtime"]
-    build = ""
-    if runtime == "tensorrt":
-        build = (f"# TensorRT engines are built on the device: once, in the artifact folder\n"
-                 f"sh trtexec.sh        # writes {engine_name(manifest)} from "
-                 f"{onnx_name(folder, manifest)} (or: ftedge export ... there)\n")
+    pieces = kit_pieces(runtime)
+    build = pieces.build_step(folder, manifest)
     fixed = batch_of(manifest)
     batch_note = (f"The model takes batches of exactly {fixed}: the last batch is zero-padded."
                   if fixed else f"Batches of up to {max_batch(manifest)} (--batch N).")
@@ -41,7 +33,7 @@ One file, no ftedge and no torch: {runtime}, numpy and Pillow. Run it from the a
 folder (the one with manifest.json), or pass `--artifact DIR`:
 
 ```sh
-{PIP[runtime]}
+{pieces.pip}
 {build}python3 deploy/infer.py photo.jpg more_photos/ --topk 3
 python3 deploy/infer.py photo.jpg --json > predictions.json
 ```
@@ -86,23 +78,13 @@ by how much, and how to close the gap. Measure the accuracy this costs with
 
 
 def _triton_section(manifest: dict, name: str) -> str:
-    runtime = manifest["runtime"]
-    plan = ""
-    if runtime == "tensorrt":
-        plan = (f"# the engine is built on the device (section 1); Triton's TensorRT must be the "
-                f"version that built it\nmkdir -p deploy/triton/{name}/1 && cp "
-                f"{engine_name(manifest)} deploy/triton/{name}/1/model.plan\n")
+    pieces = kit_pieces(manifest["runtime"])
+    plan = pieces.triton_build_step(manifest, name)
     batching = ("Dims exclude the batch dimension, max_batch_size is the profile's max_batch\n"
                 "and dynamic batching is on." if batch_of(manifest) is None else
                 "The model has a fixed batch, so max_batch_size is 0 and dims are its full "
                 "shape.")
-    caveat = ""
-    if runtime == "onnxruntime" and vnni_caveat(runtime, manifest.get("extra")):
-        caveat = ("\ninfer.py (like ftedge) turns off ONNX Runtime's QDQS8ToU8Transformer on "
-                  "x86 CPUs without\nVNNI, whose u8 x s8 kernels saturate on this model's "
-                  "8-bit weights. Triton's onnxruntime\nbackend cannot turn off one optimizer: "
-                  "do not serve this model with it on such CPUs\n(ftedge bench uses ftedge's "
-                  "own session and cannot show it).\n")
+    caveat = pieces.triton_caveat(manifest)
     return f"""## 3. Triton Inference Server
 
 A model repository in `deploy/triton/`: model `{name}` with config.pbtxt, labels.txt and
@@ -235,7 +217,7 @@ def readme_text(folder: Path, manifest: dict, triton_name: str, *, written: list
     runtime = manifest["runtime"]
     files = "\n".join(f"- `{p}`" for p in sorted([*written, "deploy/README.md"]))
     sections = [_run_section(manifest, folder)]
-    if runtime == "tensorrt":
+    if kit_pieces(runtime).deepstream:
         sections.append(_deepstream_section(manifest))
     else:
         sections.append("## 2. DeepStream (gst-nvinfer)\n\nDeepStream runs TensorRT engines: "

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftedge.deploy.common import (KitWriter, batch_of, engine_name, input_dims, max_batch,
-                                  model_files, safe_model_name, temperature_sentence)
+from ftedge.deploy.common import (KitWriter, batch_of, input_dims, max_batch, safe_model_name,
+                                  temperature_sentence)
 from ftedge.deploy.labels import labels_text
+from ftedge.runtime.kit import kit_pieces
 
-PLATFORM = {"onnxruntime": 'backend: "onnxruntime"', "openvino": 'backend: "openvino"',
-            "tensorrt": 'platform: "tensorrt_plan"'}
 # config.pbtxt parameter carrying the calibration temperature for clients (Triton ignores it)
 TEMPERATURE_PARAMETER = "ftedge_calibration_temperature"
 MAX_QUEUE_DELAY_US = 100  # how long Triton may hold a request to batch it with others
@@ -30,14 +29,7 @@ MAX_QUEUE_DELAY_US = 100  # how long Triton may hold a request to batch it with 
 
 def version_files(folder: Path, manifest: dict) -> dict[str, str]:
     """{name in 1/: source file relative to the artifact folder}."""
-    runtime = manifest["runtime"]
-    if runtime == "onnxruntime":
-        return {"model.onnx": manifest["artifact"]}
-    if runtime == "openvino":
-        xml, binary = model_files(folder, manifest)
-        return {"model.xml": xml, "model.bin": binary}
-    engine = engine_name(manifest)
-    return {"model.plan": engine} if (Path(folder) / engine).is_file() else {}
+    return kit_pieces(manifest["runtime"]).triton_files(Path(folder), manifest)
 
 
 def preferred_batch_sizes(largest: int) -> list[int]:
@@ -64,6 +56,7 @@ def _unknown_output(manifest: dict, batching: bool, fixed: int | None) -> list[s
 def config_pbtxt(manifest: dict, name: str) -> str:
     """The text of config.pbtxt (protobuf text format of Triton's ModelConfig)."""
     runtime, fixed = manifest["runtime"], batch_of(manifest)
+    pieces = kit_pieces(runtime)
     size, n_classes = input_dims(manifest), len(manifest["classes"])
     fmt, layout = manifest.get("input_format", "normalized"), manifest.get("input_layout", "NCHW")
     batching = fixed is None
@@ -84,7 +77,7 @@ def config_pbtxt(manifest: dict, name: str) -> str:
         "# Triton does not apply it: the client divides by T (parameter",
         f"# {TEMPERATURE_PARAMETER}, readable with the model-config API) before the softmax.",
         f'name: "{name}"',
-        PLATFORM[runtime],
+        pieces.triton_platform,
         f"max_batch_size: {max_batch(manifest) if batching else 0}",
         "input [",
         "  {",
@@ -109,13 +102,13 @@ def config_pbtxt(manifest: dict, name: str) -> str:
                   f"  preferred_batch_size: {_dims(preferred_batch_sizes(max_batch(manifest)))}",
                   f"  max_queue_delay_microseconds: {MAX_QUEUE_DELAY_US}",
                   "}"]
-    kind = "KIND_GPU" if runtime == "tensorrt" else "KIND_CPU"
-    lines += ["instance_group [", "  {", "    count: 1", f"    kind: {kind}", "  }", "]"]
+    lines += ["instance_group [", "  {", "    count: 1", f"    kind: {pieces.triton_kind}", "  }",
+              "]"]
     lines += ["parameters: {", f'  key: "{TEMPERATURE_PARAMETER}"',
               f'  value: {{ string_value: "{temperature_sentence(manifest)[0]:.9g}" }}', "}"]
-    if runtime == "openvino":
-        lines += ["parameters: {", '  key: "TARGET_DEVICE"',
-                  f'  value: {{ string_value: "{manifest["device"]}" }}', "}"]
+    for key, value in pieces.triton_parameters(manifest).items():
+        lines += ["parameters: {", f'  key: "{key}"', f'  value: {{ string_value: "{value}" }}',
+                  "}"]
     return "\n".join(lines) + "\n"
 
 

@@ -89,22 +89,15 @@ class Manifest:
 SATURATES_WITHOUT_VNNI = "saturates_without_vnni"
 
 
-def vnni_caveat(runtime: str, extra) -> str | None:
-    """What a user must know about an INT8 artifact flagged SATURATES_WITHOUT_VNNI (x86 CPUs
-    without VNNI multiply u8 x s8 with 16-bit pair sums, which 8-bit weights overflow); None
-    when it is not flagged (or `extra` is malformed)."""
+def saturation_facts(extra) -> str | None:
+    """How an INT8 artifact flagged SATURATES_WITHOUT_VNNI uses its weights, in words for the
+    caveat its runtime words (runtime/kit.vnni_caveat); None when it is not flagged (or `extra`
+    is malformed)."""
     graph = extra.get("graph") if isinstance(extra, dict) else None
     if not isinstance(graph, dict) or graph.get(SATURATES_WITHOUT_VNNI) is not True:
         return None
-    wide = (f"its INT8 weights use the full 8-bit range (largest |q| "
+    return (f"its INT8 weights use the full 8-bit range (largest |q| "
             f"{graph.get('weight_max_abs', 'over 64')})")
-    if runtime == "onnxruntime":
-        return (f"{wide}: on x86 CPUs without VNNI ONNX Runtime computes it exactly only with its "
-                "QDQS8ToU8Transformer turned off, as ftedge and deploy/infer.py do; a default "
-                "InferenceSession or Triton's onnxruntime backend saturates there")
-    return (f"{wide}, which x86 CPUs without VNNI (no avx512_vnni, avx_vnni or amx_int8 in "
-            "/proc/cpuinfo) multiply with saturating 16-bit pair sums: on x86, deploy it only "
-            "to CPUs with VNNI, or retrain with qat.weight_bits: 7 (the default)")
 
 
 def _canonical(value) -> bytes:

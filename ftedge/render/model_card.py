@@ -13,13 +13,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from ftedge.formats.artifact import vnni_caveat
 from ftedge.formats.owned import rewrite_owned_file
 from ftedge.errors import DatasetError
 from ftedge.formats.run import SPLIT, SPLITS, check_split, data_root
 from ftedge.io import atomic_write_text, read_json, sha256_file
 from ftedge.render.card import (CARD, latency_from_report, latency_section, render_model_card,
                                 splice_latency)
+from ftedge.runtime.kit import vnni_caveat
 
 COVERS = ("sha256 over every image of split.json in its order: its path, class and the "
           "sha256 of its bytes")

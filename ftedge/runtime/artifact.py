@@ -9,9 +9,10 @@ from pathlib import Path
 from ftedge.config import from_dict
 from ftedge.errors import ConfigError
 from ftedge.formats.artifact import (MANIFEST, Manifest, ManifestError, check_not_a_bare_artifact,
-                                     read_manifest, vnni_caveat)
+                                     read_manifest)
 from ftedge.runtime import LoadedModel, artifact_runner
 from ftedge.runtime.base import Artifact, get_target
+from ftedge.runtime.kit import vnni_caveat
 from ftedge.runtime.openvino.runner import cpu_int8_without_vnni
 from ftedge.runtime.profiles import TargetProfile, validate_profile
 from ftedge.runtime.pytorch.runner import load_run

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.errors import ExportError
 from ftedge.runtime.profiles import TargetProfile
 from ftedge.runtime import FixedBatchRunner, Runner
@@ -69,6 +70,12 @@ class Target(ABC):
 
     name: ClassVar[str]
     built_later: ClassVar[tuple[str, ...]] = ()  # name patterns of files the device adds later
+    # what the artifact's input may be (export --input-format / --input-layout), and why not
+    # more where a runtime takes less than config.INPUT_FORMATS x INPUT_LAYOUTS
+    input_formats: ClassVar[tuple[str, ...]] = INPUT_FORMATS
+    input_layouts: ClassVar[tuple[str, ...]] = INPUT_LAYOUTS
+    input_note: ClassVar[str] = ""
+    input_hint: ClassVar[str] = ""
 
     @abstractmethod
     def preflight(self, profile: TargetProfile) -> list[Problem]:

@@ -11,12 +11,12 @@ however many inputs come (a video stream too).
 from __future__ import annotations
 
 import os
-from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from ftedge.deploy.templates.cli import prepared_batches
 from ftedge.errors import ConfigError
 
 
@@ -44,6 +44,9 @@ def overlapped_infer(runner, inputs: Iterable, prepare: Callable[[Any], np.ndarr
                      window: int | None = None) -> Iterator[tuple[Any, Any]]:
     """Yield (input, logits row) for every input, in input order; prepare runs on threads.
 
+    The threads, the window and the order are deploy/infer.py's own generator
+    (deploy/templates/cli.prepared_batches), so ftedge and the kit overlap alike.
+
     Args:
         runner: anything with infer(NCHW float32) -> logits; called from this thread only.
         inputs: what `prepare` takes (file paths, frames); any iterable, consumed lazily.
@@ -56,36 +59,9 @@ def overlapped_infer(runner, inputs: Iterable, prepare: Callable[[Any], np.ndarr
             worker, so the pool never idles while a batch infers).
     """
     workers = check_batch_workers(batch, workers)
-    window = window or 2 * batch + workers
-    source = iter(inputs)
-    pending: deque = deque()  # (input, future), in input order
-
-    with ThreadPoolExecutor(workers, thread_name_prefix="ftedge-prepare") as pool:
-        def top_up() -> None:
-            while len(pending) < window:
-                item = next(source, _END)
-                if item is _END:
-                    return
-                pending.append((item, pool.submit(prepare, item)))
-
-        try:
-            top_up()
-            while pending:
-                group, arrays = [], []  # group: (input, array index or exception)
-                while pending and len(arrays) < batch:
-                    item, future = pending.popleft()
-                    try:
-                        arrays.append(future.result())
-                        group.append((item, len(arrays) - 1))
-                    except item_errors as e:
-                        group.append((item, e))
-                    top_up()  # keep the pool busy while this batch infers
-                logits = runner.infer(np.stack(arrays)) if arrays else None
-                for item, slot in group:
-                    yield item, (slot if isinstance(slot, BaseException) else logits[slot])
-        finally:  # an error, Ctrl-C or a consumer that stops early: drop the queued work
-            for _, future in pending:
-                future.cancel()
-
-
-_END = object()
+    with closing(prepared_batches(inputs, prepare, batch=batch, workers=workers,
+                                  item_errors=item_errors, window=window)) as batches:
+        for group, arrays in batches:
+            logits = runner.infer(np.stack(arrays)) if arrays else None
+            for item, slot in group:
+                yield item, (slot if isinstance(slot, BaseException) else logits[slot])

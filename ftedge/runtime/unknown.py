@@ -92,6 +92,7 @@ def source_threshold(loaded, scored, tpr: float,
                      *, why: str = "the artifact does not run here") -> dict:
     """The threshold from the scored source graph in ONNX Runtime: for artifacts that cannot
     run here (a TensorRT engine is built on the device)."""
-    logits, scores, labels = val_scores(loaded, OrtRunner(scored))
+    with OrtRunner(scored) as runner:
+        logits, scores, labels = val_scores(loaded, runner)
     return threshold_record(scores, logits, labels, tpr=tpr,
                             measured_on=f"the source graph in ONNX Runtime ({why})")

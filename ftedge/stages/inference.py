@@ -178,17 +178,18 @@ def calibrate(run: str | Path) -> dict:
     """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
     val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
     record. Artifacts get theirs at export, from their own logits."""
-    loaded = open_model(run)
-    if loaded.kind == "artifact":
-        raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
-                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
-    folder = RunFolder(loaded.path)
-    samples = folder.samples("val", loaded.classes)
-    if len(samples) < 2:
-        raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
-                           "cross-fit a temperature", "train with a larger val split")
-    return folder.write_confidence(_logits(loaded, samples, EVAL_BATCH),
-                                   np.array([s.label for s in samples]), loaded.checkpoint)
+    with open_model(run) as loaded:
+        if loaded.kind == "artifact":
+            raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, "
+                           "on its own val logits",
+                           f"export it again: {reexport_command(loaded.path)}")
+        folder = RunFolder(loaded.path)
+        samples = folder.samples("val", loaded.classes)
+        if len(samples) < 2:
+            raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
+                               "cross-fit a temperature", "train with a larger val split")
+        return folder.write_confidence(_logits(loaded, samples, EVAL_BATCH),
+                                       np.array([s.label for s in samples]), loaded.checkpoint)
 
 
 def evaluate(run: str | Path, data: str | Path | None = None, *, batch_size: int | None = None,
@@ -208,24 +209,25 @@ def evaluate(run: str | Path, data: str | Path | None = None, *, batch_size: int
         (runtime/artifact.py host_note; also printed as a warning).
     """
     batch_size = or_default(batch_size, EVAL_BATCH)
-    loaded = open_model(run)
-    note = warn_host_note(loaded)
-    _, record = warn_uncalibrated(loaded)
-    samples = eval_samples(loaded, data, split)
-    if not samples:
-        raise DatasetError(f"no images to evaluate in the {split} split",
-                           "pass --data DIR with images in the model's class folders")
-    labels = np.array([s.label for s in samples])
-    extra = {"cpu_note": note} if note else {}
-    if unknown is not None:
-        logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size=batch_size)
-    else:
-        logits = _logits(loaded, samples, batch_size)
-    rep = classification_report(logits, labels, loaded.classes)
-    # the record's val images are the default split's: scoring them again is in-sample
-    in_sample = record is not None and data is None and split == "val"
-    rep["calibration"] = evaluation_report(logits, labels, record, in_sample=in_sample)
-    return {**rep, **extra}
+    with open_model(run) as loaded:
+        note = warn_host_note(loaded)
+        _, record = warn_uncalibrated(loaded)
+        samples = eval_samples(loaded, data, split)
+        if not samples:
+            raise DatasetError(f"no images to evaluate in the {split} split",
+                               "pass --data DIR with images in the model's class folders")
+        labels = np.array([s.label for s in samples])
+        extra = {"cpu_note": note} if note else {}
+        if unknown is not None:
+            logits, extra["unknown"] = unknown_report(loaded, samples, unknown,
+                                                      batch_size=batch_size)
+        else:
+            logits = _logits(loaded, samples, batch_size)
+        rep = classification_report(logits, labels, loaded.classes)
+        # the record's val images are the default split's: scoring them again is in-sample
+        in_sample = record is not None and data is None and split == "val"
+        rep["calibration"] = evaluation_report(logits, labels, record, in_sample=in_sample)
+        return {**rep, **extra}
 
 
 class _ScoreColumn:
@@ -283,40 +285,41 @@ def predict(run: str | Path, images: list, topk: int | None = None, *, batch: in
             raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
                                "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
     check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
-    loaded = open_model(run, threads)
-    warn_host_note(loaded)
-    temperature, _ = warn_uncalibrated(loaded)
-    unk = unknown_of(loaded)
-    if unk is None:
-        console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
-                      highlight=False, soft_wrap=True)
-    fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
-    if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
-        batch = fixed or PREDICT_BATCH
-    contract = loaded.contract
+    with open_model(run, threads) as loaded:
+        warn_host_note(loaded)
+        temperature, _ = warn_uncalibrated(loaded)
+        unk = unknown_of(loaded)
+        if unk is None:
+            console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)
+        fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
+        if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
+            batch = fixed or PREDICT_BATCH
+        contract = loaded.contract
 
-    def prepare(entry):
-        x = entry[1]
-        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+        def prepare(entry):
+            x = entry[1]
+            return (preprocess_frame(x, contract) if is_frame(x)
+                    else preprocess_image(x, contract)[0])
 
-    results = []
-    runner = _ScoreColumn(loaded, unk) if unk else loaded.runner
-    for (i, x), out in overlapped_infer(runner, enumerate(images), prepare, batch=batch,
-                                        workers=workers,
-                                        item_errors=(ImageDecodeError, OSError)):
-        entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
-        if isinstance(out, BaseException):
-            entry["error"] = str(out)
-        else:
-            logits = out[:-1] if unk else out
-            prob = softmax(logits[None], temperature)[0]  # softmax(logits / T)
-            order = np.argsort(-prob)[: min(topk, len(prob))]
-            entry["temperature"] = temperature
-            entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
-                            for i in order]
-            thr = float(unk["threshold"]) if unk else None
-            entry["unknown"] = ({"score": float(out[-1]), "threshold": thr,
-                                 "is_unknown": float(out[-1]) > thr} if unk else None)
-        results.append(entry)
-    return results
+        results = []
+        runner = _ScoreColumn(loaded, unk) if unk else loaded.runner
+        for (i, x), out in overlapped_infer(runner, enumerate(images), prepare, batch=batch,
+                                            workers=workers,
+                                            item_errors=(ImageDecodeError, OSError)):
+            entry: dict = {"frame": i} if is_frame(x) else {"image": str(x)}
+            if isinstance(out, BaseException):
+                entry["error"] = str(out)
+            else:
+                logits = out[:-1] if unk else out
+                prob = softmax(logits[None], temperature)[0]  # softmax(logits / T)
+                order = np.argsort(-prob)[: min(topk, len(prob))]
+                entry["temperature"] = temperature
+                entry["top"] = [{"class": loaded.classes[i], "prob": round(float(prob[i]), 6)}
+                                for i in order]
+                thr = float(unk["threshold"]) if unk else None
+                entry["unknown"] = ({"score": float(out[-1]), "threshold": thr,
+                                     "is_unknown": float(out[-1]) > thr} if unk else None)
+            results.append(entry)
+        return results
 

@@ -10,11 +10,13 @@ out. The HTML itself is rendered by render/page.py.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import EVAL_BATCH
 from ftedge.errors import FtedgeError, RunError
 from ftedge.formats.run import FP32_ONNX, SPLIT, RunFolder
 from ftedge.io import atomic_write_text
@@ -80,15 +82,17 @@ CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large
 def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
     """Both graphs' logits on the val images, decoded chunk by chunk."""
     from ftedge.data.transforms import preprocess_samples
+    from ftedge.runtime import infer_batches
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
     paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
-    runners = [OrtRunner(p) for p in paths]
     parts: list[list[np.ndarray]] = [[] for _ in paths]
-    for i in range(0, len(val.samples), CHUNK):
-        x = preprocess_samples(val.samples[i:i + CHUNK], val.contract)
-        for part, runner in zip(parts, runners):
-            part.append(np.concatenate([runner.infer(x[j:j + 32]) for j in range(0, len(x), 32)]))
+    with ExitStack() as stack:
+        runners = [stack.enter_context(OrtRunner(p)) for p in paths]
+        for i in range(0, len(val.samples), CHUNK):
+            x = preprocess_samples(val.samples[i:i + CHUNK], val.contract)
+            for part, runner in zip(parts, runners):
+                part.append(infer_batches(runner, x, EVAL_BATCH))
     graphs = {p.name: Graph(p.name, np.concatenate(part)) for p, part in zip(paths, parts)}
     fp32 = graphs.get(FP32_ONNX)
     int8 = next((g for name, g in graphs.items() if name != FP32_ONNX), None)

@@ -1,5 +1,5 @@
-"""The VNNI check ftedge uses (runtime/onnxruntime/runner.py) and the standalone deploy/infer.py's copy
-(deploy/templates/artifact.py, which cannot import ftedge) decide alike."""
+"""The VNNI check of the standalone deploy/infer.py (deploy/templates/artifact.py, which
+cannot import ftedge) reads the CPU right; ftedge runs that same function, not a copy."""
 
 import platform
 from pathlib import Path
@@ -15,7 +15,7 @@ CASES = [("x86_64", "fpu sse2 avx2 avx512_vnni", "vnni"), ("AMD64", "avx2 avx_vn
 
 
 @pytest.mark.parametrize("machine,cpuinfo,expected", CASES)
-def test_both_copies_read_the_cpu_alike(monkeypatch, machine, cpuinfo, expected):
+def test_vnni_state_reads_the_cpu(monkeypatch, machine, cpuinfo, expected):
     def read_text(self, *args, **kwargs):
         assert str(self) == "/proc/cpuinfo"
         if cpuinfo is OSError:
@@ -24,5 +24,12 @@ def test_both_copies_read_the_cpu_alike(monkeypatch, machine, cpuinfo, expected)
 
     monkeypatch.setattr(platform, "machine", lambda: machine)
     monkeypatch.setattr(Path, "read_text", read_text)
-    assert runtime_ort.vnni_state.__wrapped__() == expected  # past its cache
     assert template.vnni_state() == expected
+
+
+def test_ftedge_runs_the_templates_checks_not_copies():
+    import ftedge.deploy.templates.runner_openvino as template_ov
+    import ftedge.runtime.openvino.runner as runtime_ov
+
+    assert runtime_ort.vnni_state.__wrapped__ is template.vnni_state  # cached: cpuinfo is fixed
+    assert runtime_ov.cpu_int8_without_vnni is template_ov.cpu_int8_without_vnni

@@ -12,6 +12,7 @@ import os
 import sys
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -151,13 +152,18 @@ def frame_image(frame, where="frame"):
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
-def overlapped(model, inputs, prepare, *, batch, fixed, workers):
-    """(input, logits row or ImageDecodeError) for every input, in input order: `prepare`
-    decodes on `workers` threads (Pillow releases the GIL) while the model runs the batch
-    before; at most two batches plus one image per worker wait at any time."""
-    window = 2 * batch + workers
+def prepared_batches(inputs, prepare, *, batch, workers, item_errors=(), window=None):
+    """Yield (group, arrays) for each batch of `inputs`, in input order, while `prepare` runs
+    on `workers` threads: Pillow releases the GIL while it decodes and resizes, and the
+    runtimes while they infer, so the next images are prepared while the caller runs this
+    batch. `arrays` holds the prepared arrays; `group` is [(input, index into arrays, or the
+    exception of `item_errors` that input raised)]. At most `window` inputs (default: two
+    batches plus one per worker) wait prepared or preparing, so memory stays bounded however
+    many come; any other exception stops the whole run. ftedge's runtime/overlap.py runs
+    this same generator."""
+    window = window or 2 * batch + workers
     source, pending, end = iter(inputs), deque(), object()
-    with ThreadPoolExecutor(workers) as pool:
+    with ThreadPoolExecutor(workers, thread_name_prefix="prepare") as pool:
         def top_up():
             while len(pending) < window:
                 item = next(source, end)
@@ -174,17 +180,26 @@ def overlapped(model, inputs, prepare, *, batch, fixed, workers):
                     try:
                         arrays.append(future.result())
                         group.append((item, len(arrays) - 1))
-                    except ImageDecodeError as e:
+                    except item_errors as e:
                         group.append((item, e))
                     top_up()  # the pool works on while this batch runs
-                logits, scores = run_batch(model, arrays, batch, fixed=fixed) if arrays else (None,
-                                                                                         None)
-                for item, slot in group:
-                    yield item, slot if isinstance(slot, Exception) else (
-                        logits[slot], None if scores is None else scores[slot])
-        finally:
+                yield group, arrays
+        finally:  # an error, Ctrl-C or a consumer that stops early: drop the queued work
             for _, future in pending:
                 future.cancel()
+
+
+def overlapped(model, inputs, prepare, *, batch, fixed, workers):
+    """(input, (logits row, unknown score or None) or ImageDecodeError) for every input, in
+    input order; images are decoded on threads while the model runs (prepared_batches)."""
+    with closing(prepared_batches(inputs, prepare, batch=batch, workers=workers,
+                                  item_errors=(ImageDecodeError,))) as batches:
+        for group, arrays in batches:
+            logits, scores = (run_batch(model, arrays, batch, fixed=fixed) if arrays
+                              else (None, None))
+            for item, slot in group:
+                yield item, slot if isinstance(slot, Exception) else (
+                    logits[slot], None if scores is None else scores[slot])
 
 
 class Classifier:

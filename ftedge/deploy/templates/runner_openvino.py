@@ -26,7 +26,8 @@ def model_files(manifest):
 def cpu_int8_without_vnni():
     """Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI (16-bit pair sums):
     "no-vnni" (the CPU lacks it, or ONEDNN_MAX_CPU_ISA limits oneDNN below it), "unknown"
-    (an x86 CPU that cannot be told), None (VNNI, or not x86); as ftedge's runtime/openvino/runner.py."""
+    (an x86 CPU that cannot be told), None (VNNI, or not x86). ftedge imports this one
+    (runtime/openvino/runner.py, for bench's and eval's host note)."""
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
     state = vnni_state()
     if state == "no-vnni" or (state != "not-x86" and isa and isa != "ALL"

@@ -2,31 +2,20 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ftedge.config import EVAL_BATCH, disable_telemetry, or_default
+# Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI: deploy/infer.py's own
+# check, imported (not copied), so ftedge and the standalone script decide alike
+from ftedge.deploy.templates.runner_openvino import cpu_int8_without_vnni  # noqa: F401
 from ftedge.errors import ExportError
 from ftedge.runtime import ClosingRunner
-from ftedge.runtime.onnxruntime.runner import vnni_state
 
 # Every ftedge use of OpenVINO comes through here (export/openvino.py imports this module):
 # its usage telemetry is off before openvino is first imported (config.disable_telemetry)
 disable_telemetry()
-
-
-def cpu_int8_without_vnni() -> str | None:
-    """Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI (16-bit pair sums):
-    "no-vnni" (the CPU lacks it, or ONEDNN_MAX_CPU_ISA limits oneDNN below it), "unknown"
-    (an x86 CPU that cannot be told), None (VNNI, or not x86)."""
-    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
-    state = vnni_state()
-    if state == "no-vnni" or (state != "not-x86" and isa and isa != "ALL"
-                              and "VNNI" not in isa and "AMX" not in isa):
-        return "no-vnni"
-    return "unknown" if state == "unknown" else None
 
 
 def device_available(device: str, available: list[str]) -> bool:

@@ -73,6 +73,11 @@ def build_engine(onnx_path: Path, plan: trt_plan.BuildPlan, timing_cache: Path) 
 class TensorRTTarget(Target):
     name = "tensorrt"
     built_later = ENGINE_FILES
+    input_formats = ("normalized", "float255")  # nvinfer hands the network float32 NCHW
+    input_layouts = ("NCHW",)
+    input_note = ("the TensorRT artifacts take NCHW float input (nvinfer hands the network "
+                  "float32 NCHW)")
+    input_hint = "use --input-format float255 (the default) or normalized"
 
     def preflight(self, profile: TargetProfile) -> list[Problem]:
         return trt_plan.compare_device(profile, trt_plan.read_device())

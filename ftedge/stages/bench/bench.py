@@ -171,48 +171,48 @@ def bench_artifact(folder: Path, val_cache: dict, data, *, opts: BenchOptions) -
         peak_is_per_artifact = system.reset_peak_rss()
         rss0, gpu_free0 = system.rss_mb(), _gpu_free_mb()
         t0 = time.perf_counter()
-        loaded = load_artifact(folder, opts.threads)
-        row["load_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        loaded.runner.infer(val.x[:1])
-        row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
-        kernels = getattr(loaded.runner, "conv_kernels", None)  # ORT and OpenVINO can tell
-        row["conv_kernels"] = kernels() if kernels else None
-        logits = infer_batches(loaded.runner, val.x)
-        row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels,
-                                            classes=val.classes,
-                                            max_drop=opts.max_drop)
-        row["accuracy"]["images"] = val.source
-        # the artifact's own T from its manifest; on the run's val split (no --data) that is
-        # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
-        row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
-                                               in_sample=data is None)
-        row["calibration"]["images"] = val.source
-        emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels,
-                                            manifest=manifest,
-                                            exact_logits=logits)
-        if emulated:
-            row["accuracy"]["device_pipeline"] = emulated
-        fixed = manifest["input_shape"][0]
-        batches = opts.batches if fixed == "dynamic" else tuple(
-            b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
-        shape = tuple(manifest["preprocessing"]["input_size"])  # runners take the contract's
-        row["latency"] = _latency(loaded.runner, shape, batches, opts)
-        row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
-        row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
-        if opts.camera_images:
-            row["end_to_end_camera"] = _camera(loaded.runner, manifest, shape, row["latency"],
-                                               val_cache, opts)
-        gpu_free1 = _gpu_free_mb()
-        row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
-                         "peak_rss_scope": "this artifact" if peak_is_per_artifact else
-                         "the whole bench process (the peak mark could not be reset)",
-                         "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
-        passed = row["accuracy"]["passed"]
-        row["status"] = "ok" if passed in (True, None) else "gate_failed"
-        note = host_note(manifest["runtime"], manifest.get("extra"))
-        if note:
-            row["cpu_note"] = note
+        with load_artifact(folder, opts.threads) as loaded:
+            row["load_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            loaded.runner.infer(val.x[:1])
+            row["first_inference_ms"] = 1000 * (time.perf_counter() - t0)
+            kernels = getattr(loaded.runner, "conv_kernels", None)  # ORT and OpenVINO can tell
+            row["conv_kernels"] = kernels() if kernels else None
+            logits = infer_batches(loaded.runner, val.x)
+            row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels,
+                                                classes=val.classes,
+                                                max_drop=opts.max_drop)
+            row["accuracy"]["images"] = val.source
+            # the artifact's own T from its manifest; on the run's val split (no --data) that is
+            # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
+            row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
+                                                   in_sample=data is None)
+            row["calibration"]["images"] = val.source
+            emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels,
+                                                manifest=manifest,
+                                                exact_logits=logits)
+            if emulated:
+                row["accuracy"]["device_pipeline"] = emulated
+            fixed = manifest["input_shape"][0]
+            batches = opts.batches if fixed == "dynamic" else tuple(
+                b for b in opts.batches if b % int(fixed) == 0) or (int(fixed),)
+            shape = tuple(manifest["preprocessing"]["input_size"])  # runners take the contract's
+            row["latency"] = _latency(loaded.runner, shape, batches, opts)
+            row["energy"] = row["latency"][0]["energy"]  # at the smallest batch, as p50/p99
+            row["end_to_end"] = _end_to_end(loaded.runner, val, manifest["preprocessing"], opts)
+            if opts.camera_images:
+                row["end_to_end_camera"] = _camera(loaded.runner, manifest, shape, row["latency"],
+                                                   val_cache, opts)
+            gpu_free1 = _gpu_free_mb()
+            row["memory"] = {"rss_before_load_mb": rss0, "peak_rss_mb": system.peak_rss_mb(),
+                             "peak_rss_scope": "this artifact" if peak_is_per_artifact else
+                             "the whole bench process (the peak mark could not be reset)",
+                             "gpu_used_mb": None if gpu_free0 is None else gpu_free0 - gpu_free1}
+            passed = row["accuracy"]["passed"]
+            row["status"] = "ok" if passed in (True, None) else "gate_failed"
+            note = host_note(manifest["runtime"], manifest.get("extra"))
+            if note:
+                row["cpu_note"] = note
     except FtedgeError as e:  # one broken artifact must not hide the others: it is reported
         row["status"] = "error"
         row["error"] = e.message + (f" (how to fix: {e.hint})" if e.hint else "")

@@ -20,7 +20,7 @@ from ftedge.config import DEFAULT_LAYOUT, INPUT_FORMATS, INPUT_LAYOUTS, INT8_SOU
 from ftedge.deploy.kit import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.render.model_card import artifact_metrics, write_model_card
-from ftedge.formats.artifact import Manifest, vnni_caveat, write_manifest
+from ftedge.formats.artifact import Manifest, write_manifest
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
 from ftedge.graph.fallback import float_layers_of
@@ -29,6 +29,7 @@ from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.quant.onnx_export import ensure_fp32
 from ftedge.runtime import LoadedModel
+from ftedge.runtime.kit import vnni_caveat
 from ftedge.runtime.base import SourceModel, get_target
 from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile, parse_batch
 from ftedge.runtime.pytorch.runner import load_run
@@ -170,10 +171,9 @@ def pixel_input(profile: TargetProfile, input_format: str | None,
     if fmt == "normalized" and layout != "NCHW":
         raise ConfigError("an NHWC input needs the normalisation in the graph",
                           "add --input-format uint8 (or float255)")
-    if profile.runtime == "tensorrt" and (fmt == "uint8" or layout != "NCHW"):
-        raise ConfigError(f"{profile.name}: the TensorRT artifacts take NCHW float input "
-                          "(nvinfer hands the network float32 NCHW)",
-                          "use --input-format float255 (the default) or normalized")
+    target = get_target(profile.runtime)
+    if fmt not in target.input_formats or layout not in target.input_layouts:
+        raise ConfigError(f"{profile.name}: {target.input_note}", target.input_hint)
     return fmt, layout
 
 
@@ -258,7 +258,8 @@ def export_run(run: str | Path, target: str, *, precision: str | None = None,
         if scored is not None:
             record = None
             if artifact.built and pixels[0] == "normalized":
-                logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
+                with tgt.runner(artifact, profile, threads) as runner:
+                    logits, scores, labels = val_scores(loaded, runner)
                 if scores is not None:
                     record = threshold_record(scores, logits, labels, tpr=tpr,
                                               measured_on=f"the artifact in {profile.runtime}")

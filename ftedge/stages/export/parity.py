@@ -152,8 +152,8 @@ def pipeline_accuracy(loaded, source, pipeline, *, in_graph_normalization: bool 
     boxed = bool(maintain_aspect_ratio(contract))  # the kit's config: letterbox or stretch
     geometry = "letterbox" if boxed else "stretch"
     ds_x = emulate_samples(samples, contract, in_graph_normalization)
-    runner = OrtRunner(source.path)
-    exact, ds = infer_batches(runner, x).argmax(1), infer_batches(runner, ds_x).argmax(1)
+    with OrtRunner(source.path) as runner:
+        exact, ds = infer_batches(runner, x).argmax(1), infer_batches(runner, ds_x).argmax(1)
     norm_exact = in_graph_normalization or deepstream_normalization(contract).exact
     top_exact, top_ds = float((exact == labels).mean()), float((ds == labels).mean())
     return {"n": int(len(labels)), "graph": f"{source.path.name} in ONNX Runtime",
@@ -242,7 +242,8 @@ def parity_check(loaded, source, artifact: Artifact, *, profile: TargetProfile, 
         return ({"status": "skipped", "passed": None, "reason": str(e)},
                 _reference_only(loaded, source, "it cannot run on this machine"))
     try:
-        logits = infer_batches(runner, x)
+        with runner:  # released before the comparison: the artifact's session is done
+            logits = infer_batches(runner, x)
     except Exception as e:  # a runtime refusing the artifact is the export's failure
         raise ExportError(f"{profile.name} {source.precision}: the artifact does not run here: "
                           f"{type(e).__name__}: {first_line(e)}",
