@@ -209,7 +209,16 @@ def shown(value: Any, limit: int = 80) -> str:
 
 
 def disable_telemetry() -> None:
-    """Keep OpenVINO's usage telemetry off in this process; call before openvino is imported.
+    """Keep OpenVINO's and ONNX Runtime's usage telemetry off in this process and the processes
+    it starts; call before openvino is imported and before the first ONNX Runtime session.
+
+    ONNX Runtime's wheels write a device id to ~/.cache/Microsoft/DeveloperTools/.onnxruntime/
+    and send usage events when their first session is created, unless the environment says
+    no: 1.32 reads ORT_DISABLE_TELEMETRY, later releases ORT_TELEMETRY_DISABLED
+    (microsoft/onnxruntime#29843, telemetry_environment.h); with either, nothing is created,
+    written or sent. onnxruntime.disable_telemetry_events() comes too late (the id is written
+    first). ftedge sets both (one copy, in the deploy template, so infer.py does the same),
+    unless the user set them: ORT_DISABLE_TELEMETRY=0 is the user's choice.
 
     OpenVINO's model converter (ovc, behind openvino.convert_model) sends usage events through
     the openvino-telemetry package by default: it writes $HOME/intel/openvino_telemetry and a
@@ -220,6 +229,10 @@ def disable_telemetry() -> None:
     it unimportable here. A process that imported it before keeps its own choice.
     """
     sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
+    from ftedge.deploy.templates.runner_onnxruntime import ORT_TELEMETRY_OFF
+
+    for name, value in ORT_TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)  # children (trtexec, workers) inherit it
 
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
