@@ -351,9 +351,13 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping safely (no aliases, at most 1 MiB of UTF-8 text) with a clear
     error for anything else: a binary file, a checkpoint, a folder, an unreadable path."""
     path = Path(path)
+    from ftedge.io import NotRegularFileError, read_file_bytes
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_YAML_BYTES + 1)
+        raw = read_file_bytes(path, MAX_YAML_BYTES)
+    except NotRegularFileError as e:
+        raise ConfigError(f"{path} is not a regular file (a FIFO, device or socket)",
+                          "give the YAML file") from e
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {path}", "check the path") from e
     except IsADirectoryError as e:
