@@ -247,6 +247,12 @@ def require_finite(name: str, value: Any) -> Any:
     return value
 
 
+_TYPE_EXAMPLES = {int: "a whole number without quotes, e.g. 32 (true/false are not numbers)",
+                  float: "a number without quotes, e.g. 0.5 or 3.0e-4",
+                  str: "text, e.g. cpu (quote it if YAML reads it as a number: '17')",
+                  bool: "true or false"}
+
+
 def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     """Coerce YAML values to the field's type, or raise naming the field and the type."""
     origin = typing.get_origin(hint)
@@ -268,15 +274,18 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
                               "chooses the epochs from the dataset size)") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}.{name} must be a mapping, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a mapping, got {shown(value)}",
+                              f"write keys under it, e.g. `{name}: {{key: value}}`")
         return from_dict(hint, value, f"{where}.{name}")
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}.{name} must be a list, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a list, got {shown(value)}",
+                              f"write its values in brackets, e.g. `{name}: [a, b]`")
         return tuple(_check_value(name, v, args[0], where) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got "
+                              f"{shown(value)}", f"write {len(args)} values in brackets")
         return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -287,8 +296,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(
-            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {shown(value)}"
-        )
+            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {shown(value)}",
+            f"write {_TYPE_EXAMPLES[hint]}")
     return value
 
 
