@@ -509,7 +509,7 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
               help="The merged report folder (default: report); with --html the page file "
                    "(default: RUN/report.html).")
 @click.option("--force", is_flag=True, help="Replace an earlier merged report at --out (with "
-              "--html: a file at --out that is not a page ftedge wrote).")
+              "--html an earlier page is replaced anyway; any other file never is).")
 @click.option("--html", "as_html", is_flag=True, help="One self-contained HTML page of a RUN "
               "folder: worst errors, INT8 flips, calibration, per-class metrics, unknowns, data "
               "issues.")
