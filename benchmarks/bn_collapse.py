@@ -26,7 +26,7 @@ from ftedge.data.transforms import eval_transform, preprocess_samples, train_tra
 from ftedge.models import build_model, get_spec, preprocessing_contract
 from ftedge.runtime import infer_batches
 from ftedge.runtime.pytorch.runner import TorchRunner
-from ftedge.training.probe import init_head_from_probe
+from ftedge.stages.tune.probe import init_head_from_probe
 
 
 def top1(model, x, labels) -> float:

@@ -31,7 +31,7 @@ from ftedge.errors import FtedgeError
 def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
     from ftedge.config import TuneConfig, from_dict, validate_tune_config
     from ftedge.training import dist as D
-    from ftedge.training.trainer import Trainer
+    from ftedge.stages.tune.trainer import Trainer
 
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     for kv in settings:

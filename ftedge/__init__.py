@@ -12,7 +12,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 _API = {
-    "tune": ("ftedge.training", "tune"),
+    "tune": ("ftedge.stages.tune", "tune"),
     "evaluate": ("ftedge.stages.inference", "evaluate"),
     "predict": ("ftedge.stages.inference", "predict"),
     "load_run": ("ftedge.runtime.pytorch.runner", "load_run"),

@@ -92,7 +92,7 @@ def _tune_options(f):
               help="Continue an interrupted run folder with its saved config.")
 def tune(config_file, resume, **options) -> None:
     """Fine-tune a pretrained classifier on your images."""
-    from ftedge.training import tune as tune_api
+    from ftedge.stages.tune import tune as tune_api
 
     given = {k: v for k, v in options.items() if v is not None}
     result = tune_api(resume=resume, **given) if resume else tune_api(config_file=config_file,
@@ -113,7 +113,7 @@ def tune(config_file, resume, **options) -> None:
 def probe(data, model, weights, img_size, config_file, as_json) -> None:
     """Frozen-feature linear probe: the baseline a fine-tune must beat (same net, split, size)."""
     from ftedge.config import build_tune_config, nest_overrides
-    from ftedge.training.probe import linear_probe
+    from ftedge.stages.tune.probe import linear_probe
 
     given = {k: v for k, v in dict(data=data, model=model, weights=weights,
                                     img_size=img_size).items() if v is not None}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ftedge.console import console
 from ftedge.data.demo import write_demo_data
-from ftedge.training import TuneResult, tune
+from ftedge.stages.tune import TuneResult, tune
 
 
 def demo_config_path() -> Path:

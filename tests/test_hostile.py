@@ -32,7 +32,8 @@ def world(tmp_path_factory):
     data = write_class_folders(root / "colours", per_class=12)
     run = ftedge.tune(data=str(data), **dict(tiny_options(root), epochs=2)).run_dir
     art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", log=lambda m: None).folder
-    report = bench([art], opts=BenchOptions(batches=(1,), runs=3, warmup=1, e2e_images=2))
+    report = bench([art], opts=BenchOptions(batches=(1,), runs=3, warmup=1, e2e_images=2,
+                                             camera_images=0))
     write_report(report, root / "report")
     return {"root": root, "data": data, "run": run, "art": art, "report": root / "report"}
 
@@ -204,7 +205,7 @@ def test_bench_reports_a_damaged_artifact_and_runs_the_others(world, tmp_path):
     art = _copy(world["art"], tmp_path / "art")
     _edit_manifest(art, lambda m: m.update(classes=m["classes"][::-1]))
     rep = bench([art, world["art"]], opts=BenchOptions(batches=(1,), runs=2, warmup=1,
-                                                        e2e_images=2))
+                                                        e2e_images=2, camera_images=0))
     bad, good = rep["artifacts"]
     assert bad["status"] == "error" and "classes differ" in bad["error"]
     assert good["status"] == "ok"
@@ -539,7 +540,7 @@ def test_a_second_tune_into_the_same_folder_is_refused(world, monkeypatch, capsy
 def test_default_run_folders_never_collide(world, monkeypatch, tmp_path):
     """Two runs started in the same second: the second gets its own numbered folder."""
     import ftedge
-    from ftedge.training import trainer
+    from ftedge.stages.tune import trainer
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(trainer, "default_run_dir", lambda cfg: trainer.Path("runs/same"))

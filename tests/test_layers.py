@@ -12,12 +12,11 @@ from tests.layering import check_layers, prints_below, read_table
 ROOT = Path(ftedge.__file__).parent
 DOC = Path(__file__).resolve().parents[1] / "docs" / "ARCHITECTURE.md"
 
-# Libraries that print today (docs/ARCHITECTURE.md, "Debt"): the tune stage's report and the
-# QAT stage still live in training/, `ftedge audit`'s table and findings in data/audit.py and
-# data/audit_report.py, and the sensitivity scan draws a progress bar. deploy/templates is the
-# device-side infer.py: printing is its job, and it cannot import ftedge's console.
-PRINTING_LIBRARIES = ("training.trainer", "training.report", "training.qat_stage",
-                      "training.probe", "data.audit", "data.audit_report", "quant.sensitivity",
+# Libraries that print today (docs/ARCHITECTURE.md, "Debt"): `ftedge audit`'s table and findings
+# in data/audit.py and data/audit_report.py, and the sensitivity scan draws a progress bar.
+# deploy/templates is the device-side infer.py: printing is its job, and it cannot import
+# ftedge's console.
+PRINTING_LIBRARIES = ("data.audit", "data.audit_report", "quant.sensitivity",
                       "deploy.templates")
 
 

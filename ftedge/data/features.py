@@ -1,6 +1,6 @@
 """Frozen pretrained features: the input of a network's final Linear layer, per image.
 
-Shared by the linear probe (training/probe.py) and the label check (data/labels.py); the
+Shared by the linear probe (stages/tune/probe.py) and the label check (data/labels.py); the
 images are preprocessed exactly as every runtime does (the contract, its background too).
 """
 

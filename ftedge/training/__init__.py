@@ -1,5 +1,2 @@
-"""Fine-tuning: the transfer-learning recipe, checkpoints/resume, DDP via torchrun."""
-
-from ftedge.training.trainer import TuneResult, tune
-
-__all__ = ["TuneResult", "tune"]
+"""The training library: the loop, schedules, data loaders, DDP, checkpoints. The `ftedge
+tune` command that drives it is the stage ftedge/stages/tune/."""

@@ -264,7 +264,7 @@ def test_int8_graph_does_not_saturate_on_cpus_without_vnni(qat_run, tmp_path):
 
 def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     import ftedge
-    from ftedge.training.qat_stage import DistillLoss
+    from ftedge.stages.tune.qat_stage import DistillLoss
     from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)
@@ -286,7 +286,7 @@ def test_distillation_is_the_default_and_can_be_turned_off():
     from types import SimpleNamespace
 
     from ftedge.config import QatConfig, TrainConfig, build_tune_config, load_yaml
-    from ftedge.training.qat_stage import DistillLoss, qat_criterion
+    from ftedge.stages.tune.qat_stage import DistillLoss, qat_criterion
 
     assert QatConfig().distill
     assert not build_tune_config(None, {"qat": {"distill": False}}).qat.distill
@@ -310,7 +310,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.quant.ptq import set_activation_ranges
     from ftedge.quant.qat import input_quantizers, prepare_qat
     from ftedge.runtime.pytorch.runner import load_run
-    from ftedge.training.qat_stage import ptq_start_samples
+    from ftedge.stages.tune.qat_stage import ptq_start_samples
     from tests.conftest import tiny_options, write_class_folders
 
     data = write_class_folders(tmp_path / "c", per_class=10)

@@ -43,7 +43,7 @@ def test_a_run_tuned_for_a_deepstream_target_gates_as_the_device_preprocesses(co
                                                                                tmp_path):
     import json
 
-    from ftedge.training import tune
+    from ftedge.stages.tune import tune
 
     res = tune(data=str(colour_data), model="mobilenet_v3_small", weights="none", img_size=32,
                epochs=2, qat=True, qat_epochs=1, target="jetson-orin-nano",

@@ -61,8 +61,9 @@ def test_bench_measures_each_artifact_and_reports_one_that_cannot_run(artifacts)
 
 def test_cli_writes_report_and_exits_3_on_a_broken_budget(artifacts, tmp_path):
     runner = CliRunner()
+    # camera-size inputs are test_camera.py's: here they would only add seconds
     args = ["bench", str(artifacts[("onnxruntime-cpu", "int8")]), "--batch", "1", "--runs", "3",
-            "--warmup", "1", "--out", str(tmp_path / "b")]
+            "--warmup", "1", "--camera-images", "0", "--out", str(tmp_path / "b")]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     for name in ("report.json", "report.md", "latency.png", "accuracy_vs_latency.png"):
@@ -82,7 +83,7 @@ def test_cli_writes_report_and_exits_3_on_a_broken_budget(artifacts, tmp_path):
 def test_bench_target_exports_what_is_missing(qat_run, tmp_path):
     res = CliRunner().invoke(cli, ["bench", "--target", "onnxruntime-cpu", "--precision", "fp32",
                                    str(qat_run.run_dir), "--batch", "1", "--runs", "3",
-                                   "--out", str(tmp_path / "r")])
+                                   "--camera-images", "0", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert (qat_run.run_dir / "exports" / "onnxruntime-cpu-fp32" / "manifest.json").is_file()
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -94,7 +95,7 @@ def test_pick_chooses_the_fastest_precision_within_budget(qat_run, tmp_path):
     from ftedge.pick import pick_precision
     from ftedge.stages.inference import open_model
 
-    opts = BenchOptions(batches=(1,), warmup=2, runs=5, e2e_images=2)
+    opts = BenchOptions(batches=(1,), warmup=2, runs=5, e2e_images=2, camera_images=0)
     res = pick_precision(qat_run.run_dir, "onnxruntime-cpu", 1.0, opts=opts,
                          out=tmp_path / "auto")
     assert [r["precision"] for r in res.table][:3] == ["fp32", "fp16", "int8"]

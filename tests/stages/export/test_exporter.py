@@ -290,7 +290,7 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
 
     import ftedge.runtime.artifact as artifact_module  # where host_note reads the CPU
     monkeypatch.setattr(artifact_module, "cpu_int8_without_vnni", lambda: "no-vnni")
-    opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2)
+    opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2, camera_images=0)
     rep = bench([tmp_path / "openvino-cpu", tmp_path / "onnxruntime-cpu", tmp_path / "narrow"],
                 opts=opts)
     notes = {Path(a["artifact"]).name: a.get("cpu_note") for a in rep["artifacts"]}

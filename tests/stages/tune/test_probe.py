@@ -1,6 +1,6 @@
 import pytest
 
-from ftedge.training.probe import linear_probe
+from ftedge.stages.tune.probe import linear_probe
 from tests.conftest import write_class_folders
 
 

@@ -12,7 +12,7 @@ from ftedge.console import console
 from ftedge.formats.run import BEST, SUMMARY, RunFolder
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
-from ftedge.training import qat_stage
+from ftedge.stages.tune import qat_stage
 from ftedge.training.loop import predict_logits
 from ftedge.training.outputs import plot_confusion, plot_curves
 

@@ -7,7 +7,7 @@ from torch import nn
 
 from ftedge.formats.run import QAT_CANDIDATES
 from ftedge.training.checkpoint import load_checkpoint
-from ftedge.training.qat_stage import keep_candidate
+from ftedge.stages.tune.qat_stage import keep_candidate
 
 
 def _trainer(tmp_path, k):
@@ -43,7 +43,7 @@ def test_one_candidate_keeps_no_files(tmp_path):
 
 
 def test_cleanup_removes_only_the_candidates_ftedge_wrote(tmp_path):
-    from ftedge.training.qat_stage import _remove_candidates
+    from ftedge.stages.tune.qat_stage import _remove_candidates
 
     folder = tmp_path / QAT_CANDIDATES
     folder.mkdir()

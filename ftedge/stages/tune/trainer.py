@@ -29,7 +29,7 @@ from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, make_p
 from ftedge.metrics import classification_report
 from ftedge.models import build_model
 from ftedge.training import dist as D
-from ftedge.training import qat_stage, report
+from ftedge.stages.tune import qat_stage, report
 from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last
 from ftedge.training.data_setup import (PreparedData, prepare_data, run_contract, train_loader,
                                         val_loader)
@@ -228,7 +228,7 @@ class Trainer:
         self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
                                            cfg.model.weights != "none", len(self.data.train))
         if cfg.train.head_init == "probe" and ckpt is None:
-            from ftedge.training.probe import init_head_from_probe
+            from ftedge.stages.tune.probe import init_head_from_probe
 
             c = init_head_from_probe(self.built, self.data.train, self.contract,
                                      len(self.data.classes))
