@@ -11,7 +11,6 @@ import math
 import os
 import re
 import reprlib
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -228,11 +227,9 @@ def disable_telemetry() -> None:
     (openvino/tools/ovc/telemetry_stub.py) when the package cannot be imported, so ftedge makes
     it unimportable here. A process that imported it before keeps its own choice.
     """
-    sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
-    from ftedge.deploy.templates.runner_onnxruntime import ORT_TELEMETRY_OFF
+    from ftedge.deploy.templates.artifact import telemetry_off
 
-    for name, value in ORT_TELEMETRY_OFF.items():
-        os.environ.setdefault(name, value)  # children (trtexec, workers) inherit it
+    telemetry_off()  # one copy, shared with every deploy/infer.py
 
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")

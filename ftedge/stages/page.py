@@ -380,13 +380,33 @@ def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
             raise RunError(e.message, how) from e
         if not isinstance(record, dict) or "classes" not in record:
             raise RunError(f"{audit} is not the JSON of `ftedge data check --json`", how)
+        _check_audit(record, audit, how)
         return record, str(audit)
     own = run / AUDIT
     if own.is_file():
         record = read_json(own)
         if isinstance(record, dict) and record.get("duplicates") is not None:
+            _check_audit(record, own, f"run `ftedge data check DATA --json > audit.json` and "
+                         f"pass --audit audit.json")
             return record, str(own)
     return None, "no audit"
+
+
+def _check_audit(record: dict, where, how: str) -> None:
+    """The lists of an audit the page draws, checked row by row: a hand-edited or foreign
+    file is refused with its key named, not a traceback halfway through the page."""
+    def text(x) -> bool:
+        return isinstance(x, str)
+
+    rows = {"duplicates": lambda d: isinstance(d, dict) and text(d.get("a")) and text(d.get("b")),
+            "label_issues": lambda d: isinstance(d, dict) and text(d.get("path")) and isinstance(
+                d.get("label_quality", 0.0), (int, float)),
+            "outliers": lambda o: isinstance(o, list) and len(o) == 2 and all(map(text, o))}
+    for key, ok in rows.items():
+        value = record.get(key)
+        if value is not None and not (isinstance(value, list) and all(ok(r) for r in value)):
+            raise RunError(f"{where}: its {key!r} are not what `ftedge data check --json` "
+                           "writes", how)
 
 
 def audit_now(run: Path, log) -> tuple[dict | None, str]:

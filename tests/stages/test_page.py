@@ -198,3 +198,21 @@ def test_report_html_never_replaces_a_file_ftedge_did_not_write(tmp_path):
     os.mkfifo(tmp_path / "p.html")
     with pytest.raises(FtedgeError, match="not a regular file"):
         write_page(tmp_path, tmp_path / "p.html")
+
+
+@pytest.mark.parametrize("audit", [
+    {"classes": ["a"], "duplicates": 5},
+    {"classes": ["a"], "duplicates": [{"a": "x.png"}]},
+    {"classes": ["a"], "label_issues": [{"path": "x.png", "label_quality": "low"}]},
+    {"classes": ["a"], "outliers": [["x.png"]]},
+])
+def test_an_audit_json_of_another_shape_is_refused_naming_its_key(tmp_path, audit):
+    from ftedge.errors import RunError
+    from ftedge.stages.page import _audit_record
+
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(audit))
+    key = next(k for k in audit if k != "classes")
+    with pytest.raises(RunError, match=f"'{key}' are not what") as e:
+        _audit_record(tmp_path, str(path))
+    assert "ftedge data check DATA --json" in e.value.hint

@@ -3,23 +3,16 @@
 Template piece; needs only the onnxruntime package, imported when the model is opened.
 """
 
-import os
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, vnni_state
+from ftedge.deploy.templates.artifact import ArtifactError, telemetry_off, vnni_state
 
 # ---- ftedge template body ----
 
 RUNTIME = "onnxruntime"
 REQUIRES = "onnxruntime"  # besides numpy and Pillow
-
-# ONNX Runtime's Linux/macOS wheels write a device id under ~/.cache/Microsoft/DeveloperTools/
-# and send usage events when their first session is created, unless one of these is set:
-# ORT_DISABLE_TELEMETRY (1.32), ORT_TELEMETRY_DISABLED (later releases). ftedge (config.py)
-# and this script set both, unless the user already set them.
-ORT_TELEMETRY_OFF = {"ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}
 
 
 def model_files(manifest):
@@ -43,8 +36,7 @@ class Model:
     score) out."""
 
     def __init__(self, folder, manifest):
-        for name, value in ORT_TELEMETRY_OFF.items():
-            os.environ.setdefault(name, value)  # before the first session: no device id file
+        telemetry_off()  # before the first session: no device id file
         try:
             import onnxruntime as ort
         except ImportError:
