@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.config import disable_telemetry
+from ftedge.config import EVAL_BATCH, disable_telemetry, or_default
 from ftedge.deploy.templates.artifact import vnni_state as template_vnni_state
+from ftedge.runtime import ClosingRunner
 
 # Every ftedge session comes through here: ONNX Runtime's telemetry (its device id file) is off
 # before the first one, for API users too (the CLI turns it off at start)
@@ -86,8 +87,10 @@ def conv_kernels(model) -> dict[str, int]:
     return {op: ops[op] for op in INTEGER_CONVS + FLOAT_CONVS if ops.get(op)}
 
 
-class OrtRunner:
+class OrtRunner(ClosingRunner):
     """An ONNX Runtime CPU session behind the Runner protocol (NCHW float in, logits out)."""
+
+    _held = ("session", "_model")
 
     def __init__(self, model, threads: int | None = None):
         self.session = inference_session(model, threads)
@@ -113,9 +116,11 @@ class OrtRunner:
         return out[0], (out[1][:, 0] if self.unknown else None)
 
 
-def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 32,
+def onnx_logits(path: str | Path, x: np.ndarray, *, batch_size: int | None = None,
                 threads: int | None = None) -> np.ndarray:
-    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
+    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images (`batch_size` None:
+    config.EVAL_BATCH)."""
     from ftedge.runtime import infer_batches
 
-    return infer_batches(OrtRunner(path, threads), x, batch_size)
+    with OrtRunner(path, threads) as runner:
+        return infer_batches(runner, x, or_default(batch_size, EVAL_BATCH))
