@@ -8,7 +8,9 @@ import pytest
 from ftedge.errors import DeployError, ExportError
 from ftedge.formats.artifact import SATURATES_WITHOUT_VNNI
 from ftedge.runtime.kit import KitPieces, kit_pieces, kit_runtimes, vnni_caveat
-from ftedge.runtime.tensorrt.deploy import onnx_name
+from ftedge.runtime.onnxruntime.deploy import OnnxRuntimeKit
+from ftedge.runtime.openvino.deploy import OpenVinoKit
+from ftedge.runtime.tensorrt.deploy import TensorRTKit, onnx_name
 
 FLAGGED = {"graph": {SATURATES_WITHOUT_VNNI: True, "weight_max_abs": 127}}
 
@@ -17,6 +19,8 @@ def test_the_kit_runtimes_are_the_folders_with_a_deploy_module():
     assert kit_runtimes() == ("onnxruntime", "openvino", "tensorrt")  # pytorch has no kit
     with pytest.raises(ExportError, match="no deploy kit for runtime 'pytorch'"):
         kit_pieces("pytorch")
+    kinds = [type(kit_pieces(name)) for name in kit_runtimes()]
+    assert kinds == [OnnxRuntimeKit, OpenVinoKit, TensorRTKit]  # each from its own folder
     for name in kit_runtimes():
         pieces = kit_pieces(name)
         assert isinstance(pieces, KitPieces) and pieces.runtime == name
