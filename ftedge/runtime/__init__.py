@@ -6,6 +6,7 @@ a machine without OpenVINO or TensorRT. bench, eval, parity and the gates only t
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -28,6 +29,16 @@ def close_runner(runner) -> None:
     close = getattr(runner, "close", None)
     if close is not None:
         close()
+
+
+@contextmanager
+def opened(runner):
+    """`with opened(runner) as r:` for any Runner, also one that is no context manager (a
+    wrapper a test or a user target passes): closed at the end when it can be."""
+    try:
+        yield runner
+    finally:
+        close_runner(runner)
 
 
 class ClosingRunner:

@@ -28,7 +28,7 @@ from ftedge.graph.edit import save as save_onnx
 from ftedge.graph.metadata import read_metadata
 from ftedge.io import atomic_write_json, sha256_file
 from ftedge.quant.onnx_export import ensure_fp32
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import LoadedModel, opened
 from ftedge.runtime.kit import vnni_caveat
 from ftedge.runtime.base import SourceModel, get_target
 from ftedge.runtime.profiles import TargetProfile, check_precision, load_profile, parse_batch
@@ -258,7 +258,7 @@ def export_run(run: str | Path, target: str, *, precision: str | None = None,
         if scored is not None:
             record = None
             if artifact.built and pixels[0] == "normalized":
-                with tgt.runner(artifact, profile, threads) as runner:
+                with opened(tgt.runner(artifact, profile, threads)) as runner:
                     logits, scores, labels = val_scores(loaded, runner)
                 if scores is not None:
                     record = threshold_record(scores, logits, labels, tpr=tpr,

@@ -18,7 +18,7 @@ from ftedge.runtime.base import Artifact
 from ftedge.runtime.profiles import TargetProfile
 from ftedge.formats.run import BEST, QAT_BEST, SPLIT, RunFolder
 from ftedge.io import first_line, sha256_file
-from ftedge.runtime import artifact_runner, infer_batches
+from ftedge.runtime import artifact_runner, infer_batches, opened
 
 
 def compare_logits(ref: np.ndarray, test: np.ndarray, labels: np.ndarray) -> dict:
@@ -242,7 +242,7 @@ def parity_check(loaded, source, artifact: Artifact, *, profile: TargetProfile, 
         return ({"status": "skipped", "passed": None, "reason": str(e)},
                 _reference_only(loaded, source, "it cannot run on this machine"))
     try:
-        with runner:  # released before the comparison: the artifact's session is done
+        with opened(runner):  # released before the comparison: the session is done
             logits = infer_batches(runner, x)
     except Exception as e:  # a runtime refusing the artifact is the export's failure
         raise ExportError(f"{profile.name} {source.precision}: the artifact does not run here: "
