@@ -5,7 +5,8 @@
 
 Prints: lines per top-level package, the 5 largest modules and functions, import edges that
 break the layer table (tests/layering.py's checker), `runtime == "..."` branches outside
-ftedge/runtime/, and modules without a direct test (ftedge/a/b.py is directly tested when a
+ftedge/runtime/, public functions with more than 3 positional parameters and default literals
+written in more than one signature (tests/signatures.py), and modules without a direct test (ftedge/a/b.py is directly tested when a
 file under tests/ imports ftedge.a.b). The suite's wall time is timed separately:
 `time python -m pytest -q -m "not gpu and not tensorrt"`.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 from tests.layering import check_layers, module_names, read_table  # noqa: E402
+from tests.signatures import positional_heavy, repeated_defaults  # noqa: E402
 
 RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "pytorch"}
 
@@ -111,6 +113,8 @@ def stats(root: Path, table_file: Path | None) -> dict:
            "lines_per_package": per_package(pkg), "largest_modules": sizes[:5],
            "largest_functions": largest_functions(pkg),
            "runtime_branches_outside_runtime": runtime_branches(pkg),
+           "positional_heavy_functions": positional_heavy(pkg),
+           "repeated_default_literals": repeated_defaults(pkg),
            "modules_without_direct_test": untested}
     if table_file is not None:
         wrong = check_layers(pkg, read_table(table_file.read_text()))
@@ -143,6 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runtime == branches outside ftedge/runtime/: {len(br)}")
     for b in br:
         print(f"  {b}")
+    heavy = s["positional_heavy_functions"]
+    print(f"public functions with more than 3 positional parameters: {len(heavy)}")
+    for h in heavy:
+        print(f"  {h}")
+    repeated = s["repeated_default_literals"]
+    print(f"default literals written in more than one place: {len(repeated)}")
+    for name, where in repeated.items():
+        print(f"  {name}: {', '.join(where)}")
     print(f"modules without a direct test: {len(s['modules_without_direct_test'])}: "
           + ", ".join(s["modules_without_direct_test"]))
     return 0

@@ -87,7 +87,7 @@ def test_pair_rule_exports_the_weights_it_trained(tmp_path, monkeypatch):
     with torch.no_grad():
         expected = model(x).numpy()
     path = tmp_path / "pair.onnx"
-    export_onnx(model, x[:1], path, 17, {})
+    export_onnx(model, x[:1], path, opset=17, metadata={})
     assert max_pair_sum(path) <= 128
     stored = onnx.load(str(path)).graph.initializer
     pointwise = [numpy_helper.to_array(t).astype(int) for t in stored
