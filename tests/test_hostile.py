@@ -238,7 +238,8 @@ def test_damaged_or_foreign_checkpoints(world, monkeypatch, capsys, tmp_path):
 
     foreign = torch.load(world["run"] / "best.pt", weights_only=True)
     foreign.update(classes=["green", "red"], num_classes=2,
-                   model_state=build_model("efficientnet_lite0", 2, "none").model.state_dict())
+                   model_state=build_model("efficientnet_lite0", 2,
+                                               weights="none").model.state_dict())
     atomic_torch_save(foreign, run / "best.pt")
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert code == 2 and "other classes than the model" in err
@@ -388,7 +389,7 @@ def test_train_test_layout_is_read_as_splits(world, monkeypatch, capsys, tmp_pat
     write_class_folders(data / "test", per_class=3, seed=1)
     run = _copy(world["run"], tmp_path / "run")
     cfg = build_tune_config(None, nest_overrides({"data": str(data)}))
-    prepared = prepare_data(cfg, 32, None, run)
+    prepared = prepare_data(cfg, 32, None, run=run)
     assert prepared.classes == ["blue", "green", "red"]  # never "test" and "train"
     assert len(prepared.test) == 9 and len(prepared.train) + len(prepared.val) == 30
     record = prepared.split_record
