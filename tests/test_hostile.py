@@ -642,26 +642,44 @@ def test_resuming_a_finished_run_changes_nothing(world, monkeypatch, capsys, tmp
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 
 
-def test_openvino_telemetry_is_off(world, tmp_path):
-    """No $HOME/intel (consent file, client id), and the converter's telemetry is its stub."""
+def test_openvino_and_onnxruntime_telemetry_are_off(world, tmp_path):
+    """An OpenVINO export (which also runs ONNX Runtime: parity, the unknown score) and the
+    artifact's deploy/infer.py write nothing of OpenVINO's ($HOME/intel: consent file, client
+    id) nor ONNX Runtime's ($HOME/.cache/Microsoft/DeveloperTools/.onnxruntime/deviceid)."""
     import subprocess
     import sys
 
     pytest.importorskip("openvino")
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "HOME": str(home), "PYTHONPATH": os.getcwd()}
-    env.pop("CI", None)  # openvino-telemetry stays quiet in CI anyway: test the real case
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ORT_")
+           and k not in ("CI", "XDG_CACHE_HOME")}  # both stay quiet in CI: test the real case
+    env.update(HOME=str(home), PYTHONPATH=os.getcwd())
     r = subprocess.run([sys.executable, "-m", "ftedge", "export", str(world["run"]), "--target",
                         "openvino-cpu", "--precision", "fp32", "--out", str(tmp_path / "ov")],
                        env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
+    image = next((world["data"]).rglob("*.png"))
+    for art in (tmp_path / "ov", world["art"]):  # OpenVINO's and ONNX Runtime's infer.py
+        r = subprocess.run([sys.executable, str(art / "deploy" / "infer.py"), str(image)],
+                           env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
     assert not (home / "intel").exists()
-    # OpenVINO's consent file and client id live under intel/; nothing of OpenVINO's elsewhere.
-    # (matplotlib's font cache and ONNX Runtime's ~/.cache/Microsoft device id are written
-    # as on any machine: not OpenVINO telemetry, and outside what this test covers)
+    # matplotlib's font cache is written as on any machine; nothing of OpenVINO's or ORT's
     written = [str(p.relative_to(home)) for p in home.rglob("*")]
-    assert not [w for w in written if "openvino" in w.lower() or "intel" in w.lower()], written
+    assert not [w for w in written if any(k in w.lower() for k in (
+        "openvino", "intel", "microsoft", "onnxruntime"))], written
+
+
+def test_onnxruntime_telemetry_stays_as_the_user_set_it(monkeypatch):
+    """ftedge sets ORT's opt-out variables only where the user left them unset."""
+    from ftedge.config import disable_telemetry
+
+    monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "0")
+    monkeypatch.delenv("ORT_TELEMETRY_DISABLED", raising=False)
+    disable_telemetry()
+    assert os.environ["ORT_DISABLE_TELEMETRY"] == "0"
+    assert os.environ["ORT_TELEMETRY_DISABLED"] == "1"
 
 
 def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
