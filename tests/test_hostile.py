@@ -697,3 +697,36 @@ def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
     (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
     assert "best.pt changed since it was exported" in stale_reason(art)
     assert "changed" in _stale(art)
+
+
+def test_bench_says_why_an_artifact_of_a_changed_run_is_judged_against_another_model(
+        world, tmp_path):
+    """A resumed run rewrote best.pt after export: bench's FP32 reference is the new model,
+    so its drop is the two models' gap; the row and the progress say so, with the export
+    command that makes the gate fair again."""
+    import ftedge
+    from ftedge.stages.bench.bench import BenchOptions, bench
+
+    run = _copy(world["run"], tmp_path / "run")
+    art = ftedge.export_run(run, "onnxruntime-cpu", precision="fp32", out=tmp_path / "art",
+                            log=lambda m: None).folder
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    bias = [k for k in ckpt["model_state"] if k.endswith("bias")][-1]
+    ckpt["model_state"][bias] = ckpt["model_state"][bias] + 1.0
+    torch.save(ckpt, run / "best.pt")
+    said = []
+    report = bench([art], opts=BenchOptions(batches=(1,), runs=2, warmup=0, e2e_images=2,
+                                            camera_images=0), progress=said.append)
+    row = report["artifacts"][0]
+    assert "best.pt changed since it was exported" in row["stale"]
+    assert f"ftedge export {run} --target onnxruntime-cpu --precision fp32 --force" in \
+        row["accuracy"]["note"]
+    assert any(m.startswith("warning:") and "fair gate" in m for m in said)
+
+
+def test_calibrate_on_an_artifact_names_its_run_and_its_own_values(world, monkeypatch, capsys):
+    """The hint is runnable: the artifact's own run, target and precision, no placeholders."""
+    code, _, err = run_cli(monkeypatch, capsys, "calibrate", world["art"])
+    assert code == 2 and "is an artifact" in err and "it has its own (T = " in err
+    assert f"ftedge calibrate {world['run']}" in err
+    assert "--target onnxruntime-cpu --precision fp32" in err and "RUN" not in err
