@@ -260,8 +260,6 @@ def bench(artifacts: list[str | Path], *, data: str | Path | None = None,
             if progress:
                 progress(f"benching {folder}")
             rows.append(bench_artifact(Path(folder), cache, data, opts=opts))
-            if progress and rows[-1].get("stale"):
-                progress(f"warning: {folder}: {rows[-1]['accuracy']['note']}")
     return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": system.environment(opts.threads),

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ftedge.stages.bench.bench import BenchOptions, bench
-from ftedge.stages.bench.report import table_lines, write_report
+from ftedge.stages.bench.report import artifact_problem, table_lines, write_report
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
 from ftedge.io import new_folder
@@ -44,6 +44,11 @@ def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Pa
     refresh_cards(report, out / "report.json",
                   log=lambda m: console.print(m, soft_wrap=True, markup=False))
     print_table(report)
+    for a in report["artifacts"]:  # why a row says ERROR or compares with another model
+        problem = artifact_problem(a)
+        if problem:
+            console.print(f"{'error' if a['status'] == 'error' else 'warning'}: {problem}",
+                          soft_wrap=True, markup=False, highlight=False)
     results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
                   f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)
     return paths

@@ -38,6 +38,15 @@ def _who(a: dict) -> str:
     return f"{_name(a)} ({a['target']} {a['precision']})"
 
 
+def artifact_problem(a: dict) -> str | None:
+    """Why an artifact did not run, or why its gate compares it with another model (its run
+    changed since export); None for neither. In report.md and on the console alike."""
+    if a["status"] == "error":
+        return f"{_who(a)}: {a['error']}"
+    note = (a.get("accuracy") or {}).get("note") if a.get("stale") else None
+    return f"{_who(a)}: {note}" if note else None
+
+
 def table_rows(report: dict) -> list[list[str]]:
     """One row per artifact; latency columns at batch 1 (p50/p99) and best throughput."""
     rows = []
@@ -99,9 +108,8 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
                           f"emulated: {emulated['drop_points']:+.2f} points; the emulation "
                           "cannot reproduce the scaler's own arithmetic, the hardware decoder "
                           "or NV12 colour conversion)"]
-        if a["status"] == "error":
-            lines += ["", f"- {_who(a)}: {a['error']}"]
-        elif a["status"] == "gate_failed":
+        lines += ["", f"- {line}"] if (line := artifact_problem(a)) else []
+        if a["status"] == "gate_failed":
             acc = a["accuracy"]
             lines += ["", f"- {_who(a)}: top-1 drop {acc['drop_points']:.2f} "
                           f"points > budget {acc['max_drop_points']:.2f}"]
