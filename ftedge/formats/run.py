@@ -14,9 +14,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import copy
+import csv
+import io
+
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import atomic_write_json, folder_lock, read_json, sha256_file
+from ftedge.formats.checkpoint import check_classes, check_contract, load_checkpoint
+from ftedge.io import atomic_write_json, atomic_write_text, folder_lock, read_json, sha256_file
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -28,6 +32,14 @@ GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's ac
 CALIBRATION = "calibration_manifest.json"
 SUMMARY = "summary.json"  # written last: a run that has it is finished
 HEADER = (SPLIT, CONFIG, CLASSES, AUDIT, CONTRACT)  # written before the first epoch, in order
+METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"  # one row per finished epoch
+VAL_REPORT = "val_report.json"
+CURVES, CONFUSION = "training_curves.png", "confusion_matrix.png"
+# the temperature record and its diagram: in a run folder for its checkpoint, in an artifact
+# folder beside parity.json for the artifact
+CONFIDENCE, RELIABILITY = "confidence.json", "reliability.png"
+METRIC_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
+                  "val_top5", "images_per_s", "data_wait_frac", "epoch_s"]
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,14 @@ def samples_from_record(record: dict, classes: list[str], split: str, root: Path
     return out
 
 
+def check_summary(summary, where: str) -> dict:
+    """summary.json checked for what a resume of a finished run reads."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("best_top1"), (int, float)):
+        raise RunError(f"{where} is damaged", "the run is finished; start a new one with "
+                       f"--out, or delete {SUMMARY} to let --resume write it again")
+    return summary
+
+
 @dataclass(frozen=True)
 class RunFolder:
     """A run folder on disk; every file of it is read through here."""
@@ -226,35 +246,73 @@ class RunFolder:
     def confidence(self, checkpoint: Path) -> tuple[dict | None, str | None]:
         """The temperature fitted for `checkpoint` (confidence.json, written by `ftedge
         calibrate` and at the end of `ftedge tune`): (record, None), or (None, why T = 1)."""
-        from ftedge.confidence import RECORD, CalibrationError, check_record
+        from ftedge.confidence import CalibrationError, check_record
 
-        path = self.path / RECORD
+        path = self.path / CONFIDENCE
         fix = f"ftedge calibrate {self.path}"
         if not path.is_file():
-            return None, f"{self.path.name} has no {RECORD}: probabilities use T = 1 ({fix})"
+            return None, f"{self.path.name} has no {CONFIDENCE}: probabilities use T = 1 ({fix})"
         try:
             record = check_record(read_json(path), str(path))
         except (RunError, CalibrationError) as e:
             raise RunError(e.message, fix) from None
         if record.get("checkpoint_sha256") != sha256_file(checkpoint):
-            return None, (f"{RECORD} was fitted for another checkpoint than {checkpoint.name}: "
+            return None, (f"{CONFIDENCE} was fitted for another checkpoint than {checkpoint.name}: "
                           f"probabilities use T = 1 ({fix})")
         return record, None
 
     def write_confidence(self, logits, labels, checkpoint: Path) -> dict:
         """Fit the temperature of `checkpoint` on its val `logits` and write confidence.json
         (tied to the checkpoint's sha256) and reliability.png; returns the record."""
-        from ftedge.confidence import (DIAGRAM, RECORD, calibration_record,
-                                       write_reliability_diagram)
+        from ftedge.confidence import calibration_record, check_record, write_reliability_diagram
 
         record = calibration_record(logits, labels, fitted_on=(
             f"val split of {self.path.resolve()}: {checkpoint.name} in PyTorch FP32"))
         record.update(checkpoint=checkpoint.name, checkpoint_sha256=sha256_file(checkpoint))
+        check_record(record, CONFIDENCE)  # what is written is what confidence() reads back
         with folder_lock(self.path):  # the run's one writer (tune holds it already)
-            write_reliability_diagram(record, self.path / DIAGRAM, title=(
+            write_reliability_diagram(record, self.path / RELIABILITY, title=(
                 f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val"))
-            atomic_write_json(self.path / RECORD, record)
+            atomic_write_json(self.path / CONFIDENCE, record)
         return record
+
+    def write_header(self, *, split: dict, config_yaml: str, classes: list[str], audit: dict,
+                     contract: dict) -> None:
+        """The files a new run writes before its first epoch, each checked as its reader
+        checks it; split.json first: it is what marks a header-only folder as ftedge's
+        (is_reusable)."""
+        check_split(split, SPLIT)
+        check_classes(classes, CLASSES)
+        check_contract(copy.deepcopy(contract), CONTRACT)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / SPLIT, split)
+        atomic_write_text(self.path / CONFIG, config_yaml)
+        atomic_write_json(self.path / CLASSES, classes)
+        atomic_write_json(self.path / AUDIT, audit)
+        atomic_write_json(self.path / CONTRACT, contract)
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.csv and metrics.json, one row per finished epoch."""
+        if not all(isinstance(r, dict) and "epoch" in r for r in history):
+            raise RunError("a metrics row has no epoch (an ftedge bug)", "report it")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(history)
+        atomic_write_text(self.path / METRICS_CSV, buf.getvalue())
+        atomic_write_json(self.path / METRICS_JSON, history)
+
+    def write_summary(self, summary: dict) -> None:
+        """summary.json, written last: the run is finished."""
+        check_summary(summary, SUMMARY)
+        atomic_write_json(self.path / SUMMARY, summary)
+
+    def summary(self) -> dict | None:
+        """summary.json checked, or None when the run is not finished."""
+        path = self.path / SUMMARY
+        if not path.is_file():
+            return None
+        return check_summary(read_json(path), str(path))
 
     def has_checkpoint(self) -> bool:
         return (self.path / LAST).is_file() or (self.path / BEST).is_file()

@@ -17,7 +17,8 @@ from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_o
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import require_finite
 from ftedge.errors import ConfigError, FtedgeError
-from ftedge.formats.artifact import read_manifest_dict
+from ftedge.formats.artifact import PARITY, read_manifest_dict
+from ftedge.formats.run import BEST
 from ftedge.runtime import LoadedModel, infer_batches
 
 
@@ -67,7 +68,7 @@ class ValSet:
 def _folder_size_mb(folder: Path, manifest: dict) -> float:
     # the model as the runtime loads it: not the report, nor deploy/'s copies for Triton
     names = [f for f in manifest.get("files", {})
-             if f != "parity.json" and not f.startswith("deploy/")]
+             if f != PARITY and not f.startswith("deploy/")]
     names += [f for f in ("model.engine",) if (folder / f).is_file()]
     return sum((folder / f).stat().st_size for f in set(names) if (folder / f).is_file()) / 2**20
 
@@ -81,7 +82,7 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
     if key in cache:
         return cache[key]
-    reference = load_run(run) if (run / "best.pt").is_file() else None
+    reference = load_run(run) if (run / BEST).is_file() else None
     if reference is None and data is None:
         raise FtedgeError(f"the artifact's source run {run} is not here and no --data was given",
                           "pass --data DIR (class folders) to bench on")

@@ -72,9 +72,9 @@ def agreement_line(parity: dict) -> str:
 
 def _reference_name(source) -> str:
     if source.precision != "int8":
-        return "PyTorch FP32 (best.pt)"
+        return f"PyTorch FP32 ({BEST})"
     if source.kind == "qat" and not source.float_layers:  # else QAT no longer describes it
-        return "PyTorch QAT fake-quant (qat_best.pt)"
+        return f"PyTorch QAT fake-quant ({QAT_BEST})"
     return f"{source.path.name} in ONNX Runtime (exact S8S8)"
 
 
@@ -116,8 +116,8 @@ def _val_and_reference(loaded, source):
 
 
 def _float_twin_name(source) -> str:
-    return ("PyTorch QAT weights, quantizers off (qat_best.pt)" if source.kind == "qat"
-            else "PyTorch FP32 (best.pt)")
+    return (f"PyTorch QAT weights, quantizers off ({QAT_BEST})" if source.kind == "qat"
+            else f"PyTorch FP32 ({BEST})")
 
 
 def _float_twin_logits(loaded, source, x: np.ndarray) -> np.ndarray:
