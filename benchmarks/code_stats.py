@@ -181,8 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {n}")
     if "export_reads" in s:
         r = s["export_reads"]
-        print(f"one INT8 export (onnxruntime-cpu): {r['onnx_parses']} ONNX parses {r['parses']}, "
-              f"{r['sha256']} sha256 hashes {r['hashes']}")
+        print(f"one INT8 export (onnxruntime-cpu): {r['onnx_parses']} ONNX parses "
+              f"(at most {r['most_parses_of_one_file']} of one file) {r['parses']}; "
+              f"{r['sha256']} sha256 hashes (at most {r['most_hashes_of_one_file']} of one file) "
+              f"{r['hashes']}")
     return 0
 
 

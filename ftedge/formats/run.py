@@ -20,7 +20,8 @@ import io
 
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.checkpoint import check_classes, check_contract, load_checkpoint
-from ftedge.io import atomic_write_json, atomic_write_text, folder_lock, read_json, sha256_file
+from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, memo_active, memoised,
+                       read_json, sha256_file)
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -69,13 +70,30 @@ def recreate_hint(path: Path) -> str:
 
 
 def load_onnx(path: str | Path, load_external_data: bool = True):
-    """An ONNX graph file as an onnx.ModelProto; a damaged file is a RunError naming it."""
+    """An ONNX graph file as an onnx.ModelProto; a damaged file is a RunError naming it. Inside
+    io.memoised_reads the file is parsed once per command and each caller gets its own copy
+    (callers edit what they load)."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    path = Path(path)
+    parsed = memoised("onnx", path, lambda: _parse_onnx(path))
+    model = parsed
+    if memo_active():
+        model = onnx.ModelProto()
+        model.CopyFrom(parsed)
+    if load_external_data and any(uses_external_data(t) for t in model.graph.initializer):
+        load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _parse_onnx(path: Path):
+    """The graph without its external data (loaded on demand by load_onnx)."""
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
     try:
-        model = onnx.load(str(path), load_external_data=load_external_data)
+        model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is damaged (not a readable ONNX graph: {e})",
                        recreate_hint(path)) from e

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.io import memoised_reads
 from ftedge.confidence import evaluation_report
 from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
@@ -233,6 +234,7 @@ def _gpu_free_mb() -> float | None:
     return None
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def bench(artifacts: list[str | Path], data: str | Path | None = None,
           opts: BenchOptions = BenchOptions(), progress=None) -> dict:
     """Bench every artifact; returns the report dict (see report.py for its schema)."""

@@ -25,7 +25,7 @@ from ftedge.formats.run import (CONFIDENCE, FP32_ONNX, GATE, INT8_ONNX, RELIABIL
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.edit import save as save_onnx
 from ftedge.graph.metadata import read_metadata
-from ftedge.io import atomic_write_json, sha256_file
+from ftedge.io import atomic_write_json, memoised_reads, sha256_file
 from ftedge.quant.onnx_export import ensure_fp32
 from ftedge.runtime import LoadedModel
 from ftedge.runtime.base import SourceModel, get_target
@@ -190,6 +190,7 @@ def _pixel_source(source: SourceModel, contract: dict, pixels: tuple[str, str],
     return dataclasses.replace(source, path=path, input_size=size)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def export_run(run: str | Path, target: str, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str = "auto", threads: int | None = None,
