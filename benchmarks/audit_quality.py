@@ -110,7 +110,7 @@ def label_precision(planted: Path, truth: dict, model: str) -> None:
     k = len(bad)
     top = label_quality_ranking(y, probs)[:k]
     precision = np.mean([rel[i] in bad for i in top])
-    flagged = find_label_issues([s.path for s in samples], y, probs, audit.classes)
+    flagged = find_label_issues([s.path for s in samples], y, probs, classes=audit.classes)
     caught = sum(str(i.path.relative_to(planted)) in bad for i in flagged)
     print(f"label errors ({model} features {t1 - t0:.0f} s, {len(samples)} images; "
           f"cross-validated probe {t2 - t1:.1f} s): precision@{k} {precision:.3f}; "

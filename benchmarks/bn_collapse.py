@@ -67,15 +67,15 @@ def main() -> None:
     torch.manual_seed(0)
     audit = audit_dataset(a.data)
     contract = preprocessing_contract(get_spec(a.model), a.img_size)
-    built = build_model(a.model, len(audit.classes), "imagenet")
-    init_head_from_probe(built, audit.train, contract, len(audit.classes))
+    built = build_model(a.model, len(audit.classes), weights="imagenet")
+    init_head_from_probe(built, audit.train, contract, n_classes=len(audit.classes))
     model = built.model.eval()
     xv = preprocess_samples(audit.val, contract)
     yv = np.array([s.label for s in audit.val])
     rows = [("ImageNet statistics (as pretrained)", top1(model, xv, yv), None)]
     for name, tf in (("train augmentation", train_transform(contract, AugmentConfig())),
                      ("eval transform", eval_transform(contract))):
-        ds = ImageSamples(audit.train, tf, None, (255, 255, 255))
+        ds = ImageSamples(audit.train, tf, cache=None, background=(255, 255, 255))
         loader = torch.utils.data.DataLoader(ds, batch_size=a.batch, shuffle=True,
                                              drop_last=True)
         batches = [x for _ in range(a.epochs) for x, _ in loader]

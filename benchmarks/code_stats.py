@@ -5,9 +5,11 @@
 
 Prints: lines per top-level package, the 5 largest modules and functions, import edges that
 break the layer table (tests/layering.py's checker), `runtime == "..."` branches outside
-ftedge/runtime/, and modules without a direct test (ftedge/a/b.py is directly tested when a
-file under tests/ imports ftedge.a.b), and run or artifact file names spelled outside
-ftedge/formats/ (tests/run_files.py). The suite's wall time is timed separately:
+ftedge/runtime/, public functions with more than 3 positional parameters and default literals
+written in more than one signature (tests/signatures.py), modules without a direct test
+(ftedge/a/b.py is directly tested when a file under tests/ imports ftedge.a.b), and run or
+artifact file names spelled outside ftedge/formats/ (tests/run_files.py). The suite's wall time
+is timed separately:
 `time python -m pytest -q -m "not gpu and not tensorrt"`.
 
     python benchmarks/code_stats.py --export-reads       # + trains a tiny QAT run (~1 min)
@@ -29,6 +31,7 @@ HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 from tests.layering import check_layers, module_names, read_table  # noqa: E402
 from tests.run_files import run_file_literals  # noqa: E402
+from tests.signatures import positional_heavy, repeated_defaults  # noqa: E402
 
 RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "pytorch"}
 
@@ -118,6 +121,8 @@ def stats(root: Path, table_file: Path | None) -> dict:
            "lines_per_package": per_package(pkg), "largest_modules": sizes[:5],
            "largest_functions": largest_functions(pkg),
            "runtime_branches_outside_runtime": runtime_branches(pkg),
+           "positional_heavy_functions": positional_heavy(pkg),
+           "repeated_default_literals": repeated_defaults(pkg),
            "modules_without_direct_test": untested,
            "run_file_names_outside_formats": run_file_literals(pkg)}
     if table_file is not None:
@@ -173,6 +178,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"runtime == branches outside ftedge/runtime/: {len(br)}")
     for b in br:
         print(f"  {b}")
+    heavy = s["positional_heavy_functions"]
+    print(f"public functions with more than 3 positional parameters: {len(heavy)}")
+    for h in heavy:
+        print(f"  {h}")
+    repeated = s["repeated_default_literals"]
+    print(f"default literals written in more than one place: {len(repeated)}")
+    for name, where in repeated.items():
+        print(f"  {name}: {', '.join(where)}")
     print(f"modules without a direct test: {len(s['modules_without_direct_test'])}: "
           + ", ".join(s["modules_without_direct_test"]))
     names = s["run_file_names_outside_formats"]

@@ -78,7 +78,8 @@ def main() -> None:
     if a.deepstream:
         with tempfile.TemporaryDirectory() as tmp:
             for precision in ("fp32", "int8"):
-                res = ftedge.export_run(a.run, a.deepstream, precision, out=Path(tmp) / precision,
+                res = ftedge.export_run(a.run, a.deepstream, precision=precision,
+                                        out=Path(tmp) / precision,
                                         log=lambda m: None)
                 d = res.manifest["parity"]["deepstream_preprocessing"]
                 print(f"DeepStream-style preprocessing, {a.deepstream} {precision} "

@@ -72,10 +72,10 @@ def before(infer, model, paths: list, contract: dict, batch: int) -> float:
     for p in paths:
         pending.append(infer.preprocess(infer.load_image(p), plain))
         if len(pending) == batch:
-            infer.run_batch(model, pending, batch, False)
+            infer.run_batch(model, pending, batch, fixed=False)
             pending = []
     if pending:
-        infer.run_batch(model, pending, batch, False)
+        infer.run_batch(model, pending, batch, fixed=False)
     return len(paths) / (time.perf_counter() - t0)
 
 

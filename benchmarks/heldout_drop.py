@@ -80,7 +80,8 @@ def main(argv=None) -> int:
         if key not in fp32_cache:
             fp32_cache[key] = onnx_logits(fp32_path, x)
         ref = fp32_cache[key]
-        gate = accuracy_gate(ref, onnx_logits(run / INT8_ONNX["qat"], x), labels, classes, 1.0)
+        gate = accuracy_gate(ref, onnx_logits(run / INT8_ONNX["qat"], x), labels, classes=classes,
+                             max_drop=1.0)
         m, (lo, hi) = gate["mcnemar"], gate["drop_ci95_points"]
         print(f"{run}: FP32 {gate['fp32_top1']:.4f} INT8 {gate['int8_top1']:.4f} drop "
               f"{gate['drop_points']:+.2f} ({lo:+.2f} to {hi:+.2f}) agreement "

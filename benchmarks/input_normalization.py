@@ -44,7 +44,8 @@ def main() -> None:
         arts = {}
         for target in ("onnxruntime-cpu", "openvino-cpu"):
             for fmt in ("normalized", "uint8"):
-                res = export_run(args.run, target, "int8", out=Path(tmp) / f"{target}-{fmt}",
+                res = export_run(args.run, target, precision="int8",
+                                 out=Path(tmp) / f"{target}-{fmt}",
                                  input_format=fmt, log=lambda m: None)
                 art = load_artifact(res.folder, args.threads)
                 # the runner of a uint8 artifact converts normalised floats back to pixels;

@@ -40,9 +40,9 @@ def export_pair(run: Path, size: int, out: Path) -> tuple[Path, Path]:
     loaded = load_run(run)
     example = torch.zeros(1, 3, size, size)
     fp32 = out / "fp32.onnx"
-    export_onnx(copy.deepcopy(loaded.runner.model), example, fp32, 17, {})
+    export_onnx(copy.deepcopy(loaded.runner.model), example, fp32, opset=17, metadata={})
     int8 = out / "int8.onnx"
-    export_onnx(qat_reference(loaded).model, example, int8, 17, {})
+    export_onnx(qat_reference(loaded).model, example, int8, opset=17, metadata={})
     return fp32, int8
 
 
@@ -68,7 +68,7 @@ def nncf_int8(core, fp32_onnx: Path, calib: np.ndarray):
 
     model = core.read_model(str(fp32_onnx))
     data = nncf.Dataset([calib[i:i + 1] for i in range(len(calib))])
-    return nncf.quantize(model, data, subset_size=len(calib))
+    return nncf.quantize(model, method=data, subset_size=len(calib))
 
 
 def main() -> None:

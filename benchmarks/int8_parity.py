@@ -63,14 +63,15 @@ def main() -> None:
         noise = quantization_noise(ref, infer_batches(qat_reference(loaded, quantized=False), x))
         rows = {}
         for target in ("onnxruntime-cpu", "openvino-cpu"):
-            res = export_run(run, target, "int8", out=out / f"{i}-{target}", force=True,
+            res = export_run(run, target, precision="int8", out=out / f"{i}-{target}", force=True,
                              log=lambda m: None)
             rows[target] = infer_batches(_runner_of(res.folder), x)
             p = res.manifest["parity"]
             assert abs(p["int8_noise_logit"] - noise) < 1e-4, (p["int8_noise_logit"], noise)
         profile = load_profile("openvino-cpu")
         rows["openvino, shared graph"] = infer_batches(
-            OpenVinoRunner(run / "model.int8.onnx", "CPU", compile_config(profile, None)), x)
+            OpenVinoRunner(run / "model.int8.onnx", device="CPU", config=compile_config(profile,
+                                                                                        None)), x)
         for name, logits in rows.items():
             a = int8_agreement(ref, logits, noise)
             flips = ref.argmax(1) != logits.argmax(1)

@@ -43,7 +43,7 @@ def qat_only(run: Path, out: Path, epochs: int, settings: list[str]) -> dict:
     config = from_dict(TuneConfig, cfg)
     validate_tune_config(config)
     ctx, device = D.init_distributed("cpu")
-    trainer = Trainer(config, ctx, device, None, [])
+    trainer = Trainer(config, ctx, device, ckpt=None, callbacks=[])
     shutil.copy(run / "best.pt", out / "best.pt")  # the FP32 stage, done: QAT starts from it
     fp32 = [r for r in json.loads((run / "metrics.json").read_text()) if r["phase"] != "qat"]
     summary = json.loads((run / "summary.json").read_text())

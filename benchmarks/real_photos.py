@@ -78,12 +78,12 @@ def run_cell(data: Path, model: str, weights: str | None, size: int, out: Path) 
         return json.loads((run / "summary.json").read_text())
 
     (out / "old.yaml").write_text(OLD_RECIPE)
-    row["fp32 old"] = tune("old", [], out / "old.yaml")["best_top1"]
-    qat = tune("qat", ["--qat", "--no-distill", "--no-fallback"])
+    row["fp32 old"] = tune("old", config_file=[], resume=out / "old.yaml")["best_top1"]
+    qat = tune("qat", config_file=["--qat", "--no-distill", "--no-fallback"])
     row["fp32 new"] = qat["best_top1"]
     row["qat"] = (qat["qat"] or {}).get("int8_onnx_top1")
     row["qat fp32 onnx"] = (qat["qat"] or {}).get("fp32_onnx_top1")
-    distill = tune("qat_distill", ["--qat", "--distill", "--no-fallback"])
+    distill = tune("qat_distill", config_file=["--qat", "--distill", "--no-fallback"])
     row["qat+distill"] = (distill["qat"] or {}).get("int8_onnx_top1")
     row["qat+distill fp32"] = distill["best_top1"]
     for name, args in {**PTQ, "ptq entropy w7 +bc": ["--calib-method", "entropy"],

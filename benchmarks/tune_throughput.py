@@ -78,10 +78,12 @@ def measure(mode: str, size: int, batch: int, steps: int, head_only: bool) -> di
     else:
         loader = _real_loader(size, batch, steps)
     for i in range(2):  # warm-up, as for the plain loop
-        train_step(model, xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch], opt,
-                   crit, s)
+        train_step(model, xs[i * batch:(i + 1) * batch], ys[i * batch:(i + 1) * batch],
+                   optimizer=opt,
+                   criterion=crit, s=s)
     t = time.perf_counter()
-    stats = train_one_epoch(model, loader, opt, crit, s, lambda: None, lambda st: None)
+    stats = train_one_epoch(model, loader, opt, criterion=crit, s=s, before_step=lambda: None,
+                            after_step=lambda st: None)
     dt = time.perf_counter() - t
     return {"images_per_s": stats.seen / dt, "data_wait_frac": stats.wait_s / dt}
 
@@ -100,7 +102,7 @@ def _real_loader(size: int, batch: int, steps: int):
                                    "train": {"batch_size": batch}})
     contract = preprocessing_contract(get_spec("efficientnet_lite0"), size)
     data = prepare_data(cfg, round(1.5 * size), None)
-    loader = train_loader(data, contract, cfg, DistContext(), "cpu")
+    loader = train_loader(data, contract, cfg, ctx=DistContext(), device="cpu")
     return _Limited(loader, steps)
 
 

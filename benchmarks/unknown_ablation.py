@@ -138,6 +138,7 @@ def main(argv=None) -> int:
     from ftedge.data.transforms import preprocess_samples
     from ftedge.formats.run import FP32_ONNX, RunFolder
     from ftedge.graph.unknown import SCORES
+    from ftedge.config import OPSET
     from ftedge.quant.onnx_export import export_fp32
     from ftedge.runtime.pytorch.runner import load_run
 
@@ -158,7 +159,7 @@ def main(argv=None) -> int:
     tmp = tempfile.TemporaryDirectory()
     if not fp32.is_file():
         fp32 = Path(tmp.name) / FP32_ONNX
-        export_fp32(loaded, fp32, 17)
+        export_fp32(loaded, fp32, OPSET)
     int8 = folder.file(args.int8 or next(
         (n for n in ("model.int8.onnx", "model.ptq.int8.onnx") if folder.file(n).is_file()),
         "model.int8.onnx"))

@@ -10,6 +10,8 @@ import sys
 import click
 
 from ftedge.config import DECODES, FILTERS, GEOMETRIES, INPUT_FORMATS, INPUT_LAYOUTS
+from ftedge.config import (BENCH_WARMUP, CALIB_METHOD, CALIB_PERCENTILE, CALIB_RECIPE, FALLBACK_CAP,
+                           INT8_SOURCE, INT8_SOURCES, MAX_DROP, TOPK, WEIGHT_BITS)
 from ftedge.config import (MAX_BATCH, MAX_EPOCHS, MAX_IMG_SIZE, MAX_SEED, MAX_THREADS,
                            MAX_WORKERS, disable_telemetry)
 from ftedge.console import console, results
@@ -111,7 +113,7 @@ def tune(config_file, resume, **options) -> None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
               help="The tune YAML config: the probe uses its data/model sections.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
-def probe(data, model, weights, img_size, config_file, as_json) -> None:
+def probe(data, model, weights, *, img_size, config_file, as_json) -> None:
     """Frozen-feature linear probe: the baseline a fine-tune must beat (same net, split, size)."""
     from ftedge.config import build_tune_config, nest_overrides
     from ftedge.stages.tune.probe import linear_probe
@@ -162,7 +164,7 @@ def demo(out, data, device) -> None:
               help="Write OUT/train with N images per class and OUT/val with the rest.")
 @click.option("--seed", default=0, show_default=True, type=SEED,
               help="Seed of the --train-per-class pick.")
-def demo_data(out, overwrite, train_per_class, seed) -> None:
+def demo_data(out, overwrite, train_per_class, *, seed) -> None:
     """Write scikit-learn's digits (1,797 images, 10 classes) as a PNG class-folder dataset."""
     from ftedge.data.demo import write_demo_data
 
@@ -185,7 +187,7 @@ def data() -> None:
                    "over every image: one evaluation pass over the data).")
 @click.option("--model", default=None,
               help="Network whose frozen features --labels uses (default: tune's default).")
-def data_check(root, as_json, labels, model) -> None:
+def data_check(root, as_json, labels, *, model) -> None:
     """Audit a dataset: images per class, imbalance, sizes, unusable files, duplicate and
     leaked images across train/val/test, outliers; --labels adds suspected label errors."""
     from ftedge.config import ModelConfig
@@ -211,7 +213,7 @@ def data_check(root, as_json, labels, model) -> None:
 @click.option("--unknown", "unknown_dir", type=click.Path(exists=True, file_okay=False),
               help="Folder of images of none of the classes: report how the unknown score "
                    "separates them (AUROC, FPR at 95% TPR, top-1 against coverage).")
-def eval_cmd(run, data, split, as_json, unknown_dir) -> None:
+def eval_cmd(run, data, split, *, as_json, unknown_dir) -> None:
     """Top-1/top-5, per-class precision/recall and the confusion matrix of a run or artifact."""
     from ftedge.console import literal, plain
     from ftedge.stages.inference import calibration_line, evaluate
@@ -268,14 +270,14 @@ def calibrate(run) -> None:
 @cli.command()
 @click.argument("run", type=click.Path(exists=True))
 @click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--topk", default=5, show_default=True, type=COUNT)
+@click.option("--topk", default=TOPK, show_default=True, type=COUNT)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--batch", type=BATCH,
               help="Images per inference (default: the artifact's fixed batch, else 8).")
 @click.option("--workers", type=click.IntRange(1, MAX_WORKERS),
               help="Threads decoding images while the model runs (default: one per core).")
 @click.option("--threads", type=THREADS, help="CPU threads for the runtime.")
-def predict(run, images, topk, as_json, batch, workers, threads) -> None:
+def predict(run, images, topk, *, as_json, batch, workers, threads) -> None:
     """Print the top-k classes for each image (exit code 1 when no image could be read)."""
     from ftedge.console import literal
     from ftedge.stages.inference import predict as predict_api
@@ -303,20 +305,22 @@ def predict(run, images, topk, as_json, batch, workers, threads) -> None:
 @click.argument("run", type=click.Path(exists=True, file_okay=False))
 @click.option("--method", default="ptq", show_default=True, type=click.Choice(["ptq"]),
               help="Post-training quantization (QAT is `ftedge tune --qat`).")
-@click.option("--calib", default="stratified-256", show_default=True,
+@click.option("--calib", default=CALIB_RECIPE, show_default=True,
               help="Calibration recipe: a name in calibration/ or a recipe YAML file.")
-@click.option("--calib-method", default="entropy", show_default=True,
+@click.option("--calib-method", default=CALIB_METHOD, show_default=True,
               type=click.Choice(["minmax", "percentile", "entropy"]))
-@click.option("--percentile", default=99.99, show_default=True,
+@click.option("--percentile", default=CALIB_PERCENTILE, show_default=True,
               type=FiniteFloat(0, 100, min_open=True))
-@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
+@click.option("--max-drop", default=MAX_DROP, show_default=True, type=POINTS,
               help="Accuracy gate budget, top-1 points.")
-@click.option("--weight-bits", default=7, show_default=True, type=click.Choice(["7", "8"]),
+@click.option("--weight-bits", default=str(WEIGHT_BITS), show_default=True,
+              type=click.Choice(["7", "8"]),
               help="7: safe for u8 x s8 CPU kernels without VNNI (depthwise layers keep 8, "
                    "their kernels cannot saturate); 8: full range (TensorRT).")
 @click.option("--fallback/--no-fallback", default=True, show_default=True,
               help="When the gate fails, keep the most sensitive layers in float.")
-@click.option("--fallback-cap", default=0.1, show_default=True, type=FiniteFloat(0, 1, min_open=True),
+@click.option("--fallback-cap", default=FALLBACK_CAP, show_default=True,
+              type=FiniteFloat(0, 1, min_open=True),
               help="Most layers kept in float, as a fraction of the quantized layers.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="Correct the per-channel output shift of INT8 weights (as NNCF does).")
@@ -324,7 +328,7 @@ def predict(run, images, topk, as_json, batch, workers, threads) -> None:
               "an existing graph (sensitivity.json/.md/.png); no new quantization.")
 @click.option("--graph", type=click.Choice(["qat", "ptq"]),
               help=f"With --sensitivity: {INT8_ONNX['qat']} (qat) or {INT8_ONNX['ptq']} (ptq).")
-def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits, fallback,
+def quantize(run, method, calib, *, calib_method, percentile, max_drop, weight_bits, fallback,
              fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
     from ftedge.stages.quantize import analyse_sensitivity
@@ -336,8 +340,9 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
     if graph:
         raise click.UsageError("--graph picks the graph --sensitivity analyses: give it with "
                                "--sensitivity, or leave it out")
-    result = quantize_api(run, method, calib, calib_method, percentile, max_drop,
-                          weight_bits=int(weight_bits), fallback=fallback,
+    result = quantize_api(run, method=method, calib=calib, calib_method=calib_method,
+                          percentile=percentile, max_drop=max_drop, weight_bits=int(weight_bits),
+                          fallback=fallback,
                           fallback_cap=fallback_cap, bias_correct=bias_correction)
     if not result["passed"]:
         console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/{GATE['ptq']}.md; try another "
@@ -355,14 +360,14 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
 @click.option("--batch", help="A fixed batch size N, or 'dynamic' (default: the target's).")
 @click.option("--out", type=click.Path(file_okay=False),
               help="Artifact folder (default: RUN/exports/<target>-<precision>).")
-@click.option("--int8-source", default="auto", show_default=True,
-              type=click.Choice(["auto", "qat", "ptq"]),
+@click.option("--int8-source", default=INT8_SOURCE, show_default=True,
+              type=click.Choice(INT8_SOURCES),
               help=f"Which INT8 graph of the run: QAT ({INT8_ONNX['qat']}) or PTQ "
               f"({INT8_ONNX['ptq']}).")
 @click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
 @click.option("--allow-failed-gate", is_flag=True,
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
-@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
+@click.option("--max-drop", default=MAX_DROP, show_default=True, type=POINTS,
               help="With --precision auto: accuracy budget, top-1 points vs FP32.")
 @click.option("--input-format", type=click.Choice(INPUT_FORMATS),
               help="What the artifact's input takes: normalized (float32 (x/255-mean)/std), or "
@@ -375,7 +380,7 @@ def quantize(run, method, calib, calib_method, percentile, max_drop, weight_bits
                    "knn (default), mahalanobis, msp, maxlogit, energy, or off.")
 @click.option("--unknown-tpr", type=FiniteFloat(0.5, 1, max_open=True),
               help="Share of the val images the unknown threshold accepts (default: 0.95).")
-def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_failed_gate,
+def export_cmd(run, targets_, precision, *, batch, out, int8_source, force, allow_failed_gate,
                max_drop, input_format, input_layout, unknown_score, unknown_tpr) -> None:
     """Build the artifact a device/runtime wants, check it against PyTorch, write its manifest."""
     from ftedge.stages.export.exporter import export_run
@@ -387,7 +392,7 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
                                    "it alone, without --batch")
         from ftedge.pick import pick_precision
 
-        codes = [pick_precision(run, t, max_drop, force=force,
+        codes = [pick_precision(run, t, max_drop=max_drop, force=force,
                                 out=out if len(targets_) == 1 else None).exit_code
                  for t in targets_]
         sys.exit(max(codes))
@@ -396,7 +401,8 @@ def export_cmd(run, targets_, precision, batch, out, int8_source, force, allow_f
         raise click.UsageError("--out names one folder: give one --target and one --precision")
     failed = False
     for target, prec in jobs:
-        result = export_run(run, target, prec, batch, out, force, int8_source,
+        result = export_run(run, target, precision=prec, batch=batch, out=out, force=force,
+                            int8_source=int8_source,
                             log=lambda m: console.print(m, soft_wrap=True),
                             allow_failed_gate=allow_failed_gate, input_format=input_format,
                             input_layout=input_layout, unknown_score=unknown_score,
@@ -459,7 +465,8 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
 @click.option("--data", type=click.Path(file_okay=False), help="Val images (default: the run's val split).")
 @click.option("--batch", "batches", default="1,8,32", show_default=True, callback=_int_list,
               help="Batch sizes.")
-@click.option("--warmup", default=10, show_default=True, type=click.IntRange(0, 1_000_000),
+@click.option("--warmup", default=BENCH_WARMUP, show_default=True, type=click.IntRange(0,
+                                                                                       1_000_000),
               help="Untimed calls per batch size before timing (0: none).")
 @click.option("--runs", type=COUNT, help="Timed runs per batch size (default 100).")
 @click.option("--time", "seconds", type=FiniteFloat(0, 86_400, min_open=True), help="Seconds of timed runs per batch size, instead of --runs.")
@@ -469,13 +476,13 @@ def _int_list(ctx, param, value: str) -> tuple[int, ...]:
                    "end per kind (default 8); 0: skip them.")
 @click.option("--workers", type=click.IntRange(1, 256),
               help="Decode threads in the end-to-end pipeline (default: one per core).")
-@click.option("--max-drop", default=1.0, show_default=True, type=POINTS,
+@click.option("--max-drop", default=MAX_DROP, show_default=True, type=POINTS,
               help="Accuracy budget: top-1 points vs FP32.")
 @click.option("--out", type=click.Path(file_okay=False), help="Report folder (default: RUN/bench/<host>-<time>).")
 @click.option("--force", is_flag=True, help="Replace an earlier bench report folder at --out.")
 @click.option("--pick", is_flag=True, help="With --target: export every precision, bench each, "
               "and copy the fastest within --max-drop to RUN/exports/<target>-auto.")
-def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, threads,
+def bench_cmd(paths, targets_, precision, *, data, batches, warmup, runs, seconds, threads,
               camera_images, workers, max_drop, out, force, pick) -> None:
     """Accuracy, latency, memory and energy of artifact folders, written as a report."""
     from pathlib import Path
@@ -494,7 +501,8 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         opts = BenchOptions(batches=batches, warmup=warmup, runs=runs,
                             seconds=seconds, threads=threads, max_drop=max_drop, e2e_images=20,
                             camera_images=0)  # the pick is on the model alone
-        sys.exit(max(pick_precision(r, t, max_drop, data, opts, force).exit_code
+        sys.exit(max(pick_precision(r, t, max_drop=max_drop, data=data, opts=opts,
+                                    force=force).exit_code
                      for r in paths for t in targets_))
     extra = {} if camera_images is None else {"camera_images": camera_images}
     opts = BenchOptions(batches=batches, warmup=warmup, runs=runs, seconds=seconds,
@@ -506,7 +514,7 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
         folders = artifacts_for_targets(list(paths), list(targets_), precision)
     else:
         folders = [Path(p) for p in paths]
-    sys.exit(run_bench(folders, data, opts, out, force))
+    sys.exit(run_bench(folders, data, opts, out=out, force=force))
 
 
 @cli.command("report")
@@ -523,7 +531,7 @@ def bench_cmd(paths, targets_, precision, data, batches, warmup, runs, seconds, 
               help="With --html: images of none of the classes (the unknowns the model accepts).")
 @click.option("--audit", type=click.Path(exists=True, dir_okay=False),
               help="With --html: the JSON of `ftedge data check DATA --json`.")
-def report_cmd(folders, out, force, as_html, unknown, audit) -> None:
+def report_cmd(folders, out, force, *, as_html, unknown, audit) -> None:
     """Merge bench folders into one table and plot; or, with --html, a run's page."""
     from pathlib import Path
 

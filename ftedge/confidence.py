@@ -106,7 +106,7 @@ def at_bound(logits: np.ndarray, labels: np.ndarray, temperature: float) -> bool
     return any(nll(logits, labels, t) <= best + 1e-6 for t in TEMPERATURE_RANGE)
 
 
-def held_out_temperatures(logits: np.ndarray, labels: np.ndarray, folds: int | None = None,
+def held_out_temperatures(logits: np.ndarray, labels: np.ndarray, *, folds: int | None = None,
                           seed: int | None = None,
                           fit: Callable[[np.ndarray, np.ndarray], float] = fit_temperature
                           ) -> np.ndarray:
@@ -135,7 +135,7 @@ def calibration_record(logits: np.ndarray, labels: np.ndarray, *, fitted_on: str
     folds = min(CALIBRATION_FOLDS if folds is None else folds, len(labels))
     seed = CALIBRATION_SEED if seed is None else seed
     temperature = fit_temperature(logits, labels)
-    held = held_out_temperatures(logits, labels, folds, seed)
+    held = held_out_temperatures(logits, labels, folds=folds, seed=seed)
     before, after = _scores(logits, labels, np.ones(len(labels))), _scores(logits, labels, held)
     return {"method": METHOD, "temperature": round(temperature, 6), "fitted_on": fitted_on,
             "n": int(len(labels)), "top1": float((logits.argmax(1) == labels).mean()),
@@ -155,10 +155,10 @@ def scored_with(logits: np.ndarray, labels: np.ndarray, temperature: float) -> d
     logits, labels = _check(logits, labels)
     return {"temperature": float(temperature), "n": int(len(labels)),
             "ece_before": expected_calibration_error(logits, labels),
-            "ece_after": expected_calibration_error(logits, labels, temperature),
+            "ece_after": expected_calibration_error(logits, labels, temperature=temperature),
             "nll_before": nll(logits, labels), "nll_after": nll(logits, labels, temperature),
             "bins": {"before": reliability_bins(logits, labels),
-                     "after": reliability_bins(logits, labels, temperature)}}
+                     "after": reliability_bins(logits, labels, temperature=temperature)}}
 
 
 def check_record(record, where: str) -> dict:
@@ -186,7 +186,7 @@ def calibrated_probabilities(logits: np.ndarray, record) -> np.ndarray:
 
 
 def evaluation_report(logits: np.ndarray, labels: np.ndarray, record: dict | None,
-                      in_sample: bool) -> dict:
+                      *, in_sample: bool) -> dict:
     """ECE/NLL on evaluated images without and with the model's recorded T (T = 1 without a
     record); `in_sample`: these are the images T was fitted on, so the record's cross-fitted
     numbers are added as the held-out ones."""

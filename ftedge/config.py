@@ -72,6 +72,27 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 UNKNOWN_SCORE = "knn"
 UNKNOWN_TPR = 0.95
 UNKNOWN_KNN_BANK = 2048
+# Quantization (QatConfig, `ftedge quantize`, the INT8 gates, export --precision auto): every
+# signature that takes one of these defaults to None and resolves it with `or_default`.
+WEIGHT_BITS = 7  # see QatConfig.weight_bits
+MIN_OPSET = 17  # per-channel Q/DQ need opset 13; 17 is what TensorRT 10 and the tests use
+OPSET = MIN_OPSET
+MAX_DROP = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
+FALLBACK_CAP = 0.1  # a failed gate keeps at most this fraction of the quantized layers in float
+CALIB_RECIPE = "stratified-256"  # calibration/<name>.yaml
+CALIB_METHOD = "entropy"  # how PTQ sets activation ranges (quant/calibrate.METHODS)
+CALIB_PERCENTILE = 99.99  # calib_method percentile: the share of |x| values kept in range
+INT8_SOURCES = ("auto", "qat", "ptq")  # which Q/DQ graph an INT8 export starts from
+INT8_SOURCE = INT8_SOURCES[0]  # auto: the QAT graph when the run has one, else the PTQ graph
+# Inference and bench
+EVAL_BATCH = 32  # images per forward pass when only logits are wanted (eval, gates)
+TOPK = 5  # classes `ftedge predict` shows per image
+BENCH_WARMUP = 10  # untimed calls before latency is timed
+DEFAULT_WEIGHTS = "imagenet"  # a model's starting weights: imagenet | none | a file
+DEFAULT_GEOMETRY = GEOMETRIES[0]
+DEFAULT_DECODE = DECODES[0]
+DEFAULT_INPUT_FORMAT = INPUT_FORMATS[0]
+DEFAULT_LAYOUT = INPUT_LAYOUTS[0]
 
 
 @dataclass(frozen=True)
@@ -106,7 +127,7 @@ class PreprocessConfig:
     geometry: str | None = None  # None: the target's (preprocess.target), else crop
     filter: str | None = None  # None: the target's, else the model's (Lite0: bicubic)
     pad_value: tuple[int, int, int] = DEFAULT_PAD_VALUE  # letterbox bars, RGB 0..255
-    decode: str = "full"  # full | draft (see DECODES)
+    decode: str = DEFAULT_DECODE  # full | draft (see DECODES)
     target: str | None = None  # a target profile whose pipeline's geometry/filter to train for
 
 
@@ -115,7 +136,7 @@ class ModelConfig:
     """Which network and which starting weights."""
 
     name: str = "efficientnet_lite0"
-    weights: str = "imagenet"  # imagenet | none | path to a file
+    weights: str = DEFAULT_WEIGHTS  # imagenet | none | path to a file
     img_size: int | None = None  # None: the model's pretraining resolution
     dropout: float | None = None  # None: the model's own
 
@@ -165,13 +186,13 @@ class QatConfig:
     # 0.9265 vs 0.9044 INT8 top-1 (FP32 0.9191 / 0.9522)
     freeze_observers_after: int = 1  # QAT epochs after which activation ranges stay fixed
     calib_batches: int = 8  # batches that set the initial activation ranges
-    weight_bits: int = 7  # 7: weights within [-64, 64], safe for u8 x s8 kernels on x86 CPUs
-    # without VNNI (ONNX Runtime, OpenVINO); depthwise convolutions keep the full range, as
+    weight_bits: int = WEIGHT_BITS  # 7: weights within [-64, 64], safe for u8 x s8 kernels on
+    # x86 CPUs without VNNI (ONNX Runtime, OpenVINO); depthwise convolutions keep the full range, as
     # their kernels cannot saturate; 8: the full INT8 range everywhere (TensorRT-only fleets)
-    opset: int = 17
-    max_drop: float = 1.0  # accuracy gate: largest allowed INT8 top-1 drop, in points
+    opset: int = OPSET
+    max_drop: float = MAX_DROP
     fallback: bool = True  # a failed gate keeps the most sensitive layers in float ...
-    fallback_cap: float = 0.1  # ... at most this fraction of the quantized layers
+    fallback_cap: float = FALLBACK_CAP  # ... at most this fraction of the quantized layers
     distill: bool = True  # QAT learns from the FP32 model's logits too (KL, temperature).
     # Measured (issue 9, 128 px, 6 cells: flowers17, flowers17-10shot, monkeys10 x Lite0,
     # MobileNetV2; INT8 top-1 in ONNX Runtime): better in 4 cells, equal in 1, worse in 1 (by 2
@@ -199,6 +220,11 @@ class TuneConfig:
     qat: QatConfig = field(default_factory=QatConfig)
     preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     out: str | None = None  # None: runs/<model>-<timestamp>
+
+
+def or_default(value: Any, default: Any) -> Any:
+    """`value`, or `default` when it is None: how a signature's None becomes the default."""
+    return default if value is None else value
 
 
 def shown(value: Any, limit: int = 80) -> str:
@@ -398,7 +424,8 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (0 <= d.split_seed <= MAX_SEED, f"data.split_seed must be in 0..{MAX_SEED}"),
         (q.lr > 0, "qat.lr must be > 0"),
         (q.weight_bits in (7, 8), "qat.weight_bits must be 7 or 8"),
-        (q.opset >= 17, "qat.opset must be >= 17 (per-channel Q/DQ and TensorRT 10)"),
+        (q.opset >= MIN_OPSET,
+         f"qat.opset must be >= {MIN_OPSET} (per-channel Q/DQ and TensorRT 10)"),
         (q.max_drop >= 0, "qat.max_drop is in points of top-1 and must be >= 0"),
         (t.epochs is None or 1 <= t.epochs <= MAX_EPOCHS,
          f"train.epochs must be in 1..{MAX_EPOCHS} (or null: automatic)"),
@@ -571,7 +598,7 @@ def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int
 
 
 def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool,
-                      train_images: int) -> bool:
+                      *, train_images: int) -> bool:
     """Keep the pretrained BatchNorm statistics (BN layers in eval mode while training)?
 
     auto: yes when starting from pretrained weights and either the per-device batch is below

@@ -70,7 +70,7 @@ def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> flo
     return float((logsumexp(z, axis=1) - z[np.arange(len(z)), labels]).mean())
 
 
-def reliability_bins(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0,
+def reliability_bins(logits: np.ndarray, labels: np.ndarray, *, temperature: float = 1.0,
                      bins: int = ECE_BINS) -> list[dict]:
     """Top-1 confidence in `bins` equal-width bins (lo, hi]: per bin the image count, mean
     confidence and accuracy (None where empty). The numbers behind ECE and the diagram."""
@@ -88,9 +88,9 @@ def reliability_bins(logits: np.ndarray, labels: np.ndarray, temperature: float 
 
 
 def expected_calibration_error(logits: np.ndarray, labels: np.ndarray,
-                               temperature: float = 1.0, bins: int = ECE_BINS) -> float:
+                               *, temperature: float = 1.0, bins: int = ECE_BINS) -> float:
     """ECE: sum over equal-width top-1 confidence bins of (bin share) * |accuracy - confidence|."""
-    table = reliability_bins(logits, labels, temperature, bins)
+    table = reliability_bins(logits, labels, temperature=temperature, bins=bins)
     total = sum(b["n"] for b in table)
     if not total:
         return float("nan")
@@ -98,7 +98,7 @@ def expected_calibration_error(logits: np.ndarray, labels: np.ndarray,
                      for b in table if b["n"]))
 
 
-def ood_rates(known_scores: np.ndarray, unknown_scores: np.ndarray, target_tpr: float = 0.95,
+def ood_rates(known_scores: np.ndarray, unknown_scores: np.ndarray, *, target_tpr: float = 0.95,
               threshold: float | None = None) -> dict:
     """How well an unknown score (higher = more unknown) separates in-distribution images
     (`known_scores`) from images of none of the classes: AUROC, and the fraction of unknowns

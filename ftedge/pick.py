@@ -14,7 +14,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from ftedge.config import require_finite
+from ftedge.config import MAX_DROP, or_default, require_finite
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, FtedgeError
 from ftedge.formats.artifact import MANIFEST, read_manifest_dict, stale_reason
@@ -58,7 +58,7 @@ def _artifact_for(run: Path, target: str, precision: str, source: str) -> Path:
     """An artifact of this candidate: the existing one when it verifies, else a new export."""
     profile = load_profile(target)
     batch = parse_batch(None, profile)
-    base = default_out(run, profile, precision, batch)
+    base = default_out(run, profile, precision, batch=batch)
     folder = base if source in ("auto", "qat") else base.with_name(base.name + f"-{source}")
     if (folder / MANIFEST).is_file():
         try:
@@ -73,7 +73,7 @@ def _artifact_for(run: Path, target: str, precision: str, source: str) -> Path:
     console.print(f"exporting {target} {precision}" + ("" if source == "auto" else
                                                          f" ({source.upper()} graph)"))
     # every INT8 graph is a candidate: its accuracy is measured here against this budget
-    return export_run(run, target, precision, out=folder, int8_source=source, force=True,
+    return export_run(run, target, precision=precision, out=folder, int8_source=source, force=True,
                       log=lambda m: console.print(m, soft_wrap=True),
                       allow_failed_gate=True).folder
 
@@ -110,7 +110,7 @@ def pick_table_md(table: list[dict], chosen: dict | None, max_drop: float) -> st
     return "\n".join(lines) + "\n"
 
 
-def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
+def pick_precision(run: str | Path, target: str, *, max_drop: float | None = None,
                    data: str | Path | None = None, opts: BenchOptions = PICK_OPTIONS,
                    force: bool = False, out: str | Path | None = None) -> PickResult:
     """Export and bench every precision of `target` for `run`; copy the fastest within budget.
@@ -118,10 +118,12 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     Args:
         run: a run folder written by `ftedge tune`.
         target: a profile name or YAML file.
-        max_drop: accuracy budget, top-1 points against the FP32 PyTorch model.
+        max_drop: accuracy budget, top-1 points against the FP32 PyTorch model (None:
+            config.MAX_DROP).
         out: where the chosen artifact goes (default RUN/exports/<target>-auto).
         force: replace an earlier RUN/exports/<target>-auto folder (only one ftedge wrote).
     """
+    max_drop = or_default(max_drop, MAX_DROP)
     require_finite("--max-drop", max_drop)
     run = RunFolder.open(run).path
     profile = load_profile(target)
@@ -129,7 +131,7 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     check_replaceable(out, "artifact", force, protect=[run])  # before the long part
     pairs = candidates(run, target)
     folders = [_artifact_for(run, target, p, s) for p, s in pairs]
-    report = bench(folders, data, BenchOptions(**{**opts.__dict__, "max_drop": max_drop}),
+    report = bench(folders, data=data, opts=BenchOptions(**{**opts.__dict__, "max_drop": max_drop}),
                    progress=lambda m: console.print(m, soft_wrap=True))
     from ftedge.render.model_card import refresh_cards
 
@@ -145,7 +147,7 @@ def pick_precision(run: str | Path, target: str, max_drop: float = 1.0,
     if chosen is None:
         return PickResult(None, table, None)
     source = Path(chosen["artifact"])
-    with staged_folder(out, "artifact", force, protect=[run]) as tmp:
+    with staged_folder(out, "artifact", force=force, protect=[run]) as tmp:
         for p in source.iterdir():
             if p.name == MARKER:
                 continue
@@ -166,13 +168,13 @@ def artifacts_for_targets(runs: list[str], targets: list[str], precision: str | 
             profile = load_profile(target)
             wanted = [p.strip() for p in precision.split(",")] if precision else list(profile.precisions)
             for prec in wanted:
-                folder = default_out(Path(run), profile, prec, parse_batch(None, profile))
+                folder = default_out(Path(run), profile, prec, batch=parse_batch(None, profile))
                 stale = _stale(folder)
                 if stale is not False:
                     console.print(f"exporting {target} {prec} for {run}"
                                   + (f" again: {stale}" if stale else ""), soft_wrap=True)
                     try:
-                        export_run(run, target, prec, force=bool(stale),
+                        export_run(run, target, precision=prec, force=bool(stale),
                                    log=lambda m: console.print(m, soft_wrap=True))
                     except FtedgeError as e:
                         console.print(f"[red]cannot export {target} {prec}[/]: {e}")

@@ -45,7 +45,8 @@ def export_local_targets(run: Path) -> list:
             continue
         for precision in DEMO_PRECISIONS:
             # bench then measures every artifact, and marks an INT8 one over the budget
-            res = export_run(run, target, precision, log=lambda m: None, allow_failed_gate=True)
+            res = export_run(run, target, precision=precision, log=lambda m: None,
+                             allow_failed_gate=True)
             p = res.manifest["parity"]
             verdict = (f"{'passed' if res.passed else 'FAILED'} ({agreement_line(p)}; artifact "
                        f"top-1 {p['artifact_top1']:.4f})" if p.get("status") == "checked"

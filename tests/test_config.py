@@ -60,12 +60,13 @@ def test_unknown_flat_option():
 
 
 def test_bn_freeze_rule():
-    assert resolve_bn_frozen("auto", 8, True, 50_000)  # small batches
-    assert resolve_bn_frozen("auto", 32, True, 1_000)  # small sets: measured on real photos
-    assert not resolve_bn_frozen("auto", 32, True, 50_000)
-    assert not resolve_bn_frozen("auto", 8, False, 100)  # from scratch: BN must learn
-    assert resolve_bn_frozen("freeze", 64, False, 10**6)
-    assert not resolve_bn_frozen("train", 2, True, 10)
+    assert resolve_bn_frozen("auto", 8, True, train_images=50_000)  # small batches
+    assert resolve_bn_frozen("auto", 32, True,
+                             train_images=1_000)  # small sets: measured on real photos
+    assert not resolve_bn_frozen("auto", 32, True, train_images=50_000)
+    assert not resolve_bn_frozen("auto", 8, False, train_images=100)  # from scratch: BN must learn
+    assert resolve_bn_frozen("freeze", 64, False, train_images=10**6)
+    assert not resolve_bn_frozen("train", 2, True, train_images=10)
     assert TrainConfig().bn == "auto"
 
 

@@ -31,8 +31,9 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("hostile")
     data = write_class_folders(root / "colours", per_class=12)
     run = ftedge.tune(data=str(data), **dict(tiny_options(root), epochs=2)).run_dir
-    art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", log=lambda m: None).folder
-    report = bench([art], opts=BenchOptions(batches=(1,), runs=3, warmup=1, e2e_images=2))
+    art = ftedge.export_run(run, "onnxruntime-cpu", precision="fp32", log=lambda m: None).folder
+    report = bench([art], opts=BenchOptions(batches=(1,), runs=3, warmup=1, e2e_images=2,
+                                             camera_images=0))
     write_report(report, root / "report")
     return {"root": root, "data": data, "run": run, "art": art, "report": root / "report"}
 
@@ -204,7 +205,7 @@ def test_bench_reports_a_damaged_artifact_and_runs_the_others(world, tmp_path):
     art = _copy(world["art"], tmp_path / "art")
     _edit_manifest(art, lambda m: m.update(classes=m["classes"][::-1]))
     rep = bench([art, world["art"]], opts=BenchOptions(batches=(1,), runs=2, warmup=1,
-                                                        e2e_images=2))
+                                                        e2e_images=2, camera_images=0))
     bad, good = rep["artifacts"]
     assert bad["status"] == "error" and "classes differ" in bad["error"]
     assert good["status"] == "ok"
@@ -249,7 +250,7 @@ def test_damaged_or_foreign_checkpoints(world, monkeypatch, capsys, tmp_path):
 def test_nan_weights_and_divergence_stop_with_a_clear_error(world, monkeypatch, capsys, tmp_path):
     from ftedge.models import build_model
 
-    model = build_model("efficientnet_lite0", 3, "none").model
+    model = build_model("efficientnet_lite0", 3, weights="none").model
     state = model.state_dict()
     state[next(k for k in state if k.endswith("weight"))].fill_(float("nan"))
     torch.save(state, tmp_path / "nan.pt")
@@ -652,7 +653,7 @@ def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
     from ftedge.formats.artifact import stale_reason
 
     run = _copy(world["run"], tmp_path / "run")
-    art = ftedge.export_run(run, "onnxruntime-cpu", "fp32", out=tmp_path / "art",
+    art = ftedge.export_run(run, "onnxruntime-cpu", precision="fp32", out=tmp_path / "art",
                             log=lambda m: None).folder
     assert stale_reason(art) is None and _stale(art) is False
     assert _stale(tmp_path / "nothing") is None

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ftedge.data.duplicates import (DRAFT_SIZE, DuplicatePair, Fingerprint, find_duplicates,
                                     fingerprint, leaked_into)
-from ftedge.data.folder import DatasetLayout, Sample, discover_dataset
+from ftedge.data.folder import MIN_CLASSES, DatasetLayout, Sample, discover_dataset
 from ftedge.data.images import WHITE, ImageDecodeError, decode_image, read_image_bytes
 from ftedge.errors import DatasetError
 
@@ -129,9 +129,9 @@ def _outlier_reason(size: tuple[int, int], fp: Fingerprint | None,
     return None
 
 
-def audit_dataset(root: str | Path, background: tuple[int, int, int] = WHITE,
+def audit_dataset(root: str | Path, *, background: tuple[int, int, int] = WHITE,
                   cache_short_side: int | None = None, cache: bool = False,
-                  min_classes: int = 2, duplicates: bool = False,
+                  min_classes: int = MIN_CLASSES, duplicates: bool = False,
                   draft=None) -> DatasetAudit:
     """Decode every image under `root` once and report what is usable.
 

@@ -19,7 +19,7 @@ class ImageSamples(Dataset):
     """(image tensor, label) pairs; decoded images come from `cache` when given."""
 
     def __init__(self, samples: list[Sample], transform: Callable,
-                 cache: dict[Path, Image.Image] | None = None,
+                 *, cache: dict[Path, Image.Image] | None = None,
                  background=(255, 255, 255), draft=None):
         self.samples = samples
         self.draft = draft  # the contract's decode mode (data.transforms.draft_request)

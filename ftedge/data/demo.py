@@ -23,7 +23,7 @@ def _pick_train(labels: np.ndarray, per_class: int, seed: int) -> set[int]:
     return picked
 
 
-def write_demo_data(out: str | Path, overwrite: bool = False, train_per_class: int | None = None,
+def write_demo_data(out: str | Path, *, overwrite: bool = False, train_per_class: int | None = None,
                     seed: int = 0) -> Path:
     """Write the digits (8x8, 16 grey levels) as PNGs in out/<digit>/<index>.png.
 
@@ -46,7 +46,7 @@ def write_demo_data(out: str | Path, overwrite: bool = False, train_per_class: i
         raise DatasetError(f"--train-per-class {train_per_class} must be at least 1")
     digits = load_digits()
     train_ids = None if train_per_class is None else _pick_train(digits.target, train_per_class, seed)
-    with staged_folder(out, "demo-data", overwrite) as tmp:
+    with staged_folder(out, "demo-data", force=overwrite) as tmp:
         for i, (img, label) in enumerate(zip(digits.images, digits.target)):
             folder = tmp / _split_dir(int(label), i, train_ids)
             folder.mkdir(parents=True, exist_ok=True)

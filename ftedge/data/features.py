@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ftedge.config import DEFAULT_WEIGHTS
 from ftedge.data.transforms import preprocess_samples
 
 
@@ -21,7 +22,7 @@ def final_linear(built) -> nn.Linear:
 
 
 @torch.no_grad()
-def pre_logit_features(built, samples, contract: dict, batch: int = 64) -> np.ndarray:
+def pre_logit_features(built, samples, contract: dict, *, batch: int = 64) -> np.ndarray:
     """The input of the final Linear for every sample (eval mode: no dropout, BN frozen)."""
     model = built.model.eval()
     captured: list[torch.Tensor] = []
@@ -37,12 +38,12 @@ def pre_logit_features(built, samples, contract: dict, batch: int = 64) -> np.nd
     return torch.cat(captured).numpy()
 
 
-def frozen_features(samples, *, model: str, weights: str = "imagenet",
+def frozen_features(samples, *, model: str, weights: str = DEFAULT_WEIGHTS,
                     img_size: int | None = None,
                     background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
     """Pre-logit features of a pretrained `model` (by registry name) for `samples`."""
     from ftedge.models import build_model, get_spec, preprocessing_contract
 
     contract = preprocessing_contract(get_spec(model), img_size, background)
-    built = build_model(model, 2, weights)  # the head is never used: features are its input
+    built = build_model(model, 2, weights=weights)  # the head is never used: features are its input
     return pre_logit_features(built, samples, contract)

@@ -59,7 +59,10 @@ def _scan_split(root: Path, classes: list[str], ignored: list) -> list[Sample]:
     return samples
 
 
-def discover_dataset(root: str | Path, min_classes: int = 2) -> DatasetLayout:
+MIN_CLASSES = 2  # a classifier needs two classes to train (eval may ask for fewer)
+
+
+def discover_dataset(root: str | Path, min_classes: int = MIN_CLASSES) -> DatasetLayout:
     """List class folders and image files under `root`.
 
     `min_classes`: 2 for training a classifier; 1 for evaluating one on some of its classes.

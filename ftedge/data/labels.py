@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import DEFAULT_WEIGHTS
 from ftedge.errors import DatasetError
 
 FOLDS = 5
@@ -58,7 +59,7 @@ def cross_val_probabilities(features: np.ndarray, labels: np.ndarray, *, folds: 
 
 
 def find_label_issues(paths: list[Path], labels: np.ndarray, probs: np.ndarray,
-                      classes: list[str]) -> list[LabelIssue]:
+                      *, classes: list[str]) -> list[LabelIssue]:
     """The images cleanlab flags, worst (lowest given-label probability) first."""
     from cleanlab.filter import find_label_issues as _find
 
@@ -73,7 +74,7 @@ def label_quality_ranking(labels: np.ndarray, probs: np.ndarray) -> np.ndarray:
     return np.argsort(probs[np.arange(len(labels)), labels], kind="stable")
 
 
-def check_labels(audit, *, model: str, weights: str = "imagenet",
+def check_labels(audit, *, model: str, weights: str = DEFAULT_WEIGHTS,
                  img_size: int | None = None) -> list[LabelIssue]:
     """Suspected label errors among all of `audit`'s usable images (every split at once:
     a wrong label in val misleads as much as one in train)."""
@@ -83,4 +84,4 @@ def check_labels(audit, *, model: str, weights: str = "imagenet",
     x = frozen_features(samples, model=model, weights=weights, img_size=img_size)
     y = np.array([s.label for s in samples])
     probs = cross_val_probabilities(x, y)
-    return find_label_issues([s.path for s in samples], y, probs, audit.classes)
+    return find_label_issues([s.path for s in samples], y, probs, classes=audit.classes)

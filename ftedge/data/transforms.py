@@ -55,7 +55,7 @@ class Letterbox(torch.nn.Module):
 
     def forward(self, img):
         width, height = F.get_size(img)[::-1]
-        w, h, left, top = letterbox_box(width, height, self.out_w, self.out_h)
+        w, h, left, top = letterbox_box(width, height, self.out_w, out_h=self.out_h)
         img = F.resize(img, [h, w], interpolation=self.interp, antialias=True)
         return F.pad(img, [left, top, self.out_w - w - left, self.out_h - h - top],
                      fill=self.fill)

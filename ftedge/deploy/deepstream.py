@@ -105,7 +105,7 @@ EMULATION_FIDELITY = {
 }
 
 
-def deepstream_style_preprocess(image, contract: dict, maintain_aspect_ratio: bool = False,
+def deepstream_style_preprocess(image, contract: dict, *, maintain_aspect_ratio: bool = False,
                                 symmetric_padding: bool = True,
                                 exact_normalization: bool = False) -> np.ndarray:
     """An RGB uint8 HxWx3 array or PIL image -> float32 CHW as the kit's nvinfer config does.
@@ -164,7 +164,7 @@ def emulate_samples(samples, contract: dict, pixels_in_graph: bool = False) -> n
 
 
 def emulated_top1(labels: np.ndarray, exact_logits: np.ndarray, emulated_logits: np.ndarray,
-                  contract: dict, pipeline_name: str = "deepstream") -> dict:
+                  *, contract: dict, pipeline_name: str = "deepstream") -> dict:
     """Top-1 under the exact contract and under the pipeline's emulation, side by side."""
     exact, emulated = exact_logits.argmax(1), emulated_logits.argmax(1)
     top_exact, top_emulated = float((exact == labels).mean()), float((emulated == labels).mean())

@@ -45,5 +45,5 @@ def write_deploy_kit(folder: Path, manifest: dict) -> list[str]:
     if manifest["runtime"] == "tensorrt":
         write_deepstream(folder, manifest, out)
     triton_name = write_triton_repository(folder, manifest, out)
-    out.text("README.md", readme_text(folder, manifest, triton_name, list(out.written)))
+    out.text("README.md", readme_text(folder, manifest, triton_name, written=list(out.written)))
     return out.written

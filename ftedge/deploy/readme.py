@@ -231,7 +231,7 @@ on every ftedge artifact of the run (each has its own T in its {MANIFEST}, `cali
 """
 
 
-def readme_text(folder: Path, manifest: dict, triton_name: str, written: list[str]) -> str:
+def readme_text(folder: Path, manifest: dict, triton_name: str, *, written: list[str]) -> str:
     runtime = manifest["runtime"]
     files = "\n".join(f"- `{p}`" for p in sorted([*written, "deploy/README.md"]))
     sections = [_run_section(manifest, folder)]

@@ -17,7 +17,7 @@ import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path, PurePosixPath
 
-from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
+from ftedge.config import DEFAULT_INPUT_FORMAT, DEFAULT_LAYOUT, INPUT_FORMATS, INPUT_LAYOUTS
 from ftedge.confidence import check_record
 from ftedge.errors import ExportError, FtedgeError
 from ftedge.formats.checkpoint import check_classes, check_contract
@@ -75,8 +75,8 @@ class Manifest:
     created: str = ""
     format: str = FORMAT
     # what the input takes (config.INPUT_FORMATS, INPUT_LAYOUTS); older manifests: normalized
-    input_format: str = "normalized"
-    input_layout: str = "NCHW"
+    input_format: str = DEFAULT_INPUT_FORMAT  # manifests before pixel-input artifacts
+    input_layout: str = DEFAULT_LAYOUT
 
     @property
     def batch(self) -> int | None:

@@ -29,7 +29,7 @@ def model_record(model, meta: dict) -> dict:
             "model_state": state_dict_of(model)}
 
 
-def save_checkpoint(path: Path, model, meta: dict, train_state: dict | None = None) -> Path:
+def save_checkpoint(path: Path, model, meta: dict, *, train_state: dict | None = None) -> Path:
     """Write a checkpoint atomically; `train_state` (last.pt) is what --resume needs."""
     record = model_record(model, meta)
     if train_state is not None:

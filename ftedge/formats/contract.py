@@ -8,7 +8,8 @@ interpolation, antialiased, full decode), so an old run or artifact keeps meanin
 
 from __future__ import annotations
 
-from ftedge.config import DECODES, DEFAULT_PAD_VALUE, FILTERS, GEOMETRIES
+from ftedge.config import (DECODES, DEFAULT_DECODE, DEFAULT_GEOMETRY, DEFAULT_PAD_VALUE, FILTERS,
+                           GEOMETRIES)
 from ftedge.errors import RunError
 
 REQUIRED = ("input_size", "resize", "interpolation", "mean", "std")
@@ -25,8 +26,8 @@ def antialias_of(interpolation: str) -> bool:
 
 
 def build_contract(*, input_size: int, resize: int, interpolation: str, mean, std,
-                   background=(255, 255, 255), geometry: str = "crop",
-                   pad_value=DEFAULT_PAD_VALUE, decode: str = "full") -> dict:
+                   background=(255, 255, 255), geometry: str = DEFAULT_GEOMETRY,
+                   pad_value=DEFAULT_PAD_VALUE, decode: str = DEFAULT_DECODE) -> dict:
     """A complete contract; `resize` is the short side before the centre crop (crop only)."""
     contract = {
         "input_size": [3, int(input_size), int(input_size)],

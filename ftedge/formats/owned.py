@@ -122,7 +122,7 @@ def refuse_unsafe(out: Path, protect: Iterable[Path] = ()) -> None:
                            "give a new folder as --out")
 
 
-def check_replaceable(out: Path, kind: str, force: bool, protect: Iterable[Path] = ()) -> None:
+def check_replaceable(out: Path, kind: str, force: bool, *, protect: Iterable[Path] = ()) -> None:
     """Raise unless `out` is absent, empty, or (with force) a folder ftedge wrote as `kind`.
     Without force, --force is suggested only where it would be accepted."""
     if not out.exists() and not out.is_symlink():
@@ -169,21 +169,21 @@ def _force_refusal(out: Path, kind: str) -> RunError | None:
 
 
 @contextlib.contextmanager
-def staged_folder(out: str | os.PathLike, kind: str, force: bool = False,
+def staged_folder(out: str | os.PathLike, kind: str, *, force: bool = False,
                   protect: Iterable[Path] = (), later: Iterable[str] = ()) -> Iterator[Path]:
     """A temp folder beside `out` that becomes `out` (marked as `kind`) only if the block
     succeeds; an earlier folder is swapped out, and put back if the rename fails. `out` has
     one writer at a time (io.folder_lock): a second command writing it is refused at once."""
     out = Path(out)
     protect = list(protect)
-    check_replaceable(out, kind, force, protect)
+    check_replaceable(out, kind, force, protect=protect)
     with folder_lock(out):
-        check_replaceable(out, kind, force, protect)  # as it is now that we hold the lock
+        check_replaceable(out, kind, force, protect=protect)  # as it is now that we hold the lock
         with _staging(out) as tmp:
             yield tmp
             write_marker(tmp, kind, later)
             os.chmod(tmp, default_mode(directory=True))
-            check_replaceable(out, kind, force, protect)  # unchanged while we worked?
+            check_replaceable(out, kind, force, protect=protect)  # unchanged while we worked?
             _swap_in(tmp, out)
 
 

@@ -102,7 +102,7 @@ def _parse_onnx(path: Path):
     return model
 
 
-def split_record(root: Path, classes: list[str], splits: dict[str, list[Sample]], run: Path,
+def split_record(root: Path, classes: list[str], splits: dict[str, list[Sample]], *, run: Path,
                  source: str, val_fraction: float, seed: int) -> dict:
     """split.json: every image as [path relative to the data root, class name].
 
@@ -156,7 +156,7 @@ def data_root(record: dict, run: Path, override: str | Path | None = None) -> Pa
                        "pass --data DIR to evaluate on another copy of the images")
 
 
-def samples_from_record(record: dict, classes: list[str], split: str, root: Path
+def samples_from_record(record: dict, classes: list[str], split: str, *, root: Path
                         ) -> list[Sample]:
     """Rebuild one split saved in split.json, checking every file is still there."""
     if record.get(split) is None:
@@ -217,7 +217,7 @@ class RunFolder:
         if record["classes"] != classes:
             raise RunError(f"{self.path / SPLIT} lists other classes than the model",
                            "the run folder was mixed with another run's files: train again")
-        return samples_from_record(record, classes, split, data_root(record, self.path, root))
+        return samples_from_record(record, classes, split, root=data_root(record, self.path, root))
 
     def int8_onnx(self, kind: str) -> Path:
         return self.path / INT8_ONNX[kind]

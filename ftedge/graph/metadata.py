@@ -14,7 +14,7 @@ def set_metadata(model, metadata: dict) -> None:
         p.value = v if isinstance(v, str) else json.dumps(v)
 
 
-def contract_metadata(model_name: str, classes: list[str], contract: dict, precision: str,
+def contract_metadata(model_name: str, classes: list[str], contract: dict, *, precision: str,
                       checkpoint: Path, **extra) -> dict:
     """The facts every exported graph carries (ARCHITECTURE.md: every artifact carries its
     contract)."""

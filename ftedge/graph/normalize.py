@@ -15,6 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ftedge.config import DEFAULT_LAYOUT
 from ftedge.errors import ExportError
 from ftedge.formats.run import FP32_ONNX, INT8_ONNX
 
@@ -24,7 +25,7 @@ _INNER = "ftedge_normalized_input"
 
 
 def prepend_normalization(model: onnx.ModelProto, *, mean, std, input_format: str,
-                          layout: str = "NCHW") -> onnx.ModelProto:
+                          layout: str = DEFAULT_LAYOUT) -> onnx.ModelProto:
     """Make `model`'s single input take 0..255 RGB pixels (`input_format` uint8 or float255,
     `layout` NCHW or NHWC) and normalise them in the graph; edits and returns `model`.
 
@@ -77,7 +78,7 @@ def prepend_normalization(model: onnx.ModelProto, *, mean, std, input_format: st
 
 
 def pixels_from_normalized(x: np.ndarray, contract: dict, input_format: str,
-                           layout: str = "NCHW") -> np.ndarray:
+                           *, layout: str = DEFAULT_LAYOUT) -> np.ndarray:
     """The contract's float32 NCHW batch back to the 8-bit pixels it was computed from.
 
     Every value the contract produces is (v/255 - mean)/std of an integer v in 0..255 (crop

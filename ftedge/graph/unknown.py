@@ -99,7 +99,7 @@ def fit_score(kind: str, features: np.ndarray, labels: np.ndarray, *, n_classes:
     return {"w": w.astype(np.float32), "centres": (means @ w).astype(np.float32)}
 
 
-def score_numpy(kind: str, params: dict, logits: np.ndarray, features: np.ndarray | None
+def score_numpy(kind: str, params: dict, logits: np.ndarray, *, features: np.ndarray | None
                 ) -> np.ndarray:
     """The score as the appended graph computes it (float64 here): shape [N]."""
     z = np.asarray(logits, np.float64)
@@ -136,7 +136,7 @@ class _Builder:
         return self.prefix + name
 
 
-def append_score(model: onnx.ModelProto, kind: str, params: dict, logits: str | None = None,
+def append_score(model: onnx.ModelProto, kind: str, params: dict, *, logits: str | None = None,
                  output: str = UNKNOWN_OUTPUT) -> onnx.ModelProto:
     """A copy of `model` with the score appended as an output `output` ([batch, 1] float,
     higher = more unknown); the logits stay the first output."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ftedge.config import DEFAULT_DECODE, DEFAULT_GEOMETRY, DEFAULT_WEIGHTS
 from ftedge.errors import ConfigError
 from ftedge.formats.contract import build_contract
 from ftedge.models import weights as W
@@ -121,7 +122,7 @@ def _replace_head(model: nn.Module, spec: ModelSpec, num_classes: int,
     return ("classifier.",)
 
 
-def build_model(name: str, num_classes: int, weights: str = "imagenet",
+def build_model(name: str, num_classes: int, *, weights: str = DEFAULT_WEIGHTS,
                 dropout: float | None = None) -> BuiltModel:
     """Build `name` with starting weights and a new `num_classes` head.
 
@@ -144,9 +145,9 @@ def build_model(name: str, num_classes: int, weights: str = "imagenet",
 
 
 def preprocessing_contract(spec: ModelSpec, img_size: int | None,
-                           background=(255, 255, 255), *, geometry: str = "crop",
+                           background=(255, 255, 255), *, geometry: str = DEFAULT_GEOMETRY,
                            interpolation: str | None = None, pad_value=(0, 0, 0),
-                           decode: str = "full") -> dict:
+                           decode: str = DEFAULT_DECODE) -> dict:
     """The input contract every artifact carries: what a caller must do to an image.
 
     `interpolation` None keeps the model's pretraining filter."""

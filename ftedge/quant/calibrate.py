@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ftedge.config import CALIB_PERCENTILE, or_default
+
 METHODS = ("minmax", "percentile", "entropy")
 QUANT_LEVELS = 128  # symmetric INT8: 0..127 on each side
 
@@ -47,12 +49,14 @@ class AbsHistogram:
         self.counts = merged
         self.edge *= factor
 
-    def amax(self, method: str, percentile: float = 99.99) -> float:
+    def amax(self, method: str, percentile: float | None = None) -> float:
+        """The range `method` keeps; `percentile` (None: CALIB_PERCENTILE) for "percentile"."""
         if method == "minmax" or self.edge == 0.0:
             return self.max
         if method == "percentile":
             cdf = np.cumsum(self.counts) / self.counts.sum()
-            idx = int(np.searchsorted(cdf, percentile / 100.0))
+            share = or_default(percentile, CALIB_PERCENTILE) / 100.0
+            idx = int(np.searchsorted(cdf, share))
             return min(self.max, (idx + 1) * self.edge / self.bins)
         if method == "entropy":
             return entropy_amax(self.counts, self.edge)

@@ -26,7 +26,7 @@ def mcnemar(ref_correct: np.ndarray, test_correct: np.ndarray) -> dict:
     return {"only_fp32_right": only_ref, "only_int8_right": only_test, "p_value": float(p)}
 
 
-def drop_interval(only_ref: int, only_test: int, n: int, level: float = 0.95
+def drop_interval(only_ref: int, only_test: int, n: int, *, level: float = 0.95
                   ) -> tuple[float, float]:
     """An exact interval of the top-1 drop in points, given the images where exactly one of the
     two models is right (McNemar's discordant pairs, the only images the drop depends on):
@@ -44,7 +44,7 @@ def drop_interval(only_ref: int, only_test: int, n: int, level: float = 0.95
 
 
 def accuracy_gate(ref_logits: np.ndarray, test_logits: np.ndarray, labels: np.ndarray,
-                  classes: list[str], max_drop: float) -> dict:
+                  *, classes: list[str], max_drop: float) -> dict:
     """Top-1 of each, drop in points, agreement, per-class drop, McNemar; passed = drop <= max_drop."""
     ref_pred, test_pred = ref_logits.argmax(1), test_logits.argmax(1)
     ref_ok, test_ok = ref_pred == labels, test_pred == labels
@@ -156,7 +156,7 @@ def gate_markdown(result: dict, title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_gate(graph: Path, result: dict, name: str = GATE["qat"],
+def write_gate(graph: Path, result: dict, *, name: str = GATE["qat"],
                title: str = "INT8 accuracy gate") -> tuple[Path, Path]:
     """gate.json / gate.md (or `name`.*) beside `graph`, recording the graph's name and sha256 so
     a reader can tell the gate is this graph's (formats/run.py RunFolder.int8_gate)."""
@@ -167,15 +167,15 @@ def write_gate(graph: Path, result: dict, name: str = GATE["qat"],
 
 
 def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path: str | Path,
-                    x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float
+                    *, x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float
                     ) -> dict:
     """The gate on `int8_logits` (ONNX Runtime's), plus OpenVINO on `int8_path` where it is
     installed: a graph that loses accuracy in either runtime fails (their CPU INT8 kernels
     differ, see runtime/onnxruntime/runner.py)."""
-    result = accuracy_gate(fp32_logits, int8_logits, labels, classes, max_drop)
+    result = accuracy_gate(fp32_logits, int8_logits, labels, classes=classes, max_drop=max_drop)
     ov_logits = ov.openvino_logits(int8_path, x)
     if ov_logits is not None:
-        ov_gate = accuracy_gate(fp32_logits, ov_logits, labels, classes, max_drop)
+        ov_gate = accuracy_gate(fp32_logits, ov_logits, labels, classes=classes, max_drop=max_drop)
         result["openvino"] = {k: ov_gate[k] for k in ("int8_top1", "drop_points",
                                                       "top1_agreement", "mcnemar", "passed")}
         result["passed"] = result["passed"] and ov_gate["passed"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ftedge.config import OPSET, or_default
 from ftedge.graph.constants import fold_constant_nodes, prune_unused_initializers
 from ftedge.graph.metadata import contract_metadata, set_metadata
 from ftedge.graph.qdq import hoist_pads_above_qdq, remove_repeated_qdq, store_quantized_weights
@@ -60,7 +61,7 @@ def freeze_same_padding(model: nn.Module, example: torch.Tensor) -> int:
     return len(same)
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset: int,
+def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, *, opset: int,
                 metadata: dict, dynamic_batch: bool = True) -> dict:
     """Export `model` (FP32, or QAT-prepared: then as Q/DQ INT8) to one self-contained file.
 
@@ -102,12 +103,12 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset
 def export_fp32(loaded, path: Path, opset: int) -> None:
     """The run's best FP32 model as model.fp32.onnx, with its contract in the metadata."""
     example = torch.zeros(1, *loaded.contract["input_size"])
-    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "fp32",
-                             loaded.checkpoint)
-    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset, meta)
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, precision="fp32",
+                             checkpoint=loaded.checkpoint)
+    export_onnx(copy.deepcopy(loaded.runner.model), example, path, opset=opset, metadata=meta)
 
 
-def ensure_fp32(loaded, path: Path, opset: int = 17, log=None) -> None:
+def ensure_fp32(loaded, path: Path, *, opset: int | None = None, log=None) -> None:
     """model.fp32.onnx as made from the run's best.pt as it is now: exported when missing, and
     again when it was made from an earlier best.pt (a resumed run improved it), under the run
     folder's lock. `log` (a stage's printer) hears why a stale one is remade."""
@@ -119,4 +120,4 @@ def ensure_fp32(loaded, path: Path, opset: int = 17, log=None) -> None:
             log(f"{path.name} is out of date ({why}): exporting it again from "
                 f"{loaded.checkpoint.name}")
     with folder_lock(loaded.path):
-        export_fp32(loaded, path, opset)
+        export_fp32(loaded, path, or_default(opset, OPSET))

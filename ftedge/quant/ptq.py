@@ -15,8 +15,8 @@ QMAX_SYMMETRIC = 127.5  # the scale PyTorch's symmetric qint8 observers use: ama
 
 
 @torch.no_grad()
-def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99.99,
-                  weight_bits: int = 7) -> tuple[QatCoverage, dict[str, float]]:
+def calibrate_ptq(model: nn.Module, batches, method: str, *, percentile: float | None = None,
+                  weight_bits: int | None = None) -> tuple[QatCoverage, dict[str, float]]:
     """Fold BatchNorm, attach quantizers and set every activation scale from `batches`.
 
     Activations are observed in FP32 (fake quantization off), one |x| histogram per
@@ -24,15 +24,15 @@ def calibrate_ptq(model: nn.Module, batches, method: str, percentile: float = 99
     """
     batches = list(batches)
     model.eval()
-    cov = prepare_qat(model, batches[0][:2], weight_bits)
-    amaxes = set_activation_ranges(model, batches, method, percentile)
+    cov = prepare_qat(model, batches[0][:2], weight_bits=weight_bits)
+    amaxes = set_activation_ranges(model, batches, method, percentile=percentile)
     freeze_all_observers(model)  # weight scales too: the model is final
     return cov, amaxes
 
 
 @torch.no_grad()
 def set_activation_ranges(model: nn.Module, batches, method: str,
-                          percentile: float = 99.99) -> dict[str, float]:
+                          *, percentile: float | None = None) -> dict[str, float]:
     """Every activation scale of a prepared model from |x| histograms over `batches` (minmax,
     percentile or entropy), activation observers then off (weight observers keep following the
     weights); returns the amax per quantizer."""

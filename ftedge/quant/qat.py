@@ -22,6 +22,7 @@ from torch.ao.quantization import (FakeQuantize, MovingAverageMinMaxObserver,
                                    MovingAveragePerChannelMinMaxObserver)
 from torch.nn.utils import parametrize
 
+from ftedge.config import WEIGHT_BITS, or_default
 from ftedge.quant.fold import fold_batchnorm
 
 QUANTIZED_TYPES = (nn.Conv2d, nn.Linear)
@@ -244,7 +245,7 @@ class QatCoverage:
                 f"{extra}; {self.folded_batchnorms} BatchNorms folded")
 
 
-def prepare_qat(model: nn.Module, example: torch.Tensor, weight_bits: int = 7,
+def prepare_qat(model: nn.Module, example: torch.Tensor, *, weight_bits: int | None = None,
                 activations: bool = True, narrow_depthwise: bool = False) -> QatCoverage:
     """Fold BatchNorm and attach weight (7 or 8 bit, see layer_weight_bits) and input fake
     quantizers, in place.
@@ -253,6 +254,7 @@ def prepare_qat(model: nn.Module, example: torch.Tensor, weight_bits: int = 7,
     (their qat_best.pt has no such quantizers); `narrow_depthwise=True` that of runs made
     before depthwise convolutions got full-range weights.
     """
+    weight_bits = or_default(weight_bits, WEIGHT_BITS)
     if weight_bits not in (7, 8):
         raise ValueError(f"weight_bits must be 7 or 8, got {weight_bits}")
     folded = fold_batchnorm(model, example)

@@ -22,7 +22,8 @@ def qat_reference(loaded: LoadedModel, quantized: bool = True) -> TorchRunner:
     # Runs made before activation/squeeze-excite quantizers existed saved none: rebuild theirs.
     for activations in (True, False):
         model = copy.deepcopy(loaded.runner.model)
-        prepare_qat(model, example, ckpt["config"]["qat"].get("weight_bits", 8), activations)
+        prepare_qat(model, example, weight_bits=ckpt["config"]["qat"].get("weight_bits", 8),
+                    activations=activations)
         if set(model.state_dict()) == saved:
             break
     model.load_state_dict(ckpt["model_state"])  # names the keys that differ if neither matched

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import FALLBACK_CAP, or_default
 from ftedge.console import make_progress
 from ftedge.formats.run import load_onnx
 from ftedge.graph.fallback import keep_in_float, quantized_layers
@@ -21,7 +22,7 @@ from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic
 from ftedge.runtime.onnxruntime.runner import onnx_logits
 
 
-def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, fp32_logits: np.ndarray,
+def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, *, fp32_logits: np.ndarray,
                       int8_logits: np.ndarray | None = None) -> dict:
     """Per quantized layer: top-1 and logit error vs FP32 with only that layer in float
     (`int8_logits`: the whole graph's, when the caller has them already)."""
@@ -99,7 +100,7 @@ def layer_cap(layers: int, cap_fraction: float) -> int:
     return max(1, math.floor(cap_fraction * layers))
 
 
-def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
+def float_fallback(model, sensitivity: dict, passes, *, cap_fraction: float | None = None,
                    start: tuple[float, float] = (float("inf"), float("inf"))):
     """Greedy forward selection of layers to keep in float, most sensitive first.
 
@@ -119,7 +120,7 @@ def float_fallback(model, sensitivity: dict, passes, cap_fraction: float = 0.1,
         (mixed model or None when the gate never passed, float layers kept, every try).
     """
     order = ranked(sensitivity)
-    cap = layer_cap(len(order), cap_fraction)
+    cap = layer_cap(len(order), or_default(cap_fraction, FALLBACK_CAP))
     steps, chosen, best = [], [], start
     for name in order[:3 * cap]:
         trial = chosen + [name]
@@ -147,20 +148,23 @@ def save_model(model, path: Path) -> Path:
 
 
 def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np.ndarray,
-                       x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
-                       fallback: bool = True, cap_fraction: float = 0.1) -> dict:
+                       *, x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
+                       fallback: bool = True, cap_fraction: float | None = None) -> dict:
     """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
     graph (written over `int8_path` only when the gate then passes). The result says which
-    layers stayed in float and why."""
+    layers stayed in float and why (`cap_fraction` None: config.FALLBACK_CAP)."""
     from ftedge.quant.gate import gate_int8_model
 
-    result = gate_int8_model(fp32_logits, int8_logits, int8_path, x, labels, classes, max_drop)
+    cap_fraction = or_default(cap_fraction, FALLBACK_CAP)
+
+    result = gate_int8_model(fp32_logits, int8_logits, int8_path, x=x, labels=labels,
+                             classes=classes, max_drop=max_drop)
     if result["passed"] or not fallback:
         result["fallback"] = {"float_layers": [], "why": "the all-INT8 graph passed the gate"
                               if result["passed"] else "off (--no-fallback)"}
         return result
     model = load_onnx(int8_path)
-    sens = layer_sensitivity(model, x, labels, fp32_logits, int8_logits)
+    sens = layer_sensitivity(model, x, labels, fp32_logits=fp32_logits, int8_logits=int8_logits)
     write_sensitivity(int8_path.parent, sens, int8_path.name)
     probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
     last: dict = {}  # the gate of the last graph tried: when it passed, the final gate
@@ -169,15 +173,16 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
         save_model(mixed, probe)
         logits = onnx_logits(mixed, x)
         try:
-            gate = gate_int8_model(fp32_logits, logits, probe, x, labels, classes, max_drop)
+            gate = gate_int8_model(fp32_logits, logits, probe, x=x, labels=labels, classes=classes,
+                                   max_drop=max_drop)
         finally:
             probe.unlink(missing_ok=True)
         gate["logit_error"] = float(np.abs(logits - fp32_logits).mean())
         last["gate"] = gate
         return gate["passed"], gate
 
-    mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction,
-                                          (result["drop_points"], sens["int8_logit_error"]))
+    mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction=cap_fraction,
+                                          start=(result["drop_points"], sens["int8_logit_error"]))
     info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
             "cap": layer_cap(len(sens["layers"]), cap_fraction),
             "steps": steps, "all_int8_drop_points": result["drop_points"]}

@@ -58,7 +58,7 @@ def data_facts(run: Path) -> dict | None:
     return _DATA_CACHE[key]
 
 
-def card_facts(folder: Path, manifest: dict, metrics: dict | None = None,
+def card_facts(folder: Path, manifest: dict, *, metrics: dict | None = None,
                latency: dict | None = None) -> dict:
     """What `render_model_card` needs, from the sealed manifest and the run beside it."""
     run = Path(manifest["source"]["run"])
@@ -67,7 +67,7 @@ def card_facts(folder: Path, manifest: dict, metrics: dict | None = None,
             "latency": latency, "vnni": vnni_caveat(manifest["runtime"], manifest["extra"])}
 
 
-def artifact_metrics(logits, labels, classes: list[str], of: str) -> dict:
+def artifact_metrics(logits, labels, classes: list[str], *, of: str) -> dict:
     """Per-class precision/recall/F1 of the artifact's own val logits."""
     from ftedge.metrics import classification_report
 
@@ -79,11 +79,11 @@ def write_model_card(staged: Path, manifest: dict, metrics: dict | None = None, 
                      final: Path | None = None) -> Path:
     """model_card.md in an artifact folder being exported: written into its `staged` folder,
     naming the `final` one (where it will be) in its commands."""
-    facts = card_facts(final or staged, manifest, metrics)
+    facts = card_facts(final or staged, manifest, metrics=metrics)
     return atomic_write_text(staged / CARD, render_model_card(facts))
 
 
-def refresh_latency(folder: Path, report: dict, row: dict, report_path: Path) -> str:
+def refresh_latency(folder: Path, report: dict, row: dict, *, report_path: Path) -> str:
     """Put one bench row's latency into the artifact's card: "updated", or why not
     ("no card", "edited": the user changed it, so it is theirs, "no latency")."""
     card = folder / CARD
@@ -106,7 +106,7 @@ def refresh_cards(report: dict, report_path: Path, log=print) -> None:
             continue
         folder = Path(row["artifact"])
         try:
-            outcome = refresh_latency(folder, report, row, report_path)
+            outcome = refresh_latency(folder, report, row, report_path=report_path)
         except OSError as e:  # a read-only copy: the bench report still holds the numbers
             log(f"model card of {folder} not updated ({e.strerror})")
             continue

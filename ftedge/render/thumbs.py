@@ -16,7 +16,7 @@ def data_uri(data: bytes, mime: str) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def thumbnail_uri(path: str | Path, size: int = THUMB_PX, quality: int = THUMB_QUALITY,
+def thumbnail_uri(path: str | Path, *, size: int = THUMB_PX, quality: int = THUMB_QUALITY,
                   background: tuple[int, int, int] = WHITE) -> str | None:
     """A JPEG thumbnail (long side `size`, never upscaled, EXIF-rotated as the model sees it)
     as a data URI; None when the file cannot be decoded (moved, damaged)."""

@@ -12,11 +12,41 @@ from typing import Protocol
 
 import numpy as np
 
+from ftedge.config import DEFAULT_LAYOUT, or_default
+
 
 class Runner(Protocol):
-    """NCHW float32 batch in, logits out."""
+    """NCHW float32 batch in, logits out; a context manager whose exit releases the session
+    or compiled model (ClosingRunner)."""
 
     def infer(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def close_runner(runner) -> None:
+    """Release what `runner` holds, when it holds anything (a bare object with only `infer`,
+    as tests pass, holds nothing)."""
+    close = getattr(runner, "close", None)
+    if close is not None:
+        close()
+
+
+class ClosingRunner:
+    """The context-manager half of every ftedge Runner: `with X(...) as runner:` releases the
+    session, compiled model or engine at the end, also on an error, instead of whenever the
+    garbage collector gets to it (an OpenVINO compiled model holds its threads and memory;
+    a TensorRT context its GPU memory). A closed runner cannot infer any more."""
+
+    def close(self) -> None:
+        """Drop the runtime objects; subclasses name theirs in `_held`."""
+        for name in getattr(self, "_held", ()):
+            if hasattr(self, name):
+                setattr(self, name, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
 
 def infer_batches(runner: Runner, x: np.ndarray, batch: int = 32) -> np.ndarray:
@@ -33,7 +63,7 @@ def infer_scored(runner: Runner, batch: np.ndarray) -> tuple[np.ndarray, np.ndar
     return scored(batch) if scored else (runner.infer(batch), None)
 
 
-class FixedBatchRunner:
+class FixedBatchRunner(ClosingRunner):
     """Feeds a graph with a fixed batch size any number of images: chunks, zero-pads the last."""
 
     def __init__(self, inner: Runner, batch: int):
@@ -59,8 +89,11 @@ class FixedBatchRunner:
         kernels = getattr(self.inner, "conv_kernels", None)
         return kernels() if kernels else None
 
+    def close(self) -> None:
+        close_runner(self.inner)
 
-class PixelInputRunner:
+
+class PixelInputRunner(ClosingRunner):
     """An artifact that normalises in its graph (8-bit RGB input), behind the Runner protocol:
     it takes the contract's normalised float32 NCHW batch like every runner and feeds the
     artifact the pixels that batch was computed from (exactly: graph/normalize.py).
@@ -68,9 +101,10 @@ class PixelInputRunner:
     The pixels of the last batch are kept while the caller passes the same array object again
     (bench's timed loop), so latency is the artifact's own, not this conversion's."""
 
-    def __init__(self, inner: Runner, contract: dict, input_format: str, layout: str = "NCHW"):
+    def __init__(self, inner: Runner, contract: dict, input_format: str,
+                 *, layout: str | None = None):
         self.inner, self.contract = inner, contract
-        self.input_format, self.layout = input_format, layout
+        self.input_format, self.layout = input_format, or_default(layout, DEFAULT_LAYOUT)
         self._last: tuple | None = None
 
     def native(self, batch: np.ndarray) -> np.ndarray:
@@ -79,7 +113,7 @@ class PixelInputRunner:
 
         if self._last is None or self._last[0] is not batch:
             self._last = (batch, pixels_from_normalized(batch, self.contract, self.input_format,
-                                                        self.layout))
+                                                        layout=self.layout))
         return self._last[1]
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
@@ -93,13 +127,16 @@ class PixelInputRunner:
         kernels = getattr(self.inner, "conv_kernels", None)
         return kernels() if kernels else None
 
+    def close(self) -> None:
+        close_runner(self.inner)
+
 
 def artifact_runner(inner: Runner, contract: dict, input_format: str | None,
-                    layout: str | None = None) -> Runner:
+                    *, layout: str | None = None) -> Runner:
     """`inner` as a Runner of normalised float32 NCHW batches, whatever the artifact's input."""
     if input_format in (None, "normalized"):
         return inner
-    return PixelInputRunner(inner, contract, input_format, layout or "NCHW")
+    return PixelInputRunner(inner, contract, input_format, layout=layout)
 
 
 @dataclass
@@ -115,3 +152,12 @@ class LoadedModel:
     model_name: str  # the registry name
     kind: str = "run"  # "run" | "artifact"
     manifest: object = None  # formats.artifact.Manifest for artifacts
+
+    def close(self) -> None:
+        close_runner(self.runner)
+
+    def __enter__(self) -> "LoadedModel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -57,7 +57,7 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
     # an artifact that normalises in its graph is fed the pixels of the contract's floats
     runner = artifact_runner(get_target(profile.runtime).runner(artifact, profile, threads),
                              manifest.preprocessing, manifest.input_format,
-                             manifest.input_layout)
+                             layout=manifest.input_layout)
     return LoadedModel(folder, list(manifest.classes), manifest.preprocessing, runner,
                        artifact.path, manifest.model_name, "artifact", manifest)
 

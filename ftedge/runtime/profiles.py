@@ -11,13 +11,13 @@ from importlib import resources
 from pathlib import Path
 
 
-from ftedge.config import MAX_BATCH, from_dict, load_yaml, to_dict
+from ftedge.config import (DEFAULT_INPUT_FORMAT, MAX_BATCH, MIN_OPSET, OPSET, from_dict,
+                           load_yaml, to_dict)
 from ftedge.errors import ConfigError
 
 RUNTIMES = ("onnxruntime", "openvino", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 DEVICES = {"onnxruntime": ("cpu",), "openvino": ("CPU", "GPU", "NPU"), "tensorrt": ("gpu", "dla")}
-MIN_OPSET = 17  # per-channel QuantizeLinear/DequantizeLinear need opset 13; 17 is what we test
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class TargetProfile:
     precisions: tuple[str, ...] = PRECISIONS
     default_precision: str = "int8"
     description: str = ""
-    opset: int = 17
+    opset: int = OPSET
     batch: object = "dynamic"  # "dynamic" or a positive integer
     max_batch: int = 32
     static_shapes: bool = False
@@ -81,7 +81,7 @@ class TargetProfile:
     tensorrt: TensorRTSpec | None = None
     tolerances: Tolerances = field(default_factory=Tolerances)
     pipeline: PipelineSpec | None = None  # None: the device runs ftedge's contract (infer.py)
-    input_format: str = "normalized"  # the artifact's input (config.INPUT_FORMATS); float255
+    input_format: str = DEFAULT_INPUT_FORMAT  # the artifact's input (config.INPUT_FORMATS); float255
     # for TensorRT: nvinfer then passes pixels (net-scale-factor=1, offsets=0)
     source: str = ""  # where the profile was read from
 
@@ -148,7 +148,7 @@ def validate_profile(p: TargetProfile) -> None:
     if not 1 <= p.max_batch <= MAX_BATCH:
         raise ConfigError(f"{where}: max_batch must be in 1..{MAX_BATCH}, got {p.max_batch}")
     if p.opset > 99:  # ONNX is at opset ~23: a larger number is a typo, never a real opset
-        raise ConfigError(f"{where}: opset {p.opset} does not exist", "use e.g. opset: 17")
+        raise ConfigError(f"{where}: opset {p.opset} does not exist", f"use e.g. opset: {OPSET}")
     t = p.tolerances
     for name in ("fp32_top1_agreement", "fp16_top1_agreement", "int8_top1_agreement"):
         if not 0.0 <= getattr(t, name) <= 1.0:

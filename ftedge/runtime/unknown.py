@@ -38,7 +38,7 @@ def _images(loaded, split: str):
     return samples, np.array([s.label for s in samples])
 
 
-def scored_graph(loaded, graph: Path, score: str, k: int | None = None):
+def scored_graph(loaded, graph: Path, score: str, *, k: int | None = None):
     """The ONNX graph `graph` with `score` appended, fitted on the run's train split as ONNX
     Runtime computes its features from this graph. Returns (ModelProto, facts)."""
     model = load_onnx(graph)
@@ -75,7 +75,7 @@ def val_scores(loaded, runner: Runner) -> tuple[np.ndarray, np.ndarray | None, n
     return np.concatenate(logits), np.concatenate(scores), labels
 
 
-def threshold_record(scores: np.ndarray, logits: np.ndarray, labels: np.ndarray, tpr: float,
+def threshold_record(scores: np.ndarray, logits: np.ndarray, labels: np.ndarray, *, tpr: float,
                      measured_on: str) -> dict:
     """The threshold accepting `tpr` of the val images, and what it gives on them."""
     thr = threshold_for_tpr(scores, tpr)
@@ -89,9 +89,9 @@ def threshold_record(scores: np.ndarray, logits: np.ndarray, labels: np.ndarray,
 
 
 def source_threshold(loaded, scored, tpr: float,
-                     why: str = "the artifact does not run here") -> dict:
+                     *, why: str = "the artifact does not run here") -> dict:
     """The threshold from the scored source graph in ONNX Runtime: for artifacts that cannot
     run here (a TensorRT engine is built on the device)."""
     logits, scores, labels = val_scores(loaded, OrtRunner(scored))
-    return threshold_record(scores, logits, labels, tpr,
-                            f"the source graph in ONNX Runtime ({why})")
+    return threshold_record(scores, logits, labels, tpr=tpr,
+                            measured_on=f"the source graph in ONNX Runtime ({why})")

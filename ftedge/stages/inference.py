@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import EVAL_BATCH, OPSET, TOPK, or_default
 from ftedge.confidence import evaluation_report, temperature_of
 from ftedge.console import console, literal
 from ftedge.data.folder import Sample
@@ -124,7 +125,7 @@ def _scored_runner(loaded: LoadedModel):
             from ftedge.quant.onnx_export import export_fp32
 
             graph = Path(tmp) / FP32_ONNX
-            export_fp32(loaded, graph, 17)
+            export_fp32(loaded, graph, OPSET)
         scored, facts = scored_graph(loaded, graph, UNKNOWN_SCORE)
     record = {**facts, **source_threshold(loaded, scored, UNKNOWN_TPR)}
     return OrtRunner(scored), record, f"the run's {FP32_ONNX} with {UNKNOWN_SCORE} in ONNX Runtime"
@@ -142,18 +143,19 @@ def _scores(runner, samples: list[Sample], contract: dict, batch_size: int):
 
 
 def unknown_report(loaded: LoadedModel, samples: list[Sample], unknown_dir: str | Path,
-                   batch_size: int = 32) -> tuple[np.ndarray, dict]:
+                   *, batch_size: int | None = None) -> tuple[np.ndarray, dict]:
     """The known images' logits, and how the unknown score separates them from the images of
     `unknown_dir`: AUROC, FPR at 95% TPR, the rates at the recorded threshold, and top-1
     against coverage."""
     from ftedge.metrics import accuracy_coverage, ood_rates
 
+    batch_size = or_default(batch_size, EVAL_BATCH)
     others = _unknown_images(unknown_dir)
     runner, unk, what = _scored_runner(loaded)
     logits, known = _scores(runner, samples, loaded.contract, batch_size)
     _, unknown = _scores(runner, others, loaded.contract, batch_size)
     thr = float(unk["threshold"])
-    rates = ood_rates(known, unknown, 0.95, threshold=thr)
+    rates = ood_rates(known, unknown, target_tpr=0.95, threshold=thr)
     correct = logits.argmax(1) == np.array([s.label for s in samples])
     return logits, {
         "score": unk.get("score"), "threshold": thr, "measured_on": what,
@@ -165,7 +167,7 @@ def unknown_report(loaded: LoadedModel, samples: list[Sample], unknown_dir: str 
     }
 
 
-def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int = 32) -> np.ndarray:
+def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int) -> np.ndarray:
     # batch by batch: decoded images of a large test set need not all sit in memory at once
     return np.concatenate([
         loaded.runner.infer(preprocess_samples(samples[i:i + batch_size], loaded.contract))
@@ -185,11 +187,11 @@ def calibrate(run: str | Path) -> dict:
     if len(samples) < 2:
         raise DatasetError(f"{loaded.path} has {len(samples)} val image(s): too few to fit and "
                            "cross-fit a temperature", "train with a larger val split")
-    return folder.write_confidence(_logits(loaded, samples),
+    return folder.write_confidence(_logits(loaded, samples, EVAL_BATCH),
                                    np.array([s.label for s in samples]), loaded.checkpoint)
 
 
-def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 32,
+def evaluate(run: str | Path, data: str | Path | None = None, *, batch_size: int | None = None,
              split: str = "val", unknown: str | Path | None = None) -> dict:
     """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
 
@@ -205,6 +207,7 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
         when this host computes the artifact differently from where it was exported
         (runtime/artifact.py host_note; also printed as a warning).
     """
+    batch_size = or_default(batch_size, EVAL_BATCH)
     loaded = open_model(run)
     note = warn_host_note(loaded)
     _, record = warn_uncalibrated(loaded)
@@ -215,13 +218,13 @@ def evaluate(run: str | Path, data: str | Path | None = None, batch_size: int = 
     labels = np.array([s.label for s in samples])
     extra = {"cpu_note": note} if note else {}
     if unknown is not None:
-        logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size)
+        logits, extra["unknown"] = unknown_report(loaded, samples, unknown, batch_size=batch_size)
     else:
         logits = _logits(loaded, samples, batch_size)
     rep = classification_report(logits, labels, loaded.classes)
     # the record's val images are the default split's: scoring them again is in-sample
     in_sample = record is not None and data is None and split == "val"
-    rep["calibration"] = evaluation_report(logits, labels, record, in_sample)
+    rep["calibration"] = evaluation_report(logits, labels, record, in_sample=in_sample)
     return {**rep, **extra}
 
 
@@ -243,7 +246,7 @@ class _ScoreColumn:
         return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
 
 
-def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None = None,
+def predict(run: str | Path, images: list, topk: int | None = None, *, batch: int | None = None,
             workers: int | None = None, threads: int | None = None) -> list[dict]:
     """Top-k classes with probabilities for each image file or raw frame, in input order.
 
@@ -269,6 +272,7 @@ def predict(run: str | Path, images: list, topk: int = 5, *, batch: int | None =
     from ftedge.data.frames import check_frame, is_frame, preprocess_frame
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
 
+    topk = or_default(topk, TOPK)
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
     images = list(images)

@@ -124,7 +124,7 @@ def _bg(val: Val) -> tuple:
     return tuple(val.contract.get("background", (255, 255, 255)))
 
 
-def per_class_section(val: Val, fp32: Graph | None, int8: Graph | None, run: Path) -> Section:
+def per_class_section(val: Val, fp32: Graph | None, int8: Graph | None, *, run: Path) -> Section:
     from ftedge.metrics import classification_report
 
     s = Section("per-class", "Per-class metrics")
@@ -159,7 +159,7 @@ def _f(v: float) -> str:
     return "n/a" if v != v else f"{v:.3f}"
 
 
-def flips_section(val: Val, fp32: Graph | None, int8: Graph | None, run: Path) -> Section:
+def flips_section(val: Val, fp32: Graph | None, int8: Graph | None, *, run: Path) -> Section:
     s = Section("flips", "INT8 vs FP32 flips")
     if fp32 is None or int8 is None:
         s.blocks.append(Missing(f"{'an INT8 graph' if int8 is None else FP32_ONNX} in the run",
@@ -316,7 +316,7 @@ def unknown_images(folder: str | Path, limit: int = 2000) -> list:
     return [Sample(p, -1) for p in files[:limit]]
 
 
-def unknown_section(run: Path, val: Val, unknown: str | None, log) -> Section:
+def unknown_section(run: Path, val: Val, unknown: str | None, *, log) -> Section:
     from ftedge.confidence import temperature_of
     from ftedge.metrics import softmax
 
@@ -504,9 +504,11 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     graphs = [g for g in (fp32, int8) if g is not None]
     records = fit_temperatures(val, graphs)
     path = folder.path
-    sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8, path),
-                flips_section(val, fp32, int8, path), calibration_section(graphs, records, path),
-                unknown_section(path, val, unknown, log), data_section(path, audit, log)]
+    sections = [errors_section(val, int8 or fp32, path), per_class_section(val, fp32, int8,
+                                                                           run=path),
+                flips_section(val, fp32, int8, run=path), calibration_section(graphs, records,
+                                                                              path),
+                unknown_section(path, val, unknown, log=log), data_section(path, audit, log)]
     from ftedge import __version__
     from ftedge.metrics import topk_accuracy
 

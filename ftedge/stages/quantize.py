@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ftedge.config import require_finite
+from ftedge.config import (CALIB_METHOD, CALIB_PERCENTILE, CALIB_RECIPE, EVAL_BATCH, FALLBACK_CAP,
+                           MAX_DROP, OPSET, WEIGHT_BITS, or_default, require_finite)
 from ftedge.console import console
 from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
@@ -33,7 +34,7 @@ PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
               "batchnorm": "folded"}
 
 
-def check_gate_options(max_drop: float, fallback_cap: float, percentile: float = 99.99) -> None:
+def check_gate_options(max_drop: float, fallback_cap: float, percentile: float) -> None:
     """--max-drop, --fallback-cap and --percentile checked before anything is written (NaN
     passes a range)."""
     require_finite("--max-drop", max_drop)
@@ -44,14 +45,16 @@ def check_gate_options(max_drop: float, fallback_cap: float, percentile: float =
                           f"got {fallback_cap!r}", "give e.g. --fallback-cap 0.1 (10%)")
     if not 0 < percentile <= 100:
         raise ConfigError(f"--percentile is the share of activation values kept in range, in "
-                          f"(0, 100], got {percentile!r}", "give e.g. --percentile 99.99")
+                          f"(0, 100], got {percentile!r}",
+                          f"give e.g. --percentile {CALIB_PERCENTILE}")
 
 
 @memoised_reads()  # each input hashed and parsed once per command
-def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256",
-             calib_method: str = "entropy", percentile: float = 99.99, max_drop: float = 1.0,
-             opset: int = 17, weight_bits: int = 7, fallback: bool = True,
-             fallback_cap: float = 0.1, bias_correct: bool = True) -> dict:
+def quantize(run: str | Path, *, method: str = "ptq", calib: str | None = None,
+             calib_method: str | None = None, percentile: float | None = None,
+             max_drop: float | None = None, opset: int | None = None,
+             weight_bits: int | None = None, fallback: bool = True,
+             fallback_cap: float | None = None, bias_correct: bool = True) -> dict:
     """Calibrate the run's best FP32 model, export model.ptq.int8.onnx and gate it.
 
     Args:
@@ -66,7 +69,14 @@ def quantize(run: str | Path, method: str = "ptq", calib: str = "stratified-256"
             `fallback_cap` of the quantized layers) until it passes.
     Returns:
         the gate result, with the manifest's hash and warnings.
+
+    Every None takes its default from ftedge/config.py (CALIB_RECIPE, CALIB_METHOD,
+    CALIB_PERCENTILE, MAX_DROP, OPSET, WEIGHT_BITS, FALLBACK_CAP).
     """
+    calib, calib_method = or_default(calib, CALIB_RECIPE), or_default(calib_method, CALIB_METHOD)
+    percentile, max_drop = or_default(percentile, CALIB_PERCENTILE), or_default(max_drop, MAX_DROP)
+    opset, weight_bits = or_default(opset, OPSET), or_default(weight_bits, WEIGHT_BITS)
+    fallback_cap = or_default(fallback_cap, FALLBACK_CAP)
     check_gate_options(max_drop, fallback_cap, percentile)
     if method != "ptq":
         raise ConfigError(f"--method {method!r} is not a post-training method",
@@ -96,31 +106,35 @@ def _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_b
     calib_x = preprocess_samples([Sample(root / f["path"], index[f["class"]])
                                   for f in manifest["files"]], loaded.contract)
     model = copy.deepcopy(loaded.runner.model)
-    batches = [torch.from_numpy(calib_x[i:i + 32]) for i in range(0, len(calib_x), 32)]
-    coverage, _ = calibrate_ptq(model, batches, calib_method, percentile, weight_bits)
+    batches = [torch.from_numpy(calib_x[i:i + EVAL_BATCH])
+               for i in range(0, len(calib_x), EVAL_BATCH)]
+    coverage, _ = calibrate_ptq(model, batches, calib_method, percentile=percentile,
+                                weight_bits=weight_bits)
     corrected = bias_correction(model, batches) if bias_correct else 0
     fp32_path, int8_path = run / FP32_ONNX, run / INT8_ONNX["ptq"]
-    ensure_fp32(loaded, fp32_path, opset, log=console.print)
-    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, "int8",
-                             loaded.checkpoint, quantization={**PTQ_SCHEME,
+    ensure_fp32(loaded, fp32_path, opset=opset, log=console.print)
+    meta = contract_metadata(loaded.model_name, loaded.classes, loaded.contract, precision="int8",
+                             checkpoint=loaded.checkpoint, quantization={**PTQ_SCHEME,
                                                               "calibration": calib_method,
                                                               "weight_bits": weight_bits,
                                                               "bias_corrected_layers": corrected},
                              calibration_sha256=manifest["sha256"])
-    info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path, opset,
-                       meta)
+    info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path,
+                       opset=opset,
+                       metadata=meta)
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
     result = gate_with_fallback(int8_path, onnx_logits(int8_path, x), onnx_logits(fp32_path, x),
-                                x, labels, loaded.classes, max_drop, fallback, fallback_cap)
+                                x=x, labels=labels, classes=loaded.classes, max_drop=max_drop,
+                                fallback=fallback, cap_fraction=fallback_cap)
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
                   bias_corrected_layers=corrected,
                   coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
                   size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
-    json_path, md_path = write_gate(int8_path, result, GATE["ptq"],
-                                    f"PTQ ({calib_method}) INT8 gate")
+    json_path, md_path = write_gate(int8_path, result, name=GATE["ptq"],
+                                    title=f"PTQ ({calib_method}) INT8 gate")
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"PTQ INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
                   f"{result['int8_top1']:.4f}, {drop_text(result)}; "
@@ -155,7 +169,7 @@ def _sensitivity(loaded, folder: RunFolder, int8_path: Path, fp32_path: Path) ->
     val = folder.samples("val", loaded.classes)
     x = preprocess_samples(val, loaded.contract)
     labels = np.array([s.label for s in val])
-    sens = layer_sensitivity(load_onnx(int8_path), x, labels, onnx_logits(fp32_path, x))
+    sens = layer_sensitivity(load_onnx(int8_path), x, labels, fp32_logits=onnx_logits(fp32_path, x))
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "
                   f"{paths['md']} ({paths['json'].name}, {paths['png'].name})", soft_wrap=True)

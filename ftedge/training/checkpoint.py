@@ -25,9 +25,9 @@ def save_best(path: Path, model: nn.Module, meta: dict) -> Path:
     return save_checkpoint(path, model, meta)
 
 
-def save_last(path: Path, model: nn.Module, meta: dict, train_state: dict) -> Path:
+def save_last(path: Path, model: nn.Module, meta: dict, *, train_state: dict) -> Path:
     """last.pt: everything --resume needs to continue exactly where the run stopped."""
-    return save_checkpoint(path, model, meta, train_state)
+    return save_checkpoint(path, model, meta, train_state=train_state)
 
 
 def rng_state() -> dict:

@@ -54,7 +54,7 @@ def run_contract(cfg: TuneConfig) -> dict:
 
 
 def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,
-                 run: Path, contract: dict | None = None) -> PreparedData:
+                 *, run: Path, contract: dict | None = None) -> PreparedData:
     """Audit the dataset (decoding each image once, as `contract` decodes: the training
     cache holds what the device decodes) and fix the train/val split."""
     if cfg.data.path is None:
@@ -62,7 +62,8 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
     want_cache = cfg.data.cache
     # duplicates: the hash comes from the same decode (a few % of it), and a val that leaks
     # from train is worth a warning before hours of training
-    audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background), cache_short_side,
+    audit = audit_dataset(Path(cfg.data.path), background=tuple(cfg.data.background),
+                          cache_short_side=cache_short_side,
                           cache=want_cache is not False, duplicates=True,
                           draft=draft_request(contract) if contract else None)
     if want_cache is None and not cache_fits(len(audit.train) + len(audit.val or []),
@@ -74,8 +75,8 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
             raise DatasetError("the dataset's classes changed since this run started",
                                "resume with the original data, or start a new run")
         root = data_root(saved_split, run, cfg.data.path)
-        train = samples_from_record(saved_split, classes, "train", root)
-        val = samples_from_record(saved_split, classes, "val", root)
+        train = samples_from_record(saved_split, classes, "train", root=root)
+        val = samples_from_record(saved_split, classes, "val", root=root)
         return PreparedData(classes, train, val, saved_split, audit, audit.test)
     if audit.val is not None:
         train, val, source = audit.train, audit.val, "folders"
@@ -86,15 +87,16 @@ def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | Non
         raise DatasetError("the validation split is empty",
                            "add images to DIR/val/<class>/ or use more images per class")
     record = split_record(audit.root, classes, {"train": train, "val": val, "test": audit.test},
-                          run, source, cfg.data.val_fraction, cfg.data.split_seed)
+                          run=run, source=source, val_fraction=cfg.data.val_fraction,
+                          seed=cfg.data.split_seed)
     return PreparedData(classes, train, val, record, audit, audit.test)
 
 
-def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, ctx: DistContext,
+def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, *, ctx: DistContext,
                  device: str) -> DataLoader:
     """Shuffled, augmented loader; shuffling is re-seeded per epoch by `seed_epoch`."""
-    ds = ImageSamples(data.train, train_transform(contract, cfg.augment), data.audit.images,
-                      cfg.data.background, draft_request(contract))
+    ds = ImageSamples(data.train, train_transform(contract, cfg.augment), cache=data.audit.images,
+                      background=cfg.data.background, draft=draft_request(contract))
     workers = resolve_workers(cfg.data.workers)
     sampler = (DistributedSampler(ds, ctx.world_size, ctx.rank, shuffle=True,
                                   seed=cfg.train.seed, drop_last=True) if ctx.enabled else None)
@@ -112,8 +114,9 @@ def val_loader(data: PreparedData, contract: dict, cfg: TuneConfig) -> DataLoade
     They are decoded from the files again, not from the shrunken training cache, so the
     numbers match what `ftedge eval` and every exported artifact see.
     """
-    ds = ImageSamples(data.val, eval_transform(contract), None, cfg.data.background,
-                      draft_request(contract))
+    ds = ImageSamples(data.val, eval_transform(contract), cache=None,
+                      background=cfg.data.background,
+                      draft=draft_request(contract))
     xs = torch.stack([ds[i][0] for i in range(len(ds))])
     ys = torch.tensor([s.label for s in data.val])
     return DataLoader(TensorDataset(xs, ys), batch_size=cfg.train.batch_size, shuffle=False)

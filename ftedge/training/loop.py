@@ -43,7 +43,7 @@ def autocast(s: StepSettings):
     return torch.autocast(device_type=s.device.split(":")[0], dtype=s.amp_dtype)
 
 
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer,
+def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, optimizer,
                criterion, s: StepSettings) -> tuple[float, int]:
     """Forward, backward, update; returns (summed loss, correct predictions)."""
     optimizer.zero_grad(set_to_none=True)
@@ -68,7 +68,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer,
     return loss.detach().item() * n, int((logits.detach().argmax(1) == y).sum())
 
 
-def train_one_epoch(model, loader, optimizer, criterion, s: StepSettings,
+def train_one_epoch(model, loader, optimizer, *, criterion, s: StepSettings,
                     before_step: Callable[[], None], after_step: Callable[[EpochStats], None]
                     ) -> EpochStats:
     """Run every batch of `loader` through `train_step`, timing compute and data waits."""
@@ -78,8 +78,8 @@ def train_one_epoch(model, loader, optimizer, criterion, s: StepSettings,
         t0 = time.perf_counter()
         stats.wait_s += t0 - t_wait
         before_step()
-        loss_sum, correct = train_step(model, to_device(x, s), y.to(s.device), optimizer,
-                                       criterion, s)
+        loss_sum, correct = train_step(model, to_device(x, s), y.to(s.device), optimizer=optimizer,
+                                       criterion=criterion, s=s)
         stats.loss_sum += loss_sum
         stats.correct += correct
         stats.seen += y.shape[0]

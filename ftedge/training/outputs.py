@@ -42,7 +42,7 @@ def plot_curves(path: Path, history: list[dict]) -> Path:
     return path
 
 
-def plot_confusion(path: Path, cm: np.ndarray, classes: list[str], title: str) -> Path:
+def plot_confusion(path: Path, cm: np.ndarray, classes: list[str], *, title: str) -> Path:
     """Row-normalised confusion matrix with counts in the cells."""
     plt = _pyplot()
     n = len(classes)

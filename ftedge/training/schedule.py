@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 
-def lr_factor(step: int, total_steps: int, warmup_steps: int, min_ratio: float) -> float:
+def lr_factor(step: int, total_steps: int, warmup_steps: int, *, min_ratio: float) -> float:
     """Multiplier of the base LR at full-fine-tuning `step` (0-based)."""
     if warmup_steps > 0 and step < warmup_steps:
         return (step + 1) / warmup_steps

@@ -31,7 +31,7 @@ def test_flipped_labels_rank_first_and_are_flagged():
     assert probs.shape == (160, 4) and np.allclose(probs.sum(1), 1)
     top = label_quality_ranking(y, probs)[:len(wrong)]
     assert len(set(top.tolist()) & wrong) >= 7  # precision at k >= 0.875
-    issues = find_label_issues([f"f{i}" for i in range(len(y))], y, probs, list("abcd"))
+    issues = find_label_issues([f"f{i}" for i in range(len(y))], y, probs, classes=list("abcd"))
     flagged = {int(i.path.name[1:]) for i in issues}
     assert len(flagged & wrong) >= 7 and len(flagged - wrong) <= 2
     assert issues[0].quality <= issues[-1].quality  # worst first
@@ -42,7 +42,7 @@ def test_flipped_labels_rank_first_and_are_flagged():
 def test_clean_labels_flag_almost_nothing():
     x, y, _ = _clusters(flip=0)
     issues = find_label_issues([f"f{i}" for i in range(len(y))], y,
-                               cross_val_probabilities(x, y), list("abcd"))
+                               cross_val_probabilities(x, y), classes=list("abcd"))
     assert len(issues) <= 1
 
 

@@ -51,7 +51,7 @@ def test_letterbox_keeps_aspect_and_pads_with_the_recorded_value():
 
 def test_letterbox_odd_padding_goes_bottom_right():
     out = _pixels(_contract("letterbox", pad_value=(255, 255, 255)), _image(12, 4))
-    assert letterbox_box(12, 4, 4, 4) == (4, 1, 0, 1)
+    assert letterbox_box(12, 4, 4, out_h=4) == (4, 1, 0, 1)
     assert (out[0] == 255).all() and (out[2:] == 255).all() and (out[1] != 255).any()
 
 

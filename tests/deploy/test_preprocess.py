@@ -109,12 +109,12 @@ def test_unreadable_files_raise_the_decode_error(tmp_path, images):
 
 
 def test_letterbox_rules():
-    assert template.letterbox_box(400, 300, 32, 32) == (32, 24, 0, 4)
-    assert template.letterbox_box(300, 400, 32, 32) == (24, 32, 4, 0)
-    assert template.letterbox_box(6, 2, 4, 4) == (4, 1, 0, 1)  # 4/3 rounds down, pad 1 above
-    assert template.letterbox_box(5, 2, 4, 4) == (4, 2, 0, 1)  # 1.6 rounds up
-    assert template.letterbox_box(1000, 1, 4, 4) == (4, 1, 0, 1)  # never below 1 pixel
-    assert template.letterbox_box(7, 7, 4, 4) == (4, 4, 0, 0)
+    assert template.letterbox_box(400, 300, 32, out_h=32) == (32, 24, 0, 4)
+    assert template.letterbox_box(300, 400, 32, out_h=32) == (24, 32, 4, 0)
+    assert template.letterbox_box(6, 2, 4, out_h=4) == (4, 1, 0, 1)  # 4/3 rounds down, pad 1 above
+    assert template.letterbox_box(5, 2, 4, out_h=4) == (4, 2, 0, 1)  # 1.6 rounds up
+    assert template.letterbox_box(1000, 1, 4, out_h=4) == (4, 1, 0, 1)  # never below 1 pixel
+    assert template.letterbox_box(7, 7, 4, out_h=4) == (4, 4, 0, 0)
 
 
 def test_draft_request_keeps_twice_the_resize():

@@ -54,19 +54,20 @@ def test_greedy_fallback_stops_when_the_gate_passes_or_at_the_cap(int8_model):
     # a layer is kept only when it lowers the drop; at most 5 kept (10% of 50), 15 tried
     drops = iter([5, 6, 4, 4, 3, 2, 1.5] + [9] * 20)
     mixed, chosen, steps = float_fallback(int8_model, sens,
-                                          lambda m: (False, {"drop_points": next(drops)}), 0.1,
+                                          lambda m: (False, {"drop_points": next(drops)}),
+                                          cap_fraction=0.1,
                                           start=(5.5, 1.0))
     assert mixed is None and chosen == [layers[i] for i in (-1, -3, -5, -6, -7)]
     assert [s["kept"] for s in steps] == [True, False, True, False, True, True, True]
     drops = iter([9.0] * 20)
     mixed, chosen, steps = float_fallback(int8_model, sens, lambda m: (False, {"drop_points": 9}),
-                                          0.1, start=(1.5, 1.0))
+                                          cap_fraction=0.1, start=(1.5, 1.0))
     assert mixed is None and chosen == [] and len(steps) == 15
     # same drop, smaller logit error: kept (the loss spread over many layers)
     errors = iter([0.9, 0.95, 0.8] + [0.99] * 20)
     mixed, chosen, steps = float_fallback(
         int8_model, sens, lambda m: (False, {"drop_points": 1.5, "logit_error": next(errors)}),
-        0.1, start=(1.5, 1.0))
+        cap_fraction=0.1, start=(1.5, 1.0))
     assert chosen[:2] == [layers[-1], layers[-3]]
 
 
@@ -86,7 +87,8 @@ def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypa
     assert {"layer", "top1_change_points", "logit_error"} <= set(sens["layers"][0])
 
     def gate_needing_one_float_layer(fp32, int8, path, x, labels, classes, max_drop):
-        res = gate_int8_model(fp32, int8, path, x, labels, classes, max_drop)
+        res = gate_int8_model(fp32, int8, path, x=x, labels=labels, classes=classes,
+                              max_drop=max_drop)
         res["passed"] = bool(float_layers_of(path))  # the all-INT8 graph "fails"
         return res
 
@@ -95,8 +97,8 @@ def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypa
     labels = np.arange(6) % 3
     path = run / "model.int8.onnx"
     fp32 = OrtRunner(run / "model.fp32.onnx").infer(x)
-    res = gate_with_fallback(path, OrtRunner(path).infer(x), fp32, x, labels,
-                             ["blue", "green", "red"], 1.0)
+    res = gate_with_fallback(path, OrtRunner(path).infer(x), fp32, x=x, labels=labels,
+                             classes=["blue", "green", "red"], max_drop=1.0)
     assert res["passed"] and len(res["fallback"]["float_layers"]) == 1
     assert float_layers_of(path) == res["fallback"]["float_layers"]
     assert not list(run.glob(".*fallback*"))
@@ -105,10 +107,10 @@ def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypa
     import ftedge
 
     monkeypatch.undo()
-    art = ftedge.export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ort",
+    art = ftedge.export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "ort",
                             log=lambda m: None)
     assert art.manifest["float_layers"] == res["fallback"]["float_layers"] and art.passed
-    ftedge.export_run(run, "jetson-orin-nano", "int8", out=tmp_path / "trt",
+    ftedge.export_run(run, "jetson-orin-nano", precision="int8", out=tmp_path / "trt",
                             log=lambda m: None)
     plan = json.loads((tmp_path / "trt" / "build_plan.json").read_text())
     assert not plan["strongly_typed"] and plan["fp16"] and plan["int8"]

@@ -100,7 +100,7 @@ def test_the_contracts_floats_go_back_to_their_pixels_exactly():
         back = pixels_from_normalized(x, {"mean": mean, "std": std}, "uint8")
         assert back.dtype == np.uint8 and np.array_equal(back, pixels)
     hwc = pixels_from_normalized(x, {"mean": [0.1, 0.9, 0.33], "std": [0.01, 3.0, 0.7]},
-                                 "float255", "NHWC")
+                                 "float255", layout="NHWC")
     assert hwc.dtype == np.float32 and np.array_equal(hwc, pixels.transpose(0, 2, 3, 1))
 
 

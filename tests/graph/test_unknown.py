@@ -91,7 +91,7 @@ def test_the_graph_output_is_the_numpy_score_of_the_same_features(fitted, kind, 
     out = (run_ort(scored, x) if runtime == "onnxruntime" else run_openvino(scored, x, tmp_path))
     assert [o.name for o in scored.graph.output][:2] == ["logits", UNKNOWN_OUTPUT]
     assert out[UNKNOWN_OUTPUT].shape == (len(x), 1)
-    want = score_numpy(kind, params, out["logits"], out["feats"])
+    want = score_numpy(kind, params, out["logits"], features=out["feats"])
     np.testing.assert_allclose(out[UNKNOWN_OUTPUT][:, 0], want, rtol=1e-4, atol=1e-5)
     assert np.ptp(want) > 0  # the score tells the images apart
 
@@ -149,7 +149,7 @@ def test_the_threshold_accepts_the_stated_share(n, tpr):
 
 def test_ood_rates_numbers():
     known, unknown = np.array([0.0, 1, 2, 3]), np.array([2.5, 10])
-    r = ood_rates(known, unknown, 0.95, threshold=2.0)
+    r = ood_rates(known, unknown, target_tpr=0.95, threshold=2.0)
     assert r["auroc"] == pytest.approx(7 / 8)  # 7 of the 8 (known, unknown) pairs ordered
     assert r["fpr_at_tpr"] == pytest.approx(0.5)  # accepting all 4 knowns accepts 2.5
     assert r["at_threshold"] == {"threshold": 2.0, "tpr": 0.75, "fpr": 0.0}

@@ -104,7 +104,7 @@ def test_mobilenet_v3_every_convolution_runs_as_qlinearconv_in_ort(tmp_path, act
     calibrate_activations(model, [(x, None)], lambda t: t)
     freeze_all_observers(model)
     path = tmp_path / "int8.onnx"
-    export_onnx(model, x[:1], path, 17, {})
+    export_onnx(model, x[:1], path, opset=17, metadata={})
     with torch.no_grad():
         expected = model(x).numpy()
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
@@ -160,7 +160,7 @@ def test_depthwise_weights_keep_the_full_range_the_rest_7_bits():
         torch.manual_seed(0)
         model = torchvision.models.mobilenet_v2(num_classes=3).eval()
         dw = {n for n, m in model.named_modules() if is_depthwise(m)}
-        prepare_qat(model, x, bits, narrow_depthwise=narrow_dw)
+        prepare_qat(model, x, weight_bits=bits, narrow_depthwise=narrow_dw)
         with torch.no_grad():
             model(x)  # the weight observers set their scales
         tops = _weight_codes(model)

@@ -18,13 +18,13 @@ def test_gate_drop_agreement_and_budget():
     ref = np.eye(3)[labels] * 5.0
     test = ref.copy()
     test[3] = np.eye(3)[0] * 5  # one class-1 image now wrong
-    res = accuracy_gate(ref, test, labels, ["a", "b", "c"], max_drop=5.0)
+    res = accuracy_gate(ref, test, labels, classes=["a", "b", "c"], max_drop=5.0)
     assert res["fp32_top1"] == 1.0 and res["int8_top1"] == 0.9
     assert res["drop_points"] == pytest.approx(10.0) and not res["passed"]
     assert res["top1_agreement"] == 0.9
     assert res["per_class"]["b"]["drop_points"] == pytest.approx(100 / 3)
     assert res["per_class"]["a"]["drop_points"] == 0.0
-    assert accuracy_gate(ref, test, labels, ["a", "b", "c"], max_drop=10.0)["passed"]
+    assert accuracy_gate(ref, test, labels, classes=["a", "b", "c"], max_drop=10.0)["passed"]
     md = gate_markdown(res, "gate")
     assert "FAILED" in md and "| b | 3 |" in md
 
@@ -35,12 +35,14 @@ def test_a_runtime_that_loses_accuracy_fails_the_gate(monkeypatch, tmp_path):
     labels = np.array([0, 1, 2, 0, 1, 2])
     good = np.eye(3)[labels]
     monkeypatch.setattr(gate.ov, "openvino_logits", lambda path, x: np.eye(3)[np.zeros(6, int)])
-    res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", None, labels, ["a", "b", "c"],
-                               1.0)
+    res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", x=None, labels=labels,
+                               classes=["a", "b", "c"],
+                               max_drop=1.0)
     assert res["drop_points"] == 0 and not res["openvino"]["passed"] and not res["passed"]
     monkeypatch.setattr(gate.ov, "openvino_logits", lambda path, x: None)
-    res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", None, labels, ["a", "b", "c"],
-                               1.0)
+    res = gate.gate_int8_model(good, good, tmp_path / "m.onnx", x=None, labels=labels,
+                               classes=["a", "b", "c"],
+                               max_drop=1.0)
     assert res["passed"] and "openvino" not in res
     assert "ONNX Runtime only" in gate.gate_markdown(res, "g")
 
@@ -59,14 +61,14 @@ def test_the_drop_comes_with_what_the_val_split_can_tell():
     test[:5] = np.eye(4)[(labels[:5] + 1) % 4]  # five images only FP32 gets right
     ref_wrong = ref.copy()
     ref_wrong[5] = np.eye(4)[(labels[5] + 1) % 4]  # the one image only INT8 gets right
-    res = accuracy_gate(ref_wrong, test, labels, list("abcd"), max_drop=0.3)
+    res = accuracy_gate(ref_wrong, test, labels, classes=list("abcd"), max_drop=0.3)
     assert res["mcnemar"]["only_fp32_right"] == 5 and res["mcnemar"]["only_int8_right"] == 1
     assert res["drop_ci95_points"] == pytest.approx(list(drop_interval(5, 1, 272)))
     assert res["one_image_points"] == pytest.approx(100 / 272)
     md = gate_markdown(res, "gate")
     assert "95% interval of the drop:" in md and "less than one image on these 272" in md
     assert "less than one image here" in drop_text(res)
-    wide = accuracy_gate(ref_wrong, test, labels, list("abcd"), max_drop=1.0)
+    wide = accuracy_gate(ref_wrong, test, labels, classes=list("abcd"), max_drop=1.0)
     assert "less than one image" not in gate_markdown(wide, "g") + drop_text(wide)
     old = {k: v for k, v in res.items() if k not in ("drop_ci95_points", "one_image_points")}
     assert "interval" not in gate_markdown(old, "g")  # a gate.json from before still renders

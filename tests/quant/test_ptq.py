@@ -88,8 +88,13 @@ def test_ptq_writes_a_gated_qdq_model(fp32_run, method):
 
 
 def test_ptq_gate_fails_when_the_budget_is_exceeded(fp32_run):
-    res = ftedge.quantize(fp32_run, calib_method="minmax", max_drop=-200)  # no drop fits
+    # no drop fits; a cap of one float layer keeps the (hopeless) fallback search to 3 tries
+    res = ftedge.quantize(fp32_run, calib_method="minmax", max_drop=-200, fallback_cap=0.02)
     assert not res["passed"] and "FAILED" in (fp32_run / "gate_ptq.md").read_text()
+    fallback = res["fallback"]
+    assert fallback["cap"] == 1 and fallback["float_layers"] == []
+    assert 1 <= len(fallback["steps"]) <= 3 and not any(s["passed"] for s in fallback["steps"])
+    assert "no set of up to 1 float layer(s) passed" in fallback["why"]
 
 
 def test_ptq_checks_the_gate_options_before_writing_anything(fp32_run):

@@ -277,7 +277,7 @@ def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     import torch
 
     teacher = torch.nn.Linear(4, 3)
-    loss = DistillLoss(teacher, torch.nn.CrossEntropyLoss(), 2.0, 1.0)
+    loss = DistillLoss(teacher, torch.nn.CrossEntropyLoss(), 2.0, weight=1.0)
     x = torch.randn(5, 4)
     assert loss(teacher(x), torch.zeros(5, dtype=torch.long), x).item() < 1e-6  # same logits
 
@@ -323,7 +323,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     samples = ptq_start_samples(RunFolder(res.run_dir).samples("train", loaded.classes))
     model = copy.deepcopy(loaded.runner.model)
     x = torch.from_numpy(preprocess_samples(samples, loaded.contract))
-    prepare_qat(model, x[:2], 7)
+    prepare_qat(model, x[:2], weight_bits=7)
     set_activation_ranges(model, [x[i:i + 32] for i in range(0, len(x), 32)], "entropy")
     expected = [float(q.scale) for q in input_quantizers(model)]
     state = torch.load(res.run_dir / "qat_best.pt", weights_only=True)["model_state"]

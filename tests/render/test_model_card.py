@@ -31,30 +31,31 @@ def artifact(tmp_path):
 
 
 def test_bench_refreshes_the_latency_of_a_card_as_ftedge_wrote_it(artifact):
-    assert refresh_latency(artifact, REPORT, ROW, artifact / "bench.json") == "updated"
+    assert refresh_latency(artifact, REPORT, ROW, report_path=artifact / "bench.json") == "updated"
     card = (artifact / CARD).read_text()
     assert "| 1 | 2.50 | 3.75 | 400.0 |" in card and "Xeon (AVX-512 VNNI)" in card
     assert "p50 7.25 ms" in card and "Not benchmarked yet" not in card
     assert read_marker(artifact)["files"][CARD] == sha256_file(artifact / CARD)
     check_replaceable(artifact, "artifact", force=True)  # still ftedge's: --force may replace it
     row = dict(ROW, latency=[dict(ROW["latency"][0], p50_ms=1.0)])
-    assert refresh_latency(artifact, REPORT, row, artifact / "bench.json") == "updated"
+    assert refresh_latency(artifact, REPORT, row, report_path=artifact / "bench.json") == "updated"
     assert "| 1 | 1.00 |" in (artifact / CARD).read_text()
 
 
 def test_a_card_the_user_edited_is_theirs(artifact):
     edited = (artifact / CARD).read_text() + "\nOur notes.\n"
     (artifact / CARD).write_text(edited)
-    assert refresh_latency(artifact, REPORT, ROW, artifact / "bench.json") == "edited"
+    assert refresh_latency(artifact, REPORT, ROW, report_path=artifact / "bench.json") == "edited"
     assert (artifact / CARD).read_text() == edited
     with pytest.raises(RunError, match="changed since ftedge wrote them"):
         check_replaceable(artifact, "artifact", force=True)
 
 
 def test_no_card_or_no_latency_changes_nothing(artifact):
-    assert refresh_latency(artifact, REPORT, dict(ROW, latency=[]), artifact / "b") == "no latency"
+    assert refresh_latency(artifact, REPORT, dict(ROW, latency=[]),
+                           report_path=artifact / "b") == "no latency"
     (artifact / CARD).unlink()
-    assert refresh_latency(artifact, REPORT, ROW, artifact / "b") == "no card"
+    assert refresh_latency(artifact, REPORT, ROW, report_path=artifact / "b") == "no card"
     assert not (artifact / CARD).exists()
 
 
@@ -81,7 +82,8 @@ def test_export_writes_the_card_and_force_still_guards_it(qat_run, tmp_path):
     from ftedge.formats.artifact import read_manifest
 
     out = tmp_path / "ort-int8"
-    result = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, log=lambda m: None)
+    result = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=out,
+                        log=lambda m: None)
     card = (out / CARD).read_text()
     gate = json.loads((qat_run.run_dir / "gate.json").read_text())
     lo, hi = gate["drop_ci95_points"]
@@ -92,12 +94,12 @@ def test_export_writes_the_card_and_force_still_guards_it(qat_run, tmp_path):
     # owned by the folder's marker, not hashed by the manifest (bench rewrites it)
     assert CARD in read_marker(out)["files"] and CARD not in result.manifest["files"]
     read_manifest(out)  # every hashed file checks out
-    assert refresh_latency(out, REPORT, ROW, tmp_path / "r.json") == "updated"
+    assert refresh_latency(out, REPORT, ROW, report_path=tmp_path / "r.json") == "updated"
     read_manifest(out)
-    export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, force=True,
+    export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=out, force=True,
                log=lambda m: None)
     assert "Not benchmarked yet" in (out / CARD).read_text()  # a fresh export, a fresh card
     (out / CARD).write_text("mine\n")
     with pytest.raises(RunError, match="changed since ftedge wrote them"):
-        export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out, force=True,
+        export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=out, force=True,
                    log=lambda m: None)

@@ -80,7 +80,7 @@ def test_a_run_without_or_with_a_damaged_record(qat_run, tmp_path, capsys):
 def test_calibrate_refuses_an_artifact(qat_run, tmp_path):
     from ftedge.stages.export.exporter import export_run
 
-    out = export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=tmp_path / "a",
+    out = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=tmp_path / "a",
                      log=lambda m: None).folder
     with pytest.raises(RunError, match="fitted at export"):
         calibrate(out)
@@ -93,7 +93,7 @@ def ort_int8(qat_run, tmp_path_factory):
     from ftedge.stages.export.exporter import export_run
 
     out = tmp_path_factory.mktemp("pred") / "onnxruntime-cpu-int8"
-    return export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=out,
+    return export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=out,
                       log=lambda m: None).folder
 
 

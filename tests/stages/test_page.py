@@ -50,13 +50,13 @@ def test_flips_counted_lost_gained_and_neither(tmp_path):
     val = _val(tmp_path)  # labels 0 1 2 0 1 2
     fp32 = Graph("model.fp32.onnx", _logits([0, 1, 2, 0, 0, 2]))
     int8 = Graph("model.int8.onnx", _logits([1, 1, 0, 0, 1, 1]))
-    s = flips_section(val, fp32, int8, tmp_path)
+    s = flips_section(val, fp32, int8, run=tmp_path)
     assert ("4 of 6 val images get another top-1 from model.int8.onnx than from "
             "model.fp32.onnx (both in ONNX Runtime): 3 lost (FP32 right, INT8 wrong), 1 gained, "
             "0 wrong either way") in s.blocks[0].text
     tones = [t.tone for t in s.blocks[1].tiles]
     assert tones == ["bad", "bad", "bad", "good"]
-    none = flips_section(val, fp32, None, tmp_path)
+    none = flips_section(val, fp32, None, run=tmp_path)
     assert isinstance(none.blocks[0], Missing) and "ftedge quantize" in none.blocks[0].command
 
 

@@ -9,8 +9,8 @@ def test_warmup_then_cosine_to_floor():
     assert f[10] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[10:], f[11:]))
     assert f[-1] == pytest.approx(0.01, abs=1e-3)
-    assert lr_factor(55, 100, 10, 0.0) == pytest.approx(0.5)
+    assert lr_factor(55, 100, 10, min_ratio=0.0) == pytest.approx(0.5)
 
 
 def test_no_warmup():
-    assert lr_factor(0, 10, 0, 0.0) == pytest.approx(1.0)
+    assert lr_factor(0, 10, 0, min_ratio=0.0) == pytest.approx(1.0)

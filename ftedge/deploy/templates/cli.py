@@ -78,7 +78,7 @@ def batch_size(manifest, asked):
     return asked or int((manifest.get("profile") or {}).get("max_batch", 1))
 
 
-def run_batch(model, arrays, batch, fixed):
+def run_batch(model, arrays, batch, *, fixed):
     """(logits, unknown scores or None) for up to `batch` arrays; a fixed-batch model gets a
     zero-padded chunk."""
     chunk = np.stack(arrays)
@@ -110,7 +110,7 @@ def temperature_of(manifest):
     return float(t), None
 
 
-def top_k(logits, classes, k, temperature=1.0):
+def top_k(logits, classes, k, *, temperature=1.0):
     """The k most probable classes, probabilities softmax(logits / temperature)."""
     z = logits.astype(np.float64)
     p = np.exp((z - z.max()) / temperature)
@@ -151,7 +151,7 @@ def frame_image(frame, where="frame"):
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
-def overlapped(model, inputs, prepare, batch, fixed, workers):
+def overlapped(model, inputs, prepare, *, batch, fixed, workers):
     """(input, logits row or ImageDecodeError) for every input, in input order: `prepare`
     decodes on `workers` threads (Pillow releases the GIL) while the model runs the batch
     before; at most two batches plus one image per worker wait at any time."""
@@ -177,7 +177,7 @@ def overlapped(model, inputs, prepare, batch, fixed, workers):
                     except ImageDecodeError as e:
                         group.append((item, e))
                     top_up()  # the pool works on while this batch runs
-                logits, scores = run_batch(model, arrays, batch, fixed) if arrays else (None,
+                logits, scores = run_batch(model, arrays, batch, fixed=fixed) if arrays else (None,
                                                                                          None)
                 for item, slot in group:
                     yield item, slot if isinstance(slot, Exception) else (
@@ -229,7 +229,8 @@ class Classifier:
             img = frame_image(item[1], f"frame {item[0]}")
         else:
             img = decode_file(item, self.contract)
-        return model_input(img, self.contract, self.input_format, self.input_layout)
+        return model_input(img, self.contract, input_format=self.input_format,
+                           layout=self.input_layout)
 
     def classify(self, inputs, topk=5):
         """One dict per input, in order: {"image": path} or {"frame": index}, with "top"
@@ -242,8 +243,8 @@ class Classifier:
                 frame_image(item[1], f"frame {item[0]}")
         k = min(topk, len(self.classes))
         results = []
-        for item, out in overlapped(self.model, items, self.prepare, self.batch, self.fixed,
-                                    self.workers):
+        for item, out in overlapped(self.model, items, self.prepare, batch=self.batch,
+                                    fixed=self.fixed, workers=self.workers):
             result = {"frame": item[0]} if isinstance(item, tuple) else {"image": item}
             if isinstance(out, Exception):
                 result["error"] = str(out)
@@ -254,7 +255,7 @@ class Classifier:
                                         f"has no {self.unknown.get('output')!r} output",
                                         "export the artifact again")
                 result["temperature"] = self.temperature
-                result["top"] = top_k(row, self.classes, k, self.temperature)
+                result["top"] = top_k(row, self.classes, k, temperature=self.temperature)
                 result["unknown"] = (unknown_decision(score, self.unknown) if self.unknown
                                      else None)
             results.append(result)

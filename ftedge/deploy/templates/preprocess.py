@@ -92,7 +92,7 @@ def short_side_size(width, height, short):
     return int(short * width / height), short
 
 
-def letterbox_box(width, height, out_w, out_h):
+def letterbox_box(width, height, out_w, *, out_h):
     """(w, h, left, top) of the image fitted into out_w x out_h, aspect kept, centred.
 
     The fitted side rounds half up in integers, at least 1 pixel; the odd pixel of padding
@@ -112,7 +112,7 @@ def contract_resize(width, height, contract):
         return short_side_size(width, height, int(contract["resize"]))
     if geometry == "stretch":
         return out_w, out_h
-    return letterbox_box(width, height, out_w, out_h)[:2]
+    return letterbox_box(width, height, out_w, out_h=out_h)[:2]
 
 
 def draft_request(contract):
@@ -176,7 +176,7 @@ def resize_to_contract(img, contract):
         return center_crop(arr, out_h, out_w)
     if geometry == "stretch":
         return arr
-    _, _, left, top = letterbox_box(img.width, img.height, out_w, out_h)
+    _, _, left, top = letterbox_box(img.width, img.height, out_w, out_h=out_h)
     canvas = np.empty((out_h, out_w, 3), np.uint8)
     canvas[:] = np.asarray(contract.get("pad_value", (0, 0, 0)), np.uint8)
     canvas[top:top + h, left:left + w] = arr
@@ -210,7 +210,7 @@ def preprocess_file(path, contract):
     return preprocess(decode_file(path, contract), contract)
 
 
-def model_input(img, contract, input_format="normalized", layout="NCHW"):
+def model_input(img, contract, *, input_format="normalized", layout="NCHW"):
     """An RGB PIL image -> one input of the artifact (manifest input_format, input_layout):
     normalised float32 CHW, or, for a graph that normalises itself, the 0..255 pixels
     (uint8 or float32, CHW or HWC), which skips the float work here."""

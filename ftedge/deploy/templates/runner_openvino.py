@@ -65,7 +65,7 @@ class Model:
                   f"{why} with saturating 16-bit pair sums: its results differ from the "
                   "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
                   "(the default) for such CPUs", file=sys.stderr)
-        self.core, self.device, self.config = core, device, config
+        self.ov, self.core, self.device, self.config = ov, core, device, config
         self.model = core.read_model(str(Path(folder) / manifest["artifact"]))
         self.compiled = core.compile_model(self.model, device, config)
         self.dynamic = self.model.input(0).get_partial_shape().is_dynamic
@@ -100,7 +100,10 @@ class Model:
         # 8-bit pixel input (a graph that normalises itself) stays uint8
         batch = np.ascontiguousarray(batch, dtype=np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self.request(batch.shape)
-        request.infer({0: batch}, share_inputs=True)  # reads the array in place
+        # reads the array in place; start_async/wait skips infer()'s input dict and result copies
+        request.set_input_tensor(self.ov.Tensor(batch, shared_memory=True))
+        request.start_async()
+        request.wait()
         # copies: the request reuses its buffers
         logits = request.get_output_tensor(self.logits).data.copy()
         if self.unknown is None:

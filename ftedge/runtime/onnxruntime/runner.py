@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.config import EVAL_BATCH, or_default
 from ftedge.deploy.templates.artifact import vnni_state as template_vnni_state
+from ftedge.runtime import ClosingRunner
 
 # The deploy kit's own check (deploy/templates/artifact.py, copied into every infer.py): one
 # copy, so ftedge and the standalone script decide alike. Cached: /proc/cpuinfo does not change.
@@ -81,8 +83,10 @@ def conv_kernels(model) -> dict[str, int]:
     return {op: ops[op] for op in INTEGER_CONVS + FLOAT_CONVS if ops.get(op)}
 
 
-class OrtRunner:
+class OrtRunner(ClosingRunner):
     """An ONNX Runtime CPU session behind the Runner protocol (NCHW float in, logits out)."""
+
+    _held = ("session", "_model")
 
     def __init__(self, model, threads: int | None = None):
         self.session = inference_session(model, threads)
@@ -108,9 +112,11 @@ class OrtRunner:
         return out[0], (out[1][:, 0] if self.unknown else None)
 
 
-def onnx_logits(path: str | Path, x: np.ndarray, batch_size: int = 32,
+def onnx_logits(path: str | Path, x: np.ndarray, *, batch_size: int | None = None,
                 threads: int | None = None) -> np.ndarray:
-    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images."""
+    """Run an ONNX model in ONNX Runtime's CPU EP over NCHW float images (`batch_size` None:
+    config.EVAL_BATCH)."""
     from ftedge.runtime import infer_batches
 
-    return infer_batches(OrtRunner(path, threads), x, batch_size)
+    with OrtRunner(path, threads) as runner:
+        return infer_batches(runner, x, or_default(batch_size, EVAL_BATCH))

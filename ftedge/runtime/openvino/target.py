@@ -73,7 +73,8 @@ class OpenVinoTarget(Target):
                         extra={"graph": facts} if facts else {})
 
     def runner(self, artifact: Artifact, profile: TargetProfile, threads: int | None = None):
-        inner = OpenVinoRunner(artifact.path, profile.device, compile_config(profile, threads))
+        inner = OpenVinoRunner(artifact.path, device=profile.device,
+                               config=compile_config(profile, threads))
         return inner if artifact.batch is None else FixedBatchRunner(inner, artifact.batch)
 
     def versions(self) -> dict[str, str]:

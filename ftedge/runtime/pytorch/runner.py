@@ -10,14 +10,15 @@ import torch
 
 from ftedge.errors import RunError
 from ftedge.formats.run import BEST, RunFolder
-from ftedge.runtime import LoadedModel
+from ftedge.runtime import ClosingRunner, LoadedModel
 
 
 @dataclass
-class TorchRunner:
+class TorchRunner(ClosingRunner):
     """The FP32 PyTorch reference: NCHW float batch in, logits out (the Runner protocol)."""
 
     model: torch.nn.Module
+    _held = ("model",)
 
     @torch.no_grad()
     def infer(self, batch: np.ndarray) -> np.ndarray:

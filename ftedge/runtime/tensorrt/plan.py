@@ -140,7 +140,7 @@ def load_plan(path: Path) -> BuildPlan:
     return BuildPlan(**{**data, "input_shape": tuple(data["input_shape"])})
 
 
-def make_plan(onnx: Path, onnx_sha256: str, precision: str, batch: int | None,
+def make_plan(onnx: Path, onnx_sha256: str, precision: str, *, batch: int | None,
               input_shape: tuple[int, int, int], profile: TargetProfile,
               float_layers: bool = False) -> BuildPlan:
     spec = profile.tensorrt

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftedge.errors import ExportError
+from ftedge.runtime import ClosingRunner
 
 
 def tensorrt_module():
@@ -30,8 +31,10 @@ def trt_logger():
     return _LOGGER
 
 
-class TrtRunner:
+class TrtRunner(ClosingRunner):
     """A deserialized engine with device buffers from PyTorch's CUDA allocator."""
+
+    _held = ("context", "engine", "runtime", "stream")  # in TensorRT's teardown order
 
     def __init__(self, engine_bytes: bytes, dla_core: int | None = None):
         import torch

@@ -87,7 +87,8 @@ class TensorRTTarget(Target):
         onnx_name = f"model.{source.precision}.onnx"
         onnx_graph.save(model, out / onnx_name)
         plan = trt_plan.make_plan(out / onnx_name, sha256_file(out / onnx_name), source.precision,
-                                  source.batch, source.input_size, profile,
+                                  batch=source.batch, input_shape=source.input_size,
+                                  profile=profile,
                                   float_layers=bool(source.float_layers))
         atomic_write_json(out / PLAN, plan.to_dict())
         command = trt_plan.shell_line(trt_plan.trtexec_command(plan))

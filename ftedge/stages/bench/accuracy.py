@@ -14,14 +14,14 @@ def top5(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def artifact_accuracy(ref_logits: np.ndarray | None, logits: np.ndarray, labels: np.ndarray,
-                      classes: list[str], max_drop: float) -> dict:
+                      *, classes: list[str], max_drop: float) -> dict:
     """Top-1/top-5, and against the reference: drop, agreement, per-class drop, McNemar."""
     out = {"n": int(len(labels)), "top1": float((logits.argmax(1) == labels).mean()),
            "top5": top5(logits, labels)}
     if ref_logits is None:
         return {**out, "reference": None, "passed": None,
                 "note": "no FP32 reference (the source run is not here): absolute numbers only"}
-    gate = accuracy_gate(ref_logits, logits, labels, classes, max_drop)
+    gate = accuracy_gate(ref_logits, logits, labels, classes=classes, max_drop=max_drop)
     per_class = {c: {"reference_top1": v["fp32_top1"], "top1": v["int8_top1"],
                      "drop_points": v["drop_points"], "n": v["n"]}
                  for c, v in gate["per_class"].items()}
@@ -37,7 +37,7 @@ def artifact_accuracy(ref_logits: np.ndarray | None, logits: np.ndarray, labels:
 
 
 
-def device_pipeline_accuracy(runner, samples, labels: np.ndarray, manifest: dict,
+def device_pipeline_accuracy(runner, samples, labels: np.ndarray, *, manifest: dict,
                              exact_logits: np.ndarray) -> dict | None:
     """Top-1 of the artifact on the images preprocessed as its target's own pipeline does
     (the profile's `pipeline`: DeepStream's nvinfer, emulated), beside the exact contract's;
@@ -50,5 +50,5 @@ def device_pipeline_accuracy(runner, samples, labels: np.ndarray, manifest: dict
         return None
     contract = manifest["preprocessing"]
     x = emulate_samples(samples, contract, in_graph(manifest))
-    return emulated_top1(labels, exact_logits, infer_batches(runner, x), contract,
-                         pipeline.get("name", "deepstream"))
+    return emulated_top1(labels, exact_logits, infer_batches(runner, x), contract=contract,
+                         pipeline_name=pipeline.get("name", "deepstream"))

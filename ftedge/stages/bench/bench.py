@@ -16,7 +16,7 @@ from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import preprocess_samples
-from ftedge.config import require_finite
+from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
 from ftedge.errors import ConfigError, FtedgeError
 from ftedge.formats.artifact import PARITY, read_manifest_dict
 from ftedge.formats.run import BEST
@@ -26,11 +26,11 @@ from ftedge.runtime import LoadedModel, infer_batches
 @dataclass(frozen=True)
 class BenchOptions:
     batches: tuple[int, ...] = (1, 8, 32)
-    warmup: int = 10
+    warmup: int = BENCH_WARMUP
     runs: int | None = None  # None with seconds None: 100 runs
     seconds: float | None = None
     threads: int | None = None
-    max_drop: float = 1.0
+    max_drop: float = MAX_DROP
     e2e_images: int = 50  # images decoded + preprocessed + inferred one by one
     camera_images: int = 8  # camera-size inputs timed per kind (bench/camera.py); 0: none
     e2e_batch: int = 8  # images per inference in the overlapped camera-size pipeline
@@ -110,7 +110,8 @@ def _latency(runner, shape, batches, opts) -> list[dict]:
         for _ in range(opts.warmup):
             runner.infer(x)
         with system.EnergyProbe() as probe:
-            times = time_calls(lambda x=x: runner.infer(x), 0, opts.runs, opts.seconds)
+            times = time_calls(lambda x=x: runner.infer(x), warmup=0, runs=opts.runs,
+                               seconds=opts.seconds)
         row = latency_percentiles(times, b)
         row["energy"] = probe.result(len(times) * b)
         rows.append(row)
@@ -155,7 +156,7 @@ def _camera(runner, manifest: dict, shape: tuple, latency: list[dict], cache: di
                              workers=opts.workers)
 
 
-def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> dict:
+def bench_artifact(folder: Path, val_cache: dict, data, *, opts: BenchOptions) -> dict:
     """One artifact: load, first inference, accuracy, latency per batch, end to end, memory."""
     from ftedge.runtime.artifact import host_note, load_artifact
 
@@ -180,16 +181,18 @@ def bench_artifact(folder: Path, val_cache: dict, data, opts: BenchOptions) -> d
         kernels = getattr(loaded.runner, "conv_kernels", None)  # ORT and OpenVINO can tell
         row["conv_kernels"] = kernels() if kernels else None
         logits = infer_batches(loaded.runner, val.x)
-        row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels, val.classes,
-                                            opts.max_drop)
+        row["accuracy"] = artifact_accuracy(val.reference_logits, logits, val.labels,
+                                            classes=val.classes,
+                                            max_drop=opts.max_drop)
         row["accuracy"]["images"] = val.source
         # the artifact's own T from its manifest; on the run's val split (no --data) that is
         # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
         row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
                                                in_sample=data is None)
         row["calibration"]["images"] = val.source
-        emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels, manifest,
-                                            logits)
+        emulated = device_pipeline_accuracy(loaded.runner, val.samples, val.labels,
+                                            manifest=manifest,
+                                            exact_logits=logits)
         if emulated:
             row["accuracy"]["device_pipeline"] = emulated
         fixed = manifest["input_shape"][0]
@@ -235,7 +238,7 @@ def _gpu_free_mb() -> float | None:
 
 
 @memoised_reads()  # each input hashed and parsed once per command
-def bench(artifacts: list[str | Path], data: str | Path | None = None,
+def bench(artifacts: list[str | Path], *, data: str | Path | None = None,
           opts: BenchOptions = BenchOptions(), progress=None) -> dict:
     """Bench every artifact; returns the report dict (see report.py for its schema)."""
     from ftedge import __version__
@@ -251,7 +254,7 @@ def bench(artifacts: list[str | Path], data: str | Path | None = None,
         for folder in artifacts:
             if progress:
                 progress(f"benching {folder}")
-            rows.append(bench_artifact(Path(folder), cache, data, opts))
+            rows.append(bench_artifact(Path(folder), cache, data, opts=opts))
     return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": system.environment(opts.threads),

@@ -51,7 +51,7 @@ def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Pa
     return paths
 
 
-def run_bench(folders: list[Path], data, opts: BenchOptions, out, force: bool = False) -> int:
+def run_bench(folders: list[Path], data, opts: BenchOptions, *, out, force: bool = False) -> int:
     """`ftedge bench` on artifact folders (pick.py's artifacts_for_targets exports missing ones
     first for --target): progress, the report folder, the table; the exit code."""
     from rich.progress import Progress
@@ -74,7 +74,7 @@ def run_bench(folders: list[Path], data, opts: BenchOptions, out, force: bool = 
             progress.update(task, description=msg, completed=done[0])
             done[0] += 1
 
-        report = bench(folders, data, opts, progress=on_artifact)
+        report = bench(folders, data=data, opts=opts, progress=on_artifact)
     publish_report(report, Path(out) if out else default_report_dir(Path(folders[0])), force)
     statuses = [a["status"] for a in report["artifacts"]]
     if "error" in statuses:

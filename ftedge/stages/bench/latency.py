@@ -7,6 +7,8 @@ from typing import Callable
 
 import numpy as np
 
+from ftedge.config import BENCH_WARMUP, or_default
+
 
 def latency_percentiles(seconds: list[float] | np.ndarray, batch: int) -> dict:
     """p50/p90/p99/mean/std in milliseconds per call, and images per second."""
@@ -20,7 +22,7 @@ def latency_percentiles(seconds: list[float] | np.ndarray, batch: int) -> dict:
             "p50_ms_per_image": float(np.percentile(t, 50) / batch)}
 
 
-def time_calls(fn: Callable[[], object], warmup: int = 10, runs: int | None = None,
+def time_calls(fn: Callable[[], object], *, warmup: int | None = None, runs: int | None = None,
                seconds: float | None = None, max_runs: int = 100_000) -> list[float]:
     """Call `fn` `warmup` times untimed, then `runs` times (or for `seconds`); per-call seconds.
 
@@ -28,7 +30,7 @@ def time_calls(fn: Callable[[], object], warmup: int = 10, runs: int | None = No
     """
     if runs is None and seconds is None:
         runs = 100
-    for _ in range(warmup):
+    for _ in range(or_default(warmup, BENCH_WARMUP)):
         fn()
     times: list[float] = []
     clock = time.perf_counter

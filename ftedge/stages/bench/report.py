@@ -274,7 +274,7 @@ def plot_pareto(reports: list[dict], path: Path) -> Path:
 def write_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
     """The report folder, whole or not at all: report.json, report.md and the two plots."""
     validate_report(report, REPORT)  # what bench writes is what report and merges can read
-    with staged_folder(out, "bench-report", force) as tmp:
+    with staged_folder(out, "bench-report", force=force) as tmp:
         atomic_write_json(tmp / REPORT, report)
         atomic_write_text(tmp / REPORT_MD, markdown(report))
         plot_latency(report, tmp / "latency.png")
@@ -292,7 +292,8 @@ def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> 
              + "; ".join(f"{r['environment'].get('hostname')} ({r['environment'].get('cpu')}, "
                          f"{r.get('created')})" for r in reports), "", *table_lines(reports)]
     merged = {"schema": MERGED_SCHEMA, "reports": reports}
-    with staged_folder(out, "merged-report", force, protect=[Path(f) for f in folders]) as tmp:
+    with staged_folder(out, "merged-report", force=force,
+                       protect=[Path(f) for f in folders]) as tmp:
         atomic_write_json(tmp / REPORT, merged)
         atomic_write_text(tmp / REPORT_MD, "\n".join(lines) + "\n")
         plot_pareto(reports, tmp / "accuracy_vs_latency.png")

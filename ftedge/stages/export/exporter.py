@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ftedge.confidence import calibration_record, summary_line, write_reliability_diagram
-from ftedge.config import INPUT_FORMATS, INPUT_LAYOUTS
+from ftedge.config import DEFAULT_LAYOUT, INPUT_FORMATS, INPUT_LAYOUTS, INT8_SOURCE, or_default
 from ftedge.deploy.kit import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.render.model_card import artifact_metrics, write_model_card
@@ -71,7 +71,7 @@ def gate_record(run: RunFolder, kind: str, allow_failed: bool) -> dict:
 
 
 def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
-                int8_source: str = "auto", allow_failed_gate: bool = False,
+                *, int8_source: str, allow_failed_gate: bool = False,
                 log=print) -> SourceModel:
     """The run's ONNX the artifact starts from: FP32 for fp32/fp16, the Q/DQ graph for int8
     (only one whose accuracy gate is its own and passed, unless `allow_failed_gate`; "auto"
@@ -112,7 +112,7 @@ def pick_source(loaded: LoadedModel, precision: str, batch: int | None,
                    f"make one: ftedge tune --qat ..., or ftedge quantize {run.path}")
 
 
-def default_out(run: Path, profile: TargetProfile, precision: str, batch: int | None) -> Path:
+def default_out(run: Path, profile: TargetProfile, precision: str, *, batch: int | None) -> Path:
     suffix = "" if batch is None else f"-b{batch}"
     return run / "exports" / f"{profile.name}-{precision}{suffix}"
 
@@ -161,7 +161,7 @@ def pixel_input(profile: TargetProfile, input_format: str | None,
                 input_layout: str | None) -> tuple[str, str]:
     """(format, layout) of the artifact's input: the option, else the profile's."""
     fmt = input_format or profile.input_format
-    layout = (input_layout or "NCHW").upper()
+    layout = or_default(input_layout, DEFAULT_LAYOUT).upper()
     if fmt not in INPUT_FORMATS or layout not in INPUT_LAYOUTS:
         raise ConfigError(f"unknown input format {fmt!r} / layout {layout!r}",
                           f"--input-format: {', '.join(INPUT_FORMATS)}; --input-layout: "
@@ -191,9 +191,9 @@ def _pixel_source(source: SourceModel, contract: dict, pixels: tuple[str, str],
 
 
 @memoised_reads()  # each input hashed and parsed once per command
-def export_run(run: str | Path, target: str, precision: str | None = None,
+def export_run(run: str | Path, target: str, *, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
-               force: bool = False, int8_source: str = "auto", threads: int | None = None,
+               force: bool = False, int8_source: str | None = None, threads: int | None = None,
                log=print, allow_failed_gate: bool = False, input_format: str | None = None,
                input_layout: str | None = None, unknown_score: str | None = None,
                unknown_tpr: float | None = None) -> ExportResult:
@@ -209,7 +209,9 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
     precision = check_precision(precision, profile)
     batch_n = parse_batch(batch, profile)
     loaded = load_run(run)
-    source = pick_source(loaded, precision, batch_n, int8_source, allow_failed_gate, log)
+    source = pick_source(loaded, precision, batch_n, int8_source=or_default(int8_source,
+                                                                            INT8_SOURCE),
+                         allow_failed_gate=allow_failed_gate, log=log)
     opset = graph_opset(source.path)
     if opset > profile.opset:
         raise ExportError(f"{source.path.name} is opset {opset}; target {profile.name} takes "
@@ -224,8 +226,8 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         raise ExportError(f"{profile.name} cannot be built here: "
                           + "; ".join(p.message for p in errors),
                           errors[0].hint or "see `ftedge targets show " + profile.name + "`")
-    out = Path(out) if out else default_out(loaded.path, profile, precision, batch_n)
-    with staged_folder(out, "artifact", force, protect=[loaded.path],
+    out = Path(out) if out else default_out(loaded.path, profile, precision, batch=batch_n)
+    with staged_folder(out, "artifact", force=force, protect=[loaded.path],
                        later=tgt.built_later) as tmp, tempfile.TemporaryDirectory() as work:
         scored, facts = _with_unknown(loaded, source, score, unknown_score is not None, log)
         target_source = source
@@ -242,24 +244,26 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         caveat = vnni_caveat(profile.runtime, artifact.extra)
         if caveat:
             log(f"warning: {profile.name} {precision}: {caveat}")
-        parity, val = parity_check(loaded, source, artifact, profile, tgt, threads, pixels)
+        parity, val = parity_check(loaded, source, artifact, profile=profile, target=tgt,
+                                   threads=threads, pixels=pixels)
         if profile.pipeline is not None:
             measured = parity.get(f"{profile.pipeline.name}_preprocessing") or {}
             warning = measured and pipeline_warning(profile.name, profile.pipeline, measured)
             if warning:
                 log(f"warning: {warning}")
         atomic_write_json(tmp / PARITY, parity)
-        calibration = fit_artifact_calibration(tmp, loaded, profile, precision, val, log)
+        calibration = fit_artifact_calibration(tmp, loaded, profile, precision=precision, val=val,
+                                               log=log)
         unknown = None
         if scored is not None:
             record = None
             if artifact.built and pixels[0] == "normalized":
                 logits, scores, labels = val_scores(loaded, tgt.runner(artifact, profile, threads))
                 if scores is not None:
-                    record = threshold_record(scores, logits, labels, tpr, "the artifact in "
-                                              f"{profile.runtime}")
+                    record = threshold_record(scores, logits, labels, tpr=tpr,
+                                              measured_on=f"the artifact in {profile.runtime}")
             if record is None:
-                record = source_threshold(loaded, scored, tpr, (
+                record = source_threshold(loaded, scored, tpr, why=(
                     "the artifact does not run here" if not artifact.built else
                     "the artifact takes 8-bit pixels" if pixels[0] != "normalized" else
                     "its runner gives no second output"))
@@ -271,7 +275,7 @@ def export_run(run: str | Path, target: str, precision: str | None = None,
         sealed = write_manifest(tmp, manifest, tgt.built_later)
         # after the manifest (it states the sealed facts), and not among its hashed files:
         # bench rewrites its latency section (render/model_card.py)
-        metrics = (artifact_metrics(val.logits, val.labels, loaded.classes, val.of)
+        metrics = (artifact_metrics(val.logits, val.labels, loaded.classes, of=val.of)
                    if val is not None and val.artifact_ran else None)
         write_model_card(tmp, sealed, metrics, final=out)
     return ExportResult(out, sealed)
@@ -294,7 +298,7 @@ def _with_unknown(loaded, source: SourceModel, score: str | None, asked: bool, l
         return None, None
 
 
-def fit_artifact_calibration(folder: Path, loaded, profile: TargetProfile, precision: str,
+def fit_artifact_calibration(folder: Path, loaded, profile: TargetProfile, *, precision: str,
                              val, log=print) -> dict | None:
     """The temperature fitted on the artifact's own val logits (the parity check's: no second
     pass), with calibration.json and reliability.png written into `folder`; None without val

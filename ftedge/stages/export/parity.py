@@ -135,7 +135,7 @@ def _float_twin_logits(loaded, source, x: np.ndarray) -> np.ndarray:
     return _CACHE[key]
 
 
-def pipeline_accuracy(loaded, source, pipeline, in_graph_normalization: bool = False) -> dict:
+def pipeline_accuracy(loaded, source, pipeline, *, in_graph_normalization: bool = False) -> dict:
     """Top-1 on the val split of the graph the artifact is built from (run exactly in ONNX
     Runtime), preprocessed as the contract says and as the device's own pipeline does
     (`pipeline`, a profile's PipelineSpec: DeepStream's nvinfer scales the whole frame, with
@@ -211,7 +211,7 @@ def _reference_only(loaded, source, why: str) -> ValLogits | None:
                      False)
 
 
-def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, target,
+def parity_check(loaded, source, artifact: Artifact, *, profile: TargetProfile, target,
                  threads: int | None = None, pixels: tuple[str, str] = ("normalized", "NCHW")
                  ) -> tuple[dict, ValLogits | None]:
     """Run reference and artifact on the run's val images; `passed` per the profile tolerances.
@@ -224,7 +224,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
     if not split.is_file():
         return {"status": "skipped", "passed": None, "reason": f"{split} is missing"}, None
     extra = ({f"{profile.pipeline.name}_preprocessing": pipeline_accuracy(
-        loaded, source, profile.pipeline, in_graph_normalization)}
+        loaded, source, profile.pipeline, in_graph_normalization=in_graph_normalization)}
         if profile.pipeline is not None else {})
     if not artifact.built:
         return ({"status": "pending", "passed": None, **extra,
@@ -237,7 +237,7 @@ def parity_check(loaded, source, artifact: Artifact, profile: TargetProfile, tar
                  "reason": f"the val split in {split} is empty"}, None)
     try:
         runner = artifact_runner(target.runner(artifact, profile, threads), loaded.contract,
-                                 *pixels)
+                                 input_format=pixels[0], layout=pixels[1])
     except ExportError as e:  # e.g. the profile's device is not on this machine
         return ({"status": "skipped", "passed": None, "reason": str(e)},
                 _reference_only(loaded, source, "it cannot run on this machine"))

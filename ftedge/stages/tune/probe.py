@@ -27,7 +27,7 @@ from ftedge.models import build_model
 from ftedge.training.data_setup import run_contract
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, cs=np.logspace(-4, 2, 13), folds: int = 5):
+def fit_logistic(x: np.ndarray, y: np.ndarray, *, cs=np.logspace(-4, 2, 13), folds: int = 5):
     """Standardised multinomial logistic regression, C by stratified cross-validation."""
     from sklearn.linear_model import LogisticRegressionCV
     from sklearn.pipeline import make_pipeline
@@ -55,7 +55,7 @@ def chosen_c(clf) -> float:
 
 
 @torch.no_grad()
-def init_head_from_probe(built, samples, contract: dict, n_classes: int) -> float:
+def init_head_from_probe(built, samples, contract: dict, *, n_classes: int) -> float:
     """Set the final Linear to the fitted linear probe (scaler folded in): fine-tuning then
     starts from the probe's accuracy instead of a random head whose large early gradients
     distort the pretrained features (LP-FT, Kumar et al. 2022). Returns the chosen C."""
@@ -78,14 +78,14 @@ def linear_probe(config: TuneConfig | None = None, **options) -> dict:
     data.val_fraction / split_seed pick the same val split as the fine-tune)."""
     cfg = config or build_tune_config(None, nest_overrides(options))
     t0 = time.perf_counter()
-    audit = audit_dataset(Path(cfg.data.path), tuple(cfg.data.background))
+    audit = audit_dataset(Path(cfg.data.path), background=tuple(cfg.data.background))
     if audit.val is not None:
         train, val = audit.train, audit.val
     else:
         train, val = stratified_split(audit.train, cfg.data.val_fraction, cfg.data.split_seed)
     contract = run_contract(cfg)
     torch.manual_seed(cfg.train.seed)
-    built = build_model(cfg.model.name, len(audit.classes), cfg.model.weights)
+    built = build_model(cfg.model.name, len(audit.classes), weights=cfg.model.weights)
     x_train = pre_logit_features(built, train, contract)
     x_val = pre_logit_features(built, val, contract)
     y_train = np.array([s.label for s in train])

@@ -53,7 +53,7 @@ def prepare_model(trainer, resumed: dict | None = None) -> QatCoverage:
     """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers), the
     form `resumed` (a QAT-stage last.pt) was trained in when given."""
     model = unwrap(trainer.model)
-    cov = prepare_qat(model, example_input(trainer), trainer.cfg.qat.weight_bits,
+    cov = prepare_qat(model, example_input(trainer), weight_bits=trainer.cfg.qat.weight_bits,
                       narrow_depthwise=resumed is not None and narrow_depthwise(resumed))
     model.to(trainer.device)
     if trainer.channels_last:
@@ -67,7 +67,7 @@ class DistillLoss(nn.Module):
 
     needs_input = True
 
-    def __init__(self, teacher: nn.Module, base: nn.Module, temperature: float, weight: float):
+    def __init__(self, teacher: nn.Module, base: nn.Module, temperature: float, *, weight: float):
         super().__init__()
         self.teacher, self.base, self.t, self.w = teacher.eval(), base, temperature, weight
         for p in self.teacher.parameters():
@@ -87,7 +87,8 @@ def qat_criterion(trainer) -> nn.Module:
     base = nn.CrossEntropyLoss(label_smoothing=trainer.cfg.train.label_smoothing)
     if not q.distill:
         return base
-    return DistillLoss(trainer.fp32_best_model(), base, q.distill_temperature, q.distill_weight)
+    return DistillLoss(trainer.fp32_best_model(), base, q.distill_temperature,
+                       weight=q.distill_weight)
 
 
 def qat_optimizer(trainer):
@@ -166,7 +167,7 @@ def _cpu_copy(model: nn.Module) -> nn.Module:
 
 def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
     return contract_metadata(trainer.cfg.model.name, trainer.data.classes, trainer.contract,
-                             precision, checkpoint,
+                             precision=precision, checkpoint=checkpoint,
                              quantization=SCHEME if precision == "int8" else "none")
 
 
@@ -213,7 +214,7 @@ def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None
         unwrap(trainer.model).load_state_dict(states[c["epoch"]])
         probe = (folder / c["file"]).with_suffix(".int8.onnx")
         try:
-            export_onnx(_cpu_copy(trainer.model), example, probe, q.opset, {})
+            export_onnx(_cpu_copy(trainer.model), example, probe, opset=q.opset, metadata={})
             top1 = float((onnx_logits(probe, x).argmax(1) == labels).mean())
         finally:
             probe.unlink(missing_ok=True)
@@ -249,7 +250,8 @@ def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -
     x = emulate_samples(trainer.data.val, trainer.contract,
                         pixels_in_graph=profile.input_format != "normalized")
     emulated = onnx_logits(trainer.run_folder.int8_onnx("qat"), x)
-    return emulated_top1(labels, int8_logits, emulated, trainer.contract, profile.pipeline.name)
+    return emulated_top1(labels, int8_logits, emulated, contract=trainer.contract,
+                         pipeline_name=profile.pipeline.name)
 
 
 def finish_qat(trainer, fp32_model: nn.Module) -> dict:
@@ -264,16 +266,17 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     unwrap(trainer.model).load_state_dict(qat_best["model_state"])
     qat_model = _cpu_copy(trainer.model)
     example = torch.zeros(1, *trainer.contract["input_size"])
-    fp32_info = export_onnx(_cpu_copy(fp32_model), example, fp32_path, q.opset,
-                            onnx_metadata(trainer, "fp32", run / BEST))
-    int8_info = export_onnx(qat_model, example, int8_path, q.opset,
-                            onnx_metadata(trainer, "int8", run / QAT_BEST))
+    fp32_info = export_onnx(_cpu_copy(fp32_model), example, fp32_path, opset=q.opset,
+                            metadata=onnx_metadata(trainer, "fp32", run / BEST))
+    int8_info = export_onnx(qat_model, example, int8_path, opset=q.opset,
+                            metadata=onnx_metadata(trainer, "int8", run / QAT_BEST))
     fp32_logits = onnx_logits(fp32_path, x)
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
     int8_logits = onnx_logits(int8_path, x)
-    result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x, labels,
-                                trainer.data.classes, q.max_drop, q.fallback, q.fallback_cap)
+    result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x=x, labels=labels,
+                                classes=trainer.data.classes, max_drop=q.max_drop,
+                                fallback=q.fallback, cap_fraction=q.fallback_cap)
     result["qat_checkpoint"] = selection or {"candidates": [], "chosen_epoch": qat_best["epoch"]}
     result["parity"] = {
         "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),

@@ -74,7 +74,7 @@ def finish(trainer, result) -> None:
         record = trainer.run_folder.write_confidence(logits, labels, trainer.run / BEST)
         console.print(summary_line(record), highlight=False, soft_wrap=True)
     plot_confusion(trainer.run / CONFUSION, np.asarray(rep["confusion_matrix"]),
-                   trainer.data.classes, f"val, best epoch {result.best_epoch}: "
+                   trainer.data.classes, title=f"val, best epoch {result.best_epoch}: "
                                       f"top-1 {rep['top1']:.4f}")
     plot_curves(trainer.run / CURVES, trainer.history)
     if trainer.stage == "qat":

@@ -95,7 +95,7 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
     ctx, device = D.init_distributed(resolve_device(cfg.train.device))
     try:
         with contextlib.ExitStack() as held:  # the run folder's one-writer lock
-            return Trainer(cfg, ctx, device, ckpt, callbacks, held).fit()
+            return Trainer(cfg, ctx, device, ckpt=ckpt, callbacks=callbacks, held=held).fit()
     finally:
         D.shutdown(ctx)
 
@@ -200,7 +200,7 @@ def _make_optimizer(groups, cfg: TuneConfig):
 class Trainer:
     """State of one run; `fit` drives the epochs. Only rank 0 writes files."""
 
-    def __init__(self, cfg: TuneConfig, ctx: D.DistContext, device: str, ckpt: dict | None,
+    def __init__(self, cfg: TuneConfig, ctx: D.DistContext, device: str, *, ckpt: dict | None,
                  callbacks: Sequence[EpochCallback], held: contextlib.ExitStack):
         self.cfg, self.ctx, self.device, self.callbacks = cfg, ctx, device, callbacks
         # a default name is made unique (and created) at once: runs started in the same
@@ -217,18 +217,19 @@ class Trainer:
         self.contract = run_contract(cfg)
         size = self.contract["input_size"][-1]
         saved_split = self.run_folder.split() if ckpt is not None else None
-        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split, self.run,
-                                               self.contract)
+        self.data: PreparedData = prepare_data(cfg, round(1.5 * size), saved_split, run=self.run,
+                                               contract=self.contract)
         torch.manual_seed(cfg.train.seed)  # the new head's initial weights
-        self.built = build_model(cfg.model.name, len(self.data.classes), cfg.model.weights,
-                                 cfg.model.dropout)
+        self.built = build_model(cfg.model.name, len(self.data.classes), weights=cfg.model.weights,
+                                 dropout=cfg.model.dropout)
         self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
-                                           cfg.model.weights != "none", len(self.data.train))
+                                           cfg.model.weights != "none",
+                                           train_images=len(self.data.train))
         if cfg.train.head_init == "probe" and ckpt is None:
             from ftedge.stages.tune.probe import init_head_from_probe
 
             c = init_head_from_probe(self.built, self.data.train, self.contract,
-                                     len(self.data.classes))
+                                     n_classes=len(self.data.classes))
             if ctx.is_main:
                 console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
@@ -296,7 +297,7 @@ class Trainer:
                     m.momentum = cfg.train.bn_momentum
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
-        self.train_loader = train_loader(self.data, self.contract, cfg, self.ctx, dev)
+        self.train_loader = train_loader(self.data, self.contract, cfg, ctx=self.ctx, device=dev)
         self.val_loader = val_loader(self.data, self.contract, cfg)
         self.train_model = self.model
         self._ddp_head_only: bool | None = None
@@ -382,7 +383,7 @@ class Trainer:
         def before_step():
             if self.stage == "qat":
                 set_lr(self.optimizer, lr_factor(self.step, self.qat_steps, 0,
-                                                 self.cfg.train.min_lr_ratio))
+                                                 min_ratio=self.cfg.train.min_lr_ratio))
                 self.step += 1
             elif head_only:
                 set_lr(self.optimizer, 1.0)
@@ -391,7 +392,7 @@ class Trainer:
                         g["lr"] = 0.0
             else:
                 set_lr(self.optimizer, lr_factor(self.step, self.full_steps, self.warmup_steps,
-                                                 self.cfg.train.min_lr_ratio))
+                                                 min_ratio=self.cfg.train.min_lr_ratio))
                 self.step += 1
         return before_step
 
@@ -413,8 +414,10 @@ class Trainer:
                 f"{s.seen * self.ctx.world_size / max(s.compute_s + s.wait_s, 1e-9):.1f} img/s"))
 
         t0 = time.perf_counter()
-        s = train_one_epoch(self.train_model, self.train_loader, self.optimizer, self.criterion,
-                            self.settings, self._lr_hook(head_only), after_step)
+        s = train_one_epoch(self.train_model, self.train_loader, self.optimizer,
+                            criterion=self.criterion,
+                            s=self.settings, before_step=self._lr_hook(head_only),
+                            after_step=after_step)
         loss_sum, correct, seen, wait = D.all_reduce_sum(
             [s.loss_sum, s.correct, s.seen, s.wait_s], self.ctx, self.device)
         if not math.isfinite(loss_sum):
@@ -467,7 +470,7 @@ class Trainer:
             "scaler": self.settings.scaler.state_dict() if self.settings.scaler else None,
             "rng": rng_state()}
         save_last(self.run / LAST, self.model, {**self.meta(), "epoch": row["epoch"]},
-                  train_state)
+                  train_state=train_state)
         self.run_folder.write_metrics(self.history)
 
     def _write_run_header(self) -> None:

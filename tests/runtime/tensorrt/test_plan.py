@@ -48,8 +48,9 @@ def test_preflight_without_tensorrt_is_a_warning_not_an_error():
 
 
 def _plan(profile="jetson-orin-nano", precision="int8", batch=None, sha="a" * 64):
-    return trt_plan.make_plan(Path("model.int8.onnx"), sha, precision, batch, (3, 96, 96),
-                              load_profile(profile))
+    return trt_plan.make_plan(Path("model.int8.onnx"), sha, precision, batch=batch,
+                              input_shape=(3, 96, 96),
+                              profile=load_profile(profile))
 
 
 def test_int8_plan_is_strongly_typed_with_a_dynamic_batch_profile():

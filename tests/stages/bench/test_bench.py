@@ -33,7 +33,8 @@ def artifacts(qat_run, tmp_path_factory):
     out = {}
     for target, prec in (("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8"),
                          ("jetson-orin-nano", "int8")):
-        out[(target, prec)] = export_run(qat_run.run_dir, target, prec, out=root / f"{target}-{prec}",
+        out[(target, prec)] = export_run(qat_run.run_dir, target, precision=prec,
+                                         out=root / f"{target}-{prec}",
                                          log=lambda m: None).folder
     return out
 
@@ -61,8 +62,9 @@ def test_bench_measures_each_artifact_and_reports_one_that_cannot_run(artifacts)
 
 def test_cli_writes_report_and_exits_3_on_a_broken_budget(artifacts, tmp_path):
     runner = CliRunner()
+    # camera-size inputs are test_camera.py's: here they would only add seconds
     args = ["bench", str(artifacts[("onnxruntime-cpu", "int8")]), "--batch", "1", "--runs", "3",
-            "--warmup", "1", "--out", str(tmp_path / "b")]
+            "--warmup", "1", "--camera-images", "0", "--out", str(tmp_path / "b")]
     res = runner.invoke(cli, args)
     assert res.exit_code == 0, res.output
     for name in ("report.json", "report.md", "latency.png", "accuracy_vs_latency.png"):
@@ -82,7 +84,7 @@ def test_cli_writes_report_and_exits_3_on_a_broken_budget(artifacts, tmp_path):
 def test_bench_target_exports_what_is_missing(qat_run, tmp_path):
     res = CliRunner().invoke(cli, ["bench", "--target", "onnxruntime-cpu", "--precision", "fp32",
                                    str(qat_run.run_dir), "--batch", "1", "--runs", "3",
-                                   "--out", str(tmp_path / "r")])
+                                   "--camera-images", "0", "--out", str(tmp_path / "r")])
     assert res.exit_code == 0, res.output
     assert (qat_run.run_dir / "exports" / "onnxruntime-cpu-fp32" / "manifest.json").is_file()
     rep = json.loads((tmp_path / "r" / "report.json").read_text())
@@ -94,8 +96,8 @@ def test_pick_chooses_the_fastest_precision_within_budget(qat_run, tmp_path):
     from ftedge.pick import pick_precision
     from ftedge.stages.inference import open_model
 
-    opts = BenchOptions(batches=(1,), warmup=2, runs=5, e2e_images=2)
-    res = pick_precision(qat_run.run_dir, "onnxruntime-cpu", 1.0, opts=opts,
+    opts = BenchOptions(batches=(1,), warmup=2, runs=5, e2e_images=2, camera_images=0)
+    res = pick_precision(qat_run.run_dir, "onnxruntime-cpu", max_drop=1.0, opts=opts,
                          out=tmp_path / "auto")
     assert [r["precision"] for r in res.table][:3] == ["fp32", "fp16", "int8"]
     fitting = [r for r in res.table if r["fits"]]
@@ -104,8 +106,9 @@ def test_pick_chooses_the_fastest_precision_within_budget(qat_run, tmp_path):
     assert loaded.manifest.precision == res.chosen["precision"]
     assert (res.folder / "pick.md").is_file() and (res.folder / "deploy" / "infer.py").is_file()
     with pytest.raises(FtedgeError, match="already exists"):
-        pick_precision(qat_run.run_dir, "onnxruntime-cpu", 1.0, opts=opts, out=tmp_path / "auto")
-    none = pick_precision(qat_run.run_dir, "onnxruntime-cpu", -200.0, opts=opts,
+        pick_precision(qat_run.run_dir, "onnxruntime-cpu", max_drop=1.0, opts=opts,
+                       out=tmp_path / "auto")
+    none = pick_precision(qat_run.run_dir, "onnxruntime-cpu", max_drop=-200.0, opts=opts,
                           out=tmp_path / "none")
     assert none.chosen is None and none.exit_code == 3 and not (tmp_path / "none").exists()
 
@@ -122,7 +125,7 @@ def test_a_target_with_its_own_pipeline_gets_the_emulated_top1_beside(qat_run, t
         "pipeline": {"name": "deepstream", "geometry": "stretch", "filter": "bilinear",
                      "antialias": False}}))
     logged = []
-    res = export_run(qat_run.run_dir, str(profile), "int8", out=tmp_path / "a",
+    res = export_run(qat_run.run_dir, str(profile), precision="int8", out=tmp_path / "a",
                      log=logged.append)
     measured = res.manifest["parity"]["deepstream_preprocessing"]
     assert measured["normalization_exact"] and "in the graph" in measured["normalization"]

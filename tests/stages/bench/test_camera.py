@@ -33,7 +33,7 @@ def test_camera_inputs_are_photo_like_and_camera_sized(tmp_path):
 def test_bench_reports_end_to_end_on_camera_inputs(qat_run, tmp_path):
     from ftedge.stages.export.exporter import export_run
 
-    folder = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "ort",
+    folder = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=tmp_path / "ort",
                         log=lambda m: None).folder
     opts = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=2, camera_images=4,
                         e2e_batch=4, workers=2)

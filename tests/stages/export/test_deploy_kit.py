@@ -19,7 +19,7 @@ CASES = [("onnxruntime-cpu", "fp32"), ("onnxruntime-cpu", "int8"),
 def test_infer_py_agrees_with_ftedge_predict(qat_run, tmp_path, target, precision):
     if target.startswith("openvino") and importlib.util.find_spec("openvino") is None:
         pytest.skip("OpenVINO is not installed")
-    res = ftedge.export_run(qat_run.run_dir, target, precision, out=tmp_path / "a",
+    res = ftedge.export_run(qat_run.run_dir, target, precision=precision, out=tmp_path / "a",
                             log=lambda m: None)
     run = RunFolder(qat_run.run_dir)
     samples = run.samples("val", res.manifest["classes"]) + run.samples(

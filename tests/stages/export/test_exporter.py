@@ -21,7 +21,8 @@ from ftedge.runtime.pytorch.runner import load_run
 @pytest.fixture(scope="module")
 def ort_exports(qat_run, tmp_path_factory):
     root = tmp_path_factory.mktemp("ort")
-    return {p: export_run(qat_run.run_dir, "onnxruntime-cpu", p, out=root / p, log=lambda m: None)
+    return {p: export_run(qat_run.run_dir, "onnxruntime-cpu", precision=p, out=root / p,
+                          log=lambda m: None)
             for p in ("fp32", "fp16", "int8")}
 
 
@@ -96,7 +97,7 @@ def test_int8_parity_noise_is_quantization_alone_and_a_broken_artifact_fails(
 
     monkeypatch.setattr(onnx_target.OnnxRuntimeTarget, "runner",
                         lambda self, *a, **k: Broken(real_runner(self, *a, **k)))
-    res = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "broken",
+    res = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=tmp_path / "broken",
                      log=lambda m: None)
     p = res.manifest["parity"]
     assert res.passed is False and p["flips_beyond_noise"] >= p["n"] // 4 - 1, p
@@ -182,13 +183,16 @@ def test_failed_export_leaves_nothing_and_existing_folders_survive(qat_run, tmp_
 
     monkeypatch.setattr(onnx_target.OnnxRuntimeTarget, "export", boom)
     with pytest.raises(RuntimeError, match="disk full"):
-        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
+        export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=out,
+                   log=lambda m: None)
     assert list(tmp_path.iterdir()) == []  # no folder, no hidden temp folder
     monkeypatch.undo()
-    export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
+    export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=out, log=lambda m: None)
     with pytest.raises(RunError, match="--force"):
-        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, log=lambda m: None)
-    export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=out, force=True, log=lambda m: None)
+        export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=out,
+                   log=lambda m: None)
+    export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=out, force=True,
+               log=lambda m: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]
 
 
@@ -214,7 +218,8 @@ def test_a_damaged_run_graph_is_a_clear_error(qat_run, tmp_path, monkeypatch, ca
 
 
 def test_static_batch_artifact_takes_any_number_of_images(qat_run, tmp_path):
-    res = export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", batch=4, out=tmp_path / "b4",
+    res = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", batch=4,
+                     out=tmp_path / "b4",
                      log=lambda m: None)
     dim = onnx.load(str(tmp_path / "b4" / "model.fp32.onnx")).graph.input[0].type.tensor_type.shape.dim[0]
     assert dim.dim_value == 4 and res.manifest["input_shape"][0] == 4 and res.passed
@@ -224,7 +229,7 @@ def test_openvino_artifacts_and_benchmark_app(qat_run, tmp_path):
     pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
     from ftedge.runtime.openvino.runner import conv_precisions
 
-    res = {p: export_run(qat_run.run_dir, "openvino-cpu", p, batch=1, out=tmp_path / p,
+    res = {p: export_run(qat_run.run_dir, "openvino-cpu", precision=p, batch=1, out=tmp_path / p,
                          log=lambda m: None) for p in ("fp32", "fp16", "int8")}
     assert all(r.passed for r in res.values()), {p: r.manifest["parity"] for p, r in res.items()}
     assert res["fp32"].manifest["parity"]["max_abs_logit_diff"] <= 1e-3
@@ -265,7 +270,7 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     gate["graph_sha256"] = sha256_file(run / "model.int8.onnx")
     (run / "gate.json").write_text(json.dumps(gate))
     said = []
-    wide = {t: export_run(run, t, "int8", out=tmp_path / t, log=said.append)
+    wide = {t: export_run(run, t, precision="int8", out=tmp_path / t, log=said.append)
             for t in ("openvino-cpu", "onnxruntime-cpu")}
     for t, res in wide.items():
         graph = res.manifest["extra"]["graph"]
@@ -275,7 +280,7 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
         assert "**Which CPUs:**" in readme
     assert "do not serve this model with it" in (tmp_path / "onnxruntime-cpu/deploy/README.md"
                                                  ).read_text()  # Triton's onnxruntime backend
-    narrow = export_run(qat_run.run_dir, "openvino-cpu", "int8", out=tmp_path / "narrow",
+    narrow = export_run(qat_run.run_dir, "openvino-cpu", precision="int8", out=tmp_path / "narrow",
                         log=lambda m: None)
     assert not narrow.manifest["extra"]["graph"].get("saturates_without_vnni")
     assert "Which CPUs" not in (narrow.folder / "deploy" / "README.md").read_text()
@@ -290,7 +295,7 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
 
     import ftedge.runtime.artifact as artifact_module  # where host_note reads the CPU
     monkeypatch.setattr(artifact_module, "cpu_int8_without_vnni", lambda: "no-vnni")
-    opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2)
+    opts = BenchOptions(batches=(1,), warmup=1, runs=3, e2e_images=2, camera_images=0)
     rep = bench([tmp_path / "openvino-cpu", tmp_path / "onnxruntime-cpu", tmp_path / "narrow"],
                 opts=opts)
     notes = {Path(a["artifact"]).name: a.get("cpu_note") for a in rep["artifacts"]}
@@ -326,7 +331,7 @@ def test_openvino_cpu_without_vnni_follows_the_cpu_and_onednn_isa(monkeypatch, w
 
 def test_tensorrt_export_off_the_device_writes_onnx_plan_and_command(qat_run, tmp_path):
     logged = []
-    res = export_run(qat_run.run_dir, "jetson-orin-nano", "int8", out=tmp_path / "trt",
+    res = export_run(qat_run.run_dir, "jetson-orin-nano", precision="int8", out=tmp_path / "trt",
                      log=logged.append)
     m, folder = res.manifest, tmp_path / "trt"
     if m["built"]:
@@ -379,7 +384,7 @@ def test_ptq_source_carries_its_calibration_hash(qat_run, tmp_path):
     import ftedge
 
     ftedge.quantize(qat_run.run_dir, calib_method="minmax", max_drop=100)
-    res = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "ptq",
+    res = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=tmp_path / "ptq",
                      int8_source="ptq", log=lambda m: None)
     m = res.manifest
     assert m["source"]["kind"] == "ptq" and m["source"]["onnx"] == "model.ptq.int8.onnx"
@@ -392,7 +397,7 @@ def test_force_never_replaces_a_folder_that_is_not_an_artifact(qat_run, tmp_path
     keep.mkdir()
     (keep / "notes.txt").write_text("precious")
     with pytest.raises(RunError, match="was not written by ftedge"):
-        export_run(qat_run.run_dir, "onnxruntime-cpu", "fp32", out=keep, force=True,
+        export_run(qat_run.run_dir, "onnxruntime-cpu", precision="fp32", out=keep, force=True,
                    log=lambda m: None)
     assert (keep / "notes.txt").read_text() == "precious"
 
@@ -491,7 +496,8 @@ def test_int8_export_starts_only_from_a_graph_whose_own_gate_passed(qat_run, tmp
     run = _gated_copy(qat_run, tmp_path)
     gate = json.loads((run / "gate.json").read_text())
     assert gate["passed"] and gate["graph"] == "model.int8.onnx" and len(gate["graph_sha256"]) == 64
-    res = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "ok", int8_source="qat",
+    res = export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "ok",
+                     int8_source="qat",
                      log=lambda m: None)
     assert res.manifest["source"]["gate"] == {
         "file": "gate.json", "passed": True, "drop_points": gate["drop_points"],
@@ -500,7 +506,7 @@ def test_int8_export_starts_only_from_a_graph_whose_own_gate_passed(qat_run, tmp
         **{k: gate[k] for k in ("drop_ci95_points", "n", "fp32_top1", "int8_top1") if k in gate}}
 
     def export(**kw):
-        return export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "x", force=True,
+        return export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "x", force=True,
                           int8_source="qat", log=said.append, **kw)
 
     said = []
@@ -540,22 +546,23 @@ def test_auto_int8_source_passes_over_a_qat_graph_that_failed_to_a_ptq_graph_tha
     gate = json.loads((run / "gate.json").read_text())
     (run / "gate.json").write_text(json.dumps({**gate, "passed": False}))
     said = []
-    res = export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "a", log=said.append)
+    res = export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "a", log=said.append)
     assert res.manifest["source"]["kind"] == "ptq" and res.manifest["source"]["gate"]["passed"]
     assert any(m.startswith("INT8 source: model.ptq.int8.onnx, because model.int8.onnx failed")
                for m in said)
     (run / "model.ptq.int8.onnx").write_bytes((run / "model.int8.onnx").read_bytes())
     with pytest.raises(ExportError, match="model.int8.onnx failed"):  # PTQ gate is stale now
-        export_run(run, "onnxruntime-cpu", "int8", out=tmp_path / "b", log=said.append)
+        export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "b", log=said.append)
 
 
 @pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, tmp_path, target, layout):
     """--input-format uint8: the graph normalises; parity, eval and infer.py feed it pixels."""
-    plain = export_run(qat_run.run_dir, target, "int8", out=tmp_path / "float",
+    plain = export_run(qat_run.run_dir, target, precision="int8", out=tmp_path / "float",
                        log=lambda m: None)
-    res = export_run(qat_run.run_dir, target, "int8", out=tmp_path / "u8", log=lambda m: None,
+    res = export_run(qat_run.run_dir, target, precision="int8", out=tmp_path / "u8",
+                     log=lambda m: None,
                      input_format="uint8", input_layout=layout)
     m = res.manifest
     assert (m["input_format"], m["input_layout"]) == ("uint8", layout)

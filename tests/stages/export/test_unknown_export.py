@@ -30,9 +30,10 @@ from ftedge.runtime import infer_scored
 def artifacts(qat_run, tmp_path_factory):
     """INT8 artifacts with the default score (k-NN), and ONNX Runtime with max softmax."""
     root = tmp_path_factory.mktemp("unknown")
-    out = {t: export_run(qat_run.run_dir, t, "int8", out=root / t, log=lambda m: None).folder
+    out = {t: export_run(qat_run.run_dir, t, precision="int8", out=root / t,
+                         log=lambda m: None).folder
            for t in ("onnxruntime-cpu", "openvino-cpu")}
-    out["onnxruntime-cpu-msp"] = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8",
+    out["onnxruntime-cpu-msp"] = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8",
                                             out=root / "msp", log=lambda m: None,
                                             unknown_score="msp").folder
     return out
@@ -85,7 +86,7 @@ def test_the_shipped_graph_computes_the_numpy_score_of_its_own_features(artifact
     names = ["logits", UNKNOWN_OUTPUT, feats]
     logits, score, f = inference_session(with_outputs(model, [feats])).run(
         names, {"input": val_of(qat_run, loaded)})
-    np.testing.assert_allclose(score[:, 0], score_numpy("knn", params, logits, f),
+    np.testing.assert_allclose(score[:, 0], score_numpy("knn", params, logits, features=f),
                                rtol=1e-4, atol=1e-5)
 
 
@@ -121,7 +122,7 @@ def test_eval_unknown_reports_auroc_fpr_and_coverage_per_artifact(artifacts, noi
 
 
 def test_artifacts_without_a_score_load_and_say_so(qat_run, tmp_path, noise_images):
-    off = export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "off",
+    off = export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=tmp_path / "off",
                      log=lambda m: None, unknown_score="off").folder
     # an artifact from before the field existed: no "unknown" key at all, sealed as then
     data = json.loads((off / "manifest.json").read_text())
@@ -164,6 +165,6 @@ def test_infer_py_says_unknown_without_ftedge(artifacts, noise_images, qat_run):
                                                (None, float("nan"), "--unknown-tpr")])
 def test_bad_unknown_options_are_refused_before_any_work(qat_run, tmp_path, score, tpr, match):
     with pytest.raises(ConfigError, match=match):
-        export_run(qat_run.run_dir, "onnxruntime-cpu", "int8", out=tmp_path / "x",
+        export_run(qat_run.run_dir, "onnxruntime-cpu", precision="int8", out=tmp_path / "x",
                    log=lambda m: None, unknown_score=score, unknown_tpr=tpr)
     assert not (tmp_path / "x").exists()
