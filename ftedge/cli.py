@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 
@@ -523,7 +524,7 @@ def bench_cmd(paths, targets_, precision, *, data, batches, warmup, runs, second
               help="The merged report folder (default: report); with --html the page file "
                    "(default: RUN/report.html).")
 @click.option("--force", is_flag=True, help="Replace an earlier merged report at --out (with "
-              "--html: a file at --out that is not a page ftedge wrote).")
+              "--html an earlier page is replaced anyway; any other file never is).")
 @click.option("--html", "as_html", is_flag=True, help="One self-contained HTML page of a RUN "
               "folder: worst errors, INT8 flips, calibration, per-class metrics, unknowns, data "
               "issues.")
@@ -601,12 +602,24 @@ class Terminated(KeyboardInterrupt):
     folder and atomic write cleans up on the way out as it does for an interrupt."""
 
 
+_MAIN_PID: int | None = None  # the process main() runs in
+
+
 def _terminate(signum, frame) -> None:
+    if os.getpid() != _MAIN_PID:
+        # a forked child (a DataLoader or process-pool worker) inherited this handler; its
+        # parent stops it with SIGTERM when done: die of it quietly, as by default, instead
+        # of raising in the child and printing its traceback
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
     raise Terminated()
 
 
 def main() -> None:
+    global _MAIN_PID
     disable_telemetry()  # OpenVINO's usage telemetry, for this whole process (README, Privacy)
+    _MAIN_PID = os.getpid()
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         _main()

@@ -11,7 +11,6 @@ import math
 import os
 import re
 import reprlib
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -235,7 +234,16 @@ def shown(value: Any, limit: int = 80) -> str:
 
 
 def disable_telemetry() -> None:
-    """Keep OpenVINO's usage telemetry off in this process; call before openvino is imported.
+    """Keep OpenVINO's and ONNX Runtime's usage telemetry off in this process and the processes
+    it starts; call before openvino is imported and before the first ONNX Runtime session.
+
+    ONNX Runtime's wheels write a device id to ~/.cache/Microsoft/DeveloperTools/.onnxruntime/
+    and send usage events when their first session is created, unless the environment says
+    no: 1.32 reads ORT_DISABLE_TELEMETRY, later releases ORT_TELEMETRY_DISABLED
+    (microsoft/onnxruntime#29843, telemetry_environment.h); with either, nothing is created,
+    written or sent. onnxruntime.disable_telemetry_events() comes too late (the id is written
+    first). ftedge sets both (one copy, in the deploy template, so infer.py does the same),
+    unless the user set them: ORT_DISABLE_TELEMETRY=0 is the user's choice.
 
     OpenVINO's model converter (ovc, behind openvino.convert_model) sends usage events through
     the openvino-telemetry package by default: it writes $HOME/intel/openvino_telemetry and a
@@ -245,7 +253,9 @@ def disable_telemetry() -> None:
     (openvino/tools/ovc/telemetry_stub.py) when the package cannot be imported, so ftedge makes
     it unimportable here. A process that imported it before keeps its own choice.
     """
-    sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
+    from ftedge.deploy.templates.artifact import telemetry_off
+
+    telemetry_off()  # one copy, shared with every deploy/infer.py
 
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -258,6 +268,12 @@ def require_finite(name: str, value: Any) -> Any:
         raise ConfigError(f"{name} must be a finite number, got {shown(value)}",
                           "give an ordinary number")
     return value
+
+
+_TYPE_EXAMPLES = {int: "a whole number without quotes, e.g. 32 (true/false are not numbers)",
+                  float: "a number without quotes, e.g. 0.5 or 3.0e-4",
+                  str: "text, e.g. cpu (quote it if YAML reads it as a number: '17')",
+                  bool: "true or false"}
 
 
 def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
@@ -281,15 +297,18 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
                               "chooses the epochs from the dataset size)") from None
     if dataclasses.is_dataclass(hint):  # a nested section, optional ones included
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}.{name} must be a mapping, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a mapping, got {shown(value)}",
+                              f"write keys under it, e.g. `{name}: {{key: value}}`")
         return from_dict(hint, value, f"{where}.{name}")
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}.{name} must be a list, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a list, got {shown(value)}",
+                              f"write its values in brackets, e.g. `{name}: [a, b]`")
         return tuple(_check_value(name, v, args[0], where) for v in value)
     if origin is tuple:
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got {shown(value)}")
+            raise ConfigError(f"{where}.{name} must be a list of {len(args)} values, got "
+                              f"{shown(value)}", f"write {len(args)} values in brackets")
         return tuple(_check_value(name, v, a, where) for v, a in zip(value, args))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -300,8 +319,8 @@ def _check_value(name: str, value: Any, hint: Any, where: str) -> Any:
     wrong_type = hint in (int, float, str, bool) and not isinstance(value, hint)
     if wrong_type or (hint in (int, float) and isinstance(value, bool)):
         raise ConfigError(
-            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {shown(value)}"
-        )
+            f"{where}.{name} must be {hint.__name__}, got {type(value).__name__} {shown(value)}",
+            f"write {_TYPE_EXAMPLES[hint]}")
     return value
 
 
@@ -364,9 +383,13 @@ def load_yaml(path: str | os.PathLike) -> dict[str, Any]:
     """Read a YAML mapping safely (no aliases, at most 1 MiB of UTF-8 text) with a clear
     error for anything else: a binary file, a checkpoint, a folder, an unreadable path."""
     path = Path(path)
+    from ftedge.io import NotRegularFileError, read_file_bytes
+
     try:
-        with open(path, "rb") as f:
-            raw = f.read(MAX_YAML_BYTES + 1)
+        raw = read_file_bytes(path, MAX_YAML_BYTES)
+    except NotRegularFileError as e:
+        raise ConfigError(f"{path} is not a regular file (a FIFO, device or socket)",
+                          "give the YAML file") from e
     except FileNotFoundError as e:
         raise ConfigError(f"config file not found: {path}", "check the path") from e
     except IsADirectoryError as e:

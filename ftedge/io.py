@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterator
@@ -30,6 +31,8 @@ def disk_full_error(e: OSError, path: str | os.PathLike) -> BaseException:
 def os_error_message(e: OSError, path: str | os.PathLike | None = None) -> FtedgeError:
     """An OSError the operating system raised for a path, as what is wrong and how to fix it."""
     path = path if path is not None else (e.filename or "a file")
+    if isinstance(e, NotRegularFileError):
+        return FtedgeError(f"cannot use {path}: {e.strerror}", "give a regular file")
     code = getattr(e, "errno", None)
     what = {
         errno.EACCES: ("permission denied", "give an output folder you may write to (one "
@@ -51,6 +54,29 @@ def os_error_message(e: OSError, path: str | os.PathLike | None = None) -> Ftedg
         errno.ELOOP: ("too many symbolic links", "give a path without a link loop"),
     }.get(code, (e.strerror or type(e).__name__, "check the path and try again"))
     return FtedgeError(f"cannot use {path}: {what[0]}", what[1])
+
+
+class NotRegularFileError(OSError):
+    """A FIFO, device or socket where a file is read: reading one can block forever (a FIFO
+    nobody writes) or never end (/dev/zero)."""
+
+
+def read_file_bytes(path: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of a regular file (at most `limit` + 1 of them when `limit` is given).
+
+    Every file a user names is read through here, so a FIFO, a device or a socket is refused
+    (NotRegularFileError) instead of hanging; IsADirectoryError for a folder; other OSErrors
+    as open() raises them (missing, permission, link loop, name too long).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    with os.fdopen(fd, "rb") as f:  # closes fd, also when a check below raises
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFileError(errno.EINVAL, "not a regular file (a FIFO, device or "
+                                      "socket)", str(path))
+        return f.read() if limit is None else f.read(limit + 1)
 
 
 def make_parent(path: Path) -> None:
@@ -311,7 +337,7 @@ def read_json(path: str | os.PathLike) -> Any:
     """Load JSON with a clear error when the file is missing or broken."""
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(read_file_bytes(path).decode("utf-8"))
     except FileNotFoundError as e:
         raise RunError(f"missing file: {path}", "is this the right run folder?") from e
     except IsADirectoryError as e:
@@ -319,3 +345,8 @@ def read_json(path: str | os.PathLike) -> Any:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise RunError(f"broken JSON in {path}: {first_line(e)}",
                        "re-create the file with the ftedge command that wrote it") from e
+    except RecursionError as e:  # [[[[... nested deeper than the parser's stack
+        raise RunError(f"broken JSON in {path}: nested too deep to be an ftedge file",
+                       "re-create the file with the ftedge command that wrote it") from e
+    except OSError as e:  # a FIFO or device, a link loop, permission, a name too long
+        raise os_error_message(e, path) from e

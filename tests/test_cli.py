@@ -134,3 +134,28 @@ def test_torchrun_two_cpu_processes(tmp_path):
     assert not list(out.glob(".*.tmp"))
     history = json.loads((out / "metrics.json").read_text())
     assert all(h["train_loss"] > 0 for h in history)
+
+
+def test_a_forked_worker_stopped_by_sigterm_exits_quietly(capfd):
+    """DataLoader and process-pool workers are forked with the CLI's SIGTERM handler; their
+    parent stops them with SIGTERM: they die of it as by default, with no traceback."""
+    import multiprocessing
+    import os
+    import signal
+    import time
+
+    from ftedge import cli
+
+    previous = signal.signal(signal.SIGTERM, cli._terminate)
+    main_pid, cli._MAIN_PID = cli._MAIN_PID, os.getpid()
+    try:
+        worker = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+        worker.start()
+        time.sleep(0.5)
+        worker.terminate()
+        worker.join(30)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        cli._MAIN_PID = main_pid
+    assert worker.exitcode == -signal.SIGTERM
+    assert "Traceback" not in capfd.readouterr().err

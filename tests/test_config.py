@@ -18,9 +18,27 @@ def test_unknown_key_names_valid_keys(tmp_path):
     assert "train" in str(e.value) and "epoch" in str(e.value) and "epochs" in e.value.hint
 
 
-def test_wrong_type_is_an_error():
-    with pytest.raises(ConfigError, match="train.batch_size must be int"):
-        from_dict(TuneConfig, {"train": {"batch_size": "32"}}, "config")
+@pytest.mark.parametrize("section,value,want", [
+    ("train", {"batch_size": "32"}, "a whole number"),
+    ("train", {"batch_size": True}, "true/false are not numbers"),
+    ("train", {"lr": "fast"}, "a number"),
+    ("train", 5, "keys under it"),
+])
+def test_wrong_type_is_an_error_that_says_what_to_write(section, value, want):
+    with pytest.raises(ConfigError, match=f"{section}") as e:
+        from_dict(TuneConfig, {section: value}, "config")
+    assert want in e.value.hint
+
+
+def test_a_fifo_or_a_device_as_config_is_refused_without_blocking(tmp_path):
+    import os
+
+    from ftedge.config import load_yaml
+
+    os.mkfifo(tmp_path / "config.yaml")  # nobody writes it: reading would wait forever
+    for path in (tmp_path / "config.yaml", "/dev/zero"):
+        with pytest.raises(ConfigError, match="not a regular file"):
+            load_yaml(path)
 
 
 def test_int_accepted_for_float_and_lists_for_tuples():

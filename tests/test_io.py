@@ -105,3 +105,35 @@ def test_os_errors_read_as_what_is_wrong_and_how_to_fix_it(code, want):
 
     e = os_error_message(OSError(code, os.strerror(code), "/some/where"))
     assert e.message.startswith("cannot use /some/where: ") and want in e.message and e.hint
+
+
+def test_read_file_bytes_refuses_fifos_devices_and_folders_without_blocking(tmp_path):
+    from ftedge.io import NotRegularFileError, read_file_bytes
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: a plain open() + read() would block forever
+    with pytest.raises(NotRegularFileError, match="not a regular file"):
+        read_file_bytes(fifo)
+    with pytest.raises(NotRegularFileError):
+        read_file_bytes("/dev/zero")  # a read that never ends
+    with pytest.raises(IsADirectoryError):
+        read_file_bytes(tmp_path)
+    (tmp_path / "a").write_bytes(b"x" * 10)
+    assert read_file_bytes(tmp_path / "a") == b"x" * 10
+    assert read_file_bytes(tmp_path / "a", limit=3) == b"xxxx"  # limit + 1: "too large" shows
+
+
+def test_read_json_names_fifos_loops_and_nesting_bombs(tmp_path):
+    from ftedge.errors import FtedgeError
+
+    os.mkfifo(tmp_path / "fifo.json")
+    with pytest.raises(FtedgeError, match="not a regular file") as e:
+        read_json(tmp_path / "fifo.json")
+    assert e.value.hint
+    os.symlink("b.json", tmp_path / "a.json")
+    os.symlink("a.json", tmp_path / "b.json")
+    with pytest.raises(FtedgeError, match="symbolic links"):
+        read_json(tmp_path / "a.json")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(RunError, match="nested too deep"):
+        read_json(tmp_path / "deep.json")

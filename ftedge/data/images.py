@@ -10,6 +10,8 @@ from typing import Callable
 import numpy as np
 from PIL import Image, ImageOps
 
+from ftedge.io import NotRegularFileError, read_file_bytes
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 WHITE = (255, 255, 255)
 
@@ -71,7 +73,9 @@ def read_image_bytes(path: str | Path) -> bytes:
     try:
         if path.is_dir():  # open() of a folder fails only on some systems
             raise ImageDecodeError("not a file (a folder)")
-        data = path.read_bytes()
+        data = read_file_bytes(path)
+    except NotRegularFileError:  # a FIFO would block the decode forever, /dev/zero never end
+        raise ImageDecodeError("not a regular file (a FIFO, device or socket)") from None
     except FileNotFoundError:
         raise ImageDecodeError("no such file") from None
     except IsADirectoryError:

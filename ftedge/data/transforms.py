@@ -16,6 +16,7 @@ from torchvision.transforms import v2 as T
 from torchvision.transforms.v2 import functional as F
 
 from ftedge.config import DRAFT_MARGIN, AugmentConfig
+from ftedge.errors import DatasetError
 # The geometry rules are the standalone kit's own (deploy/templates/preprocess.py imports
 # nothing of ftedge): one copy, so ftedge and deploy/infer.py size every image alike.
 # letterbox_box rounds the fitted side half up and puts the odd pixel of padding
@@ -126,11 +127,30 @@ def decode_image(path, contract: dict):
 
 
 def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
-    """Decode and preprocess image files exactly as every runtime must: NCHW float32."""
+    """Decode and preprocess image files exactly as every runtime must: NCHW float32.
+
+    Raises:
+        DatasetError: a file that cannot be read as an image, named (every stage judges a
+            model on a list of files: a run's split whose files changed since, --unknown DIR,
+            calibration images; one bad file is a clear error, not a traceback).
+    """
     transform = eval_transform(contract)
     if not samples:
         return np.zeros((0, *contract["input_size"]), np.float32)
-    return torch.stack([transform(decode_image(s.path, contract)) for s in samples]).numpy()
+    return torch.stack([transform(_decoded(s.path, contract)) for s in samples]).numpy()
+
+
+def _decoded(path, contract: dict):
+    from ftedge.data.images import ImageDecodeError
+
+    try:
+        return decode_image(path, contract)
+    except ImageDecodeError as e:
+        raise DatasetError(f"cannot read {path} as an image: {e}",
+                           "replace it with a readable copy of the image (a run's split must "
+                           "keep every file it lists; from a folder you passed, such as "
+                           "--unknown DIR, you may remove it), then run the command again"
+                           ) from None
 
 
 def preprocess_image(path, contract: dict) -> np.ndarray:

@@ -196,11 +196,13 @@ def parse_batch(batch: object, profile: TargetProfile) -> int | None:
                               "cannot be compiled for it", "pass --batch N (e.g. --batch 1)")
         return None
     if isinstance(batch, float) and not batch.is_integer():
-        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}")
+        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}",
+                          "give e.g. --batch 1, or --batch dynamic")
     try:
         value = int(batch)
     except (TypeError, ValueError, OverflowError):
-        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}") from None
+        raise ConfigError(f"batch must be 'dynamic' or a positive integer, got {batch!r}",
+                          "give e.g. --batch 1, or --batch dynamic") from None
     if not 1 <= value <= MAX_BATCH or isinstance(batch, bool):
         raise ConfigError(f"batch must be 'dynamic' or an integer in 1..{MAX_BATCH}, got "
                           f"{batch!r}", "give e.g. --batch 1, or --batch dynamic")

@@ -9,6 +9,7 @@ out. The HTML itself is rendered by render/page.py.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,23 +68,31 @@ def _recreate(graph: Path) -> str:
     return recreate_hint(graph)
 
 
-def int8_graph(run: RunFolder) -> Path | None:
-    """The run's INT8 graph the page compares with FP32: QAT's, else PTQ's."""
+def int8_graph(run: RunFolder, log=lambda message: None) -> Path | None:
+    """The run's INT8 graph the page compares with FP32: QAT's, else PTQ's; one made from an
+    earlier checkpoint than the run's (a resumed run) is left off, saying why, as export
+    refuses it: its flips against today's FP32 would be the two checkpoints' differences."""
     for kind in ("qat", "ptq"):
-        if run.int8_onnx(kind).is_file():
-            return run.int8_onnx(kind)
+        path = run.int8_onnx(kind)
+        if path.is_file():
+            why = run.stale_reason(path)
+            if why is None:
+                return path
+            log(f"{path.name} is left off the page: {why}; {_recreate(path)}")
     return None
 
 
 CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large val split
 
 
-def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
+def _run_graphs(run: RunFolder, val: Val, log=lambda message: None
+                ) -> tuple[Graph | None, Graph | None]:
     """Both graphs' logits on the val images, decoded chunk by chunk."""
     from ftedge.data.transforms import preprocess_samples
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
-    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
+    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run, log))
+             if p is not None and p.is_file()]
     runners = [OrtRunner(p) for p in paths]
     parts: list[list[np.ndarray]] = [[] for _ in paths]
     for i in range(0, len(val.samples), CHUNK):
@@ -373,17 +382,40 @@ def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
     from ftedge.io import read_json
 
     if audit:
-        record = read_json(audit)
+        how = "write it with: ftedge data check DATA --json > audit.json"
+        try:
+            record = read_json(audit)
+        except RunError as e:  # read_json's hint is for run files ftedge wrote
+            raise RunError(e.message, how) from e
         if not isinstance(record, dict) or "classes" not in record:
-            raise RunError(f"{audit} is not the JSON of `ftedge data check --json`",
-                           "write it with: ftedge data check DATA --json > audit.json")
+            raise RunError(f"{audit} is not the JSON of `ftedge data check --json`", how)
+        _check_audit(record, audit, how)
         return record, str(audit)
     own = run / AUDIT
     if own.is_file():
         record = read_json(own)
         if isinstance(record, dict) and record.get("duplicates") is not None:
+            _check_audit(record, own, f"run `ftedge data check DATA --json > audit.json` and "
+                         f"pass --audit audit.json")
             return record, str(own)
     return None, "no audit"
+
+
+def _check_audit(record: dict, where, how: str) -> None:
+    """The lists of an audit the page draws, checked row by row: a hand-edited or foreign
+    file is refused with its key named, not a traceback halfway through the page."""
+    def text(x) -> bool:
+        return isinstance(x, str)
+
+    rows = {"duplicates": lambda d: isinstance(d, dict) and text(d.get("a")) and text(d.get("b")),
+            "label_issues": lambda d: isinstance(d, dict) and text(d.get("path")) and isinstance(
+                d.get("label_quality", 0.0), (int, float)),
+            "outliers": lambda o: isinstance(o, list) and len(o) == 2 and all(map(text, o))}
+    for key, ok in rows.items():
+        value = record.get(key)
+        if value is not None and not (isinstance(value, list) and all(ok(r) for r in value)):
+            raise RunError(f"{where}: its {key!r} are not what `ftedge data check --json` "
+                           "writes", how)
 
 
 def audit_now(run: Path, log) -> tuple[dict | None, str]:
@@ -497,10 +529,12 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
         raise RunError(f"{folder.path} is not a run folder (no {SPLIT})",
                        "pass the folder `ftedge tune` wrote (an artifact's run is in its "
                        f"{MANIFEST}, source.run)")
+    if audit:
+        _audit_record(folder.path, audit)  # a wrong --audit file is refused before the work
     ensure_fp32_graph(folder, log)
     val = load_val(folder)
     log(f"running the run's graphs in ONNX Runtime on {len(val.samples)} val images")
-    fp32, int8 = _run_graphs(folder, val)
+    fp32, int8 = _run_graphs(folder, val, log)
     graphs = [g for g in (fp32, int8) if g is not None]
     records = fit_temperatures(val, graphs)
     path = folder.path
@@ -523,16 +557,24 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
 def write_page(run: str | Path, out: str | Path | None = None, *, force: bool = False,
                unknown: str | None = None, audit: str | None = None,
                log=lambda message: None) -> Path:
-    """Build the page and write it atomically (default RUN/report.html); a file there that
-    ftedge did not write is replaced only with `force`."""
+    """Build the page and write it atomically (default RUN/report.html), replacing an earlier
+    page ftedge wrote there. Any other file is never replaced, `force` or not: --out may name a
+    checkpoint, a manifest or a user's notes, and a page is cheap to write elsewhere. (`force`
+    is kept for the command line, where it means "replace an earlier page".)"""
+    from ftedge.io import os_error_message, read_file_bytes
+
     out = Path(out) if out else Path(run) / PAGE
     if out.is_dir():
         raise RunError(f"{out} is a folder", "give --out a file name ending in .html")
-    if out.exists() and not force:
-        with open(out, "rb") as f:
-            if not is_ftedge_page(f.read(4096)):
-                raise RunError(f"{out} exists and is not a page ftedge wrote",
-                               "pass --force to replace it, or pick another --out")
+    if os.path.lexists(out):
+        try:
+            head = read_file_bytes(out, 4096)[:4096]
+        except OSError as e:  # a FIFO, a link loop, a file we may not read
+            raise os_error_message(e, out) from e
+        if not is_ftedge_page(head):
+            raise RunError(f"{out} exists and is not a page ftedge wrote (ftedge never "
+                           "replaces it, even with --force)",
+                           "pick another --out, or move that file away first")
     html = build_page(run, unknown=unknown, audit=audit, log=log)
     atomic_write_text(out, html)
     return out

@@ -93,3 +93,11 @@ def test_a_folder_or_a_missing_path_is_named_as_such(tmp_path):
         load_image(tmp_path)
     with pytest.raises(ImageDecodeError, match="^no such file$"):
         load_image(tmp_path / "missing.png")
+
+
+def test_a_fifo_named_like_an_image_is_refused_not_waited_on(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "camera.jpg")
+    with pytest.raises(ImageDecodeError, match="not a regular file"):
+        load_image(tmp_path / "camera.jpg")

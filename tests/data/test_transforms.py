@@ -78,3 +78,20 @@ def test_training_augmentation_keeps_the_device_geometry(geometry):
     assert all(x.shape == (3, 16, 16) for x in crops)
     if geometry == "letterbox":  # the crop keeps the 3:1 aspect, so the bars stay
         assert all(np.allclose(x.numpy()[:, 0], 0) for x in crops)
+
+
+def test_preprocess_samples_names_a_file_that_is_no_longer_an_image(tmp_path):
+    """Every stage judges a model on a list of files (a run's split, --unknown DIR): one that
+    changed since is a DatasetError naming it, not a traceback."""
+    from ftedge.data.folder import Sample
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.errors import DatasetError
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.png"
+    Image.fromarray(_image(6, 6)).save(good)
+    bad.write_bytes(b"not an image")
+    contract = _contract("crop")
+    assert preprocess_samples([Sample(good, 0)], contract).shape == (1, 3, 4, 4)
+    with pytest.raises(DatasetError, match="bad.png as an image: not an image file") as e:
+        preprocess_samples([Sample(good, 0), Sample(bad, 0)], contract)
+    assert "readable copy" in e.value.hint and "split must keep every file" in e.value.hint

@@ -137,6 +137,25 @@ def test_unreadable_images_are_reported_and_all_bad_exits_nonzero(ort_artifact, 
     assert "not an image file" in out[0]["error"] and out[1]["top"]
 
 
+def test_paths_the_os_refuses_are_reported_not_waited_on(ort_artifact, images, tmp_path):
+    """A FIFO (a decode would wait forever), a name longer than the file system allows and a
+    link loop are each one unreadable input with its reason, next to a good image."""
+    import os
+
+    folder, _ = ort_artifact
+    os.mkfifo(tmp_path / "camera.jpg")
+    os.symlink("loop-b.png", tmp_path / "loop-a.png")
+    os.symlink("loop-a.png", tmp_path / "loop-b.png")
+    long = tmp_path / ("x" * 300 + ".png")
+    res = run_infer(folder / "deploy" / "infer.py", tmp_path / "camera.jpg", long,
+                    tmp_path / "loop-a.png", images["gray.png"], "--json", cwd=tmp_path)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    assert "not a regular file" in out[0]["error"]
+    assert "too long" in out[1]["error"] and "symbolic links" in out[2]["error"]
+    assert out[3]["top"]
+
+
 @pytest.mark.parametrize("tamper", ["model", "manifest", "no_digest"])
 def test_tampering_is_refused(tamper, ort_artifact, images, tmp_path):
     folder = copy_artifact(ort_artifact[0], tmp_path / "copy")

@@ -178,3 +178,62 @@ def test_a_run_without_graphs_gets_its_fp32_graph_and_says_int8_is_missing(page_
     assert "misclassified by model.fp32.onnx" in page
     flips = page[page.index('<section id="flips">'):]
     assert flips.index("<b>Missing:</b> an INT8 graph in the run") < flips.index("</section>")
+
+
+def test_report_html_never_replaces_a_file_ftedge_did_not_write(tmp_path):
+    """--out may name a checkpoint, a manifest or the user's notes: refused, --force or not,
+    before any work; a FIFO at --out is refused instead of read forever."""
+    import os
+
+    from ftedge.errors import FtedgeError, RunError
+    from ftedge.stages.page import write_page
+
+    mine = tmp_path / "best.pt"
+    mine.write_bytes(b"weights")
+    for force in (False, True):
+        with pytest.raises(RunError, match="not a page ftedge wrote") as e:
+            write_page(tmp_path, mine, force=force)
+        assert "another --out" in e.value.hint
+    assert mine.read_bytes() == b"weights"
+    os.mkfifo(tmp_path / "p.html")
+    with pytest.raises(FtedgeError, match="not a regular file"):
+        write_page(tmp_path, tmp_path / "p.html")
+
+
+@pytest.mark.parametrize("audit", [
+    {"classes": ["a"], "duplicates": 5},
+    {"classes": ["a"], "duplicates": [{"a": "x.png"}]},
+    {"classes": ["a"], "label_issues": [{"path": "x.png", "label_quality": "low"}]},
+    {"classes": ["a"], "outliers": [["x.png"]]},
+])
+def test_an_audit_json_of_another_shape_is_refused_naming_its_key(tmp_path, audit):
+    from ftedge.errors import RunError
+    from ftedge.stages.page import _audit_record
+
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(audit))
+    key = next(k for k in audit if k != "classes")
+    with pytest.raises(RunError, match=f"'{key}' are not what") as e:
+        _audit_record(tmp_path, str(path))
+    assert "ftedge data check DATA --json" in e.value.hint
+
+
+def test_an_int8_graph_from_an_earlier_checkpoint_is_left_off_saying_why(qat_run, tmp_path):
+    """A resumed run rewrote the checkpoint the INT8 graph was made from: the page leaves
+    the graph off (its flips would be the two checkpoints' differences) and says how to
+    remake it, as export refuses it."""
+    import onnx
+
+    from ftedge.formats.run import RunFolder
+    from ftedge.stages.page import int8_graph
+
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    graph = int8_graph(RunFolder(run))
+    assert graph == run / "model.int8.onnx"
+    meta = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
+    source = run / meta["ftedge.checkpoint"]
+    source.write_bytes(source.read_bytes() + b"\0")
+    said = []
+    assert int8_graph(RunFolder(run), said.append) is None
+    assert "model.int8.onnx is left off the page" in said[0] and "re-create it" in said[0]

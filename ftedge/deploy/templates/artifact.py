@@ -8,13 +8,32 @@ signature). Model files are checked against the manifest's "files" map.
 
 import hashlib
 import json
+import os
 import platform
 import posixpath
+import sys
 from pathlib import Path
 
 # ---- ftedge template body ----
 
 DIGEST_KEYS = ("digest", "section_digests")  # what the digest does not cover (itself)
+
+# ONNX Runtime's Linux/macOS wheels write a device id under ~/.cache/Microsoft/DeveloperTools/
+# and send usage events when their first session is created, unless one of these is set:
+# ORT_DISABLE_TELEMETRY (1.32), ORT_TELEMETRY_DISABLED (later releases).
+ORT_TELEMETRY_OFF = {"ORT_DISABLE_TELEMETRY": "1", "ORT_TELEMETRY_DISABLED": "1"}
+
+
+def telemetry_off():
+    """Usage telemetry off for this process and the processes it starts; call before the
+    runtime is imported. ONNX Runtime: ORT_TELEMETRY_OFF, unless the user set them. OpenVINO:
+    importing openvino sends usage events through the openvino-telemetry package, which writes
+    $HOME/intel (a client id, stats) and has no environment switch; without the package
+    OpenVINO uses its own no-op stub, so it is made unimportable (a process that imported it
+    before keeps its own choice)."""
+    for name, value in ORT_TELEMETRY_OFF.items():
+        os.environ.setdefault(name, value)
+    sys.modules.setdefault("openvino_telemetry", None)  # None: `import` raises ImportError
 
 
 class ArtifactError(Exception):

@@ -60,7 +60,11 @@ def expand(paths):
     """Files as given; folders -> their image files, sorted."""
     out = []
     for path in map(Path, paths):
-        if path.is_dir():
+        try:
+            folder = path.is_dir()
+        except OSError:  # a name too long, a link loop: reported as unreadable when decoded
+            folder = False
+        if folder:
             out += sorted(str(p) for p in path.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
         else:
             out.append(str(path))

@@ -9,6 +9,7 @@ inputs that differ by one float32 rounding flips top-1 on a few percent of image
 
 import math
 import os
+import stat
 import warnings
 
 import numpy as np
@@ -57,13 +58,29 @@ def to_rgb(img, background=(255, 255, 255)):
     return img
 
 
+def _check_regular(path):
+    """An ImageDecodeError unless `path` is a non-empty regular file: a FIFO would block the
+    decode forever, /dev/zero never end; a name too long or a link loop says so."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ImageDecodeError("no such file") from None
+    except OSError as e:
+        raise ImageDecodeError(f"cannot read the file: {e.strerror or e}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise ImageDecodeError("is a folder, not an image file")
+    if not stat.S_ISREG(st.st_mode):
+        raise ImageDecodeError("not a regular file (a FIFO, device or socket)")
+    if st.st_size == 0:
+        raise ImageDecodeError("empty file (0 bytes)")
+
+
 def load_image(path, background=(255, 255, 255), draft=None):
     """Open, fully decode, EXIF-rotate and convert an image file to RGB (ImageDecodeError).
 
     `draft(w, h)` -> the smallest (w, h) a JPEG may be decoded to (DCT-domain 1/2..1/8)."""
     try:
-        if os.path.getsize(path) == 0:
-            raise ImageDecodeError("empty file (0 bytes)")
+        _check_regular(path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # decompression-bomb and EXIF warnings
             with Image.open(path) as img:

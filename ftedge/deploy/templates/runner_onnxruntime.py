@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, vnni_state
+from ftedge.deploy.templates.artifact import ArtifactError, telemetry_off, vnni_state
 
 # ---- ftedge template body ----
 
@@ -36,6 +36,7 @@ class Model:
     score) out."""
 
     def __init__(self, folder, manifest):
+        telemetry_off()  # before the first session: no device id file
         try:
             import onnxruntime as ort
         except ImportError:

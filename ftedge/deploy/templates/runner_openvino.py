@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.deploy.templates.artifact import ArtifactError, vnni_state
+from ftedge.deploy.templates.artifact import ArtifactError, telemetry_off, vnni_state
 
 # ---- ftedge template body ----
 
@@ -39,6 +39,7 @@ class Model:
     """A compiled OpenVINO model: NCHW float32 batch in, logits out."""
 
     def __init__(self, folder, manifest):
+        telemetry_off()  # importing openvino would write $HOME/intel otherwise
         try:
             import openvino as ov
         except ImportError:

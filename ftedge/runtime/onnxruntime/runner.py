@@ -8,9 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.config import EVAL_BATCH, or_default
+from ftedge.config import EVAL_BATCH, disable_telemetry, or_default
 from ftedge.deploy.templates.artifact import vnni_state as template_vnni_state
 from ftedge.runtime import ClosingRunner
+
+# Every ftedge session comes through here: ONNX Runtime's telemetry (its device id file) is off
+# before the first one, for API users too (the CLI turns it off at start)
+disable_telemetry()
 
 # The deploy kit's own check (deploy/templates/artifact.py, copied into every infer.py): one
 # copy, so ftedge and the standalone script decide alike. Cached: /proc/cpuinfo does not change.
