@@ -37,6 +37,10 @@ for _g in ("crop", "stretch", "letterbox"):
         for _d in ("full", "draft"):
             CONTRACTS[f"{_g}_{_f}_{_d}"] = {**CONTRACT, "geometry": _g, "interpolation": _f,
                                             "decode": _d, "pad_value": [114, 7, 250]}
+        # bilinear without antialiasing (DeepStream's scaler): resize_bilinear, not Pillow
+        CONTRACTS[f"{_g}_plain_bilinear_{_d}"] = {
+            **CONTRACT, "geometry": _g, "interpolation": "bilinear", "antialias": False,
+            "decode": _d, "pad_value": [114, 7, 250]}
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
