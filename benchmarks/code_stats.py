@@ -6,8 +6,9 @@
 Prints: lines per top-level package, the 5 largest modules and functions, import edges that
 break the layer table (tests/layering.py's checker), `runtime == "..."` branches outside
 ftedge/runtime/, public functions with more than 3 positional parameters and default literals
-written in more than one signature (tests/signatures.py), and modules without a direct test (ftedge/a/b.py is directly tested when a
-file under tests/ imports ftedge.a.b). The suite's wall time is timed separately:
+written in more than one signature (tests/signatures.py), and modules without a direct test
+(ftedge/a/b.py is directly tested when a tests/**/test_*.py file imports ftedge.a.b, or a name
+from it, and reads what it imported). The suite's wall time is timed separately:
 `time python -m pytest -q -m "not gpu and not tensorrt"`.
 """
 
@@ -86,19 +87,52 @@ def runtime_branches(pkg: Path) -> list[str]:
     return sorted(found)
 
 
+def _dotted(node: ast.AST) -> str | None:
+    """"a.b.c" for the expression a.b.c, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        return ".".join([node.id, *reversed(parts)])
+    return None
+
+
 def tested_modules(root: Path, known: set[str]) -> set[str]:
-    """Modules (dotted, without the package name) some tests/ file imports."""
+    """Modules (dotted, without the package name) that some test file imports AND uses.
+
+    Only tests/**/test_*.py count (a conftest's fixture or a helper module is not a test of
+    what it imports), and an import counts once a name it binds is read in that file: the
+    module itself (`from ftedge.a import b`; `import ftedge.a.b` read as ftedge.a.b...) or
+    one of its names (`from ftedge.a.b import f`, then f read). Imports inside functions
+    count alike.
+    """
     seen = set()
-    for path in (root / "tests").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = []
+    for path in (root / "tests").rglob("test_*.py"):
+        tree = ast.parse(path.read_text())
+        binds: dict[str, set[str]] = {}  # name bound in this file -> modules it stands for
+        dotted: set[str] = set()  # `import ftedge.a.b` without `as`: read as ftedge.a.b...
+        for node in ast.walk(tree):
             if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
+                for a in node.names:
+                    if a.name.startswith("ftedge."):
+                        if a.asname:
+                            binds.setdefault(a.asname, set()).add(a.name)
+                        else:
+                            dotted.add(a.name)
             elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for name in names:
-                if name.startswith("ftedge."):
-                    seen.add(name[len("ftedge."):])
+                if node.module == "ftedge" or node.module.startswith("ftedge."):
+                    for a in node.names:
+                        binds.setdefault(a.asname or a.name, set()).update(
+                            {node.module, f"{node.module}.{a.name}"})
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+                used |= binds.get(node.id, set())
+            elif isinstance(node, ast.Attribute):
+                name = _dotted(node)
+                used |= {m for m in dotted if name and (name == m or name.startswith(m + "."))}
+        seen |= {m[len("ftedge."):] for m in used if m.startswith("ftedge.")}
     return seen & known
 
 

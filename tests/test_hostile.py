@@ -231,13 +231,16 @@ def test_damaged_or_foreign_checkpoints(world, monkeypatch, capsys, tmp_path):
     (run / "best.pt").write_bytes(b"")
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert code == 2 and "empty (0 bytes)" in err
-    # another run's best.pt: other classes than this run's split
-    other = write_class_folders(tmp_path / "other", per_class=6, classes=("red", "green"))
-    opts = tiny_options(tmp_path / "o")
-    import ftedge
+    # another run's best.pt: a 2-class model (green, red) beside this run's 3-class split;
+    # its weights are never read before the classes are compared, so none are trained
+    from ftedge.formats.checkpoint import atomic_torch_save
+    from ftedge.models import build_model
 
-    ftedge.tune(data=str(other), **dict(opts, epochs=1))
-    shutil.copy(tmp_path / "o" / "run" / "best.pt", run / "best.pt")
+    foreign = torch.load(world["run"] / "best.pt", weights_only=True)
+    foreign.update(classes=["green", "red"], num_classes=2,
+                   model_state=build_model("efficientnet_lite0", 2,
+                                               weights="none").model.state_dict())
+    atomic_torch_save(foreign, run / "best.pt")
     code, _, err = run_cli(monkeypatch, capsys, "eval", run)
     assert code == 2 and "other classes than the model" in err
     empty = tmp_path / "w.pt"
@@ -372,18 +375,30 @@ def test_eval_from_another_folder_finds_the_images(world, monkeypatch, tmp_path)
 
 # -- datasets ----------------------------------------------------------------------------
 
-def test_train_test_layout_is_read_as_splits(monkeypatch, capsys, tmp_path):
+def test_train_test_layout_is_read_as_splits(world, monkeypatch, capsys, tmp_path):
+    """train/ + test/ are two splits, never two classes. The rule lives in tune's data setup
+    (prepare_data), checked here without training: its split record, put in a copy of the
+    world's run (same classes), is what eval --split test reads."""
     import ftedge
+    from ftedge.config import build_tune_config, nest_overrides
+    from ftedge.io import atomic_write_json
+    from ftedge.training.data_setup import prepare_data
 
     data = tmp_path / "d"
     write_class_folders(data / "train", per_class=10)
     write_class_folders(data / "test", per_class=3, seed=1)
-    res = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), epochs=1))
-    classes = json.loads((res.run_dir / "classes.json").read_text())
-    assert classes == ["blue", "green", "red"]  # never "test" and "train"
-    rep = ftedge.evaluate(res.run_dir, split="test")
+    run = _copy(world["run"], tmp_path / "run")
+    cfg = build_tune_config(None, nest_overrides({"data": str(data)}))
+    prepared = prepare_data(cfg, 32, None, run=run)
+    assert prepared.classes == ["blue", "green", "red"]  # never "test" and "train"
+    assert len(prepared.test) == 9 and len(prepared.train) + len(prepared.val) == 30
+    record = prepared.split_record
+    assert len(record["test"]) == 9 and all(rel.startswith("test/") for rel, _ in record["test"])
+    assert not any(rel.startswith("test/") for rel, _ in record["train"] + record["val"])
+    atomic_write_json(run / "split.json", record)
+    rep = ftedge.evaluate(run, split="test")
     assert rep["n"] == 9
-    code, out, _ = run_cli(monkeypatch, capsys, "eval", res.run_dir, "--split", "test", "--json")
+    code, out, _ = run_cli(monkeypatch, capsys, "eval", run, "--split", "test", "--json")
     assert code == 0 and json.loads(out)["n"] == 9
 
 
@@ -538,18 +553,22 @@ def test_a_second_tune_into_the_same_folder_is_refused(world, monkeypatch, capsy
 
 
 def test_default_run_folders_never_collide(world, monkeypatch, tmp_path):
-    """Two runs started in the same second: the second gets its own numbered folder."""
+    """Two runs started in the same second: the second gets its own numbered folder (the
+    first run is stood for by its folder, made as tune makes it; io.new_folder's own rule is
+    tests/test_io.py's)."""
     import ftedge
+    from ftedge.io import new_folder
     from ftedge.stages.tune import trainer
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(trainer, "default_run_dir", lambda cfg: trainer.Path("runs/same"))
     opts = dict(tiny_options(tmp_path), epochs=1, head_epochs=0)
     del opts["out"]
-    a = ftedge.tune(data=str(world["data"]), **opts).run_dir
+    first = new_folder(trainer.Path("runs/same"))
+    (first / "best.pt").write_bytes(b"the first run's")
     b = ftedge.tune(data=str(world["data"]), **opts).run_dir
-    assert (str(a), str(b)) == ("runs/same", "runs/same-2")
-    assert (a / "best.pt").is_file() and (b / "best.pt").is_file()
+    assert (str(first), str(b)) == ("runs/same", "runs/same-2")
+    assert (first / "best.pt").read_bytes() == b"the first run's" and (b / "best.pt").is_file()
 
 
 def test_export_remakes_a_stale_fp32_graph(world, monkeypatch, capsys, tmp_path):
@@ -678,3 +697,36 @@ def test_an_artifact_knows_when_its_run_changed_since_export(world, tmp_path):
     (run / "best.pt").write_bytes((run / "best.pt").read_bytes() + b"\0")
     assert "best.pt changed since it was exported" in stale_reason(art)
     assert "changed" in _stale(art)
+
+
+def test_bench_says_why_an_artifact_of_a_changed_run_is_judged_against_another_model(
+        world, tmp_path):
+    """A resumed run rewrote best.pt after export: bench's FP32 reference is the new model,
+    so its drop is the two models' gap; the row and the progress say so, with the export
+    command that makes the gate fair again."""
+    import ftedge
+    from ftedge.stages.bench.bench import BenchOptions, bench
+
+    run = _copy(world["run"], tmp_path / "run")
+    art = ftedge.export_run(run, "onnxruntime-cpu", precision="fp32", out=tmp_path / "art",
+                            log=lambda m: None).folder
+    ckpt = torch.load(run / "best.pt", weights_only=True)
+    bias = [k for k in ckpt["model_state"] if k.endswith("bias")][-1]
+    ckpt["model_state"][bias] = ckpt["model_state"][bias] + 1.0
+    torch.save(ckpt, run / "best.pt")
+    said = []
+    report = bench([art], opts=BenchOptions(batches=(1,), runs=2, warmup=0, e2e_images=2,
+                                            camera_images=0), progress=said.append)
+    row = report["artifacts"][0]
+    assert "best.pt changed since it was exported" in row["stale"]
+    assert f"ftedge export {run} --target onnxruntime-cpu --precision fp32 --force" in \
+        row["accuracy"]["note"]
+    assert any(m.startswith("warning:") and "fair gate" in m for m in said)
+
+
+def test_calibrate_on_an_artifact_names_its_run_and_its_own_values(world, monkeypatch, capsys):
+    """The hint is runnable: the artifact's own run, target and precision, no placeholders."""
+    code, _, err = run_cli(monkeypatch, capsys, "calibrate", world["art"])
+    assert code == 2 and "is an artifact" in err and "it has its own (T = " in err
+    assert f"ftedge calibrate {world['run']}" in err
+    assert "--target onnxruntime-cpu --precision fp32" in err and "RUN" not in err

@@ -198,8 +198,10 @@ def _decoded(path, contract: dict):
         return decode_image(path, contract)
     except ImageDecodeError as e:
         raise DatasetError(f"cannot read {path} as an image: {e}",
-                           "replace the file with a readable image, or remove it, then run "
-                           "the command again") from None
+                           "replace it with a readable copy of the image (a run's split must "
+                           "keep every file it lists; from a folder you passed, such as "
+                           "--unknown DIR, you may remove it), then run the command again"
+                           ) from None
 
 
 def preprocess_image(path, contract: dict) -> np.ndarray:

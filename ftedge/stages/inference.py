@@ -180,8 +180,14 @@ def calibrate(run: str | Path) -> dict:
     record. Artifacts get theirs at export, from their own logits."""
     loaded = open_model(run)
     if loaded.kind == "artifact":
+        record = loaded.manifest.calibration
+        has = (f"it has its own (T = {record['temperature']:.3f})" if isinstance(record, dict)
+               and isinstance(record.get("temperature"), (int, float)) else "it has none")
         raise RunError(f"{loaded.path} is an artifact: its temperature is fitted at export, on "
-                       "its own val logits", f"export it again: {reexport_command(loaded.path)}")
+                       f"its own val logits, and {has}",
+                       f"to calibrate its run: ftedge calibrate "
+                       f"{loaded.manifest.source.get('run', 'RUN')}; to fit the artifact's "
+                       f"again: {reexport_command(loaded.path, loaded.manifest.to_dict())}")
     folder = RunFolder(loaded.path)
     samples = folder.samples("val", loaded.classes)
     if len(samples) < 2:

@@ -67,23 +67,31 @@ def _recreate(graph: Path) -> str:
     return recreate_hint(graph)
 
 
-def int8_graph(run: RunFolder) -> Path | None:
-    """The run's INT8 graph the page compares with FP32: QAT's, else PTQ's."""
+def int8_graph(run: RunFolder, log=lambda message: None) -> Path | None:
+    """The run's INT8 graph the page compares with FP32: QAT's, else PTQ's; one made from an
+    earlier checkpoint than the run's (a resumed run) is left off, saying why, as export
+    refuses it: its flips against today's FP32 would be the two checkpoints' differences."""
     for kind in ("qat", "ptq"):
-        if run.int8_onnx(kind).is_file():
-            return run.int8_onnx(kind)
+        path = run.int8_onnx(kind)
+        if path.is_file():
+            why = run.stale_reason(path)
+            if why is None:
+                return path
+            log(f"{path.name} is left off the page: {why}; {_recreate(path)}")
     return None
 
 
 CHUNK = 256  # images decoded and run at a time: memory stays bounded on a large val split
 
 
-def _run_graphs(run: RunFolder, val: Val) -> tuple[Graph | None, Graph | None]:
+def _run_graphs(run: RunFolder, val: Val, log=lambda message: None
+                ) -> tuple[Graph | None, Graph | None]:
     """Both graphs' logits on the val images, decoded chunk by chunk."""
     from ftedge.data.transforms import preprocess_samples
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
-    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run)) if p is not None and p.is_file()]
+    paths = [p for p in (run.file(FP32_ONNX), int8_graph(run, log))
+             if p is not None and p.is_file()]
     runners = [OrtRunner(p) for p in paths]
     parts: list[list[np.ndarray]] = [[] for _ in paths]
     for i in range(0, len(val.samples), CHUNK):
@@ -525,7 +533,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     ensure_fp32_graph(folder, log)
     val = load_val(folder)
     log(f"running the run's graphs in ONNX Runtime on {len(val.samples)} val images")
-    fp32, int8 = _run_graphs(folder, val)
+    fp32, int8 = _run_graphs(folder, val, log)
     graphs = [g for g in (fp32, int8) if g is not None]
     records = fit_temperatures(val, graphs)
     path = folder.path

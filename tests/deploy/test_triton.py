@@ -114,3 +114,23 @@ def test_fixed_batch_model_gets_max_batch_size_zero(tmp_path, model_config_pb2):
     assert list(cfg.input[0].dims) == [4, 3, 32, 32]
     assert list(cfg.output[0].dims) == [4, len(CLASSES)]
     assert cfg.input[0].format == model_config_pb2.ModelInput.FORMAT_NONE
+
+
+def test_preferred_batches_and_config_text_from_the_manifest():
+    """deploy/triton.py's own rules, on manifests alone: batching, dims, the unknown output."""
+    from ftedge.deploy.triton import (MAX_QUEUE_DELAY_US, TEMPERATURE_PARAMETER, config_pbtxt,
+                                      preferred_batch_sizes)
+    from tests.deploy.conftest import make_manifest
+
+    assert preferred_batch_sizes(8) == [2, 4, 8] and preferred_batch_sizes(2) == [1, 2]
+    assert preferred_batch_sizes(1) == [1]
+    dynamic = config_pbtxt(make_manifest("onnxruntime", "model.fp32.onnx"), "tiny")
+    assert 'name: "tiny"' in dynamic and "max_batch_size: 8" in dynamic
+    assert f"dims: [ {len(CLASSES)} ]" in dynamic and "FORMAT_NCHW" in dynamic
+    assert TEMPERATURE_PARAMETER in dynamic and str(MAX_QUEUE_DELAY_US) in dynamic
+    fixed = config_pbtxt(make_manifest("onnxruntime", "model.fp32.onnx", batch=4,
+                                       unknown={"output": "unknown_score", "score": "knn",
+                                                "threshold": 0.25}), "tiny")
+    assert "max_batch_size: 0" in fixed and f"dims: [ 4, {len(CLASSES)} ]" in fixed
+    assert 'name: "unknown_score"' in fixed and "dims: [ 4, 1 ]" in fixed
+    assert "unknown_score" not in dynamic

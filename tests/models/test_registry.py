@@ -5,7 +5,7 @@ import torchvision
 from PIL import Image
 
 from ftedge.errors import ConfigError, WeightsError
-from ftedge.models import available_models, build_model, get_spec, preprocessing_contract
+from ftedge.models.registry import available_models, build_model, get_spec, preprocessing_contract
 from ftedge.models.weights import torch_hub_checkpoint
 
 

@@ -216,3 +216,24 @@ def test_an_audit_json_of_another_shape_is_refused_naming_its_key(tmp_path, audi
     with pytest.raises(RunError, match=f"'{key}' are not what") as e:
         _audit_record(tmp_path, str(path))
     assert "ftedge data check DATA --json" in e.value.hint
+
+
+def test_an_int8_graph_from_an_earlier_checkpoint_is_left_off_saying_why(qat_run, tmp_path):
+    """A resumed run rewrote the checkpoint the INT8 graph was made from: the page leaves
+    the graph off (its flips would be the two checkpoints' differences) and says how to
+    remake it, as export refuses it."""
+    import onnx
+
+    from ftedge.formats.run import RunFolder
+    from ftedge.stages.page import int8_graph
+
+    run = tmp_path / "run"
+    shutil.copytree(qat_run.run_dir, run)
+    graph = int8_graph(RunFolder(run))
+    assert graph == run / "model.int8.onnx"
+    meta = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
+    source = run / meta["ftedge.checkpoint"]
+    source.write_bytes(source.read_bytes() + b"\0")
+    said = []
+    assert int8_graph(RunFolder(run), said.append) is None
+    assert "model.int8.onnx is left off the page" in said[0] and "re-create it" in said[0]

@@ -17,7 +17,7 @@ from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_o
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
 from ftedge.errors import ConfigError, FtedgeError
-from ftedge.formats.artifact import read_manifest_dict
+from ftedge.formats.artifact import read_manifest_dict, stale_reason
 from ftedge.runtime import LoadedModel, infer_batches
 
 
@@ -183,6 +183,14 @@ def bench_artifact(folder: Path, val_cache: dict, data, *, opts: BenchOptions) -
                                             classes=val.classes,
                                             max_drop=opts.max_drop)
         row["accuracy"]["images"] = val.source
+        stale = stale_reason(folder) if val.reference_logits is not None else None
+        if stale:  # the reference is the run as it is now: the drop is the two models' gap
+            row["stale"] = stale
+            row["accuracy"]["note"] = (
+                f"the FP32 reference is the run as it is now, not what this artifact was "
+                f"exported from ({stale}): export it again for a fair gate: ftedge export "
+                f"{manifest['source'].get('run')} --target {manifest['target']} --precision "
+                f"{manifest['precision']} --force")
         # the artifact's own T from its manifest; on the run's val split (no --data) that is
         # the fit's own images, so the manifest's cross-fitted numbers are the held-out ones
         row["calibration"] = evaluation_report(logits, val.labels, manifest.get("calibration"),
@@ -252,6 +260,8 @@ def bench(artifacts: list[str | Path], *, data: str | Path | None = None,
             if progress:
                 progress(f"benching {folder}")
             rows.append(bench_artifact(Path(folder), cache, data, opts=opts))
+            if progress and rows[-1].get("stale"):
+                progress(f"warning: {folder}: {rows[-1]['accuracy']['note']}")
     return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": system.environment(opts.threads),
