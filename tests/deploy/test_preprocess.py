@@ -133,7 +133,7 @@ def test_draft_request_keeps_twice_the_resize():
 
 def test_unknown_geometry_or_decode_is_refused():
     for bad in ({**CONTRACT, "geometry": "fisheye"}, {**CONTRACT, "decode": "gpu"},
-                {**CONTRACT, "interpolation": "bilinear", "antialias": False}):
+                {**CONTRACT, "interpolation": "bicubic", "antialias": False}):
         with pytest.raises(ValueError):
             template.check_contract(bad)
     template.check_contract(dict(CONTRACT))  # an old contract: no geometry, decode, antialias
