@@ -128,6 +128,11 @@ def _decode_step(c: dict) -> str:
 
 
 def _filter_text(c: dict) -> str:
+    if c["interpolation"] == "bilinear" and not c.get("antialias", True):
+        return ("Filter: plain bilinear on 8-bit RGB, not antialiased (a 2x2 support "
+                "however much it\n   shrinks, as DeepStream's scaling-filter=1): half-pixel "
+                "centres, edges clamped, rounded half\n   up to 8 bit (`resize_bilinear` in "
+                "infer.py).")
     return (f"Filter: Pillow's\n   `{c['interpolation']}` on 8-bit RGB, which "
             + ("antialiases (its support widens with the\n   downscale factor) and "
                if c.get("antialias", True) else "")
