@@ -200,7 +200,7 @@ def plain_bilinear(contract):
     return contract["interpolation"] == "bilinear" and not antialiased(contract)
 
 
-def resize_image(img, w, h, contract):
+def resize_image(img, w, h, *, contract):
     """An RGB PIL image resized to (w, h) by the contract's filter: HxWx3 uint8."""
     if plain_bilinear(contract):
         return resize_bilinear(np.asarray(img, dtype=np.uint8), h, w)
@@ -232,7 +232,7 @@ def resize_to_contract(img, contract):
     """An RGB PIL image -> HxWx3 uint8 as the contract's geometry makes it."""
     out_h, out_w = (int(v) for v in contract["input_size"][1:])
     w, h = contract_resize(img.width, img.height, contract)
-    arr = resize_image(img, w, h, contract)
+    arr = resize_image(img, w, h, contract=contract)
     geometry = contract.get("geometry", "crop")
     if geometry == "crop":  # ftedge crops input_size (eval_transform's CenterCrop)
         return center_crop(arr, out_h, out_w)

@@ -13,8 +13,7 @@ from torch import nn
 from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import RunError
-from ftedge.formats.run import (BEST, FP32_ONNX, INT8_ONNX, QAT_BEST, QAT_CANDIDATES,
-                               RunFolder)
+from ftedge.formats.run import BEST, FP32_ONNX, QAT_BEST, QAT_CANDIDATES, RunFolder
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file

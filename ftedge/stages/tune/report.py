@@ -9,8 +9,7 @@ from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAU
                            QAT_MIN_STEPS)
 from ftedge.confidence import summary_line
 from ftedge.console import console
-from ftedge.formats.run import (AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT,
-                               RunFolder)
+from ftedge.formats.run import AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
 from ftedge.stages.tune import qat_stage
