@@ -226,8 +226,12 @@ def test_an_int8_graph_from_an_earlier_checkpoint_is_left_off_saying_why(qat_run
     from ftedge.formats.run import RunFolder
     from ftedge.stages.page import int8_graph
 
+    from ftedge.formats.run import INT8_ONNX
+
     run = tmp_path / "run"
     shutil.copytree(qat_run.run_dir, run)
+    # another test may have quantized the shared run (PTQ): the QAT graph is this test's
+    (run / INT8_ONNX["ptq"]).unlink(missing_ok=True)
     graph = int8_graph(RunFolder(run))
     assert graph == run / "model.int8.onnx"
     meta = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
