@@ -26,7 +26,7 @@ COLUMNS = ("model", "T", "ECE before", "ECE after", "NLL before", "NLL after", "
 
 def recorded_rows(run: Path) -> list[dict]:
     """What ftedge recorded: the run's confidence.json and each artifact's manifest."""
-    from ftedge.confidence import RECORD
+    from ftedge.formats.run import CONFIDENCE as RECORD
     from ftedge.formats.artifact import MANIFEST, read_manifest_dict
 
     rows = []

@@ -6,10 +6,16 @@
 Prints: lines per top-level package, the 5 largest modules and functions, import edges that
 break the layer table (tests/layering.py's checker), `runtime == "..."` branches outside
 ftedge/runtime/, public functions with more than 3 positional parameters and default literals
-written in more than one signature (tests/signatures.py), and modules without a direct test
+written in more than one signature (tests/signatures.py), modules without a direct test
 (ftedge/a/b.py is directly tested when a tests/**/test_*.py file imports ftedge.a.b, or a name
-from it, and reads what it imported). The suite's wall time is timed separately:
+from it, and reads what it imported), and run or artifact file names spelled outside
+ftedge/formats/ (tests/run_files.py). The suite's wall time is timed separately:
 `time python -m pytest -q -m "not gpu and not tensorrt"`.
+
+    python benchmarks/code_stats.py --export-reads       # + trains a tiny QAT run (~1 min)
+
+also counts the ONNX parses and sha256 hashes of one `ftedge export --precision int8` of that
+run (tests/io_counts.py), by file.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(HERE))
 from tests.layering import check_layers, module_names, read_table  # noqa: E402
+from tests.run_files import run_file_literals  # noqa: E402
 from tests.signatures import positional_heavy, repeated_defaults  # noqa: E402
 
 RUNTIMES = {"onnxruntime", "openvino", "tensorrt", "pytorch"}
@@ -149,12 +156,31 @@ def stats(root: Path, table_file: Path | None) -> dict:
            "runtime_branches_outside_runtime": runtime_branches(pkg),
            "positional_heavy_functions": positional_heavy(pkg),
            "repeated_default_literals": repeated_defaults(pkg),
-           "modules_without_direct_test": untested}
+           "modules_without_direct_test": untested,
+           "run_file_names_outside_formats": run_file_literals(pkg)}
     if table_file is not None:
         wrong = check_layers(pkg, read_table(table_file.read_text()))
         out["layer_violations"] = [str(v) for v in wrong]
         out["layer_violations_by_kind"] = dict(Counter(v.kind for v in wrong))
     return out
+
+
+def export_reads(target: str = "onnxruntime-cpu") -> dict:
+    """Parses and hashes during one INT8 export of a tiny QAT run (made in a temporary folder)."""
+    import tempfile
+
+    import ftedge
+    from ftedge.stages.export.exporter import export_run
+    from tests.conftest import tiny_options, write_class_folders
+    from tests.io_counts import count_reads
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        data = write_class_folders(root / "colours", per_class=12)
+        run = ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))
+        with count_reads() as reads:
+            export_run(run.run_dir, target, precision="int8", out=root / "artifact")
+        return reads.summary()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -163,9 +189,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--table", type=Path, help="file with the layer table "
                     "(default: ROOT/docs/ARCHITECTURE.md when it exists)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--export-reads", action="store_true",
+                    help="also train a tiny QAT run and count one INT8 export's parses/hashes")
     a = ap.parse_args(argv)
     table = a.table or (a.root / "docs" / "ARCHITECTURE.md")
     s = stats(a.root, table if table.is_file() else None)
+    if a.export_reads:
+        s["export_reads"] = export_reads()
     if a.json:
         print(json.dumps(s, indent=1))
         return 0
@@ -191,6 +221,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {', '.join(where)}")
     print(f"modules without a direct test: {len(s['modules_without_direct_test'])}: "
           + ", ".join(s["modules_without_direct_test"]))
+    names = s["run_file_names_outside_formats"]
+    print(f"run/artifact file names spelled outside ftedge/formats/: {len(names)}")
+    for n in names:
+        print(f"  {n}")
+    if "export_reads" in s:
+        r = s["export_reads"]
+        print(f"one INT8 export (onnxruntime-cpu): {r['onnx_parses']} ONNX parses "
+              f"(at most {r['most_parses_of_one_file']} of one file) {r['parses']}; "
+              f"{r['sha256']} sha256 hashes (at most {r['most_hashes_of_one_file']} of one file) "
+              f"{r['hashes']}")
     return 0
 
 

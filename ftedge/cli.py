@@ -17,6 +17,8 @@ from ftedge.config import (MAX_BATCH, MAX_EPOCHS, MAX_IMG_SIZE, MAX_SEED, MAX_TH
                            MAX_WORKERS, disable_telemetry)
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
+from ftedge.formats.report import REPORT, REPORT_MD
+from ftedge.formats.run import GATE, INT8_ONNX, SPLIT
 
 
 class FiniteFloat(click.FloatRange):
@@ -77,9 +79,9 @@ def _tune_options(f):
         click.option("--distill/--no-distill", default=None, help="QAT also learns the FP32 model's logits (KL with a temperature)."),
         click.option("--fallback/--no-fallback", default=None, help="When the INT8 gate fails, keep the most sensitive layers in float (default: on, at most 10%% of them)."),
         click.option("--preprocess", type=click.Choice(GEOMETRIES), help="Geometry of the preprocessing contract: crop (short side, centre crop), stretch (whole image to HxW) or letterbox (aspect kept, padded). Default: the --target pipeline's, else crop."),
-        click.option("--filter", type=click.Choice(FILTERS), help="Resize filter (default: the --target pipeline's, else the model's)."),
+        click.option("--filter", type=click.Choice(FILTERS), help="Resize filter, Pillow's (bilinear and bicubic antialias when shrinking). Default: the --target pipeline's, with its antialiasing (the DeepStream targets: bilinear, not antialiased, as nvinfer scales), else the model's."),
         click.option("--decode", type=click.Choice(DECODES), help="full, or draft: JPEGs decoded at 1/2-1/8 scale in the DCT domain, in training and on the device alike (default full)."),
-        click.option("--target", help="Train for this target's pipeline: its profile's geometry and filter (e.g. the DeepStream targets: stretch, bilinear)."),
+        click.option("--target", help="Train for this target's pipeline: its profile's geometry and filter (e.g. the DeepStream targets: stretch, bilinear not antialiased)."),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -129,7 +131,8 @@ def probe(data, model, weights, *, img_size, config_file, as_json) -> None:
 
 def _exit_on_failed_gate(result) -> None:
     if result.gate is not None and not result.gate["passed"]:
-        console.print(f"[red]INT8 accuracy gate failed[/]: see {result.run_dir / 'gate.md'}; "
+        console.print(f"[red]INT8 accuracy gate failed[/]: see "
+                      f"{result.run_dir / (GATE['qat'] + '.md')}; "
                       "train longer (--qat-epochs), or raise --max-drop if the loss is acceptable")
         sys.exit(GATE_FAILED)
 
@@ -145,7 +148,7 @@ def demo(out, data, device) -> None:
     result = demo_api(out=out, data=data, device=device)
     console.print(f"demo finished: val top-1 {result.tune.best_top1:.4f}; run in "
                   f"{result.run_dir}, artifacts in {result.run_dir / 'exports'}, bench report "
-                  f"in {result.report_dir / 'report.md'}", soft_wrap=True)
+                  f"in {result.report_dir / REPORT_MD}", soft_wrap=True)
     _exit_on_failed_gate(result.tune)
     statuses = [a["status"] for a in result.report["artifacts"]]
     if any(e.passed is False for e in result.exports) or "gate_failed" in statuses:
@@ -325,7 +328,7 @@ def predict(run, images, topk, *, as_json, batch, workers, threads) -> None:
 @click.option("--sensitivity", is_flag=True, help="Only measure per-layer INT8 sensitivity of "
               "an existing graph (sensitivity.json/.md/.png); no new quantization.")
 @click.option("--graph", type=click.Choice(["qat", "ptq"]),
-              help="With --sensitivity: model.int8.onnx (qat) or model.ptq.int8.onnx (ptq).")
+              help=f"With --sensitivity: {INT8_ONNX['qat']} (qat) or {INT8_ONNX['ptq']} (ptq).")
 def quantize(run, method, calib, *, calib_method, percentile, max_drop, weight_bits, fallback,
              fallback_cap, bias_correction, sensitivity, graph) -> None:
     """Post-training INT8 quantization of a run into model.ptq.int8.onnx, with its gate."""
@@ -343,7 +346,7 @@ def quantize(run, method, calib, *, calib_method, percentile, max_drop, weight_b
                           fallback=fallback,
                           fallback_cap=fallback_cap, bias_correct=bias_correction)
     if not result["passed"]:
-        console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/gate_ptq.md; try another "
+        console.print(f"[red]INT8 accuracy gate failed[/]: see {run}/{GATE['ptq']}.md; try another "
                       "--calib-method, more calibration images, or `ftedge tune --qat`")
         sys.exit(GATE_FAILED)
 
@@ -360,7 +363,8 @@ def quantize(run, method, calib, *, calib_method, percentile, max_drop, weight_b
               help="Artifact folder (default: RUN/exports/<target>-<precision>).")
 @click.option("--int8-source", default=INT8_SOURCE, show_default=True,
               type=click.Choice(INT8_SOURCES),
-              help="Which INT8 graph of the run: QAT (model.int8.onnx) or PTQ (model.ptq.int8.onnx).")
+              help=f"Which INT8 graph of the run: QAT ({INT8_ONNX['qat']}) or PTQ "
+              f"({INT8_ONNX['ptq']}).")
 @click.option("--force", is_flag=True, help="Replace an earlier artifact folder (only one ftedge wrote).")
 @click.option("--allow-failed-gate", is_flag=True,
               help="Export an INT8 graph whose accuracy gate failed (the manifest records it).")
@@ -407,11 +411,14 @@ def export_cmd(run, targets_, precision, *, batch, out, int8_source, force, allo
         _print_export(result)
         failed |= result.passed is False
     if failed:
-        console.print("[red]an artifact failed its parity check[/]: see parity.json in its folder")
+        from ftedge.formats.artifact import PARITY
+
+        console.print(f"[red]an artifact failed its parity check[/]: see {PARITY} in its folder")
         sys.exit(GATE_FAILED)
 
 
 def _print_export(result) -> None:
+    from ftedge.formats.artifact import MANIFEST
     from ftedge.stages.export.parity import agreement_line
 
     m, p = result.manifest, result.manifest["parity"]
@@ -434,8 +441,8 @@ def _print_export(result) -> None:
                       highlight=False)
     else:
         console.print("no unknown score in this artifact", soft_wrap=True)
-    what = f"({m['artifact']}, manifest.json)" if m["built"] else \
-        f"(ONNX + build plan, manifest.json; {m['artifact']} is built on the device)"
+    what = f"({m['artifact']}, {MANIFEST})" if m["built"] else \
+        f"(ONNX + build plan, {MANIFEST}; {m['artifact']} is built on the device)"
     results.print(f"{m['target']} {m['precision']} artifact written to {result.folder} {what}",
                   soft_wrap=True)
 
@@ -542,8 +549,8 @@ def report_cmd(folders, out, force, *, as_html, unknown, audit) -> None:
         return
     if unknown or audit:
         raise click.UsageError("--unknown and --audit go with --html RUN")
-    runs = [f for f in folders if (Path(f) / "split.json").is_file()
-            and not (Path(f) / "report.json").is_file()]
+    runs = [f for f in folders if (Path(f) / SPLIT).is_file()
+            and not (Path(f) / REPORT).is_file()]
     if runs:
         raise click.UsageError(f"{runs[0]} is a run folder: `ftedge report {runs[0]} --html` "
                                "writes its page; without --html, ftedge report merges bench "

@@ -24,8 +24,6 @@ from ftedge.metrics import (ECE_BINS, expected_calibration_error, nll, reliabili
                             softmax)
 
 METHOD = "temperature"
-RECORD = "confidence.json"  # the record: beside parity.json in an artifact folder; in a run folder
-DIAGRAM = "reliability.png"
 NOT_CALIBRATED = "not calibrated (no calibration recorded): probabilities use T = 1"
 
 

@@ -12,7 +12,7 @@ import os
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Hashable, Iterator
 
 from ftedge.errors import FtedgeError, RunError
 
@@ -279,13 +279,58 @@ def first_line(e: BaseException) -> str:
     return lines[0] if lines else type(e).__name__
 
 
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
+# What one command has already read, by (kind, the file's identity): see memoised_reads.
+_MEMO: dict | None = None
+
+
+@contextlib.contextmanager
+def memoised_reads() -> Iterator[None]:
+    """While the block runs (one command: an export, a bench, a quantize), each input file is
+    hashed or parsed once: `memoised` keys results by the file's path, inode, size, mtime and
+    ctime, so a file written again (atomic writes give it a new inode) is read again. Outside
+    such a block every read is fresh, so a long-lived process never trusts an old result."""
+    global _MEMO
+    outer = _MEMO
+    if outer is None:
+        _MEMO = {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _MEMO = None
+
+
+def memo_active() -> bool:
+    return _MEMO is not None
+
+
+def memoised(kind: Hashable, path: str | os.PathLike, make: Callable[[], Any]) -> Any:
+    """`make()`, or what it returned for this `kind` and this same file earlier in the
+    command (memoised_reads); a file that cannot be stat'ed is left to `make` to report."""
+    if _MEMO is None:
+        return make()
+    try:
+        st = os.stat(path)
+    except OSError:
+        return make()
+    key = (kind, os.path.realpath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+           st.st_ctime_ns)
+    if key not in _MEMO:
+        _MEMO[key] = make()
+    return _MEMO[key]
+
+
+def _sha256(path: str | os.PathLike, chunk: int) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks (once per command inside memoised_reads)."""
+    return memoised("sha256", path, lambda: _sha256(path, chunk))
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -714,14 +714,15 @@ def test_bench_says_why_an_artifact_of_a_changed_run_is_judged_against_another_m
     bias = [k for k in ckpt["model_state"] if k.endswith("bias")][-1]
     ckpt["model_state"][bias] = ckpt["model_state"][bias] + 1.0
     torch.save(ckpt, run / "best.pt")
-    said = []
     report = bench([art], opts=BenchOptions(batches=(1,), runs=2, warmup=0, e2e_images=2,
-                                            camera_images=0), progress=said.append)
+                                            camera_images=0))
     row = report["artifacts"][0]
     assert "best.pt changed since it was exported" in row["stale"]
     assert f"ftedge export {run} --target onnxruntime-cpu --precision fp32 --force" in \
         row["accuracy"]["note"]
-    assert any(m.startswith("warning:") and "fair gate" in m for m in said)
+    from ftedge.stages.bench.report import artifact_problem, markdown
+
+    assert "fair gate" in artifact_problem(row) and "fair gate" in markdown(report)
 
 
 def test_calibrate_on_an_artifact_names_its_run_and_its_own_values(world, monkeypatch, capsys):
@@ -730,3 +731,15 @@ def test_calibrate_on_an_artifact_names_its_run_and_its_own_values(world, monkey
     assert code == 2 and "is an artifact" in err and "it has its own (T = " in err
     assert f"ftedge calibrate {world['run']}" in err
     assert "--target onnxruntime-cpu --precision fp32" in err and "RUN" not in err
+
+
+def test_bench_says_on_the_console_why_an_artifact_did_not_run(world, monkeypatch, capsys,
+                                                                tmp_path):
+    """The table says ERROR (did not run); the reason and its fix follow on the console, not
+    only in report.md."""
+    (tmp_path / "empty").mkdir()
+    code, out, err = run_cli(monkeypatch, capsys, "bench", world["art"], "--data",
+                             tmp_path / "empty", "--runs", 1, "--batch", 1, "--camera-images",
+                             0, "--out", tmp_path / "b")
+    assert code == 4 and "ERROR (did not run)" in out
+    assert "error: " in err and "holds 0 class folder(s)" in err and "how to fix" in err

@@ -2,7 +2,10 @@
 
 The eval transform is the contract (deploy/templates/preprocess.py applies it with numpy and
 Pillow alone; tests/deploy asserts the two equal bit for bit, for every geometry, filter and
-decode mode). The train transform augments around the same geometry.
+decode mode). The train transform augments around the same geometry. Pillow's filters run as
+torchvision's Resize on PIL images; bilinear without antialiasing (a contract for DeepStream's
+nvinfer) runs the kit's own resize_bilinear, so training, ftedge's stages, infer.py and the
+DeepStream emulation scale alike.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Callable
 import numpy as np
 import torch
 from torchvision.transforms import v2 as T
+from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
 from ftedge.config import DRAFT_MARGIN, AugmentConfig
@@ -21,7 +25,9 @@ from ftedge.errors import DatasetError
 # nothing of ftedge): one copy, so ftedge and deploy/infer.py size every image alike.
 # letterbox_box rounds the fitted side half up and puts the odd pixel of padding
 # right/bottom, as nvinfer's symmetric-padding=1 does.
-from ftedge.deploy.templates.preprocess import contract_resize, letterbox_box
+# Plain (not antialiased) bilinear, nvinfer's scaler, is that module's resize_bilinear too.
+from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, plain_bilinear,
+                                                resize_bilinear, short_side_size)
 
 _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
            "nearest": T.InterpolationMode.NEAREST}
@@ -45,6 +51,49 @@ def draft_request(contract: dict) -> Callable[[int, int], tuple[int, int]] | Non
     return request
 
 
+class PlainBilinearResize(torch.nn.Module):
+    """Resize an RGB PIL image with plain bilinear (resize_bilinear): to [h, w], or, for an
+    int, its short side to that size as torchvision's Resize sizes it."""
+
+    def __init__(self, size: int | list[int]):
+        super().__init__()
+        self.size = size
+
+    def forward(self, img):
+        height, width = F.get_size(img)
+        if isinstance(self.size, int):
+            w, h = short_side_size(width, height, self.size)
+        else:
+            h, w = self.size
+        return _plain(img, h, w)
+
+
+def _plain(img, h: int, w: int):
+    if not isinstance(img, Image.Image):
+        raise TypeError(f"plain bilinear resizes RGB PIL images, got {type(img).__name__}")
+    return Image.fromarray(resize_bilinear(np.asarray(img, dtype=np.uint8), h, w))
+
+
+class PlainRandomResizedCrop(torch.nn.Module):
+    """RandomResizedCrop's crop (same parameters, same random draws), then plain bilinear."""
+
+    def __init__(self, size: list[int], *, scale: tuple[float, float],
+                 ratio: tuple[float, float]):
+        super().__init__()
+        self.size, self.scale, self.ratio = list(size), list(scale), list(ratio)
+
+    def forward(self, img):
+        top, left, h, w = T.RandomResizedCrop.get_params(img, self.scale, self.ratio)
+        return _plain(F.crop(img, top, left, h, w), *self.size)
+
+
+def _resize(size, contract: dict):
+    """The contract's resize as one step: Pillow's filter through torchvision, or plain."""
+    if plain_bilinear(contract):
+        return PlainBilinearResize(size)
+    return T.Resize(size, interpolation=_INTERP[contract["interpolation"]], antialias=True)
+
+
 class Letterbox(torch.nn.Module):
     """Fit the image into the input size with its aspect kept, centred on pad_value."""
 
@@ -52,12 +101,14 @@ class Letterbox(torch.nn.Module):
         super().__init__()
         self.out_h, self.out_w = contract["input_size"][1:]
         self.interp = _INTERP[contract["interpolation"]]
+        self.plain = plain_bilinear(contract)
         self.fill = tuple(int(v) for v in contract.get("pad_value", (0, 0, 0)))
 
     def forward(self, img):
         width, height = F.get_size(img)[::-1]
         w, h, left, top = letterbox_box(width, height, self.out_w, out_h=self.out_h)
-        img = F.resize(img, [h, w], interpolation=self.interp, antialias=True)
+        img = (_plain(img, h, w) if self.plain
+               else F.resize(img, [h, w], interpolation=self.interp, antialias=True))
         return F.pad(img, [left, top, self.out_w - w - left, self.out_h - h - top],
                      fill=self.fill)
 
@@ -82,13 +133,11 @@ class RandomFrameCrop(torch.nn.Module):
 def geometry_steps(contract: dict) -> list:
     """The contract's resize (and crop or padding) as torchvision steps."""
     size = contract["input_size"][1:]
-    interp = _INTERP[contract["interpolation"]]
     geometry = contract.get("geometry", "crop")
     if geometry == "crop":
-        return [T.Resize(contract["resize"], interpolation=interp, antialias=True),
-                T.CenterCrop(size)]
+        return [_resize(contract["resize"], contract), T.CenterCrop(size)]
     if geometry == "stretch":
-        return [T.Resize(list(size), interpolation=interp, antialias=True)]
+        return [_resize(list(size), contract)]
     return [Letterbox(contract)]
 
 
@@ -105,7 +154,9 @@ def train_transform(contract: dict, aug: AugmentConfig) -> T.Compose:
     the model will see at inference are the ones it learns on."""
     size = contract["input_size"][1:]
     interp = _INTERP[contract["interpolation"]]
-    if contract.get("geometry", "crop") == "crop":
+    if contract.get("geometry", "crop") == "crop" and plain_bilinear(contract):
+        steps = [PlainRandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio))]
+    elif contract.get("geometry", "crop") == "crop":
         steps = [T.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
                                      interpolation=interp, antialias=True)]
     else:

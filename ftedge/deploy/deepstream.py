@@ -19,7 +19,7 @@ import numpy as np
 
 from ftedge.deploy.common import KitWriter, max_batch, temperature_sentence
 from ftedge.deploy.labels import deepstream_labels_text
-from ftedge.deploy.templates.preprocess import to_rgb
+from ftedge.deploy.templates.preprocess import resize_bilinear, to_rgb
 from ftedge.deploy.templates.runner_tensorrt import engine_name
 from ftedge.formats.contract import describe
 from ftedge.runtime.tensorrt.deploy import onnx_name
@@ -61,24 +61,6 @@ def normalization_error(contract: dict) -> tuple[float, ...]:
         slope = abs(norm.net_scale_factor - 1.0 / (255.0 * float(s)))
         out.append(max(abs(0.0 - o), abs(255.0 - o)) * slope)
     return tuple(out)
-
-
-def _resize_bilinear(arr: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
-    """HWC uint8, plain bilinear (half-pixel centres, edges clamped, no antialiasing)."""
-    in_h, in_w = arr.shape[:2]
-
-    def axis(n_out: int, n_in: int):
-        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
-        lo = np.floor(pos).astype(np.int64)
-        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo)
-
-    y0, y1, wy = axis(out_h, in_h)
-    x0, x1, wx = axis(out_w, in_w)
-    a = arr.astype(np.float64)
-    top = a[y0][:, x0] * (1 - wx)[None, :, None] + a[y0][:, x1] * wx[None, :, None]
-    bottom = a[y1][:, x0] * (1 - wx)[None, :, None] + a[y1][:, x1] * wx[None, :, None]
-    out = top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]
-    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
 
 
 # What `deepstream_style_preprocess` reproduces of a DeepStream device and what it cannot;
@@ -127,7 +109,7 @@ def deepstream_style_preprocess(image, contract: dict, *, maintain_aspect_ratio:
         arr = np.asarray(to_rgb(image, background), dtype=np.uint8)
     _, net_h, net_w = (int(v) for v in contract["input_size"])
     if not maintain_aspect_ratio:
-        canvas = _resize_bilinear(arr, net_h, net_w)
+        canvas = resize_bilinear(arr, net_h, net_w)
     else:
         h, w = arr.shape[:2]
         h_dest, w_dest = net_w * h / w, net_h * w / h
@@ -135,7 +117,7 @@ def deepstream_style_preprocess(image, contract: dict, *, maintain_aspect_ratio:
         dest_w, dest_h = max(dest_w, 1), max(dest_h, 1)
         top, left = ((net_h - dest_h) // 2, (net_w - dest_w) // 2) if symmetric_padding else (0, 0)
         canvas = np.zeros((net_h, net_w, 3), np.uint8)
-        canvas[top:top + dest_h, left:left + dest_w] = _resize_bilinear(arr, dest_h, dest_w)
+        canvas[top:top + dest_h, left:left + dest_w] = resize_bilinear(arr, dest_h, dest_w)
     x = canvas.transpose(2, 0, 1).astype(np.float32)
     if exact_normalization:
         mean = np.asarray(contract["mean"], np.float32).reshape(3, 1, 1)
@@ -256,8 +238,11 @@ def _notes(manifest: dict) -> list[str]:
         f"after: {describe(c)}.",
         _normalisation_note(c, in_graph(manifest)),
         _geometry_note(c),
-        f"- filter: scaling-filter=1 (bilinear on the GPU or VIC, not antialiased) is not "
-        f"Pillow's {interp}" + (" (antialiased)." if c.get("antialias", True) else "."),
+        ("- filter: scaling-filter=1 (bilinear on the GPU or VIC, not antialiased): the "
+         "contract's filter, bilinear not antialiased."
+         if interp == "bilinear" and not c.get("antialias", True) else
+         f"- filter: scaling-filter=1 (bilinear on the GPU or VIC, not antialiased) is not "
+         f"Pillow's {interp}" + (" (antialiased)." if c.get("antialias", True) else ".")),
         "Never bit-exact with ftedge: ftedge.deploy.deepstream.deepstream_style_preprocess "
         "emulates this config, so measure its accuracy on the val split before relying on it.",
         "",

@@ -15,6 +15,7 @@ from importlib import resources
 from ftedge.deploy.common import DeployError
 from ftedge.runtime.kit import kit_pieces, kit_runtimes
 from ftedge.deploy.templates import BODY_MARKER
+from ftedge.formats.artifact import MANIFEST
 
 SHARED_PIECES = ("preprocess", "labels", "artifact")  # the runtime piece, then "cli", follow
 
@@ -73,7 +74,7 @@ def render_infer_script(runtime: str, title: str = "") -> str:
     doc = (f'"""Classify images with this ftedge artifact{f" ({title})" if title else ""}, '
            f"on {runtime}.\n\n"
            f"Standalone: needs only {runner.REQUIRES}, numpy and Pillow (no ftedge, no "
-           "torch). It checks\nmanifest.json and the model files against their sha256, "
+           f"torch). It checks\n{MANIFEST} and the model files against their sha256, "
            "preprocesses exactly as ftedge\n(see README.md beside it) and prints the top-k "
            "classes per image:\n\n"
            "    python3 infer.py IMAGE [IMAGE|FOLDER ...] [--topk 5] [--json] [--batch N]"

@@ -13,6 +13,7 @@ import numpy as np
 from ftedge.deploy.common import batch_of, max_batch, temperature_sentence
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
+from ftedge.formats.artifact import MANIFEST
 from ftedge.runtime.kit import kit_pieces, vnni_caveat
 
 
@@ -30,7 +31,7 @@ def _run_section(manifest: dict, folder: Path) -> str:
     return f"""## 1. Your own app: deploy/infer.py
 
 One file, no ftedge and no torch: {runtime}, numpy and Pillow. Run it from the artifact
-folder (the one with manifest.json), or pass `--artifact DIR`:
+folder (the one with {MANIFEST}), or pass `--artifact DIR`:
 
 ```sh
 {pieces.pip}
@@ -110,6 +111,11 @@ def _decode_step(c: dict) -> str:
 
 
 def _filter_text(c: dict) -> str:
+    if c["interpolation"] == "bilinear" and not c.get("antialias", True):
+        return ("Filter: plain bilinear on 8-bit RGB, not antialiased (a 2x2 support "
+                "however much it\n   shrinks, as DeepStream's scaling-filter=1): half-pixel "
+                "centres, edges clamped, rounded half\n   up to 8 bit (`resize_bilinear` in "
+                "infer.py).")
     return (f"Filter: Pillow's\n   `{c['interpolation']}` on 8-bit RGB, which "
             + ("antialiases (its support widens with the\n   downscale factor) and "
                if c.get("antialias", True) else "")
@@ -182,7 +188,7 @@ def _unknown_section(manifest: dict) -> str:
 The graph has a second output, `{u['output']}` (N x 1 float32, the {u['score']} score, higher =
 more unknown). An image whose score is above **{u['threshold']:.9g}** is of none of the classes:
 the threshold accepts {u['target_tpr']:.0%} of the val images ({u['val']['tpr']:.1%} measured on
-{u['val']['n']}, {u['measured_on']}). The same rule is in `manifest.json` (`unknown`).
+{u['val']['n']}, {u['measured_on']}). The same rule is in `{MANIFEST}` (`unknown`).
 
 - `infer.py` prints `UNKNOWN` above the nearest classes (`"unknown"` in `--json`).
 - Triton: the config declares `{u['output']}`; ask for it with the logits and compare.
@@ -199,7 +205,7 @@ def _confidence_section(manifest: dict) -> str:
 
 The output holds logits; {sentence}. The temperature never changes the top-1 class. It was
 fitted on this artifact's own logits, so a probability threshold chosen on it means the same
-on every ftedge artifact of the run (each has its own T in its manifest.json, `calibration`).
+on every ftedge artifact of the run (each has its own T in its {MANIFEST}, `calibration`).
 
 - `infer.py` and `ftedge predict` apply T (`"temperature"` in their JSON).
 - Triton serves raw logits: the client computes softmax(logits / {t:.6g}); config.pbtxt carries

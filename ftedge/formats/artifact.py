@@ -26,6 +26,7 @@ from ftedge.formats.run import BEST, CLASSES, CONFIG, LAST, SPLIT
 from ftedge.io import atomic_write_json, read_json, sha256_file
 
 MANIFEST = "manifest.json"
+PARITY = "parity.json"  # the export-time parity check, beside the manifest
 RUN_SIGNS = (SPLIT, CONFIG, CLASSES, BEST, LAST)  # files only a run folder holds
 MODEL_SUFFIXES = (".onnx", ".xml", ".engine", ".plan")  # what an artifact's runtime loads
 FORMAT = "ftedge-artifact/2"

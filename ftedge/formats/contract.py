@@ -25,17 +25,26 @@ def antialias_of(interpolation: str) -> bool:
     return interpolation != "nearest"
 
 
+def resize_allowed(interpolation: str, antialias: bool) -> bool:
+    """Pillow's filters as they are, and bilinear without antialiasing (nvinfer's
+    scaling-filter=1: deploy/templates/preprocess.py `resize_bilinear`)."""
+    return antialias == antialias_of(interpolation) or (interpolation == "bilinear"
+                                                        and not antialias)
+
+
 def build_contract(*, input_size: int, resize: int, interpolation: str, mean, std,
                    background=(255, 255, 255), geometry: str = DEFAULT_GEOMETRY,
-                   pad_value=DEFAULT_PAD_VALUE, decode: str = DEFAULT_DECODE) -> dict:
-    """A complete contract; `resize` is the short side before the centre crop (crop only)."""
+                   pad_value=DEFAULT_PAD_VALUE, decode: str = DEFAULT_DECODE,
+                   antialias: bool | None = None) -> dict:
+    """A complete contract; `resize` is the short side before the centre crop (crop only);
+    `antialias` None is the filter's own (Pillow's), False with bilinear is plain bilinear."""
     contract = {
         "input_size": [3, int(input_size), int(input_size)],
         "geometry": geometry,
         "resize": int(resize) if geometry == "crop" else int(input_size),
         "crop": "center",
         "interpolation": interpolation,
-        "antialias": antialias_of(interpolation),
+        "antialias": antialias_of(interpolation) if antialias is None else bool(antialias),
         "pad_value": [int(v) for v in pad_value],
         "decode": decode,
         "scale": "1/255",
@@ -87,9 +96,11 @@ def check_contract(contract, where: str) -> dict:
         if contract[key] not in allowed:
             raise _bad(where, f"{key} {contract[key]!r} is not one of {', '.join(allowed)} "
                               "(written by a newer ftedge?)")
-    if contract["antialias"] != antialias_of(contract["interpolation"]):
-        raise _bad(where, f"antialias={contract['antialias']} with {contract['interpolation']}"
-                          " is not a resize this version can apply (Pillow's filters)")
+    if (not isinstance(contract["antialias"], bool)
+            or not resize_allowed(contract["interpolation"], contract["antialias"])):
+        raise _bad(where, f"antialias={contract['antialias']!r} with {contract['interpolation']}"
+                          " is not a resize this version can apply (Pillow's filters, or "
+                          "bilinear with antialias false)")
     if not _rgb(contract["pad_value"]):
         raise _bad(where, f"pad_value {contract['pad_value']!r} is not an RGB colour 0..255")
     if not isinstance(contract["resize"], int) or contract["resize"] < 1:
@@ -103,7 +114,10 @@ def check_contract(contract, where: str) -> dict:
 def describe(contract: dict) -> str:
     """One line for logs and warnings: 'stretch to 224x224, bilinear (antialiased)'."""
     h, w = contract["input_size"][1:]
-    filt = contract["interpolation"] + (" (antialiased)" if contract.get("antialias") else "")
+    aa = contract.get("antialias", antialias_of(contract["interpolation"]))
+    filt = contract["interpolation"] + (" (antialiased)" if aa else
+                                        " (not antialiased)" if contract["interpolation"]
+                                        == "bilinear" else "")
     geometry = contract.get("geometry", "crop")
     if geometry == "crop":
         shape = f"crop: short side to {contract['resize']}, centre {h}x{w}"

@@ -24,7 +24,7 @@ from ftedge.errors import RunError
 from ftedge.io import read_json
 
 SCHEMA, MERGED_SCHEMA = "ftedge-bench/1", "ftedge-report/1"
-REPORT = "report.json"
+REPORT, REPORT_MD = "report.json", "report.md"
 STATUSES = ("ok", "gate_failed", "error")
 CAMERA_KEYS = ("width", "height", "latency_p50_ms", "latency_model_share", "images_per_s",
                "throughput_model_share")

@@ -14,9 +14,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+import copy
+import csv
+import io
+
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.checkpoint import check_classes, load_checkpoint
-from ftedge.io import atomic_write_json, folder_lock, read_json, sha256_file
+from ftedge.formats.checkpoint import check_classes, check_contract, load_checkpoint
+from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, memo_active, memoised,
+                       read_json, sha256_file)
 
 CONFIG, CLASSES, SPLIT = "config.yaml", "classes.json", "split.json"
 AUDIT, CONTRACT = "dataset_audit.json", "preprocessing.json"
@@ -28,6 +33,14 @@ GATE = {"qat": "gate", "ptq": "gate_ptq"}  # + .json / .md: each INT8 graph's ac
 CALIBRATION = "calibration_manifest.json"
 SUMMARY = "summary.json"  # written last: a run that has it is finished
 HEADER = (SPLIT, CONFIG, CLASSES, AUDIT, CONTRACT)  # written before the first epoch, in order
+METRICS_CSV, METRICS_JSON = "metrics.csv", "metrics.json"  # one row per finished epoch
+VAL_REPORT = "val_report.json"
+CURVES, CONFUSION = "training_curves.png", "confusion_matrix.png"
+# the temperature record and its diagram: in a run folder for its checkpoint, in an artifact
+# folder beside parity.json for the artifact
+CONFIDENCE, RELIABILITY = "confidence.json", "reliability.png"
+METRIC_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
+                  "val_top5", "images_per_s", "data_wait_frac", "epoch_s"]
 
 
 @dataclass(frozen=True)
@@ -57,13 +70,30 @@ def recreate_hint(path: Path) -> str:
 
 
 def load_onnx(path: str | Path, load_external_data: bool = True):
-    """An ONNX graph file as an onnx.ModelProto; a damaged file is a RunError naming it."""
+    """An ONNX graph file as an onnx.ModelProto; a damaged file is a RunError naming it. Inside
+    io.memoised_reads the file is parsed once per command and each caller gets its own copy
+    (callers edit what they load)."""
+    import onnx
+    from onnx.external_data_helper import load_external_data_for_model, uses_external_data
+
+    path = Path(path)
+    parsed = memoised("onnx", path, lambda: _parse_onnx(path))
+    model = parsed
+    if memo_active():
+        model = onnx.ModelProto()
+        model.CopyFrom(parsed)
+    if load_external_data and any(uses_external_data(t) for t in model.graph.initializer):
+        load_external_data_for_model(model, str(path.parent))
+    return model
+
+
+def _parse_onnx(path: Path):
+    """The graph without its external data (loaded on demand by load_onnx)."""
     import onnx
     from google.protobuf.message import DecodeError
 
-    path = Path(path)
     try:
-        model = onnx.load(str(path), load_external_data=load_external_data)
+        model = onnx.load(str(path), load_external_data=False)
     except (DecodeError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is damaged (not a readable ONNX graph: {e})",
                        recreate_hint(path)) from e
@@ -141,6 +171,14 @@ def samples_from_record(record: dict, classes: list[str], split: str, *, root: P
         raise DatasetError(f"{len(missing)} file(s) of the recorded {split} split are gone, "
                            f"e.g. {missing[0]}", "restore them, or start a new run")
     return out
+
+
+def check_summary(summary, where: str) -> dict:
+    """summary.json checked for what a resume of a finished run reads."""
+    if not isinstance(summary, dict) or not isinstance(summary.get("best_top1"), (int, float)):
+        raise RunError(f"{where} is damaged", "the run is finished; start a new one with "
+                       f"--out, or delete {SUMMARY} to let --resume write it again")
+    return summary
 
 
 @dataclass(frozen=True)
@@ -226,35 +264,73 @@ class RunFolder:
     def confidence(self, checkpoint: Path) -> tuple[dict | None, str | None]:
         """The temperature fitted for `checkpoint` (confidence.json, written by `ftedge
         calibrate` and at the end of `ftedge tune`): (record, None), or (None, why T = 1)."""
-        from ftedge.confidence import RECORD, CalibrationError, check_record
+        from ftedge.confidence import CalibrationError, check_record
 
-        path = self.path / RECORD
+        path = self.path / CONFIDENCE
         fix = f"ftedge calibrate {self.path}"
         if not path.is_file():
-            return None, f"{self.path.name} has no {RECORD}: probabilities use T = 1 ({fix})"
+            return None, f"{self.path.name} has no {CONFIDENCE}: probabilities use T = 1 ({fix})"
         try:
             record = check_record(read_json(path), str(path))
         except (RunError, CalibrationError) as e:
             raise RunError(e.message, fix) from None
         if record.get("checkpoint_sha256") != sha256_file(checkpoint):
-            return None, (f"{RECORD} was fitted for another checkpoint than {checkpoint.name}: "
+            return None, (f"{CONFIDENCE} was fitted for another checkpoint than {checkpoint.name}: "
                           f"probabilities use T = 1 ({fix})")
         return record, None
 
     def write_confidence(self, logits, labels, checkpoint: Path) -> dict:
         """Fit the temperature of `checkpoint` on its val `logits` and write confidence.json
         (tied to the checkpoint's sha256) and reliability.png; returns the record."""
-        from ftedge.confidence import (DIAGRAM, RECORD, calibration_record,
-                                       write_reliability_diagram)
+        from ftedge.confidence import calibration_record, check_record, write_reliability_diagram
 
         record = calibration_record(logits, labels, fitted_on=(
             f"val split of {self.path.resolve()}: {checkpoint.name} in PyTorch FP32"))
         record.update(checkpoint=checkpoint.name, checkpoint_sha256=sha256_file(checkpoint))
+        check_record(record, CONFIDENCE)  # what is written is what confidence() reads back
         with folder_lock(self.path):  # the run's one writer (tune holds it already)
-            write_reliability_diagram(record, self.path / DIAGRAM, title=(
+            write_reliability_diagram(record, self.path / RELIABILITY, title=(
                 f"{self.path.name}: {checkpoint.name} (PyTorch FP32), val"))
-            atomic_write_json(self.path / RECORD, record)
+            atomic_write_json(self.path / CONFIDENCE, record)
         return record
+
+    def write_header(self, *, split: dict, config_yaml: str, classes: list[str], audit: dict,
+                     contract: dict) -> None:
+        """The files a new run writes before its first epoch, each checked as its reader
+        checks it; split.json first: it is what marks a header-only folder as ftedge's
+        (is_reusable)."""
+        check_split(split, SPLIT)
+        check_classes(classes, CLASSES)
+        check_contract(copy.deepcopy(contract), CONTRACT)
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.path / SPLIT, split)
+        atomic_write_text(self.path / CONFIG, config_yaml)
+        atomic_write_json(self.path / CLASSES, classes)
+        atomic_write_json(self.path / AUDIT, audit)
+        atomic_write_json(self.path / CONTRACT, contract)
+
+    def write_metrics(self, history: list[dict]) -> None:
+        """metrics.csv and metrics.json, one row per finished epoch."""
+        if not all(isinstance(r, dict) and "epoch" in r for r in history):
+            raise RunError("a metrics row has no epoch (an ftedge bug)", "report it")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(history)
+        atomic_write_text(self.path / METRICS_CSV, buf.getvalue())
+        atomic_write_json(self.path / METRICS_JSON, history)
+
+    def write_summary(self, summary: dict) -> None:
+        """summary.json, written last: the run is finished."""
+        check_summary(summary, SUMMARY)
+        atomic_write_json(self.path / SUMMARY, summary)
+
+    def summary(self) -> dict | None:
+        """summary.json checked, or None when the run is not finished."""
+        path = self.path / SUMMARY
+        if not path.is_file():
+            return None
+        return check_summary(read_json(path), str(path))
 
     def has_checkpoint(self) -> bool:
         return (self.path / LAST).is_file() or (self.path / BEST).is_file()

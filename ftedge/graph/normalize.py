@@ -17,6 +17,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ftedge.config import DEFAULT_LAYOUT
 from ftedge.errors import ExportError
+from ftedge.formats.run import FP32_ONNX, INT8_ONNX
 
 NORMALIZED = "normalized"  # float32 NCHW, already (x/255 - mean)/std: the graph as trained
 PIXEL_FORMATS = {"float255": TensorProto.FLOAT, "uint8": TensorProto.UINT8}
@@ -39,7 +40,7 @@ def prepend_normalization(model: onnx.ModelProto, *, mean, std, input_format: st
     inputs = [i for i in graph.input if i.name not in {t.name for t in graph.initializer}]
     if len(inputs) != 1 or inputs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
         raise ExportError("in-graph normalisation needs a graph with one float32 input",
-                          "export the run's own ONNX (model.fp32.onnx / model.int8.onnx)")
+                          f"export the run's own ONNX ({FP32_ONNX} / {INT8_ONNX['qat']})")
     old = inputs[0]
     dims = list(old.type.tensor_type.shape.dim)
     if len(dims) != 4 or dims[1].dim_value != 3:

@@ -147,16 +147,17 @@ def build_model(name: str, num_classes: int, *, weights: str = DEFAULT_WEIGHTS,
 def preprocessing_contract(spec: ModelSpec, img_size: int | None,
                            background=(255, 255, 255), *, geometry: str = DEFAULT_GEOMETRY,
                            interpolation: str | None = None, pad_value=(0, 0, 0),
-                           decode: str = DEFAULT_DECODE) -> dict:
+                           decode: str = DEFAULT_DECODE, antialias: bool | None = None) -> dict:
     """The input contract every artifact carries: what a caller must do to an image.
 
-    `interpolation` None keeps the model's pretraining filter."""
+    `interpolation` None keeps the model's pretraining filter; `antialias` None the filter's
+    own (Pillow's), False with bilinear plain bilinear (nvinfer's)."""
     size = img_size or spec.input_size
     return build_contract(input_size=size,
                           resize=int(round(size / spec.crop_pct)),  # crop: the short side
                           interpolation=interpolation or spec.interpolation, mean=spec.mean,
                           std=spec.std, background=background, geometry=geometry,
-                          pad_value=pad_value, decode=decode)
+                          pad_value=pad_value, decode=decode, antialias=antialias)
 
 
 def count_parameters(model: nn.Module) -> int:

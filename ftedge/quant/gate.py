@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ftedge.formats.run import GATE
+from ftedge.formats.run import BEST, GATE
 from ftedge.io import atomic_write_json, atomic_write_text, sha256_file
 from ftedge.runtime.openvino import runner as ov
 from ftedge.runtime.onnxruntime.runner import onnx_logits
@@ -89,7 +89,7 @@ def _checkpoint_lines(sel: dict | None) -> list[str]:
                        for c in sel["candidates"])
     return [f"QAT checkpoint: epoch {sel['chosen_epoch']}, the best in ONNX Runtime of the "
             f"epochs with the best fake-quantized top-1 ({scored}), chosen on this val split "
-            "as best.pt is", ""]
+            f"as {BEST} is", ""]
 
 
 def _budget_below_one_image(result: dict) -> bool:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import math
 import re
 
+from ftedge.formats.artifact import MANIFEST, PARITY
+from ftedge.formats.run import GATE
+
 CARD = "model_card.md"
 LATENCY_BEGIN = "<!-- ftedge:latency:begin -->"
 LATENCY_END = "<!-- ftedge:latency:end -->"
@@ -50,8 +53,8 @@ def _header(m: dict) -> list[str]:
     lines = [f"# Model card: {code(m.get('model_name', '?'))} for {md(m.get('target', '?'))} "
              f"({md(m.get('precision', '?'))})", "",
              f"Written by ftedge {md(m.get('versions', {}).get('ftedge', '?'))} at export "
-             f"({md(m.get('created', '?'))}) from this folder's `manifest.json` and "
-             "`parity.json`, the run's accuracy gate and split; the latency section is "
+             f"({md(m.get('created', '?'))}) from this folder's `{MANIFEST}` and "
+             f"`{PARITY}`, the run's accuracy gate and split; the latency section is "
              "rewritten by `ftedge bench` while this file is as ftedge wrote it.", "",
              "## Model", "",
              f"- Network: {code(m.get('model_name', '?'))}; artifact "
@@ -138,7 +141,7 @@ def _gate(m: dict) -> list[str]:
     lines.append(f"Top-1 drop of the INT8 graph against FP32 on the val split "
                  f"({gate.get('n', '?')} images): {_num(gate.get('drop_points'), '+.2f')} points"
                  f"{interval}; budget {_num(gate.get('max_drop_points'), '.2f')}: {verdict} "
-                 f"({code(gate.get('file', 'gate.json'))}).")
+                 f"({code(gate.get('file', GATE['qat'] + '.json'))}).")
     if isinstance(gate.get("fp32_top1"), (int, float)):
         lines.append(f"FP32 top-1 {_num(gate.get('fp32_top1'))}, INT8 graph top-1 "
                      f"{_num(gate.get('int8_top1'))}.")

@@ -21,7 +21,7 @@ from ftedge.render.card import (CARD, latency_from_report, latency_section, rend
                                 splice_latency)
 from ftedge.runtime.kit import vnni_caveat
 
-COVERS = ("sha256 over every image of split.json in its order: its path, class and the "
+COVERS = (f"sha256 over every image of {SPLIT} in its order: its path, class and the "
           "sha256 of its bytes")
 _DATA_CACHE: dict = {}  # one export command writing several cards hashes the images once
 

@@ -24,7 +24,7 @@ def _profile_of(manifest: Manifest, folder: Path) -> TargetProfile:
             manifest.profile.get("precisions", ()))}, where="manifest profile")
         validate_profile(profile)
     except ConfigError as e:
-        raise ManifestError(f"{folder}/manifest.json: its profile is damaged ({e.message})",
+        raise ManifestError(f"{folder / MANIFEST}: its profile is damaged ({e.message})",
                             "export again with ftedge export ... --force") from None
     return profile
 
@@ -50,7 +50,7 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
     manifest = read_manifest(folder)
     profile = _profile_of(manifest, folder)
     if (profile.name, profile.runtime) != (manifest.target, manifest.runtime):
-        raise ManifestError(f"{folder}/manifest.json: target {manifest.target} does not match "
+        raise ManifestError(f"{folder / MANIFEST}: target {manifest.target} does not match "
                             f"its profile {profile.name}", "export again with --force")
     artifact = Artifact(folder, manifest.artifact, profile.name, profile.runtime,
                         manifest.precision, manifest.batch, built=manifest.built,

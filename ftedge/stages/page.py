@@ -19,7 +19,8 @@ import numpy as np
 
 from ftedge.config import EVAL_BATCH
 from ftedge.errors import FtedgeError, RunError
-from ftedge.formats.run import FP32_ONNX, SPLIT, RunFolder
+from ftedge.formats.artifact import MANIFEST
+from ftedge.formats.run import BEST, FP32_ONNX, RELIABILITY, SPLIT, RunFolder
 from ftedge.io import atomic_write_text
 from ftedge.render.page import (MAX_TILES, Figure, Missing, Pairs, Section, Table, Text, Tile,
                                 Tiles, is_ftedge_page, render_page)
@@ -205,7 +206,7 @@ def reliability_figure(record: dict, title: str) -> str:
     from ftedge.render.thumbs import data_uri
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_reliability_diagram(record, Path(tmp) / "reliability.png", title=title)
+        path = write_reliability_diagram(record, Path(tmp) / RELIABILITY, title=title)
         return data_uri(path.read_bytes(), "image/png")
 
 
@@ -503,13 +504,13 @@ def data_section(run: Path, audit: str | None, log=lambda message: None) -> Sect
 def ensure_fp32_graph(run: RunFolder, log) -> None:
     """model.fp32.onnx made from best.pt when the run has none (a run tuned without --qat) or
     an out-of-date one, as `ftedge export` makes it: the graph FP32 artifacts are built from."""
-    if not run.file("best.pt").is_file():
+    if not run.file(BEST).is_file():
         return
     from ftedge.quant.onnx_export import ensure_fp32
     from ftedge.runtime.pytorch.runner import load_run
 
     if not run.file(FP32_ONNX).is_file():
-        log(f"exporting {run.file(FP32_ONNX)} from best.pt (as ftedge export does)")
+        log(f"exporting {run.file(FP32_ONNX)} from {BEST} (as ftedge export does)")
     ensure_fp32(load_run(run.path), run.file(FP32_ONNX), log=log)
 
 
@@ -518,7 +519,7 @@ def load_val(run: RunFolder) -> Val:
     graph = fp32 if fp32.is_file() else int8_graph(run)
     if graph is None:
         raise RunError(f"{run.path} has no ONNX graph ({FP32_ONNX} or an INT8 one) and no "
-                       "best.pt to make one from", "finish `ftedge tune` first (--resume)")
+                       f"{BEST} to make one from", "finish `ftedge tune` first (--resume)")
     classes, contract = _contract_of(graph)
     samples = run.samples("val", classes)
     return Val(samples, np.array([s.label for s in samples]), classes, contract)
@@ -531,7 +532,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     if not (folder.path / SPLIT).is_file():
         raise RunError(f"{folder.path} is not a run folder (no {SPLIT})",
                        "pass the folder `ftedge tune` wrote (an artifact's run is in its "
-                       "manifest.json, source.run)")
+                       f"{MANIFEST}, source.run)")
     if audit:
         _audit_record(folder.path, audit)  # a wrong --audit file is refused before the work
     ensure_fp32_graph(folder, log)

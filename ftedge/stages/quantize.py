@@ -18,7 +18,7 @@ from ftedge.formats.run import (CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFold
                                load_onnx, recreate_hint)
 from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
-from ftedge.io import atomic_write_json, folder_lock
+from ftedge.io import atomic_write_json, folder_lock, memoised_reads
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
@@ -49,6 +49,7 @@ def check_gate_options(max_drop: float, fallback_cap: float, percentile: float) 
                           f"give e.g. --percentile {CALIB_PERCENTILE}")
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def quantize(run: str | Path, *, method: str = "ptq", calib: str | None = None,
              calib_method: str | None = None, percentile: float | None = None,
              max_drop: float | None = None, opset: int | None = None,

@@ -39,18 +39,22 @@ class PreparedData:
 def run_contract(cfg: TuneConfig) -> dict:
     """The preprocessing contract a new run trains for: the model's normalisation, the
     geometry and filter asked for, else those of preprocess.target's pipeline, else crop and
-    the model's own filter."""
+    the model's own filter. A filter taken from the pipeline keeps its antialiasing (the
+    DeepStream targets: bilinear without, as nvinfer scales); a filter asked for is Pillow's."""
     p = cfg.preprocess
-    geometry, filt = p.geometry, p.filter
+    geometry, filt, antialias = p.geometry, p.filter, None
     if p.target is not None and (geometry is None or filt is None):
         from ftedge.runtime.profiles import load_profile
 
         pipeline = load_profile(p.target).pipeline
         if pipeline is not None:
-            geometry, filt = geometry or pipeline.geometry, filt or pipeline.filter
+            if filt is None:
+                filt, antialias = pipeline.filter, pipeline.antialias
+            geometry = geometry or pipeline.geometry
     return preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
                                   cfg.data.background, geometry=geometry or "crop",
-                                  interpolation=filt, pad_value=p.pad_value, decode=p.decode)
+                                  interpolation=filt, pad_value=p.pad_value, decode=p.decode,
+                                  antialias=antialias)
 
 
 def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,

@@ -1,27 +1,13 @@
-"""What a run folder holds besides checkpoints: metrics tables and plots."""
+"""The training plots: loss/top-1 curves and the confusion matrix (their file names are the
+run folder's, formats/run.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
-
-METRIC_COLUMNS = ["epoch", "phase", "lr", "train_loss", "train_top1", "val_loss", "val_top1",
-                  "val_top5", "images_per_s", "data_wait_frac", "epoch_s"]
-
-
-def write_metrics(run: Path, history: list[dict]) -> None:
-    """metrics.csv and metrics.json, one row per finished epoch."""
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=METRIC_COLUMNS, extrasaction="ignore")
-    w.writeheader()
-    w.writerows(history)
-    atomic_write_text(run / "metrics.csv", buf.getvalue())
-    atomic_write_json(run / "metrics.json", history)
+from ftedge.io import atomic_save_figure
 
 
 def _pyplot():
@@ -33,8 +19,8 @@ def _pyplot():
     return plt
 
 
-def plot_curves(run: Path, history: list[dict]) -> Path:
-    """training_curves.png: loss and top-1 per epoch, train vs val."""
+def plot_curves(path: Path, history: list[dict]) -> Path:
+    """Loss and top-1 per epoch, train vs val."""
     plt = _pyplot()
     ep = [h["epoch"] for h in history]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -51,7 +37,7 @@ def plot_curves(run: Path, history: list[dict]) -> Path:
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
-    path = atomic_save_figure(fig, run / "training_curves.png")
+    path = atomic_save_figure(fig, path)
     plt.close(fig)
     return path
 

@@ -95,3 +95,21 @@ def test_preprocess_samples_names_a_file_that_is_no_longer_an_image(tmp_path):
     with pytest.raises(DatasetError, match="bad.png as an image: not an image file") as e:
         preprocess_samples([Sample(good, 0), Sample(bad, 0)], contract)
     assert "readable copy" in e.value.hint and "split must keep every file" in e.value.hint
+
+
+@pytest.mark.parametrize("geometry", ["crop", "stretch", "letterbox"])
+def test_plain_bilinear_trains_and_evaluates_with_the_kits_resize(geometry):
+    """antialias false: train (whole frame kept) and eval both scale with resize_bilinear."""
+    from ftedge.deploy.templates.preprocess import preprocess
+
+    rng = np.random.default_rng(0)
+    arr = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    c = _contract(geometry, size=12, interpolation="bilinear", antialias=False)
+    pil = Image.fromarray(arr)
+    want = preprocess(pil, c)
+    assert eval_transform(c)(pil).numpy().tobytes() == want.tobytes()
+    aug = AugmentConfig(hflip=0, color_jitter=0, scale=(1.0, 1.0), ratio=(1.0, 1.0),
+                        frame_scale=(1.0, 1.0))
+    assert train_transform(c, aug)(pil).numpy().tobytes() == want.tobytes()
+    smooth = _contract(geometry, size=12, interpolation="bilinear")
+    assert not np.array_equal(eval_transform(smooth)(pil).numpy(), want)

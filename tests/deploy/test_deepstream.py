@@ -11,7 +11,8 @@ from PIL import Image
 from ftedge.deploy.deepstream import (deepstream_normalization, deepstream_style_preprocess,
                                       normalization_error)
 from ftedge.deploy.labels import parse_deepstream_labels
-from ftedge.deploy.templates.preprocess import preprocess
+from ftedge.data.transforms import eval_transform
+from ftedge.deploy.templates.preprocess import preprocess, resize_bilinear
 from tests.deploy.conftest import CLASSES, CONTRACT, build_artifact
 
 EQUAL_STD = {**CONTRACT, "mean": [0.5, 0.45, 0.4], "std": [0.25, 0.25, 0.25]}
@@ -126,3 +127,28 @@ def test_emulation_takes_pil_images_of_any_mode():
                        * (0 - np.float32(norm.offsets)).reshape(3, 1, 1))
     with pytest.raises(ValueError, match="RGB uint8"):
         deepstream_style_preprocess(np.zeros((4, 4), np.uint8), EQUAL_STD)
+
+
+def test_a_plain_bilinear_contract_is_the_emulation_byte_for_byte():
+    """Stretch + bilinear not antialiased: ftedge's eval transform, infer.py's numpy and the
+    DeepStream emulation give the same pixels, where Pillow's antialiased bilinear does not."""
+    rng = np.random.default_rng(3)
+    arr = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)  # shrinks 3.3x / 4.4x to 16x12
+    plain = {**CONTRACT, "input_size": [3, 12, 16], "geometry": "stretch",
+             "interpolation": "bilinear", "antialias": False, "resize": 12}
+    smooth = {**plain, "antialias": True}
+    emulated = deepstream_style_preprocess(arr, plain, exact_normalization=True)
+    kit = preprocess(Image.fromarray(arr), plain)
+    ours = eval_transform(plain)(Image.fromarray(arr)).numpy()
+    assert emulated.tobytes() == kit.tobytes() == ours.tobytes()
+    antialiased = preprocess(Image.fromarray(arr), smooth)
+    assert np.abs(antialiased - kit).max() > 0.1  # the two filters really differ here
+
+
+def test_resize_bilinear_is_half_pixel_and_clamped():
+    row = np.array([[0, 100, 200, 250]], np.uint8)[..., None].repeat(3, 2)
+    # 4 -> 2: centres at source 0.5 and 2.5, each the mean of two pixels (rounded half up)
+    assert resize_bilinear(row, 1, 2)[0, :, 0].tolist() == [50, 225]
+    # 4 -> 8: the outer centres fall before pixel 0 / after pixel 3 and clamp to them
+    up = resize_bilinear(row, 1, 8)[0, :, 0].tolist()
+    assert up[0] == 0 and up[-1] == 250 and up[1] == 25  # source 0.25: 0.75*0 + 0.25*100

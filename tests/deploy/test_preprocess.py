@@ -37,6 +37,10 @@ for _g in ("crop", "stretch", "letterbox"):
         for _d in ("full", "draft"):
             CONTRACTS[f"{_g}_{_f}_{_d}"] = {**CONTRACT, "geometry": _g, "interpolation": _f,
                                             "decode": _d, "pad_value": [114, 7, 250]}
+        # bilinear without antialiasing (DeepStream's scaler): resize_bilinear, not Pillow
+        CONTRACTS[f"{_g}_plain_bilinear_{_d}"] = {
+            **CONTRACT, "geometry": _g, "interpolation": "bilinear", "antialias": False,
+            "decode": _d, "pad_value": [114, 7, 250]}
 
 
 @pytest.mark.parametrize("name", CONTRACTS)
@@ -129,7 +133,7 @@ def test_draft_request_keeps_twice_the_resize():
 
 def test_unknown_geometry_or_decode_is_refused():
     for bad in ({**CONTRACT, "geometry": "fisheye"}, {**CONTRACT, "decode": "gpu"},
-                {**CONTRACT, "interpolation": "bilinear", "antialias": False}):
+                {**CONTRACT, "interpolation": "bicubic", "antialias": False}):
         with pytest.raises(ValueError):
             template.check_contract(bad)
     template.check_contract(dict(CONTRACT))  # an old contract: no geometry, decode, antialias

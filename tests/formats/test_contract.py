@@ -29,9 +29,22 @@ def test_build_records_every_choice():
     assert check_contract(dict(c), "again") == c
 
 
+def test_bilinear_can_be_plain_and_says_so():
+    c = build_contract(input_size=96, resize=96, interpolation="bilinear", mean=(0, 0, 0),
+                       std=(1, 1, 1), geometry="stretch", antialias=False)
+    assert c["antialias"] is False and "bilinear (not antialiased)" in describe(c)
+    assert check_contract(dict(c), "again") == c
+    old = check_contract({**OLD, "interpolation": "bilinear"}, "old")  # no key: Pillow's
+    assert old["antialias"] is True and "bilinear (antialiased)" in describe(old)
+    for interpolation, antialias in (("bicubic", False), ("nearest", True)):
+        with pytest.raises(RunError, match="antialias"):
+            build_contract(input_size=96, resize=96, interpolation=interpolation, mean=(0, 0, 0),
+                           std=(1, 1, 1), antialias=antialias)
+
+
 @pytest.mark.parametrize("change", [
     {"geometry": "fisheye"}, {"decode": "gpu"}, {"interpolation": "lanczos"},
-    {"pad_value": [0, 0]}, {"pad_value": [0, 0, 256]}, {"antialias": False},
+    {"pad_value": [0, 0]}, {"pad_value": [0, 0, 256]}, {"antialias": False}, {"antialias": "no"},
     {"std": [1, 0, 1]}, {"input_size": [3, 0, 4]}, {"layout": "NHWC"}, {"resize": 0},
 ])
 def test_malformed_contracts_are_refused_with_the_fix(change):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ftedge.confidence import RECORD, fit_temperature
+from ftedge.confidence import fit_temperature
+from ftedge.formats.run import CONFIDENCE as RECORD
 from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import ConfigError, DatasetError, RunError
 from ftedge.formats.run import RunFolder

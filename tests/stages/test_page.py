@@ -5,7 +5,6 @@ import json
 import re
 import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -227,8 +226,12 @@ def test_an_int8_graph_from_an_earlier_checkpoint_is_left_off_saying_why(qat_run
     from ftedge.formats.run import RunFolder
     from ftedge.stages.page import int8_graph
 
+    from ftedge.formats.run import INT8_ONNX
+
     run = tmp_path / "run"
     shutil.copytree(qat_run.run_dir, run)
+    # another test may have quantized the shared run (PTQ): the QAT graph is this test's
+    (run / INT8_ONNX["ptq"]).unlink(missing_ok=True)
     graph = int8_graph(RunFolder(run))
     assert graph == run / "model.int8.onnx"
     meta = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
@@ -237,3 +240,45 @@ def test_an_int8_graph_from_an_earlier_checkpoint_is_left_off_saying_why(qat_run
     said = []
     assert int8_graph(RunFolder(run), said.append) is None
     assert "model.int8.onnx is left off the page" in said[0] and "re-create it" in said[0]
+
+
+def test_unknown_section_shows_what_the_shipped_artifact_accepts_and_rejects(page_run, tmp_path):
+    """The section scores val and the unknown folder with the exported artifact's own graph
+    and threshold: its counts are the artifact's, recomputed here from its outputs."""
+    from PIL import Image
+
+    from ftedge.data.transforms import preprocess_samples
+    from ftedge.render.page import Text
+    from ftedge.runtime import infer_scored
+    from ftedge.runtime.artifact import load_artifact
+    from ftedge.stages.export.exporter import export_run
+    from ftedge.stages.page import load_val, unknown_images, unknown_section
+    from ftedge.formats.run import RunFolder
+
+    run = tmp_path / "run"
+    shutil.copytree(page_run[0], run)
+    shutil.rmtree(run / "exports", ignore_errors=True)  # other tests may export into the run
+    no_artifact = unknown_section(run, load_val(RunFolder.open(run)), None, log=lambda m: None)
+    assert isinstance(no_artifact.blocks[0], Missing)
+    folder = export_run(run, "onnxruntime-cpu", precision="int8",
+                        out=run / "exports" / "onnxruntime-cpu-int8", log=lambda m: None).folder
+    others = tmp_path / "others"
+    others.mkdir()
+    rng = np.random.default_rng(5)
+    for i in range(4):  # noise and greys: none of red, green, blue
+        Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(
+            others / f"noise{i}.png")
+        Image.fromarray(np.full((24, 24, 3), 70 + 40 * i, np.uint8)).save(others / f"grey{i}.png")
+    val = load_val(RunFolder.open(run))
+    s = unknown_section(run, val, str(others), log=lambda m: None)
+    loaded = load_artifact(folder)
+    thr = float(loaded.manifest.unknown["threshold"])
+    _, known = infer_scored(loaded.runner, preprocess_samples(val.samples, val.contract))
+    samples = unknown_images(others)
+    _, foreign = infer_scored(loaded.runner, preprocess_samples(samples, val.contract))
+    texts = " ".join(b.text for b in s.blocks if isinstance(b, Text))
+    assert (f"Here {int((known > thr).sum())} of {len(val.labels)} known val images are "
+            "rejected") in texts
+    assert (f"{int((foreign <= thr).sum())} of {len(samples)} images of {others} are "
+            "accepted") in texts
+    assert len(samples) == 8

@@ -21,7 +21,11 @@ def test_default_is_todays_crop_with_the_models_filter():
 
 def test_a_deepstream_target_trains_for_its_pipeline():
     c = _contract(target="jetson-orin-nano")
-    assert (c["geometry"], c["interpolation"]) == ("stretch", "bilinear")
+    # nvinfer's scaling-filter=1: bilinear without antialiasing
+    assert (c["geometry"], c["interpolation"], c["antialias"]) == ("stretch", "bilinear", False)
+    # --filter names Pillow's filter, antialiased as Pillow does it
+    c = _contract(target="jetson-orin-nano", filter="bilinear")
+    assert (c["geometry"], c["interpolation"], c["antialias"]) == ("stretch", "bilinear", True)
     # what the user asked for wins over the target's
     c = _contract(target="jetson-orin-nano", preprocess="letterbox")
     assert (c["geometry"], c["interpolation"]) == ("letterbox", "bilinear")
@@ -49,7 +53,8 @@ def test_a_run_tuned_for_a_deepstream_target_gates_as_the_device_preprocesses(co
                epochs=2, qat=True, qat_epochs=1, target="jetson-orin-nano",
                out=str(tmp_path / "run"))
     contract = json.loads((res.run_dir / "preprocessing.json").read_text())
-    assert (contract["geometry"], contract["interpolation"]) == ("stretch", "bilinear")
+    assert (contract["geometry"], contract["interpolation"], contract["antialias"]) == (
+        "stretch", "bilinear", False)
     gate = json.loads((res.run_dir / "gate.json").read_text())
     emulated = gate["device_pipeline"]
     assert emulated["pipeline"] == "deepstream" and emulated["geometry"] == "stretch"

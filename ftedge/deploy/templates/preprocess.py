@@ -2,7 +2,9 @@
 
 Template piece of deploy/infer.py (numpy and Pillow only). It mirrors ftedge/data/images.py
 `load_image` and ftedge/data/transforms.py `eval_transform` (torchvision.transforms.v2 on a
-PIL image) for every geometry (crop, stretch, letterbox), filter and decode mode;
+PIL image) for every geometry (crop, stretch, letterbox), filter and decode mode; plain
+(not antialiased) bilinear, nvinfer's scaling-filter=1, is `resize_bilinear` here, the one
+copy ftedge's transforms and its DeepStream emulation import;
 tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8 model fed
 inputs that differ by one float32 rounding flips top-1 on a few percent of images.
 """
@@ -163,6 +165,50 @@ def center_crop(arr, crop_h, crop_w):
     return arr[top:top + crop_h, left:left + crop_w]
 
 
+def resize_bilinear(arr, out_h, out_w):
+    """HWC uint8 -> out_h x out_w, plain bilinear: half-pixel centres, edges clamped, no
+    antialiasing (the support stays 2x2 however much it shrinks), rounded half up to uint8
+    as nvinfer's scaler writes its RGBA surface.
+
+    Written in numpy: torchvision's resize(uint8 tensor, antialias=False), though 10x faster,
+    is not this arithmetic (its own fixed-point/float32 path): about a fifth of the pixels of
+    random images land one level apart."""
+    in_h, in_w = arr.shape[:2]
+
+    def axis(n_out, n_in):
+        pos = np.clip((np.arange(n_out) + 0.5) * n_in / n_out - 0.5, 0, n_in - 1)
+        lo = np.floor(pos).astype(np.int64)
+        return lo, np.minimum(lo + 1, n_in - 1), (pos - lo)
+
+    y0, y1, wy = axis(out_h, in_h)
+    x0, x1, wx = axis(out_w, in_w)
+    a = arr.astype(np.float64)
+    top = a[y0][:, x0] * (1 - wx)[None, :, None] + a[y0][:, x1] * wx[None, :, None]
+    bottom = a[y1][:, x0] * (1 - wx)[None, :, None] + a[y1][:, x1] * wx[None, :, None]
+    out = top * (1 - wy)[:, None, None] + bottom * wy[:, None, None]
+    return np.clip(np.floor(out + 0.5), 0, 255).astype(np.uint8)
+
+
+def antialiased(contract):
+    """Whether the contract's filter antialiases; absent (older contracts): Pillow's rule,
+    bilinear and bicubic do, nearest does not."""
+    return bool(contract.get("antialias", contract["interpolation"] != "nearest"))
+
+
+def plain_bilinear(contract):
+    """The contract resizes with resize_bilinear (bilinear, antialias false), not Pillow."""
+    return contract["interpolation"] == "bilinear" and not antialiased(contract)
+
+
+def resize_image(img, w, h, *, contract):
+    """An RGB PIL image resized to (w, h) by the contract's filter: HxWx3 uint8."""
+    if plain_bilinear(contract):
+        return resize_bilinear(np.asarray(img, dtype=np.uint8), h, w)
+    if (w, h) != (img.width, img.height):
+        img = img.resize((w, h), resample=RESAMPLING[contract["interpolation"]])
+    return np.asarray(img, dtype=np.uint8)
+
+
 def check_contract(contract):
     """Refuse a contract this code cannot apply exactly (a newer ftedge wrote it)."""
     for key, want in (("scale", "1/255"), ("crop", "center"), ("channel_order", "RGB"),
@@ -176,18 +222,17 @@ def check_contract(contract):
         if contract.get(key, known[0]) not in known:
             raise ValueError(f"preprocessing {key}={contract[key]!r} is not supported by this "
                              f"script (it knows {', '.join(known)})")
-    if contract.get("antialias", contract["interpolation"] != "nearest") != (
-            contract["interpolation"] != "nearest"):
-        raise ValueError("preprocessing antialias does not match Pillow's filter")
+    if antialiased(contract) != (contract["interpolation"] != "nearest") and not plain_bilinear(
+            contract):
+        raise ValueError(f"preprocessing antialias={antialiased(contract)} with "
+                         f"{contract['interpolation']} is not a resize this script applies")
 
 
 def resize_to_contract(img, contract):
     """An RGB PIL image -> HxWx3 uint8 as the contract's geometry makes it."""
     out_h, out_w = (int(v) for v in contract["input_size"][1:])
     w, h = contract_resize(img.width, img.height, contract)
-    if (w, h) != (img.width, img.height):
-        img = img.resize((w, h), resample=RESAMPLING[contract["interpolation"]])
-    arr = np.asarray(img, dtype=np.uint8)
+    arr = resize_image(img, w, h, contract=contract)
     geometry = contract.get("geometry", "crop")
     if geometry == "crop":  # ftedge crops input_size (eval_transform's CenterCrop)
         return center_crop(arr, out_h, out_w)

@@ -36,7 +36,7 @@ def model_from_checkpoint(ckpt: dict, where: Path) -> torch.nn.Module:
         raise RunError(f"{where} does not fit a {ckpt['model_name']} with "
                        f"{ckpt['num_classes']} classes ({str(e).splitlines()[0]})",
                        "the checkpoint was taken from another run or edited: use the run's own "
-                       "best.pt, or train again") from None
+                       f"{BEST}, or train again") from None
     bad = [k for k, v in ckpt["model_state"].items()
            if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:

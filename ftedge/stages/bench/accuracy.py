@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ftedge.quant.gate import accuracy_gate
+from ftedge.formats.run import BEST
 
 
 def top5(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -25,7 +26,7 @@ def artifact_accuracy(ref_logits: np.ndarray | None, logits: np.ndarray, labels:
                      "drop_points": v["drop_points"], "n": v["n"]}
                  for c, v in gate["per_class"].items()}
     m = gate["mcnemar"]
-    return {**out, "reference": "PyTorch FP32 (best.pt)", "reference_top1": gate["fp32_top1"],
+    return {**out, "reference": f"PyTorch FP32 ({BEST})", "reference_top1": gate["fp32_top1"],
             "reference_top5": top5(ref_logits, labels), "drop_points": gate["drop_points"],
             "drop_ci95_points": gate["drop_ci95_points"],
             "top1_agreement": gate["top1_agreement"],

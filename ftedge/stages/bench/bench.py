@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ftedge.io import memoised_reads
 from ftedge.confidence import evaluation_report
 from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
@@ -17,7 +18,8 @@ from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_o
 from ftedge.data.transforms import preprocess_samples
 from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
 from ftedge.errors import ConfigError, FtedgeError
-from ftedge.formats.artifact import read_manifest_dict, stale_reason
+from ftedge.formats.artifact import PARITY, read_manifest_dict, stale_reason
+from ftedge.formats.run import BEST
 from ftedge.runtime import LoadedModel, infer_batches
 
 
@@ -67,7 +69,7 @@ class ValSet:
 def _folder_size_mb(folder: Path, manifest: dict) -> float:
     # the model as the runtime loads it: not the report, nor deploy/'s copies for Triton
     names = [f for f in manifest.get("files", {})
-             if f != "parity.json" and not f.startswith("deploy/")]
+             if f != PARITY and not f.startswith("deploy/")]
     names += [f for f in ("model.engine",) if (folder / f).is_file()]
     return sum((folder / f).stat().st_size for f in set(names) if (folder / f).is_file()) / 2**20
 
@@ -81,7 +83,7 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     key = (str(run), str(data), manifest["preprocessing"]["input_size"][-1])
     if key in cache:
         return cache[key]
-    reference = load_run(run) if (run / "best.pt").is_file() else None
+    reference = load_run(run) if (run / BEST).is_file() else None
     if reference is None and data is None:
         raise FtedgeError(f"the artifact's source run {run} is not here and no --data was given",
                           "pass --data DIR (class folders) to bench on")
@@ -243,6 +245,7 @@ def _gpu_free_mb() -> float | None:
     return None
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def bench(artifacts: list[str | Path], *, data: str | Path | None = None,
           opts: BenchOptions = BenchOptions(), progress=None) -> dict:
     """Bench every artifact; returns the report dict (see report.py for its schema)."""
@@ -260,8 +263,6 @@ def bench(artifacts: list[str | Path], *, data: str | Path | None = None,
             if progress:
                 progress(f"benching {folder}")
             rows.append(bench_artifact(Path(folder), cache, data, opts=opts))
-            if progress and rows[-1].get("stale"):
-                progress(f"warning: {folder}: {rows[-1]['accuracy']['note']}")
     return {"schema": "ftedge-bench/1", "ftedge_version": __version__,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "environment": system.environment(opts.threads),

@@ -7,7 +7,9 @@ import time
 from pathlib import Path
 
 from ftedge.stages.bench.bench import BenchOptions, bench
-from ftedge.stages.bench.report import table_lines, write_report
+from ftedge.formats.artifact import MANIFEST
+from ftedge.formats.report import REPORT
+from ftedge.stages.bench.report import artifact_problem, table_lines, write_report
 from ftedge.console import console, results
 from ftedge.errors import GATE_FAILED, RUN_FAILED, FtedgeError
 from ftedge.io import new_folder
@@ -41,9 +43,14 @@ def publish_report(report: dict, out: Path, force: bool = False) -> dict[str, Pa
     from ftedge.render.model_card import refresh_cards
 
     # each artifact's model card gets this machine's latency (unless the user edited it)
-    refresh_cards(report, out / "report.json",
+    refresh_cards(report, out / REPORT,
                   log=lambda m: console.print(m, soft_wrap=True, markup=False))
     print_table(report)
+    for a in report["artifacts"]:  # why a row says ERROR or compares with another model
+        problem = artifact_problem(a)
+        if problem:
+            console.print(f"{'error' if a['status'] == 'error' else 'warning'}: {problem}",
+                          soft_wrap=True, markup=False, highlight=False)
     results.print(f"bench report written to {paths['md']} ({paths['json'].name}, "
                   f"{paths['latency_png'].name}, {paths['pareto_png'].name})", soft_wrap=True)
     return paths
@@ -54,9 +61,9 @@ def run_bench(folders: list[Path], data, opts: BenchOptions, *, out, force: bool
     first for --target): progress, the report folder, the table; the exit code."""
     from rich.progress import Progress
 
-    missing = [f for f in folders if not (Path(f) / "manifest.json").is_file()]
+    missing = [f for f in folders if not (Path(f) / MANIFEST).is_file()]
     if missing:
-        raise FtedgeError(f"not an artifact folder: {missing[0]} (no manifest.json)",
+        raise FtedgeError(f"not an artifact folder: {missing[0]} (no {MANIFEST})",
                           "bench folders written by `ftedge export`, or use --target NAME RUN")
     if not folders:
         raise FtedgeError("nothing to bench", "export an artifact first")

@@ -8,7 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ftedge.formats.owned import staged_folder
-from ftedge.formats.report import MERGED_SCHEMA, load_report
+from ftedge.formats.report import MERGED_SCHEMA, REPORT, REPORT_MD, load_report, validate_report
+from ftedge.formats.run import RELIABILITY
 from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
 
 STATUS = {"ok": "ok", "gate_failed": "GATE FAILED", "error": "ERROR (did not run)"}
@@ -36,6 +37,15 @@ def _name(a: dict) -> str:
 
 def _who(a: dict) -> str:
     return f"{_name(a)} ({a['target']} {a['precision']})"
+
+
+def artifact_problem(a: dict) -> str | None:
+    """Why an artifact did not run, or why its gate compares it with another model (its run
+    changed since export); None for neither. In report.md and on the console alike."""
+    if a["status"] == "error":
+        return f"{_who(a)}: {a['error']}"
+    note = (a.get("accuracy") or {}).get("note") if a.get("stale") else None
+    return f"{_who(a)}: {note}" if note else None
 
 
 def table_rows(report: dict) -> list[list[str]]:
@@ -99,9 +109,8 @@ def markdown(report: dict, title: str = "ftedge bench") -> str:
                           f"emulated: {emulated['drop_points']:+.2f} points; the emulation "
                           "cannot reproduce the scaler's own arithmetic, the hardware decoder "
                           "or NV12 colour conversion)"]
-        if a["status"] == "error":
-            lines += ["", f"- {_who(a)}: {a['error']}"]
-        elif a["status"] == "gate_failed":
+        lines += ["", f"- {line}"] if (line := artifact_problem(a)) else []
+        if a["status"] == "gate_failed":
             acc = a["accuracy"]
             lines += ["", f"- {_who(a)}: top-1 drop {acc['drop_points']:.2f} "
                           f"points > budget {acc['max_drop_points']:.2f}"]
@@ -272,15 +281,16 @@ def plot_pareto(reports: list[dict], path: Path) -> Path:
 
 def write_report(report: dict, out: Path, force: bool = False) -> dict[str, Path]:
     """The report folder, whole or not at all: report.json, report.md and the two plots."""
+    validate_report(report, REPORT)  # what bench writes is what report and merges can read
     with staged_folder(out, "bench-report", force=force) as tmp:
-        atomic_write_json(tmp / "report.json", report)
-        atomic_write_text(tmp / "report.md", markdown(report))
+        atomic_write_json(tmp / REPORT, report)
+        atomic_write_text(tmp / REPORT_MD, markdown(report))
         plot_latency(report, tmp / "latency.png")
         plot_pareto([report], tmp / "accuracy_vs_latency.png")
-        plot_reliability(report, tmp / "reliability.png")
-    return {"json": out / "report.json", "md": out / "report.md",
+        plot_reliability(report, tmp / RELIABILITY)
+    return {"json": out / REPORT, "md": out / REPORT_MD,
             "latency_png": out / "latency.png", "pareto_png": out / "accuracy_vs_latency.png",
-            "reliability_png": out / "reliability.png"}
+            "reliability_png": out / RELIABILITY}
 
 
 def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> dict[str, Path]:
@@ -292,8 +302,8 @@ def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> 
     merged = {"schema": MERGED_SCHEMA, "reports": reports}
     with staged_folder(out, "merged-report", force=force,
                        protect=[Path(f) for f in folders]) as tmp:
-        atomic_write_json(tmp / "report.json", merged)
-        atomic_write_text(tmp / "report.md", "\n".join(lines) + "\n")
+        atomic_write_json(tmp / REPORT, merged)
+        atomic_write_text(tmp / REPORT_MD, "\n".join(lines) + "\n")
         plot_pareto(reports, tmp / "accuracy_vs_latency.png")
-    return {"json": out / "report.json", "md": out / "report.md",
+    return {"json": out / REPORT, "md": out / REPORT_MD,
             "pareto_png": out / "accuracy_vs_latency.png"}

@@ -13,20 +13,19 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ftedge.confidence import DIAGRAM as RELIABILITY_DIAGRAM
-from ftedge.confidence import RECORD as CALIBRATION_RECORD
 from ftedge.confidence import calibration_record, summary_line, write_reliability_diagram
 from ftedge.config import DEFAULT_LAYOUT, INPUT_FORMATS, INPUT_LAYOUTS, INT8_SOURCE, or_default
 from ftedge.deploy.kit import write_deploy_kit
 from ftedge.errors import ConfigError, ExportError, FtedgeError, RunError
 from ftedge.render.model_card import artifact_metrics, write_model_card
-from ftedge.formats.artifact import Manifest, write_manifest
+from ftedge.formats.artifact import PARITY, Manifest, write_manifest
 from ftedge.formats.owned import staged_folder
-from ftedge.formats.run import FP32_ONNX, GATE, INT8_ONNX, RunFolder, load_onnx, recreate_hint
+from ftedge.formats.run import (CONFIDENCE, FP32_ONNX, GATE, INT8_ONNX, RELIABILITY, RunFolder,
+                               load_onnx, recreate_hint)
 from ftedge.graph.fallback import float_layers_of
 from ftedge.graph.edit import save as save_onnx
 from ftedge.graph.metadata import read_metadata
-from ftedge.io import atomic_write_json, sha256_file
+from ftedge.io import atomic_write_json, memoised_reads, sha256_file
 from ftedge.quant.onnx_export import ensure_fp32
 from ftedge.runtime import LoadedModel, opened
 from ftedge.runtime.kit import vnni_caveat
@@ -191,6 +190,7 @@ def _pixel_source(source: SourceModel, contract: dict, pixels: tuple[str, str],
     return dataclasses.replace(source, path=path, input_size=size)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def export_run(run: str | Path, target: str, *, precision: str | None = None,
                batch: str | int | None = None, out: str | Path | None = None,
                force: bool = False, int8_source: str | None = None, threads: int | None = None,
@@ -251,7 +251,7 @@ def export_run(run: str | Path, target: str, *, precision: str | None = None,
             warning = measured and pipeline_warning(profile.name, profile.pipeline, measured)
             if warning:
                 log(f"warning: {warning}")
-        atomic_write_json(tmp / "parity.json", parity)
+        atomic_write_json(tmp / PARITY, parity)
         calibration = fit_artifact_calibration(tmp, loaded, profile, precision=precision, val=val,
                                                log=log)
         unknown = None
@@ -311,8 +311,8 @@ def fit_artifact_calibration(folder: Path, loaded, profile: TargetProfile, *, pr
     record = calibration_record(val.logits, val.labels,
                                 fitted_on=f"val split of {loaded.path.resolve()}: {val.of}")
     record["on_artifact"] = val.artifact_ran
-    atomic_write_json(folder / CALIBRATION_RECORD, record)
-    write_reliability_diagram(record, folder / RELIABILITY_DIAGRAM,
+    atomic_write_json(folder / CONFIDENCE, record)
+    write_reliability_diagram(record, folder / RELIABILITY,
                               title=f"{profile.name} {precision}: {val.of}")
     log(f"{profile.name} {precision} {summary_line(record)}"
         + ("" if val.artifact_ran else f" [{val.of}]"))

@@ -72,9 +72,9 @@ def agreement_line(parity: dict) -> str:
 
 def _reference_name(source) -> str:
     if source.precision != "int8":
-        return "PyTorch FP32 (best.pt)"
+        return f"PyTorch FP32 ({BEST})"
     if source.kind == "qat" and not source.float_layers:  # else QAT no longer describes it
-        return "PyTorch QAT fake-quant (qat_best.pt)"
+        return f"PyTorch QAT fake-quant ({QAT_BEST})"
     return f"{source.path.name} in ONNX Runtime (exact S8S8)"
 
 
@@ -116,8 +116,8 @@ def _val_and_reference(loaded, source):
 
 
 def _float_twin_name(source) -> str:
-    return ("PyTorch QAT weights, quantizers off (qat_best.pt)" if source.kind == "qat"
-            else "PyTorch FP32 (best.pt)")
+    return (f"PyTorch QAT weights, quantizers off ({QAT_BEST})" if source.kind == "qat"
+            else f"PyTorch FP32 ({BEST})")
 
 
 def _float_twin_logits(loaded, source, x: np.ndarray) -> np.ndarray:
@@ -143,6 +143,7 @@ def pipeline_accuracy(loaded, source, pipeline, *, in_graph_normalization: bool 
     how far the emulation can be trusted (`emulation`)."""
     from ftedge.deploy.deepstream import (EMULATION_FIDELITY, deepstream_normalization,
                                           emulate_samples, maintain_aspect_ratio)
+    from ftedge.deploy.templates.preprocess import antialiased
     from ftedge.formats.contract import describe
     from ftedge.runtime.onnxruntime.runner import OrtRunner
 
@@ -163,7 +164,8 @@ def pipeline_accuracy(loaded, source, pipeline, *, in_graph_normalization: bool 
                                     + (" (antialiased)" if pipeline.antialias else
                                        " (not antialiased)"),
             "matches_contract": (contract.get("geometry", "crop") == geometry
-                                 and contract["interpolation"] == pipeline.filter),
+                                 and contract["interpolation"] == pipeline.filter
+                                 and antialiased(contract) == pipeline.antialias),
             "top1_exact_contract": top_exact,
             "top1_deepstream_style": top_ds,
             "drop_points": round(100 * (top_exact - top_ds), 2),
@@ -188,7 +190,8 @@ def pipeline_warning(profile_name: str, pipeline, measured: dict) -> str | None:
             f"contract, {measured['top1_deepstream_style']:.4f} as {pipeline.name} preprocesses "
             f"(emulated; {measured['drop_points']:+.2f} points lost, {measured['n']} val "
             f"images). Tune for it (`ftedge tune --target {profile_name}` trains with "
-            f"{pipeline.geometry}, {pipeline.filter}), or make the pipeline apply the contract "
+            f"{pipeline.geometry}, {pipeline.filter}"
+            f"{'' if pipeline.antialias else ' not antialiased'}), or make the pipeline apply the contract "
             "(see deploy/deepstream/).")
 
 

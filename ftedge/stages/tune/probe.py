@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from ftedge.config import TuneConfig, build_tune_config, nest_overrides
 from ftedge.console import console
@@ -22,7 +21,6 @@ from ftedge.data.audit import audit_dataset
 from ftedge.data.features import final_linear as _final_linear
 from ftedge.data.features import pre_logit_features
 from ftedge.data.folder import stratified_split
-from ftedge.data.transforms import preprocess_samples
 from ftedge.models import build_model
 from ftedge.training.data_setup import run_contract
 

@@ -13,7 +13,7 @@ from torch import nn
 from ftedge.console import console
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import RunError
-from ftedge.formats.run import INT8_ONNX, QAT_BEST, QAT_CANDIDATES
+from ftedge.formats.run import BEST, FP32_ONNX, QAT_BEST, QAT_CANDIDATES, RunFolder
 from ftedge.quant.gate import drop_text, onnx_logits, write_gate
 from ftedge.quant.sensitivity import gate_with_fallback
 from ftedge.graph.coverage import coverage_of_file
@@ -22,7 +22,8 @@ from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
 from ftedge.quant.qat import (DEPTHWISE_KEY, DEPTHWISE_RULE, QatCoverage,
                               calibrate_activations, prepare_qat, set_activation_observers)
-from ftedge.training.checkpoint import load_checkpoint, save_best, unwrap
+from ftedge.training.checkpoint import (CheckpointKeeper, load_checkpoint, rank_later,
+                                       save_best, unwrap)
 from ftedge.training.loop import predict_logits, to_device
 
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
@@ -101,7 +102,7 @@ def qat_optimizer(trainer):
 
 def enter_qat(trainer) -> QatCoverage:
     """Load the best FP32 weights, prepare QAT, set activation ranges, new optimizer."""
-    best = load_checkpoint(trainer.run / "best.pt") if trainer.ctx.is_main else None
+    best = load_checkpoint(trainer.run / BEST) if trainer.ctx.is_main else None
     state = best["model_state"] if best else None
     if trainer.ctx.enabled:
         from ftedge.training.dist import broadcast_object
@@ -172,26 +173,14 @@ def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
 CANDIDATE_PREFIX = "epoch_"
 
 
-def _rank(c: dict) -> tuple:
-    return c["val_top1"], c["epoch"]  # ties: the later epoch, trained at a lower LR
-
-
-def keep_candidate(trainer, row: dict) -> None:
-    """Keep this QAT epoch's weights in qat_candidates/ when its fake-quantized val top-1 is
-    among the best `qat.candidates` so far (trainer.qat_candidates lists them, best first)."""
-    k, cands = trainer.cfg.qat.candidates, trainer.qat_candidates
-    if k <= 1 or (len(cands) >= k and _rank(row) <= _rank(cands[-1])):
-        return
-    folder = trainer.run / QAT_CANDIDATES
-    folder.mkdir(exist_ok=True)
-    name = f"{CANDIDATE_PREFIX}{row['epoch']:03d}.pt"
-    save_best(folder / name, trainer.model, {**trainer.meta(), "epoch": row["epoch"],
-                                             "val_top1": row["val_top1"]})
-    cands.append({"epoch": row["epoch"], "val_top1": row["val_top1"], "file": name})
-    cands.sort(key=_rank, reverse=True)
-    for c in cands[k:]:
-        (folder / c["file"]).unlink(missing_ok=True)
-    del cands[k:]
+def candidate_keeper(run: RunFolder, q, kept: list[dict]) -> CheckpointKeeper:
+    """The QAT epochs kept in qat_candidates/ for scoring in ONNX Runtime: the best
+    `q.candidates` by fake-quantized val top-1 (none when it is 1 or less); `kept` (best first)
+    is the list the training state saves, updated in place."""
+    return CheckpointKeeper(q.candidates if q.candidates > 1 else 0,
+                            lambda epoch: run.file(QAT_CANDIDATES)
+                            / f"{CANDIDATE_PREFIX}{epoch:03d}.pt",
+                            rank=rank_later, kept=kept)
 
 
 def _remove_candidates(folder: Path) -> None:
@@ -259,7 +248,7 @@ def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -
         return None
     x = emulate_samples(trainer.data.val, trainer.contract,
                         pixels_in_graph=profile.input_format != "normalized")
-    emulated = onnx_logits(trainer.run / "model.int8.onnx", x)
+    emulated = onnx_logits(trainer.run_folder.int8_onnx("qat"), x)
     return emulated_top1(labels, int8_logits, emulated, contract=trainer.contract,
                          pipeline_name=profile.pipeline.name)
 
@@ -268,6 +257,7 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     """Choose the QAT checkpoint on ONNX Runtime, export model.fp32.onnx and model.int8.onnx,
     then gate INT8 against FP32 in ONNX Runtime."""
     run, q = trainer.run, trainer.cfg.qat
+    fp32_path, int8_path = run / FP32_ONNX, trainer.run_folder.int8_onnx("qat")
     x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
     labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
     selection = choose_checkpoint(trainer, x, labels)
@@ -275,16 +265,15 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     unwrap(trainer.model).load_state_dict(qat_best["model_state"])
     qat_model = _cpu_copy(trainer.model)
     example = torch.zeros(1, *trainer.contract["input_size"])
-    fp32_info = export_onnx(_cpu_copy(fp32_model), example, run / "model.fp32.onnx", opset=q.opset,
-                            metadata=onnx_metadata(trainer, "fp32", run / "best.pt"))
-    int8_info = export_onnx(qat_model, example, run / "model.int8.onnx", opset=q.opset,
+    fp32_info = export_onnx(_cpu_copy(fp32_model), example, fp32_path, opset=q.opset,
+                            metadata=onnx_metadata(trainer, "fp32", run / BEST))
+    int8_info = export_onnx(qat_model, example, int8_path, opset=q.opset,
                             metadata=onnx_metadata(trainer, "int8", run / QAT_BEST))
-    fp32_logits = onnx_logits(run / "model.fp32.onnx", x)
+    fp32_logits = onnx_logits(fp32_path, x)
     torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
     torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
-    int8_logits = onnx_logits(run / "model.int8.onnx", x)
-    result = gate_with_fallback(run / "model.int8.onnx", int8_logits, fp32_logits, x=x,
-                                labels=labels,
+    int8_logits = onnx_logits(int8_path, x)
+    result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x=x, labels=labels,
                                 classes=trainer.data.classes, max_drop=q.max_drop,
                                 fallback=q.fallback, cap_fraction=q.fallback_cap)
     result["qat_checkpoint"] = selection or {"candidates": [], "chosen_epoch": qat_best["epoch"]}
@@ -294,10 +283,9 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
             float((int8_logits.argmax(1) == torch_qat.argmax(1)).mean()),
     }
     # coverage as shipped: read from the exported graph, not counted from the preparation
-    result["coverage"] = coverage_of_file(run / "model.int8.onnx")
+    result["coverage"] = coverage_of_file(int8_path)
     result["onnx"] = {"fp32": fp32_info, "int8": int8_info,
-                      "size_ratio": (run / "model.int8.onnx").stat().st_size
-                      / (run / "model.fp32.onnx").stat().st_size}
+                      "size_ratio": int8_path.stat().st_size / fp32_path.stat().st_size}
     emulated = device_pipeline_gate(trainer, int8_logits, labels)
     if emulated:
         result["device_pipeline"] = emulated
@@ -306,7 +294,7 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
                       f"{emulated['top1_emulated']:.4f} against {emulated['top1_exact_contract']:.4f} "
                       f"under the contract ({emulated['drop_points']:+.2f} points)",
                       soft_wrap=True)
-    json_path, md_path = write_gate(run / INT8_ONNX["qat"], result)
+    json_path, md_path = write_gate(int8_path, result)
     verdict = "[green]passed" if result["passed"] else "[red]FAILED"
     console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "
                   f"Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; report in "

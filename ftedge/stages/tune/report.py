@@ -9,7 +9,7 @@ from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAU
                            QAT_MIN_STEPS)
 from ftedge.confidence import summary_line
 from ftedge.console import console
-from ftedge.formats.run import BEST, SUMMARY, RunFolder
+from ftedge.formats.run import AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
 from ftedge.stages.tune import qat_stage
@@ -27,7 +27,7 @@ def announce(trainer) -> None:
     console.print(f"weights: {trainer.built.weights_note}", highlight=False)
     if d.audit.unusable:
         console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
-                      f"(listed in {trainer.run / 'dataset_audit.json'})")
+                      f"(listed in {trainer.run / AUDIT})")
     for split in ("val", "test"):
         leaked = d.leaked(split)
         if leaked:
@@ -36,7 +36,7 @@ def announce(trainer) -> None:
                           f"pictures): their scores measure memory, not generalisation"
                           + ("; val top-1 is reported with and without them at the end"
                              if split == "val" else "")
-                          + f" (pairs listed in {trainer.run / 'dataset_audit.json'}; "
+                          + f" (pairs listed in {trainer.run / AUDIT}; "
                           f"`ftedge data check {d.audit.root}`)", soft_wrap=True)
     if trainer.bn_frozen:
         why = ("train.bn: freeze" if trainer.cfg.train.bn == "freeze" else
@@ -68,14 +68,14 @@ def finish(trainer, result) -> None:
     leak = _leak_effect(trainer, logits, labels)
     if leak is not None:
         rep["leak"] = leak
-    atomic_write_json(trainer.run / "val_report.json", rep)
+    atomic_write_json(trainer.run / VAL_REPORT, rep)
     if len(labels) >= 2:  # the FP32 model's temperature, for predict/eval on the run
-        record = RunFolder(trainer.run).write_confidence(logits, labels, trainer.run / BEST)
+        record = trainer.run_folder.write_confidence(logits, labels, trainer.run / BEST)
         console.print(summary_line(record), highlight=False, soft_wrap=True)
-    plot_confusion(trainer.run / "confusion_matrix.png", np.asarray(rep["confusion_matrix"]),
+    plot_confusion(trainer.run / CONFUSION, np.asarray(rep["confusion_matrix"]),
                    trainer.data.classes, title=f"val, best epoch {result.best_epoch}: "
                                       f"top-1 {rep['top1']:.4f}")
-    plot_curves(trainer.run, trainer.history)
+    plot_curves(trainer.run / CURVES, trainer.history)
     if trainer.stage == "qat":
         result.gate = qat_stage.finish_qat(trainer, fp32_model)
         chosen = result.gate["qat_checkpoint"]
@@ -84,7 +84,7 @@ def finish(trainer, result) -> None:
                 result.qat_best_epoch, result.qat_top1 = c["epoch"], c["fake_quant_top1"]
     ips = [h["images_per_s"] for h in trainer.history if h["phase"] == "full"]
     qat_ran = sum(h["phase"] == "qat" for h in trainer.history)
-    atomic_write_json(trainer.run / SUMMARY, {
+    trainer.run_folder.write_summary({
         "best_top1": result.best_top1, "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
         "seconds": round(result.seconds, 1), "device": trainer.device,
@@ -112,8 +112,8 @@ def finish(trainer, result) -> None:
     if trainer.stage == "qat":
         console.print(f"QAT: shipped epoch {result.qat_best_epoch} (fake-quantized val top-1 "
                       f"{result.qat_top1:.4f}); {qat_ran} of {trainer.qat_epochs} QAT epochs run")
-    console.print(f"run written to [bold]{trainer.run}[/] (best.pt, last.pt, metrics.csv, "
-                  "training_curves.png, confusion_matrix.png)", soft_wrap=True)
+    console.print(f"run written to [bold]{trainer.run}[/] ({BEST}, {LAST}, {METRICS_CSV}, "
+                  f"{CURVES}, {CONFUSION})", soft_wrap=True)
 
 
 def _leak_effect(trainer, logits: np.ndarray, labels: np.ndarray) -> dict | None:

@@ -23,18 +23,17 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
                            validate_tune_config)
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
-from ftedge.formats.run import GATE, SUMMARY, RunFolder
-from ftedge.io import (atomic_write_json, atomic_write_text, folder_lock, make_parent,
-                       new_folder, read_json)
+from ftedge.formats.run import BEST, CONFIG, GATE, LAST, QAT_BEST, SUMMARY, RunFolder
+from ftedge.io import folder_lock, make_parent, new_folder, read_json
 from ftedge.metrics import classification_report
 from ftedge.models import build_model
 from ftedge.training import dist as D
 from ftedge.stages.tune import qat_stage, report
-from ftedge.training.checkpoint import load_checkpoint, rng_state, save_best, save_last
+from ftedge.training.checkpoint import (CheckpointKeeper, load_checkpoint, rng_state, save_best,
+                                       save_last)
 from ftedge.training.data_setup import (PreparedData, prepare_data, run_contract, train_loader,
                                         val_loader)
 from ftedge.training.loop import StepSettings, predict_logits, train_one_epoch
-from ftedge.training.outputs import write_metrics
 from ftedge.training.perf import keep_freed_memory
 from ftedge.training.schedule import lr_factor, set_lr
 
@@ -83,8 +82,8 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
             raise ConfigError("--resume continues a run with its saved config",
                               "drop the other options, or start a new run with --out")
         cfg, ckpt = _load_resume(Path(resume))
-        if ckpt is not None and RunFolder(Path(cfg.out)).file(SUMMARY).is_file():
-            return _finished(Path(cfg.out))
+        if ckpt is not None and RunFolder(Path(cfg.out)).summary() is not None:
+            return _finished(RunFolder(Path(cfg.out)))
     else:
         if config is not None and (config_file or options):
             raise ConfigError("pass either a TuneConfig or config_file/options, not both")
@@ -114,19 +113,17 @@ def _check_paths(cfg: TuneConfig) -> TuneConfig:
     return dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, path=str(data)))
 
 
-def _finished(run: Path) -> TuneResult:
+def _finished(folder: RunFolder) -> TuneResult:
     """A finished run (its summary.json is written last) resumed: nothing is trained or
     written again; what it reached, as it recorded it."""
-    summary = read_json(run / SUMMARY)
-    if not isinstance(summary, dict) or not isinstance(summary.get("best_top1"), (int, float)):
-        raise RunError(f"{run / SUMMARY} is damaged", "the run is finished; start a new one with "
-                       "--out, or delete summary.json to let --resume write it again")
+    run, summary = folder.path, folder.summary()
     qat = summary.get("qat") if isinstance(summary.get("qat"), dict) else None
     gate = None
     if qat is not None:
-        gate = read_json(run / f"{GATE['qat']}.json")
+        gate = read_json(folder.file(f"{GATE['qat']}.json"))
         if not isinstance(gate, dict) or not isinstance(gate.get("passed"), bool):
-            raise RunError(f"{run / GATE['qat']}.json is damaged", "start a new run with --out")
+            raise RunError(f"{folder.file(GATE['qat'])}.json is damaged",
+                           "start a new run with --out")
     console.print(f"{run} is finished (its {SUMMARY} is written): nothing to resume. Export it "
                   f"(ftedge export {run} --target ...), or start a new run with --out",
                   soft_wrap=True)
@@ -140,11 +137,11 @@ def _load_resume(path: Path) -> tuple[TuneConfig, dict | None]:
     """The saved config and last.pt; a run stopped before its first checkpoint restarts from
     the beginning with its saved config (ckpt None)."""
     run = path.parent if path.is_file() else path
-    last = run / "last.pt"
-    if not (run / "config.yaml").is_file():
-        raise RunError(f"nothing to resume in {run}: config.yaml is missing",
+    last, config = run / LAST, run / CONFIG
+    if not config.is_file():
+        raise RunError(f"nothing to resume in {run}: {CONFIG} is missing",
                        "point --resume at a run folder written by `ftedge tune`")
-    cfg = from_dict(TuneConfig, load_yaml(run / "config.yaml"), where=str(run / "config.yaml"))
+    cfg = from_dict(TuneConfig, load_yaml(config), where=str(config))
     validate_tune_config(cfg)
     cfg = dataclasses.replace(cfg, out=str(run))
     if not last.is_file():
@@ -153,7 +150,7 @@ def _load_resume(path: Path) -> tuple[TuneConfig, dict | None]:
         return cfg, None
     ckpt = load_checkpoint(last)
     if "train_state" not in ckpt:
-        raise RunError(f"{last} holds no training state", "resume from the run's last.pt")
+        raise RunError(f"{last} holds no training state", f"resume from the run's {LAST}")
     return cfg, ckpt
 
 
@@ -244,6 +241,14 @@ class Trainer:
         self.qat_candidates: list[dict] = []  # QAT epochs kept for scoring in ONNX Runtime
         if ckpt is not None:
             self._restore(ckpt)
+        self.best_keeper = self._best_keeper()
+
+    def _best_keeper(self) -> CheckpointKeeper:
+        """best.pt (qat_best.pt in the QAT stage): the stage's best epoch so far."""
+        name = QAT_BEST if self.stage == "qat" else BEST
+        kept = ([{"epoch": self.best_epoch, "val_top1": self.best_top1, "file": name}]
+                if self.best_epoch else [])
+        return CheckpointKeeper(1, lambda epoch: self.run / name, kept=kept)
 
     # -- setup -------------------------------------------------------------------------
     def _claim_run_dir(self) -> None:
@@ -251,14 +256,14 @@ class Trainer:
         first checkpoint (only ftedge's header files: nothing to lose)."""
         if not self.ctx.is_main:
             return
-        make_parent(self.run / "config.yaml")  # a clear error when a parent is a file
+        make_parent(self.run / CONFIG)  # a clear error when a parent is a file
         if not self.run.exists():
             return
         if not self.run.is_dir():
             raise RunError(f"--out {self.run} is a file", "choose a folder for --out")
         folder = RunFolder(self.run)
         if any(self.run.iterdir()) and not folder.is_reusable():
-            if folder.file(SUMMARY).is_file():
+            if folder.summary() is not None:
                 raise RunError(f"run folder {self.run} already exists: a finished run",
                                f"choose another --out (or export this one: ftedge export "
                                f"{self.run} --target ...)")
@@ -340,7 +345,7 @@ class Trainer:
             return
         except ValueError:
             if not qat:
-                raise RunError("last.pt's optimizer state does not fit this model",
+                raise RunError(f"{LAST}'s optimizer state does not fit this model",
                                "the run folder was mixed with another run's files: start a new "
                                "run with --out") from None
         for p in self.built.backbone_parameters():
@@ -349,7 +354,7 @@ class Trainer:
         try:
             self.optimizer.load_state_dict(state)
         except ValueError:
-            raise RunError("last.pt's QAT optimizer state does not fit this model",
+            raise RunError(f"{LAST}'s QAT optimizer state does not fit this model",
                            "start a new run with --out") from None
 
     # -- epochs ------------------------------------------------------------------------
@@ -416,7 +421,7 @@ class Trainer:
         loss_sum, correct, seen, wait = D.all_reduce_sum(
             [s.loss_sum, s.correct, s.seen, s.wait_s], self.ctx, self.device)
         if not math.isfinite(loss_sum):
-            kept = [n for n in ("best.pt", "last.pt") if (self.run / n).is_file()]
+            kept = [n for n in (BEST, LAST) if (self.run / n).is_file()]
             raise TrainingDiverged(
                 f"training diverged in epoch {epoch + 1}: the loss is not finite"
                 + (f"; the last good checkpoints are kept ({', '.join(kept)} in {self.run})"
@@ -437,7 +442,7 @@ class Trainer:
                 "epoch_s": time.perf_counter() - t0}
 
     def _improved(self, row: dict) -> bool:
-        if row["val_top1"] > self.best_top1:
+        if self.best_keeper.admits(row):
             self.best_top1, self.best_epoch, self.bad_epochs = row["val_top1"], row["epoch"], 0
             return True
         self.bad_epochs += 1
@@ -446,12 +451,15 @@ class Trainer:
     def _save(self, row: dict, improved: bool) -> None:
         if not self.ctx.is_main:
             return
+        def save(path: Path) -> None:
+            save_best(path, self.model, {**self.meta(), "epoch": row["epoch"],
+                                         "val_top1": row["val_top1"]})
+
         if improved:
-            name = "qat_best.pt" if self.stage == "qat" else "best.pt"
-            save_best(self.run / name, self.model, {**self.meta(), "epoch": row["epoch"],
-                                                    "val_top1": row["val_top1"]})
+            self.best_keeper.offer(row, save)
         if self.stage == "qat":
-            qat_stage.keep_candidate(self, row)
+            qat_stage.candidate_keeper(self.run_folder, self.cfg.qat,
+                                       self.qat_candidates).offer(row, save)
         train_state = {
             "stage": self.stage, "qat_start_epoch": self.qat_start_epoch,
             "fp32_best": list(self.fp32_best) if self.fp32_best else None,
@@ -461,21 +469,17 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.settings.scaler.state_dict() if self.settings.scaler else None,
             "rng": rng_state()}
-        save_last(self.run / "last.pt", self.model, {**self.meta(), "epoch": row["epoch"]},
+        save_last(self.run / LAST, self.model, {**self.meta(), "epoch": row["epoch"]},
                   train_state=train_state)
-        write_metrics(self.run, self.history)
+        self.run_folder.write_metrics(self.history)
 
     def _write_run_header(self) -> None:
         if not self.ctx.is_main:
             return
-        self.run.mkdir(parents=True, exist_ok=True)
-        # split.json first: it is what marks a header-only folder as ftedge's (is_reusable)
-        atomic_write_json(self.run / "split.json", self.data.split_record)
-        atomic_write_text(self.run / "config.yaml",
-                          yaml.safe_dump(to_dict(self.cfg), sort_keys=False))
-        atomic_write_json(self.run / "classes.json", self.data.classes)
-        atomic_write_json(self.run / "dataset_audit.json", self.data.audit.to_dict())
-        atomic_write_json(self.run / "preprocessing.json", self.contract)
+        self.run_folder.write_header(
+            split=self.data.split_record,
+            config_yaml=yaml.safe_dump(to_dict(self.cfg), sort_keys=False),
+            classes=self.data.classes, audit=self.data.audit.to_dict(), contract=self.contract)
 
     def _run_epochs(self, epochs: range, progress, task, stop_from: int | None) -> bool:
         """Train `epochs`; returns True when early stopping ended them (never before epoch
@@ -506,6 +510,7 @@ class Trainer:
         self.stage = "qat"
         self.coverage = qat_stage.enter_qat(self)
         self.best_top1, self.best_epoch, self.bad_epochs, self.step = -1.0, 0, 0, 0
+        self.best_keeper = self._best_keeper()
         self.qat_candidates = []
         self._ddp_head_only = None  # new parameters: DDP must be rebuilt
 
@@ -544,6 +549,6 @@ class Trainer:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
         from ftedge.runtime.pytorch.runner import model_from_checkpoint
 
-        best = self.run / "best.pt"
+        best = self.run / BEST
         model = model_from_checkpoint(load_checkpoint(best), best).to(self.device)
         return model.to(memory_format=torch.channels_last) if self.channels_last else model

@@ -3,7 +3,6 @@ command, and the engine check's refusals. A stand-in `tensorrt` module is used o
 our code merely needs the import to succeed (check_engine compares recorded facts); nothing
 here builds or runs an engine (tests/runtime/tensorrt/test_tensorrt_gpu.py does, on a GPU)."""
 
-import json
 import os
 import sys
 import types

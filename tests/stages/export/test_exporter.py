@@ -257,7 +257,6 @@ def test_int8_with_8bit_weights_says_which_cpus_it_needs(qat_run, tmp_path, monk
     pytest.importorskip("openvino", reason="OpenVINO is not installed (extra: openvino)")
     import importlib.util
 
-    import ftedge.stages.export.exporter as exporter_module
     from ftedge.stages.bench.bench import BenchOptions, bench
     from ftedge.stages.inference import evaluate, predict
     from ftedge.stages.bench.report import markdown

@@ -5,20 +5,24 @@ from types import SimpleNamespace
 import pytest
 from torch import nn
 
-from ftedge.formats.run import QAT_CANDIDATES
-from ftedge.training.checkpoint import load_checkpoint
-from ftedge.stages.tune.qat_stage import keep_candidate
+from ftedge.formats.run import QAT_CANDIDATES, RunFolder
+from ftedge.stages.tune.qat_stage import candidate_keeper
+from ftedge.training.checkpoint import load_checkpoint, save_best
+
+META = {"model_name": "x", "classes": ["a", "b"], "num_classes": 2, "preprocessing": {
+    "input_size": [3, 8, 8], "resize": 8, "interpolation": "bilinear", "mean": [0, 0, 0],
+    "std": [1, 1, 1]}}
 
 
 def _trainer(tmp_path, k):
-    model = nn.Linear(2, 2)
-    return SimpleNamespace(run=tmp_path, model=model, qat_candidates=[],
-                           cfg=SimpleNamespace(qat=SimpleNamespace(candidates=k)),
-                           meta=lambda: {"model_name": "x", "classes": ["a", "b"],
-                                         "num_classes": 2, "preprocessing": {
-                                             "input_size": [3, 8, 8], "resize": 8,
-                                             "interpolation": "bilinear", "mean": [0, 0, 0],
-                                             "std": [1, 1, 1]}})
+    return SimpleNamespace(run=tmp_path, model=nn.Linear(2, 2), qat_candidates=[],
+                           cfg=SimpleNamespace(qat=SimpleNamespace(candidates=k)))
+
+
+def keep_candidate(t, row):
+    """What the trainer does after a QAT epoch."""
+    save = lambda path: save_best(path, t.model, {**META, **row})  # noqa: E731
+    candidate_keeper(RunFolder(t.run), t.cfg.qat, t.qat_candidates).offer(row, save)
 
 
 @pytest.mark.parametrize("k", [2, 3])
