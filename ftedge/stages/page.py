@@ -400,7 +400,7 @@ def _audit_record(run: Path, audit: str | None) -> tuple[dict | None, str]:
         record = read_json(own)
         if isinstance(record, dict) and record.get("duplicates") is not None:
             _check_audit(record, own, f"run `ftedge data check DATA --json > audit.json` and "
-                         f"pass --audit audit.json")
+                         "pass --audit audit.json")
             return record, str(own)
     return None, "no audit"
 

@@ -67,42 +67,64 @@ class Model:
                   f"{why} with saturating 16-bit pair sums: its results differ from the "
                   "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
                   "(the default) for such CPUs", file=sys.stderr)
-        self.ov, self.core, self.device, self.config = ov, core, device, config
-        self.model = core.read_model(str(Path(folder) / manifest["artifact"]))
-        self.compiled = core.compile_model(self.model, device, config)
-        self.dynamic = self.model.input(0).get_partial_shape().is_dynamic
-        self.requests = {}  # batch shape -> request, oldest first
-        index = {n: i for i, o in enumerate(self.compiled.outputs) for n in o.get_names()}
-        self.logits = index.get(manifest["output_name"], 0)
-        self.unknown = index.get((manifest.get("unknown") or {}).get("output"))  # None: none
-
-    def request(self, shape):
-        """A dynamic-batch IR is compiled once per batch shape (a few kept), as ftedge's
-        runner does: OpenVINO's CPU plugin runs a static shape faster (its memory planned
-        once), and the results are the same."""
-        if not self.dynamic:
-            return self.requests.get(None) or self.requests.setdefault(
-                None, self.compiled.create_infer_request())
-        request = self.requests.pop(shape, None)
-        if request is None:
-            if len(self.requests) >= 4:
-                self.requests.pop(next(iter(self.requests)))
-            static = self.model.clone()
-            static.reshape({static.input(0): list(shape)})
-            request = self.core.compile_model(static, self.device,
-                                              self.config).create_infer_request()
-        self.requests[shape] = request
-        return request
+        output = (manifest.get("unknown") or {}).get("output")
+        self.net = CompiledModel(ov, core, Path(folder) / manifest["artifact"], device, config,
+                                 logits_output=manifest["output_name"], unknown_output=output)
 
     def infer(self, batch):
-        return self.infer_scored(batch)[0]
+        return self.net.infer_scored(batch)[0]
 
     def infer_scored(self, batch):
         """Logits, and the unknown score per image (None when the graph has none)."""
-        # 8-bit pixel input (a graph that normalises itself) stays uint8
+        return self.net.infer_scored(batch)
+
+
+class CompiledModel:
+    """A compiled OpenVINO model and its requests. ftedge's own runner holds one too
+    (runtime/openvino/runner.py), so bench times the same call infer.py makes.
+
+    A dynamic-batch model is compiled once more per batch shape (the `keep` most recent
+    kept): OpenVINO's CPU plugin runs a static shape with its memory planned once (2x at
+    batch 1 on a 96 px EfficientNet-Lite0); the results are the same. Outputs are named, or
+    found: the unknown score is the one named "unknown_score", the logits the other one."""
+
+    def __init__(self, ov, core, path, device, config, *, keep=4, logits_output=None,
+                 unknown_output=None):
+        self.ov, self.core, self.device, self.config = ov, core, device, config
+        self.model = core.read_model(str(path))
+        self.compiled = core.compile_model(self.model, device, config)
+        self.keep = keep if self.model.input(0).get_partial_shape().is_dynamic else 0
+        self.default = self.compiled.create_infer_request()
+        self.requests = {}  # batch shape -> request, oldest first
+        index = {n: i for i, o in enumerate(self.compiled.outputs) for n in o.get_names()}
+        unknown = unknown_output or next((n for n in index if "unknown_score" in n), None)
+        self.unknown = index.get(unknown) if unknown else None  # None: no unknown output
+        self.logits = index.get(logits_output, next(
+            (i for i in range(len(self.compiled.outputs)) if i != self.unknown), 0))
+
+    def request(self, shape):
+        """The request for `shape`: its own static compile while fewer than `keep` are kept."""
+        if not self.keep:
+            return self.default
+        request = self.requests.pop(shape, None)
+        if request is None:
+            if len(self.requests) >= self.keep:
+                self.requests.pop(next(iter(self.requests)))
+            static = self.model.clone()
+            static.reshape({static.input(0): self.ov.PartialShape(list(shape))})
+            request = self.core.compile_model(static, self.device,
+                                              self.config).create_infer_request()
+        self.requests[shape] = request  # most recent last
+        return request
+
+    def infer_scored(self, batch):
+        """Logits, and the unknown score per image (None when the graph has none)."""
+        # no copy when it already is; 8-bit pixel input (a graph that normalises itself) stays uint8
         batch = np.ascontiguousarray(batch, dtype=np.uint8 if batch.dtype == np.uint8 else np.float32)
         request = self.request(batch.shape)
-        # reads the array in place; start_async/wait skips infer()'s input dict and result copies
+        # the request reads the array in place, and start_async/wait skips infer()'s input dict
+        # and its copied result dict: together ~0.1 ms a call, 5% of Lite0 INT8 at batch 1
+        # against benchmark_app (ftedge's benchmarks/bench_vs_benchmark_app.py)
         request.set_input_tensor(self.ov.Tensor(batch, shared_memory=True))
         request.start_async()
         request.wait()

@@ -9,6 +9,7 @@ import numpy as np
 from ftedge.config import EVAL_BATCH, disable_telemetry, or_default
 # Whether OpenVINO's CPU plugin here multiplies u8 x s8 without VNNI: deploy/infer.py's own
 # check, imported (not copied), so ftedge and the standalone script decide alike
+from ftedge.deploy.templates.runner_openvino import CompiledModel
 from ftedge.deploy.templates.runner_openvino import cpu_int8_without_vnni  # noqa: F401
 from ftedge.errors import ExportError
 from ftedge.runtime import ClosingRunner
@@ -24,7 +25,8 @@ def device_available(device: str, available: list[str]) -> bool:
 
 
 class OpenVinoRunner(ClosingRunner):
-    """A compiled OpenVINO model (IR or ONNX file) behind the Runner protocol.
+    """A compiled OpenVINO model (IR or ONNX file) behind the Runner protocol: deploy/infer.py's
+    own CompiledModel (imported, not copied), so bench times the call the kit makes.
 
     A model with a dynamic batch is compiled once more for each batch size it is called with
     (the `static_shapes` most recent ones are kept): OpenVINO's CPU plugin runs a static
@@ -33,11 +35,7 @@ class OpenVinoRunner(ClosingRunner):
     benchmarks/bench_vs_benchmark_app.py). Same graph, same results.
     """
 
-    _held = ("_default", "compiled", "_model", "_core")
-
-    def close(self) -> None:
-        self._requests = {}  # the per-shape compiled models' requests first
-        super().close()
+    _held = ("_net", "_core")
 
     def __init__(self, model: Path, *, device: str = "CPU", config: dict | None = None,
                  static_shapes: int = 4):
@@ -48,53 +46,22 @@ class OpenVinoRunner(ClosingRunner):
             raise ExportError(f"OpenVINO device {device} is not available here "
                               f"(found: {', '.join(core.available_devices)})",
                               "run on the device the profile is for, or pick another --target")
-        self._ov, self._core, self._device, self._config = ov, core, device, config or {}
-        self._model = core.read_model(str(model))
-        self.compiled = core.compile_model(self._model, device, self._config)
-        self._dynamic = self._model.input(0).get_partial_shape().is_dynamic
-        self._keep = static_shapes if self._dynamic else 0
-        self._requests: dict[tuple, object] = {}  # shape -> InferRequest, oldest first
-        self._default = self.compiled.create_infer_request()
-        names = [o.get_names() for o in self.compiled.outputs]
+        self._core = core
+        self._net = CompiledModel(ov, core, model, device, config or {}, keep=static_shapes)
+        self.compiled = self._net.compiled
         # graphs exported with an unknown score have it as a second output (graph/unknown.py)
-        self.unknown = next((i for i, n in enumerate(names) if "unknown_score" in n), None)
-        self.logits = next(i for i in range(len(names)) if i != self.unknown)
+        self.unknown, self.logits = self._net.unknown, self._net.logits
 
-    def _request(self, shape: tuple):
-        """The request for `shape`: its own static compile while fewer than `static_shapes`
-        are kept, else the dynamic one's."""
-        if not self._keep:
-            return self._default
-        request = self._requests.pop(shape, None)
-        if request is None:
-            if len(self._requests) >= self._keep:
-                self._requests.pop(next(iter(self._requests)))
-            static = self._model.clone()
-            static.reshape({static.input(0): self._ov.PartialShape(list(shape))})
-            request = self._core.compile_model(static, self._device,
-                                               self._config).create_infer_request()
-        self._requests[shape] = request  # most recent last
-        return request
+    def close(self) -> None:
+        self.compiled = None
+        super().close()
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.infer_scored(batch)[0]
+        return self._net.infer_scored(batch)[0]
 
     def infer_scored(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Logits and the unknown score ([N], higher = more unknown; None without one)."""
-        # no copy when it already is; 8-bit pixel input (in-graph normalisation) stays uint8
-        batch = np.ascontiguousarray(batch, np.uint8 if batch.dtype == np.uint8 else np.float32)
-        request = self._request(batch.shape)
-        # the request reads the caller's array in place (no copy per call), and start_async/
-        # wait skips infer()'s input dict and its copied result dict: together ~0.1 ms a call,
-        # 5% of Lite0 INT8 at batch 1 against benchmark_app (benchmarks/bench_vs_benchmark_app.py)
-        request.set_input_tensor(self._ov.Tensor(batch, shared_memory=True))
-        request.start_async()
-        request.wait()
-        # copies: the request reuses its buffers
-        logits = request.get_output_tensor(self.logits).data.copy()
-        if self.unknown is None:
-            return logits, None
-        return logits, request.get_output_tensor(self.unknown).data[:, 0].copy()
+        return self._net.infer_scored(batch)
 
     def conv_kernels(self) -> dict[str, int]:
         return conv_precisions(self.compiled)
