@@ -69,8 +69,9 @@ class BeforeModel:
 
 def before(infer, model, paths: list, contract: dict, batch: int) -> float:
     """Images per second the way infer.py classified before: sequential decode, then a batch."""
-    # the decode as it was: a full decode, whatever decode mode a newer contract records
-    plain = {k: v for k, v in contract.items() if k not in ("decode", "decode_mode")}
+    # the decode and resize as they were: a full decode and a filter over the whole image,
+    # whatever decode mode and reducing gap a newer contract records
+    plain = {k: v for k, v in contract.items() if k not in ("decode", "reducing_gap")}
     t0 = time.perf_counter()
     pending = []
     for p in paths:
