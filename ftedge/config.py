@@ -268,6 +268,35 @@ def disable_telemetry() -> None:
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container or `taskset`
+    may allow fewer than the machine has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> int | None:
+    """A runtime's CPU threads (`--threads`), or None for the runtime's default. More threads
+    than usable cores is refused: ONNX Runtime and OpenVINO would start them all, and they
+    would only wait on each other (1024 on 2 cores ran a bench for minutes, timing the waits)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads must be a whole number >= 1, got {shown(threads)}",
+                          "give the runtime's CPU threads, e.g. 1, or leave it out for the "
+                          "runtime's default")
+    cpus = usable_cpus()
+    if threads > cpus:
+        raise ConfigError(f"--threads {threads} is more than the {cpus} CPU core(s) this "
+                          "process may use: the runtime's threads would wait on each other, "
+                          "and a latency would measure that waiting",
+                          f"give --threads 1 to {cpus}, or leave it out (the runtime's "
+                          "default: one per core)")
+    return threads
+
+
 def require_finite(name: str, value: Any) -> Any:
     """`value` when it is a finite number; else the ConfigError that names it (NaN and inf
     slip through every range check: each comparison with NaN is False)."""
