@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -638,6 +640,8 @@ def _main() -> None:
     except OSError as e:  # a path the OS refused where no step named it: never a traceback
         from ftedge.io import os_error_message
 
+        if e.filename is None and e.errno in (errno.EPIPE, errno.ENOSPC, errno.EDQUOT):
+            _output_failed(e)
         _print_error(os_error_message(e))
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and so SIGTERM) into Abort
@@ -652,6 +656,19 @@ def _main() -> None:
         console.print("interrupted; continue with `ftedge tune --resume RUN`"
                       if _command() == "tune" else "interrupted; nothing half-written was kept")
         sys.exit(130)
+
+
+def _output_failed(e: OSError) -> None:
+    """The standard output could not take the results: `| head` closed the pipe (the reader
+    took what it wanted: end quietly), or it goes to a full disk (> FILE, /dev/full). What is
+    still buffered goes to /dev/null instead of failing again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(e, BrokenPipeError):
+        sys.exit(1)  # as click ends a broken pipe it meets itself
+    _print_error(FtedgeError(f"cannot write the output: {e.strerror or e}",
+                             "free some space, or send the output to another disk (> FILE)"))
+    sys.exit(2)
 
 
 def _command() -> str | None:
