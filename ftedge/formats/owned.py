@@ -15,6 +15,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -179,12 +180,23 @@ def staged_folder(out: str | os.PathLike, kind: str, *, force: bool = False,
     check_replaceable(out, kind, force, protect=protect)
     with folder_lock(out):
         check_replaceable(out, kind, force, protect=protect)  # as it is now that we hold the lock
+        _remove_stale_staging(out)
         with _staging(out) as tmp:
             yield tmp
             write_marker(tmp, kind, later)
             os.chmod(tmp, default_mode(directory=True))
             check_replaceable(out, kind, force, protect=protect)  # unchanged while we worked?
             _swap_in(tmp, out)
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Staging folders of `out` that a killed writer (kill -9, power loss) left: only the
+    holder of `out`'s lock stages into it, and we hold it, so every one found is stale."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}\.tmp")  # mkdtemp's
+    with contextlib.suppress(OSError):
+        for p in out.parent.iterdir():
+            if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager
