@@ -97,3 +97,13 @@ def run_images(run) -> list:
     folder = RunFolder(run.run_dir)
     samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
     return [preprocess_samples(samples, loaded.contract)]
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n 2`, what .ci/run uses) each worker gets one of the machine's cores:
+    torch's intra-op threads would otherwise put 2 x cores threads on the cores, and the tiny
+    models of these tests run slower split over threads than on one."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)
