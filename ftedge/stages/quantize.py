@@ -5,14 +5,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ftedge.config import (CALIB_METHOD, CALIB_PERCENTILE, CALIB_RECIPE, EVAL_BATCH, FALLBACK_CAP,
                            MAX_DROP, OPSET, WEIGHT_BITS, or_default, require_finite)
 from ftedge.console import console
 from ftedge.data.folder import Sample
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import preprocess_samples, split_arrays
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import (CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root,
                                load_onnx, recreate_hint)
@@ -122,9 +121,7 @@ def _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_b
     info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path,
                        opset=opset,
                        metadata=meta)
-    val = folder.samples("val", loaded.classes)
-    x = preprocess_samples(val, loaded.contract)
-    labels = np.array([s.label for s in val])
+    x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
     result = gate_with_fallback(int8_path, onnx_logits(int8_path, x), onnx_logits(fp32_path, x),
                                 x=x, labels=labels, classes=loaded.classes, max_drop=max_drop,
                                 fallback=fallback, cap_fraction=fallback_cap)
@@ -166,9 +163,7 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
 
 
 def _sensitivity(loaded, folder: RunFolder, int8_path: Path, fp32_path: Path) -> dict:
-    val = folder.samples("val", loaded.classes)
-    x = preprocess_samples(val, loaded.contract)
-    labels = np.array([s.label for s in val])
+    x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
     sens = layer_sensitivity(load_onnx(int8_path), x, labels, fp32_logits=onnx_logits(fp32_path, x))
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "

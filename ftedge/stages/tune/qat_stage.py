@@ -258,8 +258,7 @@ def finish_qat(trainer, fp32_model: nn.Module) -> dict:
     then gate INT8 against FP32 in ONNX Runtime."""
     run, q = trainer.run, trainer.cfg.qat
     fp32_path, int8_path = run / FP32_ONNX, trainer.run_folder.int8_onnx("qat")
-    x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
-    labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
+    x, labels = trainer.val_x, trainer.val_labels
     selection = choose_checkpoint(trainer, x, labels)
     qat_best = load_checkpoint(run / QAT_BEST)
     unwrap(trainer.model).load_state_dict(qat_best["model_state"])

@@ -22,6 +22,7 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
                            resolve_epochs, resolve_patience, resolve_qat_epochs, to_dict,
                            validate_tune_config)
 from ftedge.console import console, make_progress
+from ftedge.data.transforms import split_arrays
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import BEST, CONFIG, GATE, LAST, QAT_BEST, SUMMARY, RunFolder
 from ftedge.io import folder_lock, make_parent, new_folder, read_json
@@ -298,7 +299,9 @@ class Trainer:
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.train_loader = train_loader(self.data, self.contract, cfg, ctx=self.ctx, device=dev)
-        self.val_loader = val_loader(self.data, self.contract, cfg)
+        # decoded once: the epochs' validation and the QAT stage's gate judge these arrays
+        self.val_x, self.val_labels = split_arrays(self.data.val, self.contract)
+        self.val_loader = val_loader(self.val_x, self.val_labels, cfg.train.batch_size)
         self.train_model = self.model
         self._ddp_head_only: bool | None = None
         steps = len(self.train_loader)
