@@ -113,3 +113,54 @@ def test_plain_bilinear_trains_and_evaluates_with_the_kits_resize(geometry):
     assert train_transform(c, aug)(pil).numpy().tobytes() == want.tobytes()
     smooth = _contract(geometry, size=12, interpolation="bilinear")
     assert not np.array_equal(eval_transform(smooth)(pil).numpy(), want)
+
+
+def test_split_arrays_gives_each_image_as_preprocess_samples_does_with_its_label(tmp_path):
+    """One split-to-arrays loader for every stage that judges a model on a split: images in
+    order, labels int64 beside them; an empty split is (0, C, H, W) and (0,)."""
+    from ftedge.data.folder import Sample
+    from ftedge.data.transforms import preprocess_samples, split_arrays
+
+    contract = _contract("stretch")
+    samples = []
+    for i, (w, h) in enumerate([(6, 6), (8, 4), (4, 8)]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(_image(w, h)).save(path)
+        samples.append(Sample(path, [2, 0, 1][i]))
+    x, labels = split_arrays(samples, contract)
+    assert x.shape == (3, 3, 4, 4) and x.dtype == np.float32
+    assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1]
+    assert np.array_equal(x, preprocess_samples(samples, contract))
+    assert np.array_equal(x[1], eval_transform(contract)(Image.open(samples[1].path)).numpy())
+    x0, labels0 = split_arrays([], contract)
+    assert x0.shape == (0, 3, 4, 4) and labels0.shape == (0,) and labels0.dtype == np.int64
+
+
+@pytest.mark.parametrize("geometry", ["crop", "stretch"])
+def test_training_resizes_with_the_contracts_reducing_gap(geometry):
+    """Augmentation draws the same random crop as without a gap, then resizes it as the
+    device does: Pillow's box-reduce first, then the filter."""
+    from torchvision.transforms import v2 as T
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    gap = _contract(geometry, size=32, interpolation="bicubic", reducing_gap=1.0)
+    whole = {**gap, "reducing_gap": None}
+    aug = AugmentConfig(hflip=0.0, color_jitter=0.0)
+    torch.manual_seed(5)
+    got = train_transform(gap, aug)(img).numpy()
+    torch.manual_seed(5)
+    if geometry == "crop":
+        top, left, h, w = T.RandomResizedCrop.get_params(img, list(aug.scale), list(aug.ratio))
+    else:  # RandomFrameCrop's draws, then the stretch
+        area = torch.empty(1).uniform_(*aug.frame_scale).item()
+        w, h = round(400 * area ** 0.5), round(300 * area ** 0.5)
+        top = int(torch.randint(0, 300 - h + 1, (1,)).item())
+        left = int(torch.randint(0, 400 - w + 1, (1,)).item())
+    region = img.crop((left, top, left + w, top + h))
+    assert min(w / 32, h / 32) >= 2  # the gap of 1.0 reduces this crop first
+    want = region.resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=1.0)
+    assert np.array_equal(np.rint(got * 255).astype(np.uint8).transpose(1, 2, 0),
+                          np.asarray(want))
+    torch.manual_seed(5)
+    assert not np.array_equal(train_transform(whole, aug)(img).numpy(), got)

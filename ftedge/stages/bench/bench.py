@@ -15,7 +15,7 @@ from ftedge.confidence import evaluation_report
 from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import split_arrays
 from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
 from ftedge.errors import ConfigError, FtedgeError
 from ftedge.formats.artifact import PARITY, read_manifest_dict, stale_reason
@@ -91,8 +91,7 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     holder = reference or LoadedModel(Path("."), list(manifest["classes"]),
                                       manifest["preprocessing"], None, Path("."), "", "artifact")
     samples = eval_samples(holder, data)
-    x = preprocess_samples(samples, manifest["preprocessing"])
-    labels = np.array([s.label for s in samples])
+    x, labels = split_arrays(samples, manifest["preprocessing"])
     ref = None
     if reference is not None:
         ref = infer_batches(reference.runner, x)
@@ -120,16 +119,14 @@ def _latency(runner, shape, batches, opts) -> list[dict]:
 
 def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
     """Decode + preprocess + infer, one image at a time: what an application waits for."""
-    from ftedge.data.transforms import decode_image, eval_transform
+    from ftedge.data.transforms import preprocess_image
 
-    transform = eval_transform(contract)
     files = [s.path for s in val.samples[: opts.e2e_images]]
 
     order = iter(range(10**9))
 
     def one():
-        path = files[next(order) % len(files)]
-        runner.infer(transform(decode_image(path, contract))[None].numpy())
+        runner.infer(preprocess_image(files[next(order) % len(files)], contract))
 
     times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))
     return latency_percentiles(times, 1)
