@@ -146,12 +146,18 @@ def check_replaceable(out: Path, kind: str, force: bool, *, protect: Iterable[Pa
                        f"{refusal.message.removeprefix(f'{out} ')}", refusal.hint)
 
 
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _force_refusal(out: Path, kind: str) -> RunError | None:
     """Why --force may not replace `out` (an existing, non-empty folder), or None."""
     marker = read_marker(out)
     if marker is None or marker["kind"] != kind:
-        what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
-        return RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
+        what = ("was not written by ftedge" if marker is None
+                else f"is {_a(marker['kind'])} {marker['kind']} folder")
+        return RunError(f"{out} {what}: --force replaces only {_a(kind)} {kind} folder ftedge "
+                        "wrote",
                         "pick another --out")
     if not isinstance(marker.get("files"), dict):
         return RunError(f"{out} was written by an ftedge that did not record the files in its "
