@@ -626,7 +626,15 @@ def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int
 
 
 def resolve_label_check(flag: bool | None, weights: str) -> bool:
-    """data.label_check: on by default when the network starts from pretrained weights."""
+    """data.label_check: on by default when the network starts from pretrained weights.
+
+    Its cost, measured on flowers12 with 100 planted copies and 48 flipped labels (1,060
+    images, Lite0 224 px, 2 cores shared with other jobs, so CPU seconds): the forward pass
+    149 s and the 5-fold fit with cleanlab 40 s, against 353 s for the whole one-epoch tune
+    it ran in (its head epoch took as long, wall, as the forward pass): about one head-only
+    epoch of a run that trains 15 or more. It flagged 47 images, 38 of them planted
+    (precision 0.81, recall 0.79).
+    """
     return weights != "none" if flag is None else flag
 
 
