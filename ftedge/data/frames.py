@@ -43,7 +43,7 @@ def frame_image(frame: np.ndarray) -> Image.Image:
 
 
 def preprocess_frame(frame: np.ndarray, contract: dict) -> np.ndarray:
-    """One checked frame as a CHW float32 array, by the contract's eval transform."""
-    from ftedge.data.transforms import eval_transform
+    """One checked frame as a CHW float32 array, by the contract's eval path (the kit's)."""
+    from ftedge.deploy.templates.preprocess import preprocess
 
-    return eval_transform(contract)(frame_image(frame)).numpy()
+    return preprocess(frame_image(frame), contract)

@@ -109,8 +109,10 @@ def decode_image(data: bytes, background: tuple[int, int, int] = WHITE,
                 if draft is not None:
                     img.draft("RGB", draft(*full) if callable(draft) else draft)
                 img.load()  # force a full decode so truncation fails here, not mid-epoch
-                rotated = img.getexif().get(0x0112, 1) in (5, 6, 7, 8)
-                img = ImageOps.exif_transpose(img)
+                orientation = img.getexif().get(0x0112, 1)
+                rotated = orientation in (5, 6, 7, 8)
+                if orientation in range(2, 9):  # else exif_transpose returns a full copy
+                    img = ImageOps.exif_transpose(img)
                 out = to_rgb(img, background)
                 out.info["full_size"] = full[::-1] if rotated else full
                 return out

@@ -10,6 +10,7 @@ DeepStream emulation scale alike.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -26,7 +27,10 @@ from ftedge.errors import DatasetError
 # letterbox_box rounds the fitted side half up and puts the odd pixel of padding
 # right/bottom, as nvinfer's symmetric-padding=1 does.
 # Plain (not antialiased) bilinear, nvinfer's scaler, is that module's resize_bilinear too.
-from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, plain_bilinear,
+# A reducing gap (Pillow's resize(reducing_gap=G), recorded in the contract) is that module's
+# pillow_resize: torchvision's Resize cannot pass it.
+from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, pillow_resize,
+                                                plain_bilinear, preprocess, reducing_gap,
                                                 resize_bilinear, short_side_size)
 
 _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
@@ -87,10 +91,46 @@ class PlainRandomResizedCrop(torch.nn.Module):
         return _plain(F.crop(img, top, left, h, w), *self.size)
 
 
+class ReducingResize(torch.nn.Module):
+    """Resize an RGB PIL image with the contract's Pillow filter and reducing gap (box-reduce
+    first): to [h, w], or, for an int, its short side to that size as torchvision's Resize."""
+
+    def __init__(self, size: int | list[int], contract: dict):
+        super().__init__()
+        self.size, self.contract = size, contract
+
+    def forward(self, img):
+        height, width = F.get_size(img)
+        if isinstance(self.size, int):
+            w, h = short_side_size(width, height, self.size)
+        else:
+            h, w = self.size
+        return img if (w, h) == img.size else pillow_resize(img, w, h, contract=self.contract)
+
+
+class ReducingRandomResizedCrop(torch.nn.Module):
+    """RandomResizedCrop's crop (same parameters, same random draws), then the contract's
+    Pillow filter with its reducing gap, as the device resizes."""
+
+    def __init__(self, size: list[int], contract: dict, *, scale: tuple[float, float],
+                 ratio: tuple[float, float]):
+        super().__init__()
+        self.size, self.contract = list(size), contract
+        self.scale, self.ratio = list(scale), list(ratio)
+
+    def forward(self, img):
+        top, left, h, w = T.RandomResizedCrop.get_params(img, self.scale, self.ratio)
+        out_h, out_w = self.size
+        return pillow_resize(F.crop(img, top, left, h, w), out_w, out_h, contract=self.contract)
+
+
 def _resize(size, contract: dict):
-    """The contract's resize as one step: Pillow's filter through torchvision, or plain."""
+    """The contract's resize as one step: Pillow's filter through torchvision, or plain, or
+    Pillow's with the contract's reducing gap."""
     if plain_bilinear(contract):
         return PlainBilinearResize(size)
+    if reducing_gap(contract) is not None:
+        return ReducingResize(size, contract)
     return T.Resize(size, interpolation=_INTERP[contract["interpolation"]], antialias=True)
 
 
@@ -102,13 +142,18 @@ class Letterbox(torch.nn.Module):
         self.out_h, self.out_w = contract["input_size"][1:]
         self.interp = _INTERP[contract["interpolation"]]
         self.plain = plain_bilinear(contract)
+        self.contract = contract
         self.fill = tuple(int(v) for v in contract.get("pad_value", (0, 0, 0)))
 
     def forward(self, img):
         width, height = F.get_size(img)[::-1]
         w, h, left, top = letterbox_box(width, height, self.out_w, out_h=self.out_h)
-        img = (_plain(img, h, w) if self.plain
-               else F.resize(img, [h, w], interpolation=self.interp, antialias=True))
+        if self.plain:
+            img = _plain(img, h, w)
+        elif reducing_gap(self.contract) is not None:
+            img = ReducingResize([h, w], self.contract)(img)
+        else:
+            img = F.resize(img, [h, w], interpolation=self.interp, antialias=True)
         return F.pad(img, [left, top, self.out_w - w - left, self.out_h - h - top],
                      fill=self.fill)
 
@@ -142,7 +187,9 @@ def geometry_steps(contract: dict) -> list:
 
 
 def eval_transform(contract: dict) -> T.Compose:
-    """The contract's geometry, scale to [0,1], normalise: what every runtime does."""
+    """The contract's geometry, scale to [0,1], normalise, in torchvision: the statement of the
+    contract the kit's numpy preprocess (which every stage runs: preprocess_samples,
+    contract_tensor) is tested against bit for bit, and training's geometry steps."""
     return T.Compose([*geometry_steps(contract), *_to_tensor(contract)])
 
 
@@ -156,6 +203,9 @@ def train_transform(contract: dict, aug: AugmentConfig) -> T.Compose:
     interp = _INTERP[contract["interpolation"]]
     if contract.get("geometry", "crop") == "crop" and plain_bilinear(contract):
         steps = [PlainRandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio))]
+    elif contract.get("geometry", "crop") == "crop" and reducing_gap(contract) is not None:
+        steps = [ReducingRandomResizedCrop(size, contract, scale=tuple(aug.scale),
+                                           ratio=tuple(aug.ratio))]
     elif contract.get("geometry", "crop") == "crop":
         steps = [T.RandomResizedCrop(size, scale=tuple(aug.scale), ratio=tuple(aug.ratio),
                                      interpolation=interp, antialias=True)]
@@ -185,10 +235,9 @@ def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
             model on a list of files: a run's split whose files changed since, --unknown DIR,
             calibration images; one bad file is a clear error, not a traceback).
     """
-    transform = eval_transform(contract)
     if not samples:
         return np.zeros((0, *contract["input_size"]), np.float32)
-    return torch.stack([transform(_decoded(s.path, contract)) for s in samples]).numpy()
+    return np.stack([preprocess(_decoded(s.path, contract), contract) for s in samples])
 
 
 def _decoded(path, contract: dict):
@@ -206,4 +255,14 @@ def _decoded(path, contract: dict):
 
 def preprocess_image(path, contract: dict) -> np.ndarray:
     """One image file as a (1, C, H, W) float32 batch."""
-    return eval_transform(contract)(decode_image(path, contract))[None].numpy()
+    return preprocess(decode_image(path, contract), contract)[None]
+
+
+def _contract_tensor(img, contract: dict) -> torch.Tensor:
+    return torch.from_numpy(preprocess(img, contract))
+
+
+def contract_tensor(contract: dict) -> Callable:
+    """The contract's eval path as a Dataset transform (RGB PIL -> CHW float32 tensor): the
+    kit's own preprocess, so val, the gates and deploy/infer.py compute the same function."""
+    return functools.partial(_contract_tensor, contract=contract)

@@ -119,7 +119,18 @@ def _filter_text(c: dict) -> str:
     return (f"Filter: Pillow's\n   `{c['interpolation']}` on 8-bit RGB, which "
             + ("antialiases (its support widens with the\n   downscale factor) and "
                if c.get("antialias", True) else "")
-            + "rounds in fixed point: reproduce Pillow's `Resample.c`, not OpenCV.")
+            + "rounds in fixed point: reproduce Pillow's `Resample.c`, not OpenCV."
+            + _reduce_text(c))
+
+
+def _reduce_text(c: dict) -> str:
+    gap = c.get("reducing_gap")
+    if gap is None:
+        return ""
+    return (f"\n   First, as Pillow's `resize(..., reducing_gap={gap:g})`: box-average by the "
+            f"factor `int(in / out / {gap:g})`\n   per axis (at least 1; `Image.reduce`, edge "
+            "boxes partial), then the filter from the reduced\n   image with the original "
+            "coordinates scaled by the factor.")
 
 
 def _geometry_steps(c: dict) -> str:

@@ -9,12 +9,13 @@ interpolation, antialiased, full decode), so an old run or artifact keeps meanin
 from __future__ import annotations
 
 from ftedge.config import (DECODES, DEFAULT_DECODE, DEFAULT_GEOMETRY, DEFAULT_PAD_VALUE, FILTERS,
-                           GEOMETRIES)
+                           GEOMETRIES, MIN_REDUCING_GAP)
 from ftedge.errors import RunError
 
 REQUIRED = ("input_size", "resize", "interpolation", "mean", "std")
 # What a contract written before these keys existed meant; `antialias` follows the filter.
-LEGACY = {"geometry": "crop", "decode": "full", "pad_value": list(DEFAULT_PAD_VALUE)}
+LEGACY = {"geometry": "crop", "decode": "full", "pad_value": list(DEFAULT_PAD_VALUE),
+          "reducing_gap": None}
 FIXED = {"scale": "1/255", "crop": "center", "channel_order": "RGB", "layout": "NCHW"}
 _REMAKE = "re-create it with the ftedge command that wrote it"
 
@@ -35,9 +36,11 @@ def resize_allowed(interpolation: str, antialias: bool) -> bool:
 def build_contract(*, input_size: int, resize: int, interpolation: str, mean, std,
                    background=(255, 255, 255), geometry: str = DEFAULT_GEOMETRY,
                    pad_value=DEFAULT_PAD_VALUE, decode: str = DEFAULT_DECODE,
-                   antialias: bool | None = None) -> dict:
+                   antialias: bool | None = None, reducing_gap: float | None = None) -> dict:
     """A complete contract; `resize` is the short side before the centre crop (crop only);
-    `antialias` None is the filter's own (Pillow's), False with bilinear is plain bilinear."""
+    `antialias` None is the filter's own (Pillow's), False with bilinear is plain bilinear;
+    `reducing_gap` None resizes from the whole image, a number box-reduces first (Pillow's
+    resize(reducing_gap=...), config.MIN_REDUCING_GAP)."""
     contract = {
         "input_size": [3, int(input_size), int(input_size)],
         "geometry": geometry,
@@ -47,6 +50,7 @@ def build_contract(*, input_size: int, resize: int, interpolation: str, mean, st
         "antialias": antialias_of(interpolation) if antialias is None else bool(antialias),
         "pad_value": [int(v) for v in pad_value],
         "decode": decode,
+        "reducing_gap": None if reducing_gap is None else float(reducing_gap),
         "scale": "1/255",
         "mean": [float(v) for v in mean],
         "std": [float(v) for v in std],
@@ -101,6 +105,16 @@ def check_contract(contract, where: str) -> dict:
         raise _bad(where, f"antialias={contract['antialias']!r} with {contract['interpolation']}"
                           " is not a resize this version can apply (Pillow's filters, or "
                           "bilinear with antialias false)")
+    gap = contract["reducing_gap"]
+    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
+                            or not gap >= MIN_REDUCING_GAP or gap == float("inf")):
+        raise _bad(where, f"reducing_gap {gap!r} is not null or a number >= "
+                          f"{MIN_REDUCING_GAP:g}")
+    if gap is not None and (contract["interpolation"] == "nearest"
+                            or not contract["antialias"]):
+        raise _bad(where, f"reducing_gap with {contract['interpolation']} (antialias "
+                          f"{contract['antialias']}): only Pillow's antialiased filters reduce "
+                          "first (plain bilinear is nvinfer's scaler, which does not)")
     if not _rgb(contract["pad_value"]):
         raise _bad(where, f"pad_value {contract['pad_value']!r} is not an RGB colour 0..255")
     if not isinstance(contract["resize"], int) or contract["resize"] < 1:
@@ -126,4 +140,6 @@ def describe(contract: dict) -> str:
     else:
         shape = f"letterbox into {h}x{w}, pad {tuple(contract.get('pad_value', (0, 0, 0)))}"
     decode = ", JPEG draft decode" if contract.get("decode") == "draft" else ""
+    if contract.get("reducing_gap") is not None:
+        decode += f", box-reduced first (reducing gap {contract['reducing_gap']:g})"
     return f"{shape}, {filt}{decode}"

@@ -147,7 +147,8 @@ def build_model(name: str, num_classes: int, *, weights: str = DEFAULT_WEIGHTS,
 def preprocessing_contract(spec: ModelSpec, img_size: int | None,
                            background=(255, 255, 255), *, geometry: str = DEFAULT_GEOMETRY,
                            interpolation: str | None = None, pad_value=(0, 0, 0),
-                           decode: str = DEFAULT_DECODE, antialias: bool | None = None) -> dict:
+                           decode: str = DEFAULT_DECODE, antialias: bool | None = None,
+                           reducing_gap: float | None = None) -> dict:
     """The input contract every artifact carries: what a caller must do to an image.
 
     `interpolation` None keeps the model's pretraining filter; `antialias` None the filter's
@@ -157,7 +158,8 @@ def preprocessing_contract(spec: ModelSpec, img_size: int | None,
                           resize=int(round(size / spec.crop_pct)),  # crop: the short side
                           interpolation=interpolation or spec.interpolation, mean=spec.mean,
                           std=spec.std, background=background, geometry=geometry,
-                          pad_value=pad_value, decode=decode, antialias=antialias)
+                          pad_value=pad_value, decode=decode, antialias=antialias,
+                          reducing_gap=reducing_gap)
 
 
 def count_parameters(model: nn.Module) -> int:

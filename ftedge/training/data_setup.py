@@ -13,8 +13,9 @@ from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
 from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
-from ftedge.data.transforms import draft_request, eval_transform, train_transform
-from ftedge.errors import DatasetError
+from ftedge.data.transforms import contract_tensor, draft_request, train_transform
+from ftedge.errors import ConfigError, DatasetError
+from ftedge.formats.contract import check_contract
 from ftedge.models import get_spec, preprocessing_contract
 from ftedge.formats.run import data_root, samples_from_record, split_record
 from ftedge.training.dist import DistContext
@@ -51,10 +52,20 @@ def run_contract(cfg: TuneConfig) -> dict:
             if filt is None:
                 filt, antialias = pipeline.filter, pipeline.antialias
             geometry = geometry or pipeline.geometry
-    return preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
-                                  cfg.data.background, geometry=geometry or "crop",
-                                  interpolation=filt, pad_value=p.pad_value, decode=p.decode,
-                                  antialias=antialias)
+    contract = preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
+                                      cfg.data.background, geometry=geometry or "crop",
+                                      interpolation=filt, pad_value=p.pad_value,
+                                      decode=p.decode, antialias=antialias)
+    if p.reducing_gap is None:
+        return contract
+    if contract["interpolation"] == "nearest" or not contract["antialias"]:
+        plain = "" if contract["antialias"] else " (not antialiased, as nvinfer scales)"
+        raise ConfigError(f"preprocess.reducing_gap {p.reducing_gap:g} with the "
+                          f"{contract['interpolation']} filter{plain}: only Pillow's "
+                          "antialiased bicubic and bilinear box-reduce first",
+                          "leave out --reducing-gap, or choose --filter bicubic or bilinear")
+    return check_contract({**contract, "reducing_gap": float(p.reducing_gap)},
+                          "the new preprocessing contract")
 
 
 def prepare_data(cfg: TuneConfig, cache_short_side: int, saved_split: dict | None,
@@ -118,7 +129,7 @@ def val_loader(data: PreparedData, contract: dict, cfg: TuneConfig) -> DataLoade
     They are decoded from the files again, not from the shrunken training cache, so the
     numbers match what `ftedge eval` and every exported artifact see.
     """
-    ds = ImageSamples(data.val, eval_transform(contract), cache=None,
+    ds = ImageSamples(data.val, contract_tensor(contract), cache=None,
                       background=cfg.data.background,
                       draft=draft_request(contract))
     xs = torch.stack([ds[i][0] for i in range(len(ds))])

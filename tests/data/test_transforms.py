@@ -113,3 +113,33 @@ def test_plain_bilinear_trains_and_evaluates_with_the_kits_resize(geometry):
     assert train_transform(c, aug)(pil).numpy().tobytes() == want.tobytes()
     smooth = _contract(geometry, size=12, interpolation="bilinear")
     assert not np.array_equal(eval_transform(smooth)(pil).numpy(), want)
+
+
+@pytest.mark.parametrize("geometry", ["crop", "stretch"])
+def test_training_resizes_with_the_contracts_reducing_gap(geometry):
+    """Augmentation draws the same random crop as without a gap, then resizes it as the
+    device does: Pillow's box-reduce first, then the filter."""
+    from torchvision.transforms import v2 as T
+
+    rng = np.random.default_rng(0)
+    img = Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8))
+    gap = _contract(geometry, size=32, interpolation="bicubic", reducing_gap=1.0)
+    whole = {**gap, "reducing_gap": None}
+    aug = AugmentConfig(hflip=0.0, color_jitter=0.0)
+    torch.manual_seed(5)
+    got = train_transform(gap, aug)(img).numpy()
+    torch.manual_seed(5)
+    if geometry == "crop":
+        top, left, h, w = T.RandomResizedCrop.get_params(img, list(aug.scale), list(aug.ratio))
+    else:  # RandomFrameCrop's draws, then the stretch
+        area = torch.empty(1).uniform_(*aug.frame_scale).item()
+        w, h = round(400 * area ** 0.5), round(300 * area ** 0.5)
+        top = int(torch.randint(0, 300 - h + 1, (1,)).item())
+        left = int(torch.randint(0, 400 - w + 1, (1,)).item())
+    region = img.crop((left, top, left + w, top + h))
+    assert min(w / 32, h / 32) >= 2  # the gap of 1.0 reduces this crop first
+    want = region.resize((32, 32), Image.Resampling.BICUBIC, reducing_gap=1.0)
+    assert np.array_equal(np.rint(got * 255).astype(np.uint8).transpose(1, 2, 0),
+                          np.asarray(want))
+    torch.manual_seed(5)
+    assert not np.array_equal(train_transform(whole, aug)(img).numpy(), got)

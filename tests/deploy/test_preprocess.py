@@ -1,4 +1,5 @@
-"""infer.py's numpy preprocessing equals ftedge's torchvision pipeline bit for bit."""
+"""infer.py's numpy preprocessing (which ftedge's stages run too) equals ftedge's torchvision
+statement of the contract (eval_transform, training's geometry) bit for bit."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from ftedge.data.folder import Sample
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import decode_image, eval_transform
 from ftedge.deploy.templates import preprocess as template
 from tests.deploy.conftest import CONTRACT
 
@@ -43,17 +43,41 @@ for _g in ("crop", "stretch", "letterbox"):
             "decode": _d, "pad_value": [114, 7, 250]}
 
 
+# a reducing gap (Pillow's resize(reducing_gap=G): box-reduce, then the filter) for every
+# geometry and antialiased filter; 1.0 reduces the 400x300 test JPEG to 36 px by 8x8 boxes
+for _g in ("crop", "stretch", "letterbox"):
+    for _f in ("bicubic", "bilinear"):
+        for _gap in (1.0, 2.5):
+            CONTRACTS[f"{_g}_{_f}_gap{_gap:g}"] = {**CONTRACT, "geometry": _g,
+                                                   "interpolation": _f, "reducing_gap": _gap}
+    CONTRACTS[f"{_g}_bicubic_draft_gap1"] = {**CONTRACT, "geometry": _g,
+                                             "interpolation": "bicubic", "decode": "draft",
+                                             "reducing_gap": 1.0}
+
+
+def torchvision_reference(paths, contract) -> np.ndarray:
+    """ftedge's decode, then its torchvision eval_transform: an independent statement of the
+    contract (ftedge's stages run the kit's preprocess itself, so they are no reference)."""
+    transform = eval_transform(contract)
+    return np.stack([transform(decode_image(p, contract)).numpy() for p in paths])
+
+
 @pytest.mark.parametrize("name", CONTRACTS)
 def test_template_equals_ftedge_bit_for_bit(images, name):
     contract = CONTRACTS[name]
     paths = list(images.values())
-    want = preprocess_samples([Sample(p, 0) for p in paths], contract)
+    want = torchvision_reference(paths, contract)
     got = np.stack([template.preprocess_file(p, contract) for p in paths])
     assert got.dtype == np.float32 and got.shape == want.shape == (len(paths), 3, 32, 32)
     if contract.get("decode") == "draft":  # the mode did something: not a full decode
         full = {**contract, "decode": "full"}
         big = images["big.jpg"]
         assert not np.array_equal(template.preprocess_file(big, full),
+                                  template.preprocess_file(big, contract))
+    if contract.get("reducing_gap") is not None:  # the gap did something: not the filter alone
+        whole = {**contract, "reducing_gap": None}
+        big = images["big.jpg"]
+        assert not np.array_equal(template.preprocess_file(big, whole),
                                   template.preprocess_file(big, contract))
     bad = [p.name for p, a, b in zip(paths, got, want) if not np.array_equal(a, b)]
     assert not bad, f"differs from ftedge for {bad}"
@@ -64,9 +88,10 @@ def test_generated_scripts_preprocess_like_ftedge(ort_artifact, ov_artifact, trt
     """The assembled scripts, not only the template module, for each runtime."""
     paths = list(images.values())
     contract = CONTRACTS["bicubic_padded"]
-    want = preprocess_samples([Sample(p, 0) for p in paths], contract)
-    others = [CONTRACTS["letterbox_bicubic_draft"], CONTRACTS["stretch_bilinear_draft"]]
-    wants = [preprocess_samples([Sample(p, 0) for p in paths], c) for c in others]
+    want = torchvision_reference(paths, contract)
+    others = [CONTRACTS["letterbox_bicubic_draft"], CONTRACTS["stretch_bilinear_draft"],
+              CONTRACTS["crop_bicubic_draft_gap1"], CONTRACTS["letterbox_bilinear_gap2.5"]]
+    wants = [torchvision_reference(paths, c) for c in others]
     for folder, _ in (ort_artifact, ov_artifact, trt_artifact):
         script = _load_script(folder / "deploy" / "infer.py")
         got = np.stack([script.preprocess_file(p, contract) for p in paths])
@@ -133,7 +158,34 @@ def test_draft_request_keeps_twice_the_resize():
 
 def test_unknown_geometry_or_decode_is_refused():
     for bad in ({**CONTRACT, "geometry": "fisheye"}, {**CONTRACT, "decode": "gpu"},
-                {**CONTRACT, "interpolation": "bicubic", "antialias": False}):
+                {**CONTRACT, "interpolation": "bicubic", "antialias": False},
+                {**CONTRACT, "reducing_gap": 0.5}, {**CONTRACT, "reducing_gap": "2"},
+                {**CONTRACT, "reducing_gap": True},
+                {**CONTRACT, "interpolation": "nearest", "reducing_gap": 2.0},
+                {**CONTRACT, "antialias": False, "reducing_gap": 2.0}):
         with pytest.raises(ValueError):
             template.check_contract(bad)
     template.check_contract(dict(CONTRACT))  # an old contract: no geometry, decode, antialias
+
+
+def test_reducing_gap_is_pillows_and_off_without_the_key():
+    """The gap is Pillow's own resize(reducing_gap=G) (box-reduce, then the filter with the
+    original coordinates); a contract without the key (every run before it) resizes from the
+    whole image, exactly as before."""
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    img = Image.fromarray(rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8))
+    old = {**CONTRACT, "interpolation": "bicubic", "resize": 256, "input_size": [3, 224, 224]}
+    assert template.reducing_gap(old) is None
+    whole = img.resize((455, 256), Image.Resampling.BICUBIC)
+    assert np.array_equal(template.resize_image(img, 455, 256, contract=old), np.asarray(whole))
+    fast = {**old, "reducing_gap": 1.0}
+    want = img.reduce(4).resize((455, 256), Image.Resampling.BICUBIC,
+                                box=(0, 0, 1920 / 4, 1080 / 4))  # 1920/455 and 1080/256: 4
+    got = template.resize_image(img, 455, 256, contract=fast)
+    assert np.array_equal(got, np.asarray(want))
+    assert not np.array_equal(got, np.asarray(whole))
+    frame = np.asarray(img)  # a raw frame and the same pixels as a PIL image: one result
+    assert np.array_equal(template.preprocess(Image.fromarray(frame), fast),
+                          eval_transform(fast)(img).numpy())

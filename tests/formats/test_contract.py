@@ -15,6 +15,7 @@ OLD = {"input_size": [3, 224, 224], "resize": 256, "crop": "center", "interpolat
 def test_an_old_contract_reads_as_what_it_meant():
     c = check_contract(dict(OLD), "old")
     assert (c["geometry"], c["decode"], c["antialias"]) == ("crop", "full", True)
+    assert c["reducing_gap"] is None and "reduce" not in describe(c)  # the whole image, as then
     assert c["resize"] == 256 and "crop: short side to 256" in describe(c)
     nearest = check_contract({**OLD, "interpolation": "nearest"}, "old")
     assert nearest["antialias"] is False
@@ -46,6 +47,9 @@ def test_bilinear_can_be_plain_and_says_so():
     {"geometry": "fisheye"}, {"decode": "gpu"}, {"interpolation": "lanczos"},
     {"pad_value": [0, 0]}, {"pad_value": [0, 0, 256]}, {"antialias": False}, {"antialias": "no"},
     {"std": [1, 0, 1]}, {"input_size": [3, 0, 4]}, {"layout": "NHWC"}, {"resize": 0},
+    {"reducing_gap": 0.5}, {"reducing_gap": "2"}, {"reducing_gap": True},
+    {"reducing_gap": float("inf")}, {"reducing_gap": 2.0, "interpolation": "nearest"},
+    {"reducing_gap": 2.0, "interpolation": "bilinear", "antialias": False},
 ])
 def test_malformed_contracts_are_refused_with_the_fix(change):
     with pytest.raises(RunError) as e:
@@ -77,6 +81,18 @@ def test_an_old_sealed_manifest_still_reads_as_crop(tmp_path):
     manifest = read_manifest(tmp_path / "old")
     assert manifest.preprocessing["geometry"] == "crop"
     assert manifest.preprocessing["decode"] == "full"
+    assert manifest.preprocessing["reducing_gap"] is None
+
+
+def test_the_reducing_gap_is_recorded_and_described():
+    c = build_contract(input_size=224, resize=256, interpolation="bicubic", mean=(0.5,) * 3,
+                       std=(0.5,) * 3, decode="draft", reducing_gap=1)
+    assert c["reducing_gap"] == 1.0 and isinstance(c["reducing_gap"], float)
+    assert "box-reduced first (reducing gap 1)" in describe(c)
+    assert check_contract(dict(c), "again") == c
+    off = build_contract(input_size=224, resize=256, interpolation="bicubic", mean=(0.5,) * 3,
+                         std=(0.5,) * 3)
+    assert off["reducing_gap"] is None  # new runs: off unless asked for
 
 
 def test_a_new_manifest_round_trips_every_choice(tmp_path):
@@ -84,6 +100,6 @@ def test_a_new_manifest_round_trips_every_choice(tmp_path):
 
     c = build_contract(input_size=32, resize=32, interpolation="bilinear", mean=(0.5,) * 3,
                        std=(0.25,) * 3, geometry="letterbox", pad_value=(1, 2, 3),
-                       decode="draft")
+                       decode="draft", reducing_gap=2.5)
     _sealed(tmp_path / "new", dict(c))
     assert read_manifest(tmp_path / "new").preprocessing == c

@@ -16,6 +16,7 @@ def _contract(**flat):
 def test_default_is_todays_crop_with_the_models_filter():
     c = _contract()
     assert (c["geometry"], c["interpolation"], c["decode"]) == ("crop", "bicubic", "full")
+    assert c["reducing_gap"] is None
     assert c["resize"] == 256 and c["input_size"] == [3, 224, 224]
 
 
@@ -38,6 +39,14 @@ def test_choices_are_checked():
         _contract(preprocess="fisheye")
     with pytest.raises(ConfigError, match="unknown target"):
         _contract(target="no-such-device")
+    with pytest.raises(ConfigError, match="reducing_gap must be a number >= 1"):
+        _contract(reducing_gap=0.5)
+    with pytest.raises(ConfigError, match="reducing_gap 2 with the nearest filter") as e:
+        _contract(filter="nearest", reducing_gap=2.0)
+    assert "--filter bicubic" in e.value.hint
+    with pytest.raises(ConfigError, match="not antialiased, as nvinfer scales"):
+        _contract(target="jetson-orin-nano", reducing_gap=2.0)
+    assert _contract(decode="draft", reducing_gap=1.0)["reducing_gap"] == 1.0
     c = _contract(preprocess="stretch", filter="nearest", decode="draft")
     assert (c["geometry"], c["interpolation"], c["antialias"], c["decode"]) == (
         "stretch", "nearest", False, "draft")

@@ -143,9 +143,9 @@ def report(results, as_json, out=None):
             out.write(f"  {t['probability']:.4f}  {escape_label(t['class'])}\n")  # one line each
 
 
-def frame_image(frame, where="frame"):
-    """An HxWx3 uint8 RGB array (a camera's or video decoder's frame) as a PIL image; refused
-    (ValueError) otherwise: a float or CHW array cannot be told apart from other layouts."""
+def check_frame(frame, where="frame"):
+    """Refuse (ValueError) what is not an HxWx3 uint8 RGB array (a camera's or video
+    decoder's frame): a float or CHW array cannot be told apart from other layouts."""
     how = ("pass an HxWx3 uint8 RGB array (OpenCV's BGR frames: frame[..., ::-1]; "
            "CHW: frame.transpose(1, 2, 0))")
     if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 \
@@ -153,6 +153,11 @@ def frame_image(frame, where="frame"):
         what = (f"a {type(frame).__name__}" if not isinstance(frame, np.ndarray)
                 else f"dtype {frame.dtype}, shape {frame.shape}")
         raise ValueError(f"{where}: {what}; {how}")
+
+
+def frame_image(frame, where="frame"):
+    """A checked frame (check_frame) as a PIL image."""
+    check_frame(frame, where)
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
@@ -258,8 +263,8 @@ class Classifier:
         Raises ValueError, before any work, for a frame that is not HxWx3 uint8."""
         items = [(i, x) if isinstance(x, np.ndarray) else str(x) for i, x in enumerate(inputs)]
         for item in items:
-            if isinstance(item, tuple):
-                frame_image(item[1], f"frame {item[0]}")
+            if isinstance(item, tuple):  # checked only: the copy into Pillow is prepare's
+                check_frame(item[1], f"frame {item[0]}")
         k = min(topk, len(self.classes))
         results = []
         for item, out in overlapped(self.model, items, self.prepare, batch=self.batch,

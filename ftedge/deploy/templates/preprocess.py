@@ -2,7 +2,8 @@
 
 Template piece of deploy/infer.py (numpy and Pillow only). It mirrors ftedge/data/images.py
 `load_image` and ftedge/data/transforms.py `eval_transform` (torchvision.transforms.v2 on a
-PIL image) for every geometry (crop, stretch, letterbox), filter and decode mode; plain
+PIL image) for every geometry (crop, stretch, letterbox), filter, decode mode and reducing
+gap (Pillow's resize(reducing_gap=G): box-reduce, then the filter); plain
 (not antialiased) bilinear, nvinfer's scaling-filter=1, is `resize_bilinear` here, the one
 copy ftedge's transforms and its DeepStream emulation import;
 tests/deploy asserts np.array_equal against them. Keep the two in step: an INT8 model fed
@@ -25,6 +26,7 @@ RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.
 GEOMETRIES = ("crop", "stretch", "letterbox")
 DECODES = ("full", "draft")
 DRAFT_MARGIN = 2.0  # a draft decode keeps at least 2x the size the resize produces
+ROTATIONS = range(2, 9)  # EXIF orientations that move pixels (1: as stored)
 
 
 class ImageDecodeError(Exception):
@@ -89,7 +91,8 @@ def load_image(path, background=(255, 255, 255), draft=None):
                 if draft is not None and img.format == "JPEG":
                     img.draft(None, draft(*img.size))
                 img.load()  # a full decode, so a truncated file fails here
-                img = ImageOps.exif_transpose(img)
+                if img.getexif().get(0x0112, 1) in ROTATIONS:  # else it returns a full copy
+                    img = ImageOps.exif_transpose(img)
                 return to_rgb(img, background)
     except ImageDecodeError:
         raise
@@ -200,12 +203,27 @@ def plain_bilinear(contract):
     return contract["interpolation"] == "bilinear" and not antialiased(contract)
 
 
+def reducing_gap(contract):
+    """The contract's reducing gap (None: off, what contracts without the key meant)."""
+    gap = contract.get("reducing_gap")
+    return None if gap is None else float(gap)
+
+
+def pillow_resize(img, w, h, *, contract, box=None):
+    """An RGB PIL image (or its `box`) resized to (w, h) by the contract's Pillow filter, with
+    its reducing gap: Pillow box-reduces by the largest integer factor per axis that leaves
+    at least `gap` x the output, then filters from there, mapping the original coordinates
+    exactly (Image.resize's reducing_gap); without a gap, the filter reads the whole image."""
+    return img.resize((w, h), resample=RESAMPLING[contract["interpolation"]], box=box,
+                      reducing_gap=reducing_gap(contract))
+
+
 def resize_image(img, w, h, *, contract):
     """An RGB PIL image resized to (w, h) by the contract's filter: HxWx3 uint8."""
     if plain_bilinear(contract):
         return resize_bilinear(np.asarray(img, dtype=np.uint8), h, w)
     if (w, h) != (img.width, img.height):
-        img = img.resize((w, h), resample=RESAMPLING[contract["interpolation"]])
+        img = pillow_resize(img, w, h, contract=contract)
     return np.asarray(img, dtype=np.uint8)
 
 
@@ -226,6 +244,13 @@ def check_contract(contract):
             contract):
         raise ValueError(f"preprocessing antialias={antialiased(contract)} with "
                          f"{contract['interpolation']} is not a resize this script applies")
+    gap = contract.get("reducing_gap")
+    if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
+                            or not 1.0 <= gap < float("inf")):
+        raise ValueError(f"preprocessing reducing_gap={gap!r} is not null or a number >= 1")
+    if gap is not None and not antialiased(contract):
+        raise ValueError(f"preprocessing reducing_gap with {contract['interpolation']} "
+                         "(not antialiased) is not a resize this script applies")
 
 
 def resize_to_contract(img, contract):

@@ -43,6 +43,9 @@ class Model:
             raise ArtifactError("onnxruntime is not installed",
                                 "pip install onnxruntime numpy pillow") from None
         options = ort.SessionOptions()
+        # its threads sleep between runs instead of spinning: the threads that decode the next
+        # batch meanwhile need those cores (Classifier overlaps the two)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(Path(folder) / manifest["artifact"]), options,
                                             providers=["CPUExecutionProvider"],
                                             disabled_optimizers=disabled_optimizers())

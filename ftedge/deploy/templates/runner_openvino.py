@@ -68,8 +68,9 @@ class Model:
                   "ones ftedge verified; export a run trained with qat.weight_bits: 7 "
                   "(the default) for such CPUs", file=sys.stderr)
         output = (manifest.get("unknown") or {}).get("output")
-        self.net = CompiledModel(ov, core, Path(folder) / manifest["artifact"], device, config,
-                                 logits_output=manifest["output_name"], unknown_output=output)
+        self.net = CompiledModel(ov, core, Path(folder) / manifest["artifact"], device=device,
+                                 config=config, logits_output=manifest["output_name"],
+                                 unknown_output=output)
 
     def infer(self, batch):
         return self.net.infer_scored(batch)[0]
@@ -88,7 +89,7 @@ class CompiledModel:
     batch 1 on a 96 px EfficientNet-Lite0); the results are the same. Outputs are named, or
     found: the unknown score is the one named "unknown_score", the logits the other one."""
 
-    def __init__(self, ov, core, path, device, config, *, keep=4, logits_output=None,
+    def __init__(self, ov, core, path, *, device, config, keep=4, logits_output=None,
                  unknown_output=None):
         self.ov, self.core, self.device, self.config = ov, core, device, config
         self.model = core.read_model(str(path))

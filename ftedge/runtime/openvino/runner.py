@@ -47,7 +47,8 @@ class OpenVinoRunner(ClosingRunner):
                               f"(found: {', '.join(core.available_devices)})",
                               "run on the device the profile is for, or pick another --target")
         self._core = core
-        self._net = CompiledModel(ov, core, model, device, config or {}, keep=static_shapes)
+        self._net = CompiledModel(ov, core, model, device=device, config=config or {},
+                                  keep=static_shapes)
         self.compiled = self._net.compiled
         # graphs exported with an unknown score have it as a second output (graph/unknown.py)
         self.unknown, self.logits = self._net.unknown, self._net.logits

@@ -120,16 +120,14 @@ def _latency(runner, shape, batches, opts) -> list[dict]:
 
 def _end_to_end(runner, val: ValSet, contract: dict, opts) -> dict:
     """Decode + preprocess + infer, one image at a time: what an application waits for."""
-    from ftedge.data.transforms import decode_image, eval_transform
+    from ftedge.data.transforms import preprocess_image
 
-    transform = eval_transform(contract)
     files = [s.path for s in val.samples[: opts.e2e_images]]
 
     order = iter(range(10**9))
 
     def one():
-        path = files[next(order) % len(files)]
-        runner.infer(transform(decode_image(path, contract))[None].numpy())
+        runner.infer(preprocess_image(files[next(order) % len(files)], contract))
 
     times = time_calls(one, warmup=min(5, len(files)), runs=max(len(files), 20))
     return latency_percentiles(times, 1)

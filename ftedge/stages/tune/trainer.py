@@ -24,7 +24,7 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
 from ftedge.console import console, make_progress
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import BEST, CONFIG, GATE, LAST, QAT_BEST, SUMMARY, RunFolder
-from ftedge.io import folder_lock, make_parent, new_folder, read_json
+from ftedge.io import folder_lock, make_parent, memoised_reads, new_folder, read_json
 from ftedge.metrics import classification_report
 from ftedge.models import build_model
 from ftedge.training import dist as D
@@ -60,6 +60,7 @@ class TuneResult:
     qat_best_epoch: int | None = None  # ... at this epoch (counted over both stages)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
          resume: str | Path | None = None, callbacks: Sequence[EpochCallback] = (),
          **options) -> TuneResult:
