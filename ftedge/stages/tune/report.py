@@ -13,7 +13,7 @@ from ftedge.data.audit_report import small_image_note
 from ftedge.formats.run import AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
-from ftedge.stages.tune import label_check, qat_stage
+from ftedge.stages.tune import label_check
 from ftedge.training.loop import predict_logits
 from ftedge.training.outputs import plot_confusion, plot_curves
 
@@ -83,7 +83,7 @@ def finish(trainer, result) -> None:
                                       f"top-1 {rep['top1']:.4f}")
     plot_curves(trainer.run / CURVES, trainer.history)
     if trainer.stage == "qat":
-        result.gate = qat_stage.finish_qat(trainer, fp32_model)
+        result.gate = trainer.finish_qat(fp32_model)
         chosen = result.gate["qat_checkpoint"]
         for c in chosen["candidates"]:
             if c["epoch"] == chosen["chosen_epoch"]:
