@@ -110,6 +110,10 @@ class DataConfig:
     workers: int | None = None  # None: 0 on <=2 CPUs (decoded images are cached), else min(8, cpus//2)
     cache: bool | None = None  # None: cache decoded, pre-resized images when they fit in 2 GiB
     background: tuple[int, int, int] = (255, 255, 255)  # transparent pixels are composited onto this
+    label_check: bool | None = None  # tune lists suspected label errors before it trains (the
+    # check of `data check --labels`); None: on when the network starts from pretrained weights
+    # (random features say nothing about labels). It costs one frozen forward pass over the
+    # images and a 5-fold logistic fit (resolve_label_check)
 
 
 @dataclass(frozen=True)
@@ -582,6 +586,7 @@ FLAT_KEYS = {
     "fallback": ("qat", "fallback"), "distill": ("qat", "distill"),
     "preprocess": ("preprocess", "geometry"), "filter": ("preprocess", "filter"),
     "decode": ("preprocess", "decode"), "target": ("preprocess", "target"),
+    "label_check": ("data", "label_check"),
     "reducing_gap": ("preprocess", "reducing_gap"),
 }
 
@@ -657,6 +662,19 @@ def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int
     if not patience or epochs_given is not None or epochs <= DEFAULT_EPOCHS:
         return patience
     return -(-patience * epochs // DEFAULT_EPOCHS)
+
+
+def resolve_label_check(flag: bool | None, weights: str) -> bool:
+    """data.label_check: on by default when the network starts from pretrained weights.
+
+    Its cost, measured on flowers12 with 100 planted copies and 48 flipped labels (1,060
+    images, Lite0 224 px, 2 cores shared with other jobs, so CPU seconds): the forward pass
+    149 s and the 5-fold fit with cleanlab 40 s, against 353 s for the whole one-epoch tune
+    it ran in (its head epoch took as long, wall, as the forward pass): about one head-only
+    epoch of a run that trains 15 or more. It flagged 47 images, 38 of them planted
+    (precision 0.81, recall 0.79).
+    """
+    return weights != "none" if flag is None else flag
 
 
 def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool,

@@ -39,10 +39,11 @@ def colour_data(tmp_path) -> Path:
 
 
 def tiny_options(root: Path) -> dict:
-    """Options for a seconds-long CPU run: Lite0 from its ImageNet weights at 32 px."""
+    """Options for a seconds-long CPU run: Lite0 from its ImageNet weights at 32 px. No label
+    check (2-5 s a run, mostly its 5-fold fit: tests/stages/tune/test_label_check.py has it)."""
     return dict(model="efficientnet_lite0", weights="imagenet", img_size=32, epochs=4,
                 head_epochs=1, batch_size=8, lr=0.005, device="cpu", workers=0, seed=0,
-                out=str(root / "run"))
+                out=str(root / "run"), label_check=False)
 
 
 @pytest.fixture

@@ -43,9 +43,10 @@ def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
     opts = tiny_options(tmp_path)
     args = ["tune", "--data", data, "--out", opts["out"], "--model", opts["model"],
             "--img-size", 32, "--epochs", 2, "--batch-size", 8, "--lr", opts["lr"],
-            "--device", "cpu", "--workers", 0]
+            "--device", "cpu", "--workers", 0, "--no-label-check"]
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0 and f"run written to {opts['out']}" in err.replace("\n", "")
+    assert "label check" not in err  # --no-label-check reached the config
     code, out, _ = run_cli(monkeypatch, capsys, "eval", opts["out"], "--json")
     rep = json.loads(out)
     assert {"top1", "top5", "per_class"} <= set(rep) and rep["n"] == 6
