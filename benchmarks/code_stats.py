@@ -14,8 +14,9 @@ ftedge/formats/ (tests/run_files.py). The suite's wall time is timed separately:
 
     python benchmarks/code_stats.py --export-reads       # + trains a tiny QAT run (~1 min)
 
-also counts the ONNX parses and sha256 hashes of one `ftedge export --precision int8` of that
-run (tests/io_counts.py), by file.
+also counts the ONNX parses, sha256 hashes, JSON parses and checkpoint loads of one `ftedge
+export --precision int8` of that run, one bench of the artifact and one eval of the run
+(tests/io_counts.py), by file.
 """
 
 from __future__ import annotations
@@ -165,22 +166,37 @@ def stats(root: Path, table_file: Path | None) -> dict:
     return out
 
 
-def export_reads(target: str = "onnxruntime-cpu") -> dict:
-    """Parses and hashes during one INT8 export of a tiny QAT run (made in a temporary folder)."""
+def command_reads(run_dir: Path | None = None, target: str = "onnxruntime-cpu") -> dict:
+    """Parses, hashes and loads of each file during one INT8 export of a QAT run (`run_dir`, or
+    a tiny one made in a temporary folder), one bench of that artifact and one eval of the run,
+    per command."""
     import tempfile
 
     import ftedge
+    from ftedge.stages.bench.bench import BenchOptions, bench
     from ftedge.stages.export.exporter import export_run
+    from ftedge.stages.inference import evaluate
     from tests.conftest import tiny_options, write_class_folders
     from tests.io_counts import count_reads
 
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        data = write_class_folders(root / "colours", per_class=12)
-        run = ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True, qat_epochs=2))
+        if run_dir is None:
+            data = write_class_folders(root / "colours", per_class=12)
+            run_dir = ftedge.tune(data=str(data), **dict(tiny_options(root), qat=True,
+                                                         qat_epochs=2)).run_dir
         with count_reads() as reads:
-            export_run(run.run_dir, target, precision="int8", out=root / "artifact")
-        return reads.summary()
+            export_run(run_dir, target, precision="int8", out=root / "artifact")
+        out["export"] = reads.summary()
+        with count_reads() as reads:
+            bench([root / "artifact"], opts=BenchOptions(batches=(1,), warmup=1, runs=2,
+                                                         e2e_images=2, camera_images=0))
+        out["bench"] = reads.summary()
+        with count_reads() as reads:
+            evaluate(run_dir)
+        out["eval"] = reads.summary()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,12 +206,13 @@ def main(argv: list[str] | None = None) -> int:
                     "(default: ROOT/docs/ARCHITECTURE.md when it exists)")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--export-reads", action="store_true",
-                    help="also train a tiny QAT run and count one INT8 export's parses/hashes")
+                    help="also train a tiny QAT run and count the reads of one INT8 export, "
+                    "one bench and one eval")
     a = ap.parse_args(argv)
     table = a.table or (a.root / "docs" / "ARCHITECTURE.md")
     s = stats(a.root, table if table.is_file() else None)
     if a.export_reads:
-        s["export_reads"] = export_reads()
+        s["reads"] = command_reads()
     if a.json:
         print(json.dumps(s, indent=1))
         return 0
@@ -225,12 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"run/artifact file names spelled outside ftedge/formats/: {len(names)}")
     for n in names:
         print(f"  {n}")
-    if "export_reads" in s:
-        r = s["export_reads"]
-        print(f"one INT8 export (onnxruntime-cpu): {r['onnx_parses']} ONNX parses "
+    for command, r in s.get("reads", {}).items():
+        print(f"one {command} (INT8, onnxruntime-cpu): {r['onnx_parses']} ONNX parses "
               f"(at most {r['most_parses_of_one_file']} of one file) {r['parses']}; "
-              f"{r['sha256']} sha256 hashes (at most {r['most_hashes_of_one_file']} of one file) "
-              f"{r['hashes']}")
+              f"{r['sha256']} sha256 hashes (at most {r['most_hashes_of_one_file']}) "
+              f"{r['hashes']}; {r['json_parses']} JSON parses (at most "
+              f"{r['most_json_parses_of_one_file']}) {r['json']}; {r['checkpoint_loads']} "
+              f"checkpoint loads (at most {r['most_checkpoint_loads_of_one_file']}) "
+              f"{r['checkpoints']}")
     return 0
 
 

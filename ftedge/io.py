@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import errno
 import fcntl
 import hashlib
@@ -254,7 +255,11 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
 
 
 def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
-    """Load a checkpoint with weights_only=True: no arbitrary code runs from the file."""
+    """Load a checkpoint with weights_only=True: no arbitrary code runs from the file.
+
+    Inside io.memoised_reads the file is loaded once per command and each caller gets its own
+    deep copy (tensors cloned): callers hand the tensors on to models and optimizers, which may
+    change them in place (an optimizer's loaded state is its running buffers)."""
     import torch
 
     path = Path(path)
@@ -263,6 +268,16 @@ def safe_torch_load(path: str | os.PathLike, map_location: str = "cpu") -> Any:
     if path.stat().st_size == 0:
         raise RunError(f"{path} is empty (0 bytes)",
                        "the file was not written completely: use another copy, or re-create it")
+    loaded = memoised(("torch", map_location), path, lambda: _torch_load(path, map_location))
+    if not memo_active():
+        return loaded
+    with torch.no_grad():
+        return copy.deepcopy(loaded)
+
+
+def _torch_load(path: Path, map_location: str) -> Any:
+    import torch
+
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # torch raises several types for corrupt/unsafe files
@@ -334,8 +349,39 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    """Load JSON with a clear error when the file is missing or broken."""
+    """Load JSON with a clear error when the file is missing or broken. Inside
+    io.memoised_reads the file is parsed once per command and each caller gets its own copy of
+    the lists and dicts (callers may edit what they read)."""
     path = Path(path)
+    parsed = memoised("json", path, lambda: _parse_json(path))
+    return _copy_json(parsed) if memo_active() else parsed
+
+
+def _copy_json(value: Any) -> Any:
+    """A copy of a parsed JSON value's lists and dicts (its strings and numbers are immutable),
+    made without recursion: whatever nesting the parser accepted, the copy accepts too."""
+    def shell(v):
+        return {} if isinstance(v, dict) else []
+
+    if not isinstance(value, (dict, list)):
+        return value
+    top = shell(value)
+    todo = [(value, top)]
+    while todo:
+        src, dst = todo.pop()
+        for k, v in (src.items() if isinstance(src, dict) else enumerate(src)):
+            if isinstance(v, (dict, list)):
+                v_copy = shell(v)
+                todo.append((v, v_copy))
+                v = v_copy
+            if isinstance(dst, dict):
+                dst[k] = v
+            else:
+                dst.append(v)
+    return top
+
+
+def _parse_json(path: Path) -> Any:
     try:
         return json.loads(read_file_bytes(path).decode("utf-8"))
     except FileNotFoundError as e:

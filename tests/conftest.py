@@ -97,3 +97,15 @@ def run_images(run) -> list:
     folder = RunFolder(run.run_dir)
     samples = folder.samples("val", loaded.classes) + folder.samples("train", loaded.classes)
     return [preprocess_samples(samples, loaded.contract)]
+
+
+def tiny_convnet(classes: int = 3, seed: int = 0):
+    """Conv-BN-ReLU, Conv-ReLU, pooling and a linear head: the smallest model prepare_qat turns
+    into a Q/DQ graph (3 INT8 layers), for tests of the QAT stage and the gate without training."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+                         nn.Flatten(), nn.Linear(8, classes)).eval()

@@ -240,6 +240,18 @@ def preprocess_samples(samples: list, contract: dict) -> np.ndarray:
     return np.stack([preprocess(_decoded(s.path, contract), contract) for s in samples])
 
 
+def split_arrays(samples: list, contract: dict) -> tuple[np.ndarray, np.ndarray]:
+    """A split's images preprocessed as every runtime must (x, NCHW float32) and their labels
+    (int64, one per image, in the order of `samples`): what a gate, a parity check or a
+    validation pass judges a model on, decoded once.
+
+    Raises:
+        DatasetError: a file that cannot be read as an image (see preprocess_samples).
+    """
+    return (preprocess_samples(samples, contract),
+            np.array([s.label for s in samples], dtype=np.int64))
+
+
 def _decoded(path, contract: dict):
     from ftedge.data.images import ImageDecodeError
 

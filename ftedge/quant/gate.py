@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ftedge.formats.run import BEST, GATE
+from ftedge.config import FALLBACK_CAP, or_default
+from ftedge.formats.run import BEST, GATE, load_onnx
+from ftedge.graph.coverage import coverage_of_file
 from ftedge.io import atomic_write_json, atomic_write_text, sha256_file
+from ftedge.quant.sensitivity import (float_fallback, layer_cap, layer_sensitivity, save_model,
+                                      write_sensitivity)
 from ftedge.runtime.openvino import runner as ov
 from ftedge.runtime.onnxruntime.runner import onnx_logits
 
-__all__ = ["accuracy_gate", "drop_interval", "drop_text", "gate_int8_model", "gate_markdown",
-           "mcnemar", "onnx_logits", "write_gate"]
+__all__ = ["GraphGate", "accuracy_gate", "drop_interval", "drop_text", "gate_graphs",
+           "gate_int8_model", "gate_markdown", "gate_with_fallback", "mcnemar", "onnx_logits",
+           "write_gate"]
 
 
 def mcnemar(ref_correct: np.ndarray, test_correct: np.ndarray) -> dict:
@@ -180,3 +186,77 @@ def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path:
                                                       "top1_agreement", "mcnemar", "passed")}
         result["passed"] = result["passed"] and ov_gate["passed"]
     return result
+
+
+def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np.ndarray,
+                       *, x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
+                       fallback: bool = True, cap_fraction: float | None = None) -> dict:
+    """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
+    graph (written over `int8_path` only when the gate then passes). The result says which
+    layers stayed in float and why (`cap_fraction` None: config.FALLBACK_CAP)."""
+    cap_fraction = or_default(cap_fraction, FALLBACK_CAP)
+    result = gate_int8_model(fp32_logits, int8_logits, int8_path, x=x, labels=labels,
+                             classes=classes, max_drop=max_drop)
+    if result["passed"] or not fallback:
+        result["fallback"] = {"float_layers": [], "why": "the all-INT8 graph passed the gate"
+                              if result["passed"] else "off (--no-fallback)"}
+        return result
+    model = load_onnx(int8_path)
+    sens = layer_sensitivity(model, x, labels, fp32_logits=fp32_logits, int8_logits=int8_logits)
+    write_sensitivity(int8_path.parent, sens, int8_path.name)
+    probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
+    last: dict = {}  # the gate of the last graph tried: when it passed, the final gate
+
+    def passes(mixed):
+        save_model(mixed, probe)
+        logits = onnx_logits(mixed, x)
+        try:
+            gate = gate_int8_model(fp32_logits, logits, probe, x=x, labels=labels, classes=classes,
+                                   max_drop=max_drop)
+        finally:
+            probe.unlink(missing_ok=True)
+        gate["logit_error"] = float(np.abs(logits - fp32_logits).mean())
+        last["gate"] = gate
+        return gate["passed"], gate
+
+    mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction=cap_fraction,
+                                          start=(result["drop_points"], sens["int8_logit_error"]))
+    info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
+            "cap": layer_cap(len(sens["layers"]), cap_fraction),
+            "steps": steps, "all_int8_drop_points": result["drop_points"]}
+    if mixed is None:
+        result["fallback"] = {**info, "float_layers": [], "why": (
+            f"no set of up to {info['cap']} float layer(s) passed ({len(steps)} tried, best "
+            f"drop {min([s['drop_points'] for s in steps] or [result['drop_points']]):.2f} "
+            "points): the graph stays all-INT8")}
+        return result
+    save_model(mixed, int8_path)
+    final = last["gate"]  # the mixed graph just written, gated in both runtimes
+    final["fallback"] = {**info, "float_layers": layers, "why": (
+        f"the all-INT8 graph lost {result['drop_points']:.2f} points (> {max_drop:.2f}); "
+        f"keeping {len(layers)} most sensitive layer(s) in float (sensitivity.md) passes")}
+    return final
+
+
+@dataclass(frozen=True)
+class GraphGate:
+    """An INT8 graph gated against its FP32 graph on the same images."""
+
+    result: dict  # the gate (gate_with_fallback's) with "coverage" of the graph as it now is
+    fp32_logits: np.ndarray  # ONNX Runtime's, of the FP32 graph
+    int8_logits: np.ndarray  # ONNX Runtime's, of the all-INT8 graph before any fallback
+
+
+def gate_graphs(fp32_path: Path, int8_path: Path, x: np.ndarray, *, labels: np.ndarray,
+                classes: list[str], max_drop: float, fallback: bool = True,
+                cap_fraction: float | None = None) -> GraphGate:
+    """The INT8 gate of tune --qat and quantize: both graphs run in ONNX Runtime on `x`, the
+    gate with its float fallback (which may rewrite `int8_path`), and the coverage read from
+    the graph as shipped, not counted from the preparation. Writes no gate file: the stage
+    adds what it knows and calls write_gate."""
+    fp32_logits, int8_logits = onnx_logits(fp32_path, x), onnx_logits(int8_path, x)
+    result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x=x, labels=labels,
+                                classes=classes, max_drop=max_drop, fallback=fallback,
+                                cap_fraction=cap_fraction)
+    result["coverage"] = coverage_of_file(int8_path)
+    return GraphGate(result, fp32_logits, int8_logits)

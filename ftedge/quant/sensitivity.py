@@ -16,7 +16,6 @@ import numpy as np
 
 from ftedge.config import FALLBACK_CAP, or_default
 from ftedge.console import make_progress
-from ftedge.formats.run import load_onnx
 from ftedge.graph.fallback import keep_in_float, quantized_layers
 from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
 from ftedge.runtime.onnxruntime.runner import onnx_logits
@@ -145,56 +144,3 @@ def save_model(model, path: Path) -> Path:
     with atomic_path(path) as tmp:
         onnx.save(model, str(tmp))
     return path
-
-
-def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np.ndarray,
-                       *, x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
-                       fallback: bool = True, cap_fraction: float | None = None) -> dict:
-    """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
-    graph (written over `int8_path` only when the gate then passes). The result says which
-    layers stayed in float and why (`cap_fraction` None: config.FALLBACK_CAP)."""
-    from ftedge.quant.gate import gate_int8_model
-
-    cap_fraction = or_default(cap_fraction, FALLBACK_CAP)
-
-    result = gate_int8_model(fp32_logits, int8_logits, int8_path, x=x, labels=labels,
-                             classes=classes, max_drop=max_drop)
-    if result["passed"] or not fallback:
-        result["fallback"] = {"float_layers": [], "why": "the all-INT8 graph passed the gate"
-                              if result["passed"] else "off (--no-fallback)"}
-        return result
-    model = load_onnx(int8_path)
-    sens = layer_sensitivity(model, x, labels, fp32_logits=fp32_logits, int8_logits=int8_logits)
-    write_sensitivity(int8_path.parent, sens, int8_path.name)
-    probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
-    last: dict = {}  # the gate of the last graph tried: when it passed, the final gate
-
-    def passes(mixed):
-        save_model(mixed, probe)
-        logits = onnx_logits(mixed, x)
-        try:
-            gate = gate_int8_model(fp32_logits, logits, probe, x=x, labels=labels, classes=classes,
-                                   max_drop=max_drop)
-        finally:
-            probe.unlink(missing_ok=True)
-        gate["logit_error"] = float(np.abs(logits - fp32_logits).mean())
-        last["gate"] = gate
-        return gate["passed"], gate
-
-    mixed, layers, steps = float_fallback(model, sens, passes, cap_fraction=cap_fraction,
-                                          start=(result["drop_points"], sens["int8_logit_error"]))
-    info = {"cap_fraction": cap_fraction, "quantized_layers": len(sens["layers"]),
-            "cap": layer_cap(len(sens["layers"]), cap_fraction),
-            "steps": steps, "all_int8_drop_points": result["drop_points"]}
-    if mixed is None:
-        result["fallback"] = {**info, "float_layers": [], "why": (
-            f"no set of up to {info['cap']} float layer(s) passed ({len(steps)} tried, best "
-            f"drop {min([s['drop_points'] for s in steps] or [result['drop_points']]):.2f} "
-            "points): the graph stays all-INT8")}
-        return result
-    save_model(mixed, int8_path)
-    final = last["gate"]  # the mixed graph just written, gated in both runtimes
-    final["fallback"] = {**info, "float_layers": layers, "why": (
-        f"the all-INT8 graph lost {result['drop_points']:.2f} points (> {max_drop:.2f}); "
-        f"keeping {len(layers)} most sensitive layer(s) in float (sensitivity.md) passes")}
-    return final

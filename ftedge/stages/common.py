@@ -1,15 +1,18 @@
 """What the stages share, and the only module one stage may import from another's: which
-images a model is judged on (eval, predict and bench alike). Anything else a stage needs from
+images a model is judged on (eval, predict and bench alike), and how an INT8 graph's gate is
+written and announced (tune --qat and quantize alike). Anything else a stage needs from
 another comes from disk (the run folder, the artifact folder) or from a library below."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from ftedge.console import console
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
-from ftedge.formats.run import SPLIT, RunFolder
+from ftedge.formats.run import GATE, SPLIT, RunFolder
+from ftedge.quant.gate import drop_text, write_gate
 from ftedge.runtime import LoadedModel
 
 SPLITS = ("val", "test", "train")
@@ -42,3 +45,17 @@ def eval_samples(loaded: LoadedModel, data: str | Path | None, split: str = "val
                            f"the model knows: {', '.join(loaded.classes)}")
     remap = [loaded.classes.index(c) for c in audit.classes]
     return [Sample(s.path, remap[s.label]) for s in samples]
+
+
+GATE_LABEL = {"qat": "INT8 gate", "ptq": "PTQ INT8 gate"}
+
+
+def publish_gate(int8_path: Path, result: dict, *, kind: str, title: str) -> Path:
+    """Write the gate of the INT8 graph `kind` ("qat": gate.json/.md, "ptq": gate_ptq.*)
+    beside it (quant.gate.write_gate) and print its verdict; returns the .md report."""
+    _, md = write_gate(int8_path, result, name=GATE[kind], title=title)
+    verdict = "[green]passed" if result["passed"] else "[red]FAILED"
+    console.print(f"{GATE_LABEL[kind]} {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
+                  f"(ONNX Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; {int8_path} "
+                  f"and {md}", soft_wrap=True)
+    return md

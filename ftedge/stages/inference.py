@@ -17,6 +17,7 @@ from ftedge.data.transforms import preprocess_image, preprocess_samples
 from ftedge.errors import DatasetError, RunError
 from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
+from ftedge.io import memoised_reads
 from ftedge.metrics import classification_report, softmax
 from ftedge.runtime import FixedBatchRunner, LoadedModel
 from ftedge.runtime.artifact import host_note, open_model
@@ -174,6 +175,7 @@ def _logits(loaded: LoadedModel, samples: list[Sample], batch_size: int) -> np.n
         for i in range(0, len(samples), batch_size)])
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def calibrate(run: str | Path) -> dict:
     """Fit the temperature of a run's checkpoint (best.pt, or the .pt file given) on the run's
     val split in PyTorch; writes confidence.json and reliability.png into the run; returns the
@@ -197,6 +199,7 @@ def calibrate(run: str | Path) -> dict:
                                        np.array([s.label for s in samples]), loaded.checkpoint)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def evaluate(run: str | Path, data: str | Path | None = None, *, batch_size: int | None = None,
              split: str = "val", unknown: str | Path | None = None) -> dict:
     """Top-1, top-5, per-class precision/recall and confusion matrix of a run or artifact.
@@ -253,6 +256,7 @@ class _ScoreColumn:
         return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def predict(run: str | Path, images: list, topk: int | None = None, *, batch: int | None = None,
             workers: int | None = None, threads: int | None = None) -> list[dict]:
     """Top-k classes with probabilities for each image file or raw frame, in input order.

@@ -21,7 +21,7 @@ from ftedge.config import EVAL_BATCH
 from ftedge.errors import FtedgeError, RunError
 from ftedge.formats.artifact import MANIFEST
 from ftedge.formats.run import BEST, FP32_ONNX, RELIABILITY, SPLIT, RunFolder
-from ftedge.io import atomic_write_text
+from ftedge.io import atomic_write_text, memoised_reads
 from ftedge.render.page import (MAX_TILES, Figure, Missing, Pairs, Section, Table, Text, Tile,
                                 Tiles, is_ftedge_page, render_page)
 from ftedge.render.thumbs import thumbnail_uri
@@ -525,6 +525,7 @@ def load_val(run: RunFolder) -> Val:
     return Val(samples, np.array([s.label for s in samples]), classes, contract)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None = None,
                log=lambda message: None) -> str:
     """The run page as an HTML string."""
@@ -558,6 +559,7 @@ def build_page(run: str | Path, *, unknown: str | None = None, audit: str | None
     return render_page(f"ftedge run: {path.resolve().name}", facts, sections)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def write_page(run: str | Path, out: str | Path | None = None, *, force: bool = False,
                unknown: str | None = None, audit: str | None = None,
                log=lambda message: None) -> Path:

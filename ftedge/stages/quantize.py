@@ -5,28 +5,27 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ftedge.config import (CALIB_METHOD, CALIB_PERCENTILE, CALIB_RECIPE, EVAL_BATCH, FALLBACK_CAP,
                            MAX_DROP, OPSET, WEIGHT_BITS, or_default, require_finite)
 from ftedge.console import console
 from ftedge.data.folder import Sample
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import preprocess_samples, split_arrays
 from ftedge.errors import ConfigError, RunError
-from ftedge.formats.run import (CALIBRATION, FP32_ONNX, GATE, INT8_ONNX, RunFolder, data_root,
+from ftedge.formats.run import (CALIBRATION, FP32_ONNX, INT8_ONNX, RunFolder, data_root,
                                load_onnx, recreate_hint)
-from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
 from ftedge.io import atomic_write_json, folder_lock, memoised_reads
 from ftedge.quant.calibrate import METHODS
 from ftedge.quant.calibset import build_manifest, load_recipe
-from ftedge.quant.gate import drop_text, onnx_logits, write_gate
+from ftedge.quant.gate import gate_graphs, onnx_logits
 from ftedge.quant.onnx_export import ensure_fp32, export_onnx
 from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.qat import DEPTHWISE_RULE
-from ftedge.quant.sensitivity import gate_with_fallback, layer_sensitivity, write_sensitivity
+from ftedge.quant.sensitivity import layer_sensitivity, write_sensitivity
 from ftedge.runtime.pytorch.runner import load_run
+from ftedge.stages.common import publish_gate
 
 PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
               **DEPTHWISE_RULE,
@@ -122,23 +121,14 @@ def _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_b
     info = export_onnx(model, torch.zeros(1, *loaded.contract["input_size"]), int8_path,
                        opset=opset,
                        metadata=meta)
-    val = folder.samples("val", loaded.classes)
-    x = preprocess_samples(val, loaded.contract)
-    labels = np.array([s.label for s in val])
-    result = gate_with_fallback(int8_path, onnx_logits(int8_path, x), onnx_logits(fp32_path, x),
-                                x=x, labels=labels, classes=loaded.classes, max_drop=max_drop,
-                                fallback=fallback, cap_fraction=fallback_cap)
+    x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
+    result = gate_graphs(fp32_path, int8_path, x, labels=labels, classes=loaded.classes,
+                         max_drop=max_drop, fallback=fallback, cap_fraction=fallback_cap).result
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
-                  bias_corrected_layers=corrected,
-                  coverage=coverage_of_file(int8_path), prepared=coverage.to_dict(), onnx=info,
+                  bias_corrected_layers=corrected, prepared=coverage.to_dict(), onnx=info,
                   size_ratio=int8_path.stat().st_size / fp32_path.stat().st_size)
-    json_path, md_path = write_gate(int8_path, result, name=GATE["ptq"],
-                                    title=f"PTQ ({calib_method}) INT8 gate")
-    verdict = "[green]passed" if result["passed"] else "[red]FAILED"
-    console.print(f"PTQ INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 "
-                  f"{result['int8_top1']:.4f}, {drop_text(result)}; "
-                  f"{int8_path} and {md_path}", soft_wrap=True)
+    publish_gate(int8_path, result, kind="ptq", title=f"PTQ ({calib_method}) INT8 gate")
     return result
 
 
@@ -166,9 +156,7 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
 
 
 def _sensitivity(loaded, folder: RunFolder, int8_path: Path, fp32_path: Path) -> dict:
-    val = folder.samples("val", loaded.classes)
-    x = preprocess_samples(val, loaded.contract)
-    labels = np.array([s.label for s in val])
+    x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
     sens = layer_sensitivity(load_onnx(int8_path), x, labels, fp32_logits=onnx_logits(fp32_path, x))
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
@@ -13,7 +14,7 @@ from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
 from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
-from ftedge.data.transforms import contract_tensor, draft_request, train_transform
+from ftedge.data.transforms import draft_request, train_transform
 from ftedge.errors import ConfigError, DatasetError
 from ftedge.formats.contract import check_contract
 from ftedge.models import get_spec, preprocessing_contract
@@ -123,15 +124,9 @@ def train_loader(data: PreparedData, contract: dict, cfg: TuneConfig, *, ctx: Di
                       generator=torch.Generator())
 
 
-def val_loader(data: PreparedData, contract: dict, cfg: TuneConfig) -> DataLoader:
-    """Validation images go through the deterministic eval transform once and stay in memory.
-
-    They are decoded from the files again, not from the shrunken training cache, so the
-    numbers match what `ftedge eval` and every exported artifact see.
-    """
-    ds = ImageSamples(data.val, contract_tensor(contract), cache=None,
-                      background=cfg.data.background,
-                      draft=draft_request(contract))
-    xs = torch.stack([ds[i][0] for i in range(len(ds))])
-    ys = torch.tensor([s.label for s in data.val])
-    return DataLoader(TensorDataset(xs, ys), batch_size=cfg.train.batch_size, shuffle=False)
+def val_loader(x: np.ndarray, labels: np.ndarray, batch_size: int) -> DataLoader:
+    """The val split in memory, in order: `x` and `labels` as data.transforms.split_arrays
+    makes them from the files (the kit's preprocess, decoded again, not from the shrunken
+    training cache, so the numbers match what `ftedge eval` and every exported artifact see)."""
+    return DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(labels)),
+                      batch_size=batch_size, shuffle=False)

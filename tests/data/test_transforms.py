@@ -115,6 +115,27 @@ def test_plain_bilinear_trains_and_evaluates_with_the_kits_resize(geometry):
     assert not np.array_equal(eval_transform(smooth)(pil).numpy(), want)
 
 
+def test_split_arrays_gives_each_image_as_preprocess_samples_does_with_its_label(tmp_path):
+    """One split-to-arrays loader for every stage that judges a model on a split: images in
+    order, labels int64 beside them; an empty split is (0, C, H, W) and (0,)."""
+    from ftedge.data.folder import Sample
+    from ftedge.data.transforms import preprocess_samples, split_arrays
+
+    contract = _contract("stretch")
+    samples = []
+    for i, (w, h) in enumerate([(6, 6), (8, 4), (4, 8)]):
+        path = tmp_path / f"{i}.png"
+        Image.fromarray(_image(w, h)).save(path)
+        samples.append(Sample(path, [2, 0, 1][i]))
+    x, labels = split_arrays(samples, contract)
+    assert x.shape == (3, 3, 4, 4) and x.dtype == np.float32
+    assert labels.dtype == np.int64 and labels.tolist() == [2, 0, 1]
+    assert np.array_equal(x, preprocess_samples(samples, contract))
+    assert np.array_equal(x[1], eval_transform(contract)(Image.open(samples[1].path)).numpy())
+    x0, labels0 = split_arrays([], contract)
+    assert x0.shape == (0, 3, 4, 4) and labels0.shape == (0,) and labels0.dtype == np.int64
+
+
 @pytest.mark.parametrize("geometry", ["crop", "stretch"])
 def test_training_resizes_with_the_contracts_reducing_gap(geometry):
     """Augmentation draws the same random crop as without a gap, then resizes it as the

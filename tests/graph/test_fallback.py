@@ -73,8 +73,7 @@ def test_greedy_fallback_stops_when_the_gate_passes_or_at_the_cap(int8_model):
 
 def test_sensitivity_command_and_fallback_end_to_end(qat_run, tmp_path, monkeypatch, capsys):
     import ftedge.quant.gate as gate_module
-    from ftedge.quant.gate import gate_int8_model
-    from ftedge.quant.sensitivity import gate_with_fallback
+    from ftedge.quant.gate import gate_int8_model, gate_with_fallback
     from tests.test_cli import run_cli
 
     run = tmp_path / "run"

@@ -72,3 +72,70 @@ def test_the_drop_comes_with_what_the_val_split_can_tell():
     assert "less than one image" not in gate_markdown(wide, "g") + drop_text(wide)
     old = {k: v for k, v in res.items() if k not in ("drop_ci95_points", "one_image_points")}
     assert "interval" not in gate_markdown(old, "g")  # a gate.json from before still renders
+
+
+@pytest.fixture(scope="module")
+def tiny_graphs(tmp_path_factory):
+    """A tiny FP32 graph, its all-INT8 Q/DQ twin, 16 images and the FP32 model's labels."""
+    import copy
+
+    import torch
+
+    from ftedge.quant.onnx_export import export_onnx
+    from ftedge.quant.qat import calibrate_activations, prepare_qat
+    from tests.conftest import tiny_convnet
+
+    folder = tmp_path_factory.mktemp("graphs")
+    model = tiny_convnet()
+    x = torch.randn(16, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    export_onnx(model, x[:1], folder / "model.fp32.onnx", opset=17, metadata={})
+    qat = copy.deepcopy(model)
+    prepare_qat(qat, x[:2], weight_bits=7)
+    calibrate_activations(qat, [(x, None)], lambda b: b)
+    export_onnx(qat, x[:1], folder / "model.int8.onnx", opset=17, metadata={})
+    with torch.no_grad():
+        labels = model(x).argmax(1).numpy()
+    return folder, x.numpy(), labels
+
+
+def _gate(folder, x, labels, **kw):
+    from ftedge.quant.gate import gate_graphs
+
+    return gate_graphs(folder / "model.fp32.onnx", folder / "model.int8.onnx", x, labels=labels,
+                       classes=["a", "b", "c"], **kw)
+
+
+def test_gate_graphs_runs_both_graphs_and_reads_coverage_from_the_graph(tiny_graphs):
+    from ftedge.quant.gate import onnx_logits
+
+    folder, x, labels = tiny_graphs
+    gated = _gate(folder, x, labels, max_drop=1.0)
+    r = gated.result
+    assert np.array_equal(gated.fp32_logits, onnx_logits(folder / "model.fp32.onnx", x))
+    assert np.array_equal(gated.int8_logits, onnx_logits(folder / "model.int8.onnx", x))
+    assert r["n"] == 16 and r["fp32_top1"] == 1.0  # the labels are the FP32 model's answers
+    assert r["int8_top1"] == pytest.approx(float((gated.int8_logits.argmax(1) == labels).mean()))
+    assert r["passed"] == (r["drop_points"] <= 1.0)
+    assert r["coverage"]["int8_layers"] == 3 and r["coverage"]["float_layers"] == []
+    assert "graph" not in r  # no file written: write_gate records the graph
+
+
+def test_gate_graphs_failing_keeps_the_all_int8_graph_when_no_fallback_passes(tiny_graphs,
+                                                                               tmp_path):
+    import shutil
+
+    from ftedge.io import sha256_file
+
+    src, x, labels = tiny_graphs
+    for name in ("model.fp32.onnx", "model.int8.onnx"):
+        shutil.copy(src / name, tmp_path / name)
+    before = sha256_file(tmp_path / "model.int8.onnx")
+    off = _gate(tmp_path, x, labels, max_drop=-1.0, fallback=False).result  # below any drop
+    assert not off["passed"] and off["fallback"] == {"float_layers": [],
+                                                     "why": "off (--no-fallback)"}
+    tried = _gate(tmp_path, x, labels, max_drop=-1.0, fallback=True, cap_fraction=0.5).result
+    assert not tried["passed"] and tried["fallback"]["float_layers"] == []
+    assert tried["fallback"]["steps"] and "stays all-INT8" in tried["fallback"]["why"]
+    assert sha256_file(tmp_path / "model.int8.onnx") == before  # written only when it passes
+    assert tried["coverage"]["int8_layers"] == 3
+    assert (tmp_path / "sensitivity.json").is_file()  # the fallback's ranking, beside the graph

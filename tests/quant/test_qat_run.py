@@ -294,10 +294,8 @@ def test_distillation_is_the_default_and_can_be_turned_off():
     assert demo["qat"]["distill"] is False  # the digits demo as measured
     teacher = torch.nn.Linear(4, 3)
     for distill, kind in ((True, DistillLoss), (False, torch.nn.CrossEntropyLoss)):
-        trainer = SimpleNamespace(cfg=SimpleNamespace(qat=QatConfig(distill=distill),
-                                                      train=TrainConfig()),
-                                  fp32_best_model=lambda: teacher)
-        assert type(qat_criterion(trainer)) is kind
+        cfg = SimpleNamespace(qat=QatConfig(distill=distill), train=TrainConfig())
+        assert type(qat_criterion(cfg, lambda: teacher)) is kind
 
 
 def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):

@@ -46,3 +46,32 @@ def test_an_artifact_whose_run_is_elsewhere_needs_data(tmp_path):
     with pytest.raises(RunError, match="source run .* is not here") as e:
         eval_samples(_loaded(tmp_path, "artifact", run=tmp_path / "gone"), None)
     assert "--data" in e.value.hint
+
+
+@pytest.mark.parametrize("kind, name, label", [("qat", "gate", "INT8 gate"),
+                                               ("ptq", "gate_ptq", "PTQ INT8 gate")])
+def test_publish_gate_writes_the_kinds_files_beside_the_graph_and_prints_the_verdict(
+        tmp_path, capsys, kind, name, label):
+    import json
+
+    import numpy as np
+
+    from ftedge.io import sha256_file
+    from ftedge.quant.gate import accuracy_gate
+    from ftedge.stages.common import publish_gate
+
+    graph = tmp_path / "model.int8.onnx"
+    graph.write_bytes(b"a graph")
+    labels = np.array([0, 1, 2, 0])
+    ref = np.eye(3)[labels]
+    test = ref.copy()
+    test[3] = np.eye(3)[1]  # one of four wrong: 25 points lost, over a 1-point budget
+    result = accuracy_gate(ref, test, labels, classes=["a", "b", "c"], max_drop=1.0)
+    md = publish_gate(graph, result, kind=kind, title="My gate")
+    assert md == tmp_path / f"{name}.md" and md.read_text().startswith("# My gate\n")
+    written = json.loads((tmp_path / f"{name}.json").read_text())
+    assert written["graph"] == graph.name and written["graph_sha256"] == sha256_file(graph)
+    assert written["drop_points"] == pytest.approx(25.0) and written["passed"] is False
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"{label} FAILED: FP32 top-1 1.0000, INT8 (ONNX Runtime) 0.7500, drop +25.00" in err
+    assert str(md) in err

@@ -15,7 +15,7 @@ from ftedge.confidence import evaluation_report
 from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import split_arrays
 from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
 from ftedge.errors import ConfigError, FtedgeError
 from ftedge.formats.artifact import PARITY, read_manifest_dict, stale_reason
@@ -91,8 +91,7 @@ def load_valset(manifest: dict, data: str | Path | None, cache: dict) -> ValSet:
     holder = reference or LoadedModel(Path("."), list(manifest["classes"]),
                                       manifest["preprocessing"], None, Path("."), "", "artifact")
     samples = eval_samples(holder, data)
-    x = preprocess_samples(samples, manifest["preprocessing"])
-    labels = np.array([s.label for s in samples])
+    x, labels = split_arrays(samples, manifest["preprocessing"])
     ref = None
     if reference is not None:
         ref = infer_batches(reference.runner, x)

@@ -10,7 +10,7 @@ from pathlib import Path
 from ftedge.formats.owned import staged_folder
 from ftedge.formats.report import MERGED_SCHEMA, REPORT, REPORT_MD, load_report, validate_report
 from ftedge.formats.run import RELIABILITY
-from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text
+from ftedge.io import atomic_save_figure, atomic_write_json, atomic_write_text, memoised_reads
 
 STATUS = {"ok": "ok", "gate_failed": "GATE FAILED", "error": "ERROR (did not run)"}
 COLUMNS = ["Device", "Artifact", "Target", "Precision", "Status", "Size MB", "Top-1", "Δ vs FP32",
@@ -298,6 +298,7 @@ def write_report(report: dict, out: Path, force: bool = False) -> dict[str, Path
             "reliability_png": out / RELIABILITY}
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def merge_reports(folders: list[str | Path], out: Path, force: bool = False) -> dict[str, Path]:
     """`ftedge report`: several bench folders (e.g. one copied back from a Jetson) side by side."""
     reports = [load_report(f) for f in folders]

@@ -12,7 +12,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ftedge.data.transforms import preprocess_samples
+from ftedge.data.transforms import split_arrays
 from ftedge.errors import ExportError
 from ftedge.runtime.base import Artifact
 from ftedge.runtime.profiles import TargetProfile
@@ -107,9 +107,8 @@ def _val_and_reference(loaded, source):
     if key not in _CACHE:
         images_key = _key(loaded, "val images")
         if images_key not in _CACHE:
-            samples = RunFolder(loaded.path).samples("val", loaded.classes)
-            _CACHE[images_key] = (preprocess_samples(samples, loaded.contract),
-                                  np.array([s.label for s in samples]))
+            _CACHE[images_key] = split_arrays(RunFolder(loaded.path).samples("val", loaded.classes),
+                                              loaded.contract)
         x, labels = _CACHE[images_key]
         _CACHE[key] = (x, labels, infer_batches(_reference_runner(loaded, source), x), ref_name)
     return _CACHE[key]

@@ -1,30 +1,39 @@
-"""The QAT stage of `ftedge tune --qat`: from the best FP32 weights to a gated INT8 Q/DQ ONNX."""
+"""The QAT stage of `ftedge tune --qat`: from the best FP32 weights to a gated INT8 Q/DQ ONNX.
+
+A function of its inputs (QatInputs, built by the Trainer): what it makes (the QAT model's
+optimizer, loss and coverage, the chosen checkpoint, the gate) it returns; it never reads or
+sets the Trainer."""
 
 from __future__ import annotations
 
 import copy
 import itertools
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils.data import DataLoader
 
+from ftedge.config import QatConfig, TuneConfig
 from ftedge.console import console
+from ftedge.data.folder import Sample
 from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import RunError
 from ftedge.formats.run import BEST, FP32_ONNX, QAT_BEST, QAT_CANDIDATES, RunFolder
-from ftedge.quant.gate import drop_text, onnx_logits, write_gate
-from ftedge.quant.sensitivity import gate_with_fallback
-from ftedge.graph.coverage import coverage_of_file
 from ftedge.graph.metadata import contract_metadata
+from ftedge.quant.gate import gate_graphs, onnx_logits
 from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
 from ftedge.quant.qat import (DEPTHWISE_KEY, DEPTHWISE_RULE, QatCoverage,
                               calibrate_activations, prepare_qat, set_activation_observers)
+from ftedge.stages.common import publish_gate
 from ftedge.training.checkpoint import (CheckpointKeeper, load_checkpoint, rank_later,
-                                       save_best, unwrap)
-from ftedge.training.loop import predict_logits, to_device
+                                       save_best)
+from ftedge.training.dist import DistContext
+from ftedge.training.loop import StepSettings, predict_logits, to_device
 
 SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unless "
                       "qat.weight_bits is 8",
@@ -37,9 +46,36 @@ SCHEME = {"weights": "int8 symmetric per-channel (axis 0); 7-bit magnitudes unle
           "batchnorm": "folded before QAT"}
 
 
-def example_input(trainer) -> torch.Tensor:
-    x = next(iter(trainer.val_loader))[0][:2]
-    return to_device(x, trainer.settings)
+@dataclass(frozen=True)
+class QatInputs:
+    """Everything the QAT stage reads, made explicit (the Trainer builds it once)."""
+
+    model: nn.Module  # the bare model (never DDP-wrapped): prepared and trained in place
+    train_loader: DataLoader
+    val_loader: DataLoader
+    val_x: np.ndarray  # the val split as data.transforms.split_arrays makes it ...
+    val_labels: np.ndarray  # ... the images val_loader yields, in order
+    cfg: TuneConfig
+    contract: dict
+    classes: list[str]
+    train_samples: list[Sample]
+    val_samples: list[Sample]
+    run: RunFolder
+    settings: StepSettings  # device, channels_last, AMP
+    ctx: DistContext
+    teacher: Callable[[], nn.Module]  # a fresh FP32 model with best.pt's weights
+
+
+class QatStart(NamedTuple):
+    """What entering (or resuming) the QAT stage makes for the training loop."""
+
+    coverage: QatCoverage
+    optimizer: torch.optim.Optimizer
+    criterion: nn.Module
+
+
+def example_input(inp: QatInputs) -> torch.Tensor:
+    return to_device(torch.from_numpy(inp.val_x[:2]), inp.settings)
 
 
 def narrow_depthwise(checkpoint: dict) -> bool:
@@ -48,15 +84,14 @@ def narrow_depthwise(checkpoint: dict) -> bool:
     return DEPTHWISE_KEY not in (checkpoint.get("quantization") or {})
 
 
-def prepare_model(trainer, resumed: dict | None = None) -> QatCoverage:
-    """Turn the trainer's model into its QAT form (BatchNorm folded, fake quantizers), the
+def prepare_model(inp: QatInputs, resumed: dict | None = None) -> QatCoverage:
+    """Turn the model into its QAT form (BatchNorm folded, fake quantizers) in place, the
     form `resumed` (a QAT-stage last.pt) was trained in when given."""
-    model = unwrap(trainer.model)
-    cov = prepare_qat(model, example_input(trainer), weight_bits=trainer.cfg.qat.weight_bits,
+    cov = prepare_qat(inp.model, example_input(inp), weight_bits=inp.cfg.qat.weight_bits,
                       narrow_depthwise=resumed is not None and narrow_depthwise(resumed))
-    model.to(trainer.device)
-    if trainer.channels_last:
-        model.to(memory_format=torch.channels_last)
+    inp.model.to(inp.settings.device)
+    if inp.settings.channels_last:
+        inp.model.to(memory_format=torch.channels_last)
     return cov
 
 
@@ -80,19 +115,19 @@ class DistillLoss(nn.Module):
         return (1 - self.w) * self.base(logits, y) + self.w * self.t ** 2 * kl
 
 
-def qat_criterion(trainer) -> nn.Module:
-    """The QAT stage's loss: distillation from best.pt when qat.distill is on."""
-    q = trainer.cfg.qat
-    base = nn.CrossEntropyLoss(label_smoothing=trainer.cfg.train.label_smoothing)
+def qat_criterion(cfg: TuneConfig, teacher: Callable[[], nn.Module]) -> nn.Module:
+    """The QAT stage's loss: distillation from `teacher()` (best.pt) when qat.distill is on."""
+    q = cfg.qat
+    base = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
     if not q.distill:
         return base
-    return DistillLoss(trainer.fp32_best_model(), base, q.distill_temperature,
-                       weight=q.distill_weight)
+    return DistillLoss(teacher(), base, q.distill_temperature, weight=q.distill_weight)
 
 
-def qat_optimizer(trainer):
-    t, q = trainer.cfg.train, trainer.cfg.qat
-    params = [p for p in trainer.model.parameters() if p.requires_grad]
+def qat_optimizer(model: nn.Module, cfg: TuneConfig) -> torch.optim.Optimizer:
+    """The QAT stage's optimizer over the parameters of `model` that require grad."""
+    t, q = cfg.train, cfg.qat
+    params = [p for p in model.parameters() if p.requires_grad]
     group = {"params": params, "base_lr": q.lr, "lr": q.lr, "role": "qat",
              "weight_decay": 0.0}  # no decay: weights sit on a quantization grid
     if t.optimizer == "sgd":
@@ -100,31 +135,38 @@ def qat_optimizer(trainer):
     return torch.optim.AdamW([group], lr=q.lr)
 
 
-def enter_qat(trainer) -> QatCoverage:
-    """Load the best FP32 weights, prepare QAT, set activation ranges, new optimizer."""
-    best = load_checkpoint(trainer.run / BEST) if trainer.ctx.is_main else None
+def enter_qat(inp: QatInputs) -> QatStart:
+    """Load the best FP32 weights, prepare QAT, set activation ranges; a new optimizer and
+    loss for the QAT epochs."""
+    best = load_checkpoint(inp.run.file(BEST)) if inp.ctx.is_main else None
     state = best["model_state"] if best else None
-    if trainer.ctx.enabled:
+    if inp.ctx.enabled:
         from ftedge.training.dist import broadcast_object
 
-        state = broadcast_object(state, trainer.ctx)
-    unwrap(trainer.model).load_state_dict(state)
-    cov = prepare_model(trainer)
-    if trainer.cfg.qat.init == "ptq":
-        seen, corrected = ptq_start(trainer)
+        state = broadcast_object(state, inp.ctx)
+    inp.model.load_state_dict(state)
+    cov = prepare_model(inp)
+    if inp.cfg.qat.init == "ptq":
+        seen, corrected = ptq_start(inp)
         how = (f"entropy-calibrated on {seen} training images, fixed; {corrected} biases "
                "corrected")
     else:
-        seen = calibrate_activations(unwrap(trainer.model),
-                                     itertools.islice(iter(trainer.train_loader),
-                                                      trainer.cfg.qat.calib_batches),
-                                     lambda x: to_device(x, trainer.settings))
+        seen = calibrate_activations(inp.model,
+                                     itertools.islice(iter(inp.train_loader),
+                                                      inp.cfg.qat.calib_batches),
+                                     lambda x: to_device(x, inp.settings))
         how = f"set from {seen} training images"
-    trainer.optimizer = qat_optimizer(trainer)
-    trainer.criterion = qat_criterion(trainer)
-    if trainer.ctx.is_main:
+    start = QatStart(cov, qat_optimizer(inp.model, inp.cfg), qat_criterion(inp.cfg, inp.teacher))
+    if inp.ctx.is_main:
         console.print(f"QAT: {cov}; activation ranges {how}")
-    return cov
+    return start
+
+
+def resume_qat(inp: QatInputs, resumed: dict) -> QatStart:
+    """The QAT form, optimizer and loss a QAT-stage last.pt (`resumed`) was trained with; the
+    caller loads its weights and optimizer state."""
+    cov = prepare_model(inp, resumed=resumed)
+    return QatStart(cov, qat_optimizer(inp.model, inp.cfg), qat_criterion(inp.cfg, inp.teacher))
 
 
 PTQ_START_IMAGES = 256
@@ -135,15 +177,15 @@ def ptq_start_samples(train: list) -> list:
     return train[::max(1, len(train) // PTQ_START_IMAGES)][:PTQ_START_IMAGES]
 
 
-def ptq_start(trainer) -> tuple[int, int]:
+def ptq_start(inp: QatInputs) -> tuple[int, int]:
     """QAT from the PTQ model: activation ranges from entropy histograms and bias correction on
     up to 256 training images (eval transform, spread over the split), as `ftedge quantize`
     does. The ranges stay fixed; weight scales keep following the weights. Returns (images,
     corrected layers)."""
-    model = unwrap(trainer.model)
-    samples = ptq_start_samples(trainer.data.train)
-    x = torch.from_numpy(preprocess_samples(samples, trainer.contract))
-    batches = [to_device(x[i:i + 32], trainer.settings) for i in range(0, len(x), 32)]
+    model = inp.model
+    samples = ptq_start_samples(inp.train_samples)
+    x = torch.from_numpy(preprocess_samples(samples, inp.contract))
+    batches = [to_device(x[i:i + 32], inp.settings) for i in range(0, len(x), 32)]
     was_training = model.training
     model.eval()
     set_activation_ranges(model, batches, "entropy")
@@ -152,20 +194,18 @@ def ptq_start(trainer) -> tuple[int, int]:
     return len(samples), corrected
 
 
-def observers_on(trainer, epoch: int) -> None:
-    """Activation ranges follow the data for the first epochs, then stay fixed."""
-    done = epoch - trainer.qat_start_epoch
-    q = trainer.cfg.qat
-    set_activation_observers(unwrap(trainer.model),
-                             q.init != "ptq" and done < q.freeze_observers_after)
+def observers_on(model: nn.Module, q: QatConfig, done: int) -> None:
+    """Activation ranges follow the data for the first epochs (`done`: QAT epochs finished),
+    then stay fixed."""
+    set_activation_observers(model, q.init != "ptq" and done < q.freeze_observers_after)
 
 
 def _cpu_copy(model: nn.Module) -> nn.Module:
-    return copy.deepcopy(unwrap(model)).cpu().to(memory_format=torch.contiguous_format).eval()
+    return copy.deepcopy(model).cpu().to(memory_format=torch.contiguous_format).eval()
 
 
-def onnx_metadata(trainer, precision: str, checkpoint: Path) -> dict:
-    return contract_metadata(trainer.cfg.model.name, trainer.data.classes, trainer.contract,
+def onnx_metadata(inp: QatInputs, precision: str, checkpoint: Path) -> dict:
+    return contract_metadata(inp.cfg.model.name, inp.classes, inp.contract,
                              precision=precision, checkpoint=checkpoint,
                              quantization=SCHEME if precision == "int8" else "none")
 
@@ -192,39 +232,41 @@ def _remove_candidates(folder: Path) -> None:
         folder.rmdir()
 
 
-def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None:
-    """Score every kept QAT candidate as the INT8 graph ONNX Runtime runs, on the val split,
-    and make the best one qat_best.pt (ties: the better fake-quantized top-1, then the later
-    epoch). Returns what was scored and chosen; None when there was nothing to choose from."""
-    run, q = trainer.run, trainer.cfg.qat
-    folder = run / QAT_CANDIDATES
+def choose_checkpoint(inp: QatInputs, candidates: list[dict], *, meta: dict) -> dict | None:
+    """Score every kept QAT candidate (`candidates`, as candidate_keeper keeps them) as the
+    INT8 graph ONNX Runtime runs, on the val split, and make the best one qat_best.pt (with
+    `meta`, the run's checkpoint record; ties: the better fake-quantized top-1, then the later
+    epoch); the candidate files are then deleted. Returns what was scored and chosen; None
+    when there was nothing to choose from."""
+    run, q = inp.run, inp.cfg.qat
+    x, labels = inp.val_x, inp.val_labels
+    folder = run.file(QAT_CANDIDATES)
     states = {}
-    for c in trainer.qat_candidates:
+    for c in candidates:
         try:
             states[c["epoch"]] = load_checkpoint(folder / c["file"])["model_state"]
         except RunError as e:  # deleted or damaged since it was written: score the others
             console.print(f"[yellow]QAT candidate epoch {c['epoch']} not scored: {e.message}")
-    cands = [c for c in trainer.qat_candidates if c["epoch"] in states]
+    cands = [c for c in candidates if c["epoch"] in states]
     if len(cands) < 2:
         return None
-    example = torch.zeros(1, *trainer.contract["input_size"])
+    example = torch.zeros(1, *inp.contract["input_size"])
     scored = []
     for c in cands:
-        unwrap(trainer.model).load_state_dict(states[c["epoch"]])
+        inp.model.load_state_dict(states[c["epoch"]])
         probe = (folder / c["file"]).with_suffix(".int8.onnx")
         try:
-            export_onnx(_cpu_copy(trainer.model), example, probe, opset=q.opset, metadata={})
+            export_onnx(_cpu_copy(inp.model), example, probe, opset=q.opset, metadata={})
             top1 = float((onnx_logits(probe, x).argmax(1) == labels).mean())
         finally:
             probe.unlink(missing_ok=True)
         scored.append({"epoch": c["epoch"], "fake_quant_top1": c["val_top1"],
                        "onnx_runtime_top1": top1})
     best = max(scored, key=lambda s: (s["onnx_runtime_top1"], s["fake_quant_top1"], s["epoch"]))
-    unwrap(trainer.model).load_state_dict(states[best["epoch"]])
-    save_best(run / QAT_BEST, trainer.model, {**trainer.meta(), "epoch": best["epoch"],
+    inp.model.load_state_dict(states[best["epoch"]])
+    save_best(run.file(QAT_BEST), inp.model, {**meta, "epoch": best["epoch"],
                                               "val_top1": best["fake_quant_top1"]})
     _remove_candidates(folder)
-    trainer.qat_candidates = []
     console.print("INT8 checkpoint chosen in ONNX Runtime: epoch "
                   f"{best['epoch']} of " + ", ".join(
                       f"{s['epoch']} ({s['onnx_runtime_top1']:.4f}, fake-quant "
@@ -233,11 +275,11 @@ def choose_checkpoint(trainer, x: np.ndarray, labels: np.ndarray) -> dict | None
     return {"candidates": scored, "chosen_epoch": best["epoch"]}
 
 
-def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -> dict | None:
+def device_pipeline_gate(inp: QatInputs, int8_logits: np.ndarray) -> dict | None:
     """For a run tuned for a target whose device preprocesses its own way (preprocess.target
     with a pipeline, DeepStream): the INT8 graph's top-1 under that pipeline's emulation,
     beside the exact contract's; None otherwise."""
-    target = trainer.cfg.preprocess.target
+    target = inp.cfg.preprocess.target
     if target is None:
         return None
     from ftedge.deploy.deepstream import emulate_samples, emulated_top1
@@ -246,57 +288,50 @@ def device_pipeline_gate(trainer, int8_logits: np.ndarray, labels: np.ndarray) -
     profile = load_profile(target)
     if profile.pipeline is None:
         return None
-    x = emulate_samples(trainer.data.val, trainer.contract,
+    x = emulate_samples(inp.val_samples, inp.contract,
                         pixels_in_graph=profile.input_format != "normalized")
-    emulated = onnx_logits(trainer.run_folder.int8_onnx("qat"), x)
-    return emulated_top1(labels, int8_logits, emulated, contract=trainer.contract,
+    emulated = onnx_logits(inp.run.int8_onnx("qat"), x)
+    return emulated_top1(inp.val_labels, int8_logits, emulated, contract=inp.contract,
                          pipeline_name=profile.pipeline.name)
 
 
-def finish_qat(trainer, fp32_model: nn.Module) -> dict:
-    """Choose the QAT checkpoint on ONNX Runtime, export model.fp32.onnx and model.int8.onnx,
-    then gate INT8 against FP32 in ONNX Runtime."""
-    run, q = trainer.run, trainer.cfg.qat
-    fp32_path, int8_path = run / FP32_ONNX, trainer.run_folder.int8_onnx("qat")
-    x = np.concatenate([b[0].numpy() for b in trainer.val_loader])
-    labels = np.concatenate([b[1].numpy() for b in trainer.val_loader])
-    selection = choose_checkpoint(trainer, x, labels)
-    qat_best = load_checkpoint(run / QAT_BEST)
-    unwrap(trainer.model).load_state_dict(qat_best["model_state"])
-    qat_model = _cpu_copy(trainer.model)
-    example = torch.zeros(1, *trainer.contract["input_size"])
+def finish_qat(inp: QatInputs, fp32_model: nn.Module, *, candidates: list[dict],
+               meta: dict) -> dict:
+    """Choose the QAT checkpoint on ONNX Runtime among `candidates` (saved with `meta`),
+    export model.fp32.onnx and model.int8.onnx, then gate INT8 against FP32 in ONNX Runtime
+    (quant.gate.gate_graphs) and write the gate. Returns the gate."""
+    run, q = inp.run, inp.cfg.qat
+    fp32_path, int8_path = run.file(FP32_ONNX), run.int8_onnx("qat")
+    selection = choose_checkpoint(inp, candidates, meta=meta)
+    qat_best = load_checkpoint(run.file(QAT_BEST))
+    inp.model.load_state_dict(qat_best["model_state"])
+    qat_model = _cpu_copy(inp.model)
+    example = torch.zeros(1, *inp.contract["input_size"])
     fp32_info = export_onnx(_cpu_copy(fp32_model), example, fp32_path, opset=q.opset,
-                            metadata=onnx_metadata(trainer, "fp32", run / BEST))
+                            metadata=onnx_metadata(inp, "fp32", run.file(BEST)))
     int8_info = export_onnx(qat_model, example, int8_path, opset=q.opset,
-                            metadata=onnx_metadata(trainer, "int8", run / QAT_BEST))
-    fp32_logits = onnx_logits(fp32_path, x)
-    torch_fp32, _ = predict_logits(fp32_model, trainer.val_loader, trainer.settings)
-    torch_qat, _ = predict_logits(unwrap(trainer.model), trainer.val_loader, trainer.settings)
-    int8_logits = onnx_logits(int8_path, x)
-    result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x=x, labels=labels,
-                                classes=trainer.data.classes, max_drop=q.max_drop,
-                                fallback=q.fallback, cap_fraction=q.fallback_cap)
+                            metadata=onnx_metadata(inp, "int8", run.file(QAT_BEST)))
+    torch_fp32, _ = predict_logits(fp32_model, inp.val_loader, inp.settings)
+    torch_qat, _ = predict_logits(inp.model, inp.val_loader, inp.settings)
+    gated = gate_graphs(fp32_path, int8_path, inp.val_x, labels=inp.val_labels,
+                        classes=inp.classes, max_drop=q.max_drop, fallback=q.fallback,
+                        cap_fraction=q.fallback_cap)
+    result = gated.result
     result["qat_checkpoint"] = selection or {"candidates": [], "chosen_epoch": qat_best["epoch"]}
     result["parity"] = {
-        "fp32_onnx_vs_torch_max_abs": float(np.abs(fp32_logits - torch_fp32).max()),
+        "fp32_onnx_vs_torch_max_abs": float(np.abs(gated.fp32_logits - torch_fp32).max()),
         "int8_onnx_vs_qat_torch_top1_agreement":
-            float((int8_logits.argmax(1) == torch_qat.argmax(1)).mean()),
+            float((gated.int8_logits.argmax(1) == torch_qat.argmax(1)).mean()),
     }
-    # coverage as shipped: read from the exported graph, not counted from the preparation
-    result["coverage"] = coverage_of_file(int8_path)
     result["onnx"] = {"fp32": fp32_info, "int8": int8_info,
                       "size_ratio": int8_path.stat().st_size / fp32_path.stat().st_size}
-    emulated = device_pipeline_gate(trainer, int8_logits, labels)
+    emulated = device_pipeline_gate(inp, gated.int8_logits)
     if emulated:
         result["device_pipeline"] = emulated
         console.print(f"INT8 top-1 as {emulated['pipeline']} preprocesses (preprocess.target "
-                      f"{trainer.cfg.preprocess.target}, emulated): "
+                      f"{inp.cfg.preprocess.target}, emulated): "
                       f"{emulated['top1_emulated']:.4f} against {emulated['top1_exact_contract']:.4f} "
                       f"under the contract ({emulated['drop_points']:+.2f} points)",
                       soft_wrap=True)
-    json_path, md_path = write_gate(int8_path, result)
-    verdict = "[green]passed" if result["passed"] else "[red]FAILED"
-    console.print(f"INT8 gate {verdict}[/]: FP32 top-1 {result['fp32_top1']:.4f}, INT8 (ONNX "
-                  f"Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; report in "
-                  f"{md_path}", soft_wrap=True)
+    publish_gate(int8_path, result, kind="qat", title="INT8 accuracy gate")
     return result

@@ -12,7 +12,6 @@ from ftedge.console import console
 from ftedge.formats.run import AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
-from ftedge.stages.tune import qat_stage
 from ftedge.training.loop import predict_logits
 from ftedge.training.outputs import plot_confusion, plot_curves
 
@@ -77,7 +76,7 @@ def finish(trainer, result) -> None:
                                       f"top-1 {rep['top1']:.4f}")
     plot_curves(trainer.run / CURVES, trainer.history)
     if trainer.stage == "qat":
-        result.gate = qat_stage.finish_qat(trainer, fp32_model)
+        result.gate = trainer.finish_qat(fp32_model)
         chosen = result.gate["qat_checkpoint"]
         for c in chosen["candidates"]:
             if c["epoch"] == chosen["chosen_epoch"]:

@@ -22,9 +22,10 @@ from ftedge.config import (TuneConfig, build_tune_config, from_dict, load_yaml, 
                            resolve_epochs, resolve_patience, resolve_qat_epochs, to_dict,
                            validate_tune_config)
 from ftedge.console import console, make_progress
+from ftedge.data.transforms import split_arrays
 from ftedge.errors import ConfigError, RunError
 from ftedge.formats.run import BEST, CONFIG, GATE, LAST, QAT_BEST, SUMMARY, RunFolder
-from ftedge.io import folder_lock, make_parent, new_folder, read_json
+from ftedge.io import folder_lock, make_parent, memoised_reads, new_folder, read_json
 from ftedge.metrics import classification_report
 from ftedge.models import build_model
 from ftedge.training import dist as D
@@ -60,6 +61,7 @@ class TuneResult:
     qat_best_epoch: int | None = None  # ... at this epoch (counted over both stages)
 
 
+@memoised_reads()  # each input hashed and parsed once per command
 def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
          resume: str | Path | None = None, callbacks: Sequence[EpochCallback] = (),
          **options) -> TuneResult:
@@ -233,6 +235,11 @@ class Trainer:
             if ctx.is_main:
                 console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
+        self.qat_inputs = qat_stage.QatInputs(
+            model=self.model, train_loader=self.train_loader, val_loader=self.val_loader,
+            val_x=self.val_x, val_labels=self.val_labels, cfg=cfg, contract=self.contract,
+            classes=self.data.classes, train_samples=self.data.train, val_samples=self.data.val,
+            run=self.run_folder, settings=self.settings, ctx=ctx, teacher=self.fp32_best_model)
         self.history: list[dict] = []
         self.best_top1, self.best_epoch, self.bad_epochs, self.start_epoch = -1.0, 0, 0, 0
         self.step = 0
@@ -298,7 +305,9 @@ class Trainer:
         self.optimizer = _make_optimizer(_param_groups(self.built, cfg), cfg)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=cfg.train.label_smoothing)
         self.train_loader = train_loader(self.data, self.contract, cfg, ctx=self.ctx, device=dev)
-        self.val_loader = val_loader(self.data, self.contract, cfg)
+        # decoded once: the epochs' validation and the QAT stage's gate judge these arrays
+        self.val_x, self.val_labels = split_arrays(self.data.val, self.contract)
+        self.val_loader = val_loader(self.val_x, self.val_labels, cfg.train.batch_size)
         self.train_model = self.model
         self._ddp_head_only: bool | None = None
         steps = len(self.train_loader)
@@ -321,9 +330,8 @@ class Trainer:
     def _restore(self, ckpt: dict) -> None:
         ts = ckpt["train_state"]
         if ts.get("stage") == "qat":
-            self.coverage = qat_stage.prepare_model(self, resumed=ckpt)
-            self.optimizer = qat_stage.qat_optimizer(self)
-            self.criterion = qat_stage.qat_criterion(self)
+            self.coverage, self.optimizer, self.criterion = qat_stage.resume_qat(
+                self.qat_inputs, ckpt)
             self.stage, self.qat_start_epoch = "qat", ts["qat_start_epoch"]
             self.fp32_best = tuple(ts["fp32_best"])
         self.model.load_state_dict(ckpt["model_state"])
@@ -350,7 +358,7 @@ class Trainer:
                                "run with --out") from None
         for p in self.built.backbone_parameters():
             p.requires_grad_(False)
-        self.optimizer = qat_stage.qat_optimizer(self)
+        self.optimizer = qat_stage.qat_optimizer(self.model, self.cfg)
         try:
             self.optimizer.load_state_dict(state)
         except ValueError:
@@ -402,7 +410,7 @@ class Trainer:
         seed_epoch(t.seed, epoch, self.train_loader)
         self._set_phase(head_only)
         if self.stage == "qat":
-            qat_stage.observers_on(self, epoch)
+            qat_stage.observers_on(self.model, self.cfg.qat, epoch - self.qat_start_epoch)
         phase = "qat" if self.stage == "qat" else "head" if head_only else "full"
         last = (self.qat_start_epoch + self.qat_epochs) if self.stage == "qat" else self.epochs
         progress.reset(task, total=len(self.train_loader),
@@ -508,7 +516,7 @@ class Trainer:
         self.fp32_best = (self.best_top1, self.best_epoch)
         self.qat_start_epoch = len(self.history)
         self.stage = "qat"
-        self.coverage = qat_stage.enter_qat(self)
+        self.coverage, self.optimizer, self.criterion = qat_stage.enter_qat(self.qat_inputs)
         self.best_top1, self.best_epoch, self.bad_epochs, self.step = -1.0, 0, 0, 0
         self.best_keeper = self._best_keeper()
         self.qat_candidates = []
@@ -544,6 +552,13 @@ class Trainer:
         if self.ctx.is_main:
             report.finish(self, result)
         return result
+
+    def finish_qat(self, fp32_model: nn.Module) -> dict:
+        """The QAT stage's end (checkpoint choice, ONNX export, gate) on this run."""
+        gate = qat_stage.finish_qat(self.qat_inputs, fp32_model, candidates=self.qat_candidates,
+                                    meta=self.meta())
+        self.qat_candidates = []  # chosen from and deleted
+        return gate
 
     def fp32_best_model(self) -> nn.Module:
         """A fresh FP32 model with best.pt's weights (the trainer's own may be QAT-prepared)."""
