@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -82,6 +84,7 @@ def _tune_options(f):
         click.option("--preprocess", type=click.Choice(GEOMETRIES), help="Geometry of the preprocessing contract: crop (short side, centre crop), stretch (whole image to HxW) or letterbox (aspect kept, padded). Default: the --target pipeline's, else crop."),
         click.option("--filter", type=click.Choice(FILTERS), help="Resize filter, Pillow's (bilinear and bicubic antialias when shrinking). Default: the --target pipeline's, with its antialiasing (the DeepStream targets: bilinear, not antialiased, as nvinfer scales), else the model's."),
         click.option("--decode", type=click.Choice(DECODES), help="full, or draft: JPEGs decoded at 1/2-1/8 scale in the DCT domain, in training and on the device alike (default full)."),
+        click.option("--label-check/--no-label-check", default=None, help="List suspected label errors before training (frozen pretrained features, a cross-validated linear probe, cleanlab; the check of `data check --labels`). Default: on with pretrained weights."),
         click.option("--reducing-gap", type=click.FloatRange(min=MIN_REDUCING_GAP), help="Box-reduce by an integer factor before the resize filter, keeping at least this many times the output (Pillow's reducing_gap; 1.0 fastest, 3.0 near-exact), for every source (raw frames too), in training and on the device alike (default: off)."),
         click.option("--target", help="Train for this target's pipeline: its profile's geometry and filter (e.g. the DeepStream targets: stretch, bilinear not antialiased)."),
     ]
@@ -638,6 +641,8 @@ def _main() -> None:
     except OSError as e:  # a path the OS refused where no step named it: never a traceback
         from ftedge.io import os_error_message
 
+        if e.filename is None and e.errno in (errno.EPIPE, errno.ENOSPC, errno.EDQUOT):
+            _output_failed(e)
         _print_error(os_error_message(e))
         sys.exit(2)
     except click.exceptions.Abort as e:  # click turns Ctrl-C (and so SIGTERM) into Abort
@@ -652,6 +657,19 @@ def _main() -> None:
         console.print("interrupted; continue with `ftedge tune --resume RUN`"
                       if _command() == "tune" else "interrupted; nothing half-written was kept")
         sys.exit(130)
+
+
+def _output_failed(e: OSError) -> None:
+    """The standard output could not take the results: `| head` closed the pipe (the reader
+    took what it wanted: end quietly), or it goes to a full disk (> FILE, /dev/full). What is
+    still buffered goes to /dev/null instead of failing again at exit."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    if isinstance(e, BrokenPipeError):
+        sys.exit(1)  # as click ends a broken pipe it meets itself
+    _print_error(FtedgeError(f"cannot write the output: {e.strerror or e}",
+                             "free some space, or send the output to another disk (> FILE)"))
+    sys.exit(2)
 
 
 def _command() -> str | None:

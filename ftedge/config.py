@@ -110,6 +110,10 @@ class DataConfig:
     workers: int | None = None  # None: 0 on <=2 CPUs (decoded images are cached), else min(8, cpus//2)
     cache: bool | None = None  # None: cache decoded, pre-resized images when they fit in 2 GiB
     background: tuple[int, int, int] = (255, 255, 255)  # transparent pixels are composited onto this
+    label_check: bool | None = None  # tune lists suspected label errors before it trains (the
+    # check of `data check --labels`); None: on when the network starts from pretrained weights
+    # (random features say nothing about labels). It costs one frozen forward pass over the
+    # images and a 5-fold logistic fit (resolve_label_check)
 
 
 @dataclass(frozen=True)
@@ -266,6 +270,35 @@ def disable_telemetry() -> None:
 
 
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def usable_cpus() -> int:
+    """The CPU cores this process may run on (its affinity mask: a container or `taskset`
+    may allow fewer than the machine has)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def check_threads(threads: int | None) -> int | None:
+    """A runtime's CPU threads (`--threads`), or None for the runtime's default. More threads
+    than usable cores is refused: ONNX Runtime and OpenVINO would start them all, and they
+    would only wait on each other (1024 on 2 cores ran a bench for minutes, timing the waits)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"--threads must be a whole number >= 1, got {shown(threads)}",
+                          "give the runtime's CPU threads, e.g. 1, or leave it out for the "
+                          "runtime's default")
+    cpus = usable_cpus()
+    if threads > cpus:
+        raise ConfigError(f"--threads {threads} is more than the {cpus} CPU core(s) this "
+                          "process may use: the runtime's threads would wait on each other, "
+                          "and a latency would measure that waiting",
+                          f"give --threads 1 to {cpus}, or leave it out (the runtime's "
+                          "default: one per core)")
+    return threads
 
 
 def require_finite(name: str, value: Any) -> Any:
@@ -553,6 +586,7 @@ FLAT_KEYS = {
     "fallback": ("qat", "fallback"), "distill": ("qat", "distill"),
     "preprocess": ("preprocess", "geometry"), "filter": ("preprocess", "filter"),
     "decode": ("preprocess", "decode"), "target": ("preprocess", "target"),
+    "label_check": ("data", "label_check"),
     "reducing_gap": ("preprocess", "reducing_gap"),
 }
 
@@ -628,6 +662,19 @@ def resolve_patience(patience: int | None, epochs_given: int | None, epochs: int
     if not patience or epochs_given is not None or epochs <= DEFAULT_EPOCHS:
         return patience
     return -(-patience * epochs // DEFAULT_EPOCHS)
+
+
+def resolve_label_check(flag: bool | None, weights: str) -> bool:
+    """data.label_check: on by default when the network starts from pretrained weights.
+
+    Its cost, measured on flowers12 with 100 planted copies and 48 flipped labels (1,060
+    images, Lite0 224 px, 2 cores shared with other jobs, so CPU seconds): the forward pass
+    149 s and the 5-fold fit with cleanlab 40 s, against 353 s for the whole one-epoch tune
+    it ran in (its head epoch took as long, wall, as the forward pass): about one head-only
+    epoch of a run that trains 15 or more. It flagged 47 images, 38 of them planted
+    (precision 0.81, recall 0.79).
+    """
+    return weights != "none" if flag is None else flag
 
 
 def resolve_bn_frozen(bn: str, per_device_batch: int, pretrained: bool,

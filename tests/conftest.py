@@ -39,10 +39,11 @@ def colour_data(tmp_path) -> Path:
 
 
 def tiny_options(root: Path) -> dict:
-    """Options for a seconds-long CPU run: Lite0 from its ImageNet weights at 32 px."""
+    """Options for a seconds-long CPU run: Lite0 from its ImageNet weights at 32 px. No label
+    check (2-5 s a run, mostly its 5-fold fit: tests/stages/tune/test_label_check.py has it)."""
     return dict(model="efficientnet_lite0", weights="imagenet", img_size=32, epochs=4,
                 head_epochs=1, batch_size=8, lr=0.005, device="cpu", workers=0, seed=0,
-                out=str(root / "run"))
+                out=str(root / "run"), label_check=False)
 
 
 @pytest.fixture
@@ -109,3 +110,13 @@ def tiny_convnet(classes: int = 3, seed: int = 0):
     return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                          nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
                          nn.Flatten(), nn.Linear(8, classes)).eval()
+
+
+def pytest_configure(config):
+    """Under pytest-xdist (`-n auto`, what .ci/run uses) each worker gets one of the machine's cores:
+    torch's intra-op threads would otherwise put 2 x cores threads on the cores, and the tiny
+    models of these tests run slower split over threads than on one."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

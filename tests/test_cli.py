@@ -43,9 +43,10 @@ def test_tune_eval_predict_from_the_command_line(monkeypatch, capsys, tmp_path):
     opts = tiny_options(tmp_path)
     args = ["tune", "--data", data, "--out", opts["out"], "--model", opts["model"],
             "--img-size", 32, "--epochs", 2, "--batch-size", 8, "--lr", opts["lr"],
-            "--device", "cpu", "--workers", 0]
+            "--device", "cpu", "--workers", 0, "--no-label-check"]
     code, _, err = run_cli(monkeypatch, capsys, *args)
     assert code == 0 and f"run written to {opts['out']}" in err.replace("\n", "")
+    assert "label check" not in err  # --no-label-check reached the config
     code, out, _ = run_cli(monkeypatch, capsys, "eval", opts["out"], "--json")
     rep = json.loads(out)
     assert {"top1", "top5", "per_class"} <= set(rep) and rep["n"] == 6
@@ -159,3 +160,30 @@ def test_a_forked_worker_stopped_by_sigterm_exits_quietly(capfd):
         cli._MAIN_PID = main_pid
     assert worker.exitcode == -signal.SIGTERM
     assert "Traceback" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("stdout", ["closed pipe", "/dev/full"])
+def test_results_that_cannot_be_written_end_without_a_traceback(tmp_path, colour_data, stdout):
+    """`ftedge ... | head` (the reader closed the pipe) ends quietly, exit 1 as click ends it;
+    results sent to a full disk say so, blaming the output rather than a path, exit 2."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if stdout == "closed pipe":
+        read_end, out = os.pipe()
+        os.close(read_end)  # every write now fails with EPIPE
+    else:
+        out = os.open("/dev/full", os.O_WRONLY)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "ftedge", "data", "check", str(colour_data),
+                               "--json"], cwd=root, env={**os.environ, "PYTHONPATH": str(root)},
+                              stdout=out, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(out)
+    assert proc.returncode == (1 if stdout == "closed pipe" else 2), proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    if stdout == "closed pipe":
+        assert proc.stderr.strip() == ""
+    else:
+        assert "cannot write the output: No space left on device" in proc.stderr
+        assert "(> FILE)" in proc.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ftedge.data.duplicates import (DRAFT_SIZE, DuplicatePair, Fingerprint, find_duplicates,
-                                    fingerprint, leaked_into)
+from ftedge.data.duplicates import (DRAFT_SIZE, MIN_HASH_SIDE, DuplicatePair, Fingerprint,
+                                    find_duplicates, fingerprint, leaked_into)
 from ftedge.data.folder import MIN_CLASSES, DatasetLayout, Sample, discover_dataset
 from ftedge.data.images import WHITE, ImageDecodeError, decode_image, read_image_bytes
 from ftedge.errors import DatasetError
@@ -32,6 +32,7 @@ class DatasetAudit:
     duplicates: list[DuplicatePair] | None = None  # None: not searched (duplicates=False)
     outliers: list[tuple[Path, str]] = field(default_factory=list)  # (file, why)
     label_issues: list | None = None  # ftedge.data.labels.LabelIssue; None: not checked
+    too_small_to_hash: int = 0  # images under MIN_HASH_SIDE: only identical copies searched
 
     def leaked(self, split: str = "val") -> set[Path]:
         """Files of `split` that show a picture also in train (what `tune` leaves out of
@@ -74,6 +75,8 @@ class DatasetAudit:
                            else [p.to_dict() for p in self.duplicates]),
             "leaks": (None if self.duplicates is None else
                       {s: sorted(map(str, self.leaked(s))) for s in ("val", "test")}),
+            "near_duplicates_not_searched": (None if self.duplicates is None else {
+                "images": self.too_small_to_hash, "short_side_below": MIN_HASH_SIDE}),
             "outliers": [[str(p), r] for p, r in self.outliers],
             "label_issues": (None if self.label_issues is None
                              else [i.to_dict() for i in self.label_issues]),
@@ -184,7 +187,7 @@ def audit_dataset(root: str | Path, *, background: tuple[int, int, int] = WHITE,
     audit = DatasetAudit(layout.root, layout.classes, kept["train"], kept.get("val"),
                          sorted(unusable, key=lambda x: str(x[0])), sizes, images,
                          kept.get("test"), find_duplicates(items, prints) if duplicates else None,
-                         outliers)
+                         outliers, too_small_to_hash=sum(not p.hashable for p in prints))
     empty = [c for c, n in zip(audit.classes, audit.counts("train")) if n == 0]
     if empty:
         where = layout.root / "train" if layout.val is not None else layout.root

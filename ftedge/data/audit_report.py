@@ -23,6 +23,18 @@ def leak_warning(audit) -> str | None:
             "their scores measure memory, not generalisation")
 
 
+def small_image_note(audit) -> str | None:
+    """One line when images were too small for the near-duplicate search, or None."""
+    if not audit.too_small_to_hash or audit.duplicates is None:
+        return None
+    from ftedge.data.duplicates import MIN_HASH_SIDE
+
+    n, total = audit.too_small_to_hash, len(audit.sizes)
+    return (f"near-duplicates not searched among {'all ' if n == total else ''}{n} image(s) "
+            f"under {MIN_HASH_SIDE} px on the short side (too small for a perceptual hash to "
+            "tell a copy from a look-alike); identical files are still found")
+
+
 def print_findings(audit, console) -> None:
     """Duplicates (leaks and label conflicts first), outliers and suspected label errors."""
     from ftedge.console import literal
@@ -31,6 +43,9 @@ def print_findings(audit, console) -> None:
         console.print(text, markup=False, highlight=False, soft_wrap=True, style=style)
 
     if audit.duplicates is not None:
+        note = small_image_note(audit)
+        if note:
+            line(note)
         dups = sorted(audit.duplicates, key=lambda p: (not p.conflict, not p.leak, str(p.a)))
         kinds = Counter(p.kind for p in dups)
         if not dups:
@@ -54,13 +69,24 @@ def print_findings(audit, console) -> None:
         for p, why in audit.outliers[:SHOW]:
             line(f"  {literal(_rel(audit, p))}: {why}")
     if audit.label_issues is not None:
-        if not audit.label_issues:
-            line("no suspected label errors")
-        else:
-            line(f"{len(audit.label_issues)} suspected label error(s), most suspicious first:",
-                 "yellow")
-            for i in audit.label_issues[:SHOW]:
-                line(f"  {literal(_rel(audit, i.path))}: in {literal(i.given)}, looks like "
-                     f"{literal(i.suggested)} (p(given) {i.quality:.2f})")
-            if len(audit.label_issues) > SHOW:
-                line(f"  ... and {len(audit.label_issues) - SHOW} more (--json lists them all)")
+        print_label_issues(audit, console)
+
+
+def print_label_issues(audit, console, *, show: int = SHOW,
+                       more: str = "--json lists them all") -> None:
+    """The suspected label errors, most suspicious first (`show` of them; `more` says where
+    the rest are)."""
+    from ftedge.console import literal
+
+    def line(text: str, style: str | None = None) -> None:
+        console.print(text, markup=False, highlight=False, soft_wrap=True, style=style)
+
+    if not audit.label_issues:
+        line("no suspected label errors")
+        return
+    line(f"{len(audit.label_issues)} suspected label error(s), most suspicious first:", "yellow")
+    for i in audit.label_issues[:show]:
+        line(f"  {literal(_rel(audit, i.path))}: in {literal(i.given)}, looks like "
+             f"{literal(i.suggested)} (p(given) {i.quality:.2f})")
+    if len(audit.label_issues) > show:
+        line(f"  ... and {len(audit.label_issues) - show} more ({more})")

@@ -82,6 +82,13 @@ def check_labels(audit, *, model: str, weights: str = DEFAULT_WEIGHTS,
 
     samples = audit.train + (audit.val or []) + (audit.test or [])
     x = frozen_features(samples, model=model, weights=weights, img_size=img_size)
+    return issues_from_features(samples, x, classes=audit.classes)
+
+
+def issues_from_features(samples, features: np.ndarray, *,
+                         classes: list[str]) -> list[LabelIssue]:
+    """Suspected label errors among `samples` from their frozen features (row per sample):
+    the probe's cross-validated probabilities, filtered and ranked by cleanlab."""
     y = np.array([s.label for s in samples])
-    probs = cross_val_probabilities(x, y)
-    return find_label_issues([s.path for s in samples], y, probs, classes=audit.classes)
+    probs = cross_val_probabilities(features, y)
+    return find_label_issues([s.path for s in samples], y, probs, classes=classes)

@@ -240,6 +240,10 @@ def read_manifest(folder: str | Path, check_files: bool = True) -> Manifest:
     """Load, unseal and validate a manifest; with `check_files`, every hashed file too."""
     folder = Path(folder)
     if not (folder / MANIFEST).is_file():
+        if (folder / MANIFEST).exists():  # reading a FIFO would wait forever
+            raise ManifestError(f"{folder / MANIFEST} is not a regular file (a folder, FIFO, "
+                                "device or socket)", "copy the artifact folder again, or "
+                                "export it again")
         raise ManifestError(f"{folder} is not an artifact folder (no {MANIFEST})",
                             "pass a folder written by `ftedge export`")
     data = read_json(folder / MANIFEST)

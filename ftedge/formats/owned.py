@@ -15,6 +15,7 @@ import contextlib
 import fnmatch
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -145,12 +146,18 @@ def check_replaceable(out: Path, kind: str, force: bool, *, protect: Iterable[Pa
                        f"{refusal.message.removeprefix(f'{out} ')}", refusal.hint)
 
 
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _force_refusal(out: Path, kind: str) -> RunError | None:
     """Why --force may not replace `out` (an existing, non-empty folder), or None."""
     marker = read_marker(out)
     if marker is None or marker["kind"] != kind:
-        what = "was not written by ftedge" if marker is None else f"is a {marker['kind']} folder"
-        return RunError(f"{out} {what}: --force replaces only a {kind} folder ftedge wrote",
+        what = ("was not written by ftedge" if marker is None
+                else f"is {_a(marker['kind'])} {marker['kind']} folder")
+        return RunError(f"{out} {what}: --force replaces only {_a(kind)} {kind} folder ftedge "
+                        "wrote",
                         "pick another --out")
     if not isinstance(marker.get("files"), dict):
         return RunError(f"{out} was written by an ftedge that did not record the files in its "
@@ -179,12 +186,23 @@ def staged_folder(out: str | os.PathLike, kind: str, *, force: bool = False,
     check_replaceable(out, kind, force, protect=protect)
     with folder_lock(out):
         check_replaceable(out, kind, force, protect=protect)  # as it is now that we hold the lock
+        _remove_stale_staging(out)
         with _staging(out) as tmp:
             yield tmp
             write_marker(tmp, kind, later)
             os.chmod(tmp, default_mode(directory=True))
             check_replaceable(out, kind, force, protect=protect)  # unchanged while we worked?
             _swap_in(tmp, out)
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Staging folders of `out` that a killed writer (kill -9, power loss) left: only the
+    holder of `out`'s lock stages into it, and we hold it, so every one found is stale."""
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.[A-Za-z0-9_]{{8}}\.tmp")  # mkdtemp's
+    with contextlib.suppress(OSError):
+        for p in out.parent.iterdir():
+            if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
 
 
 @contextlib.contextmanager

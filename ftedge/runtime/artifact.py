@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ftedge.config import from_dict
+from ftedge.config import check_threads, from_dict
 from ftedge.errors import ConfigError
 from ftedge.formats.artifact import (MANIFEST, Manifest, ManifestError, check_not_a_bare_artifact,
                                      read_manifest)
@@ -47,6 +47,7 @@ def host_note(runtime: str, extra) -> str | None:
 def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel:
     """An artifact folder, checked (manifest seal, every file's sha256), with its runner."""
     folder = Path(folder)
+    check_threads(threads)
     manifest = read_manifest(folder)
     profile = _profile_of(manifest, folder)
     if (profile.name, profile.runtime) != (manifest.target, manifest.runtime):
@@ -65,9 +66,14 @@ def load_artifact(folder: str | Path, threads: int | None = None) -> LoadedModel
 
 def open_model(path: str | Path, threads: int | None = None) -> LoadedModel:
     """A run folder (its best.pt in PyTorch), a checkpoint file, or an artifact folder (its
-    runtime, after the manifest and every file are checked)."""
+    runtime, after the manifest and every file are checked). `threads`: the runtime's CPU
+    threads; PyTorch has one setting per process, so a run sets that."""
     path = Path(path)
     if path.is_dir() and (path / MANIFEST).is_file():
         return load_artifact(path, threads)
     check_not_a_bare_artifact(path)
+    if check_threads(threads):
+        import torch
+
+        torch.set_num_threads(threads)
     return load_run(path)

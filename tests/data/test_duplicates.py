@@ -172,3 +172,57 @@ def test_data_check_reports_a_val_that_copies_train(tmp_path, photos):
     d = json.loads(res.output)
     assert len(d["leaks"]["val"]) == 12 and d["leaks"]["test"] == []
     assert all(p["leak"] and not p["label_conflict"] for p in d["duplicates"])
+
+
+def test_small_images_get_identical_copies_found_and_no_near_duplicate_guesses(tmp_path,
+                                                                               photos):
+    """Under MIN_HASH_SIDE px a perceptual hash cannot tell a copy from a look-alike: those
+    images are left out of the near-duplicate search (said in one line), identical files
+    are still paired, and an image at the threshold is searched as before."""
+    from ftedge.data.audit_report import small_image_note
+    from ftedge.data.duplicates import MIN_HASH_SIDE
+
+    root = tmp_path / "set"
+    (root / "train" / "a").mkdir(parents=True)
+    for i, img in enumerate(photos[:4]):
+        small = img.resize((MIN_HASH_SIDE - 1, MIN_HASH_SIDE - 1), Image.Resampling.LANCZOS)
+        small.save(root / "train" / "a" / f"s{i}.png")
+        _jpeg(small, root / "val" / "a" / f"s{i}.jpg", quality=70)  # a re-encode: not found
+    shutil.copyfile(root / "train" / "a" / "s0.png", root / "val" / "a" / "same.png")
+    at = photos[5].resize((MIN_HASH_SIDE, MIN_HASH_SIDE), Image.Resampling.LANCZOS)
+    _jpeg(at, root / "train" / "b" / "at.jpg", quality=95)
+    _jpeg(at, root / "val" / "b" / "at70.jpg", quality=70)  # at the threshold: found
+    audit = audit_dataset(root, duplicates=True)
+    pairs = {(p.a.name, p.b.name, p.kind) for p in audit.duplicates}
+    assert pairs == {("s0.png", "same.png", "identical file"),
+                     ("at.jpg", "at70.jpg", "near-duplicate")}
+    assert audit.too_small_to_hash == 9
+    d = audit.to_dict()["near_duplicates_not_searched"]
+    assert d == {"images": 9, "short_side_below": MIN_HASH_SIDE}
+    assert f"9 image(s) under {MIN_HASH_SIDE} px" in small_image_note(audit)
+    assert small_image_note(audit_dataset(root)) is None  # no search, nothing to say
+
+
+def test_the_digits_demo_is_not_called_full_of_near_duplicates(tmp_path, monkeypatch):
+    """sklearn's 8x8 digits (the demo): without the size floor the hash pairs look-alike
+    digits by the hundred; with it, only byte-identical files are reported."""
+    from click.testing import CliRunner
+
+    from ftedge.cli import cli
+    from ftedge.data import duplicates
+    from ftedge.data.demo import write_demo_data
+
+    root = write_demo_data(tmp_path / "digits", train_per_class=50)
+    audit = audit_dataset(root, duplicates=True)
+    assert audit.too_small_to_hash == 1797
+    assert all(p.kind == "identical file" for p in audit.duplicates)
+    for p in audit.duplicates:  # identical bytes: the same 8x8 pixels
+        assert p.a.read_bytes() == p.b.read_bytes()
+    assert len(audit.leaked("val")) < 20
+    monkeypatch.setattr(duplicates, "MIN_HASH_SIDE", 0)  # what the audit said before
+    before = audit_dataset(root, duplicates=True)
+    assert len(before.leaked("val")) > 10 * max(1, len(audit.leaked("val")))
+    monkeypatch.undo()
+    res = CliRunner().invoke(cli, ["data", "check", str(root)])
+    assert res.exit_code == 0, res.output
+    assert "near-duplicates not searched among all 1797 image(s) under 32 px" in res.output

@@ -156,6 +156,56 @@ def test_paths_the_os_refuses_are_reported_not_waited_on(ort_artifact, images, t
     assert out[3]["top"]
 
 
+def test_an_artifact_that_is_not_a_folder_or_holds_a_fifo_is_named(ort_artifact, images,
+                                                                   tmp_path):
+    """--artifact a file, and a FIFO where the manifest or the model is (reading one would
+    wait forever): each refused with what it is, exit 2."""
+    import os
+
+    folder = copy_artifact(ort_artifact[0], tmp_path / "copy")
+    script = folder / "deploy" / "infer.py"
+    res = run_infer(script, images["gray.png"], "--artifact", folder / "manifest.json",
+                    cwd=tmp_path)
+    assert res.returncode == 2 and "manifest.json is not a folder" in res.stderr, res.stderr
+    for name in (json.loads((folder / "manifest.json").read_text())["artifact"],
+                 "manifest.json"):
+        fifo = copy_artifact(folder, tmp_path / f"fifo-{name}")
+        (fifo / name).unlink()
+        os.mkfifo(fifo / name)
+        res = run_infer(fifo / "deploy" / "infer.py", images["gray.png"], cwd=tmp_path)
+        assert res.returncode == 2 and f"{name} is not a regular file" in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("stdout", ["closed pipe", "/dev/full"])
+def test_results_that_cannot_be_written_end_without_a_traceback(stdout, ort_artifact, images,
+                                                                  tmp_path):
+    """`infer.py ... | head` ends quietly; a full disk says so; both exit 3 (the epilog)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.deploy.conftest import BLOCKER
+
+    (tmp_path / "_block.py").write_text(BLOCKER)
+    if stdout == "closed pipe":
+        read_end, out = os.pipe()
+        os.close(read_end)
+    else:
+        out = os.open("/dev/full", os.O_WRONLY)
+    try:
+        res = subprocess.run([sys.executable, "-I", str(tmp_path / "_block.py"),
+                              str(ort_artifact[0] / "deploy" / "infer.py"),
+                              str(images["gray.png"]), "--json"], cwd=tmp_path, stdout=out,
+                             stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(out)
+    assert res.returncode == 3 and "Traceback" not in res.stderr, res.stderr
+    if stdout == "/dev/full":
+        assert "cannot write the results: No space left on device" in res.stderr
+    else:
+        assert "error" not in res.stderr  # notes about the artifact only
+
+
 @pytest.mark.parametrize("tamper", ["model", "manifest", "no_digest"])
 def test_tampering_is_refused(tamper, ort_artifact, images, tmp_path):
     folder = copy_artifact(ort_artifact[0], tmp_path / "copy")

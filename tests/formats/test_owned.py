@@ -51,3 +51,19 @@ def test_force_is_suggested_only_where_it_would_be_accepted(tmp_path):
     with pytest.raises(RunError, match="pass --force"):
         check_replaceable(tmp_path / "ours", "artifact", force=False)
     check_replaceable(tmp_path / "ours", "artifact", force=True)  # as the hint says
+
+
+def test_staging_a_killed_writer_left_is_removed_by_the_next_writer(tmp_path):
+    """kill -9 (or a power loss) mid-export leaves the hidden staging folder: the next writer
+    of the same folder, holding its lock, removes it; another folder's staging, the swapped-out
+    previous folder and the user's own hidden folders stay."""
+    out = tmp_path / "art"
+    stale = tmp_path / ".art.k3_x9q0z.tmp"
+    keep = [tmp_path / ".other.k3_x9q0z.tmp", tmp_path / ".art.old-123", tmp_path / ".art.mine"]
+    for d in [stale, *keep]:
+        d.mkdir()
+        (d / "model.onnx").write_bytes(b"half")
+    with staged_folder(out, "artifact") as tmp:
+        (tmp / "model.onnx").write_bytes(b"x")
+    assert not stale.exists() and all(d.is_dir() for d in keep)
+    assert (out / "model.onnx").read_bytes() == b"x"

@@ -117,7 +117,7 @@ def test_qat_checkpoint_carries_the_quantization_scheme(qat_run):
 
 @pytest.mark.slow
 def test_resume_inside_the_qat_stage(tmp_path):
-    data = write_class_folders(tmp_path / "c", per_class=12)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=2)
     ftedge.tune(data=str(data), **dict(opts, out=str(tmp_path / "full")))
 
@@ -146,13 +146,13 @@ def test_qat_epochs_follow_the_dataset_size_when_not_given(tmp_path, monkeypatch
     from ftedge.console import console
 
     monkeypatch.setattr(C, "QAT_DEFAULT_EPOCHS", 1)
-    monkeypatch.setattr(C, "QAT_MIN_STEPS", 9)  # a few steps per epoch here: needs 2-3 epochs
+    monkeypatch.setattr(C, "QAT_MIN_STEPS", 5)  # 3 steps per epoch here: needs 2 epochs
     data = write_class_folders(tmp_path / "c", per_class=12)
     with console.capture() as captured:
         result = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), qat=True, epochs=2,
                                                     max_drop=100.0))
     train = json.loads((result.run_dir / "split.json").read_text())["train"]
-    expected = -(-9 // (len(train) // 8))
+    expected = -(-5 // (len(train) // 8))
     assert expected > 1
     assert [h["phase"] for h in result.history].count("qat") == expected
     out = " ".join(captured.get().split())
@@ -166,7 +166,7 @@ def test_qat_epochs_follow_the_dataset_size_when_not_given(tmp_path, monkeypatch
 def test_a_damaged_qat_candidate_is_named_and_the_others_are_scored(tmp_path):
     from ftedge.console import console
 
-    data = write_class_folders(tmp_path / "c", per_class=12)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
 
     def damage_one(row):
         if row["phase"] == "qat" and row["epoch"] == 5:  # 2 FP32 + 3 QAT epochs: the last
@@ -188,7 +188,7 @@ def test_early_stopping_does_not_cut_qat_short(tmp_path):
     """patience ends the FP32 stage, never QAT: its LR schedule runs to the end."""
     from ftedge.console import console
 
-    data = write_class_folders(tmp_path / "c", per_class=12)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     with console.capture() as captured:
         result = ftedge.tune(data=str(data), **dict(tiny_options(tmp_path), qat=True, epochs=2,
                                                     qat_epochs=6, patience=1, max_drop=100.0))
@@ -267,7 +267,7 @@ def test_qat_with_distillation_from_the_fp32_model_and_minmax_ranges(tmp_path):
     from ftedge.stages.tune.qat_stage import DistillLoss
     from tests.conftest import tiny_options, write_class_folders
 
-    data = write_class_folders(tmp_path / "c", per_class=10)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     cfg = tmp_path / "minmax.yaml"  # the other way to start QAT's ranges, exercised here
     cfg.write_text("qat:\n  init: minmax\n")
     res = ftedge.tune(config_file=str(cfg), data=str(data),
@@ -311,7 +311,7 @@ def test_qat_can_start_from_the_ptq_model_with_fixed_ranges(tmp_path):
     from ftedge.stages.tune.qat_stage import ptq_start_samples
     from tests.conftest import tiny_options, write_class_folders
 
-    data = write_class_folders(tmp_path / "c", per_class=10)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     cfg = tmp_path / "c.yaml"
     cfg.write_text("qat:\n  init: ptq\n")
     res = ftedge.tune(config_file=str(cfg), data=str(data),
@@ -337,7 +337,7 @@ def test_resuming_a_qat_run_from_before_full_range_depthwise_keeps_its_rule(tmp_
     resumes with 7-bit depthwise weights as it began, instead of switching mid-training."""
     from ftedge.formats.checkpoint import atomic_torch_save
 
-    data = write_class_folders(tmp_path / "c", per_class=12)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=2, max_drop=100.0)
 
     def crash_in_qat(row):
@@ -365,7 +365,7 @@ def test_a_qat_run_whose_fp32_stage_ended_head_only_resumes_and_trains_every_wei
     """--epochs 1 (= head_epochs): the backbone was frozen when QAT began. QAT trains every
     weight, and a kill inside the QAT stage resumes to the end (it raised a ValueError:
     the saved optimizer held the head alone); resuming the finished run changes nothing."""
-    data = write_class_folders(tmp_path / "c", per_class=12)
+    data = write_class_folders(tmp_path / "c", per_class=5)  # 1 val image per class: 1 step an epoch
     opts = dict(tiny_options(tmp_path), qat=True, qat_epochs=2, epochs=1, head_epochs=1,
                 max_drop=100.0)
 

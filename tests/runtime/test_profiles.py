@@ -67,7 +67,7 @@ def test_unsupported_precision_and_dynamic_batch_on_static_device():
     with pytest.raises(ConfigError, match="static shapes"):
         parse_batch("dynamic", npu)
     assert parse_batch(None, npu) == 1 and parse_batch("4", npu) == 4
-    with pytest.raises(ConfigError, match="an integer in 1\.\."):
+    with pytest.raises(ConfigError, match=r"an integer in 1\.\."):
         parse_batch("0", npu)
 
 

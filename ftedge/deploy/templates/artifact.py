@@ -68,7 +68,14 @@ def reexport_hint(manifest):
 
 def load_manifest(folder):
     """The manifest of the artifact folder, refused when damaged or edited after export."""
-    path = Path(folder) / "manifest.json"
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ArtifactError(f"{folder} is not a folder", "pass the artifact folder with "
+                            "--artifact DIR (the folder that holds manifest.json)")
+    path = folder / "manifest.json"
+    if path.exists() and not path.is_file():  # reading a FIFO would wait forever
+        raise ArtifactError(f"{path} is not a regular file (a folder, FIFO, device or socket)",
+                            "copy the artifact folder again")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -106,8 +113,10 @@ def verify_file(folder, manifest, name):
         raise ArtifactError(f"{name} is not listed in the manifest's files, so it cannot be "
                             "checked", reexport_hint(manifest))
     path = Path(folder) / name
-    if not path.is_file():
-        raise ArtifactError(f"{path} is missing", "copy the whole artifact folder")
+    if not path.is_file():  # hashing a FIFO would wait forever
+        raise ArtifactError(f"{path} is not a regular file (a folder, FIFO, device or socket)"
+                            if path.exists() else f"{path} is missing",
+                            "copy the whole artifact folder")
     if sha256_file(path) != files[name]:
         raise ArtifactError(f"{path} changed since export (sha256 mismatch)",
                             reexport_hint(manifest))

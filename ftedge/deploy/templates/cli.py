@@ -27,7 +27,7 @@ from ftedge.deploy.templates.runner_onnxruntime import REQUIRES, RUNTIME, Model,
 
 # ---- ftedge template body ----
 
-EXIT_OK, EXIT_NO_IMAGE, EXIT_ARTIFACT = 0, 1, 2
+EXIT_OK, EXIT_NO_IMAGE, EXIT_ARTIFACT, EXIT_OUTPUT = 0, 1, 2, 3
 
 
 def parse_args(argv):
@@ -36,7 +36,8 @@ def parse_args(argv):
         description=f"Classify images with this ftedge artifact ({RUNTIME}); needs only "
                     f"{REQUIRES}, numpy and Pillow.",
         epilog="exit status: 0 at least one image classified, 1 no image could be read, "
-               "2 the artifact cannot be used (or bad arguments)")
+               "2 the artifact cannot be used (or bad arguments), 3 the results could not be "
+               "written (a full disk, or a closed pipe such as | head)")
     p.add_argument("images", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--artifact", type=Path, default=here.parent,
                    help="the artifact folder holding manifest.json (default: %(default)s)")
@@ -303,7 +304,16 @@ def main(argv=None):
     except ArtifactError as e:
         print(f"error: {e}" + (f"\n  how to fix: {e.hint}" if e.hint else ""), file=sys.stderr)
         return EXIT_ARTIFACT
-    report(results, args.json)
+    try:
+        report(results, args.json)
+        sys.stdout.flush()
+    except OSError as e:  # `| head` closed the pipe, or stdout is on a full disk (/dev/full)
+        # what is still buffered goes nowhere, instead of failing again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if not isinstance(e, BrokenPipeError):  # a closed pipe: the reader took what it wanted
+            print(f"error: cannot write the results: {e.strerror or e}\n  how to fix: free "
+                  "some space, or send the output to another disk (> FILE)", file=sys.stderr)
+        return EXIT_OUTPUT
     if n_read == 0:
         print(f"error: none of the {len(results)} image(s) could be read", file=sys.stderr)
         return EXIT_NO_IMAGE

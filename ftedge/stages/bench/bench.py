@@ -16,7 +16,7 @@ from ftedge.stages.bench import system
 from ftedge.stages.bench.accuracy import artifact_accuracy, device_pipeline_accuracy
 from ftedge.stages.bench.latency import latency_percentiles, time_calls, timer_overhead_us
 from ftedge.data.transforms import split_arrays
-from ftedge.config import BENCH_WARMUP, MAX_DROP, require_finite
+from ftedge.config import BENCH_WARMUP, MAX_DROP, check_threads, require_finite
 from ftedge.errors import ConfigError, FtedgeError
 from ftedge.formats.artifact import PARITY, read_manifest_dict, stale_reason
 from ftedge.formats.run import BEST
@@ -39,6 +39,7 @@ class BenchOptions:
     def __post_init__(self) -> None:
         """Refuse what would measure nothing or something else than asked."""
         require_finite("--max-drop", self.max_drop)
+        check_threads(self.threads)
         if self.seconds is not None and not require_finite("--time", self.seconds) > 0:
             raise ConfigError(f"--time must be > 0 seconds, got {self.seconds!r}",
                               "give the seconds of timed runs per batch size, e.g. --time 5")

@@ -63,6 +63,10 @@ def run_bench(folders: list[Path], data, opts: BenchOptions, *, out, force: bool
 
     missing = [f for f in folders if not (Path(f) / MANIFEST).is_file()]
     if missing:
+        manifest = Path(missing[0]) / MANIFEST
+        if manifest.exists():  # reading a FIFO would wait forever
+            raise FtedgeError(f"{manifest} is not a regular file (a folder, FIFO, device or "
+                              "socket)", "copy the artifact folder again, or export it again")
         raise FtedgeError(f"not an artifact folder: {missing[0]} (no {MANIFEST})",
                           "bench folders written by `ftedge export`, or use --target NAME RUN")
     if not folders:

@@ -107,8 +107,8 @@ def _val_and_reference(loaded, source):
     if key not in _CACHE:
         images_key = _key(loaded, "val images")
         if images_key not in _CACHE:
-            _CACHE[images_key] = split_arrays(RunFolder(loaded.path).samples("val", loaded.classes),
-                                              loaded.contract)
+            samples = RunFolder(loaded.path).samples("val", loaded.classes)
+            _CACHE[images_key] = split_arrays(samples, loaded.contract)
         x, labels = _CACHE[images_key]
         _CACHE[key] = (x, labels, infer_batches(_reference_runner(loaded, source), x), ref_name)
     return _CACHE[key]

@@ -53,11 +53,13 @@ def chosen_c(clf) -> float:
 
 
 @torch.no_grad()
-def init_head_from_probe(built, samples, contract: dict, *, n_classes: int) -> float:
+def init_head_from_probe(built, samples, contract: dict, *, n_classes: int,
+                         features: np.ndarray | None = None) -> float:
     """Set the final Linear to the fitted linear probe (scaler folded in): fine-tuning then
     starts from the probe's accuracy instead of a random head whose large early gradients
-    distort the pretrained features (LP-FT, Kumar et al. 2022). Returns the chosen C."""
-    x = pre_logit_features(built, samples, contract)
+    distort the pretrained features (LP-FT, Kumar et al. 2022). Returns the chosen C.
+    `features`: the samples' pre-logit features when the caller has them (tune does)."""
+    x = pre_logit_features(built, samples, contract) if features is None else features
     y = np.array([s.label for s in samples])
     clf = fit_logistic(x, y, cs=np.logspace(-4, 1, 6), folds=3)
     scaler, lr = clf[0], clf[-1]

@@ -9,9 +9,11 @@ from ftedge.config import (DEFAULT_EPOCHS, MAX_AUTO_EPOCHS, MIN_STEPS, QAT_DEFAU
                            QAT_MIN_STEPS)
 from ftedge.confidence import summary_line
 from ftedge.console import console
+from ftedge.data.audit_report import small_image_note
 from ftedge.formats.run import AUDIT, BEST, CONFUSION, CURVES, LAST, METRICS_CSV, VAL_REPORT
 from ftedge.io import atomic_write_json
 from ftedge.metrics import classification_report
+from ftedge.stages.tune import label_check
 from ftedge.training.loop import predict_logits
 from ftedge.training.outputs import plot_confusion, plot_curves
 
@@ -27,6 +29,9 @@ def announce(trainer) -> None:
     if d.audit.unusable:
         console.print(f"[yellow]{len(d.audit.unusable)} unusable file(s) skipped "
                       f"(listed in {trainer.run / AUDIT})")
+    note = small_image_note(d.audit)
+    if note:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
     for split in ("val", "test"):
         leaked = d.leaked(split)
         if leaked:
@@ -37,6 +42,8 @@ def announce(trainer) -> None:
                              if split == "val" else "")
                           + f" (pairs listed in {trainer.run / AUDIT}; "
                           f"`ftedge data check {d.audit.root}`)", soft_wrap=True)
+    if trainer.label_check is not None:
+        label_check.announce(trainer, trainer.label_check)
     if trainer.bn_frozen:
         why = ("train.bn: freeze" if trainer.cfg.train.bn == "freeze" else
                "train.bn auto: pretrained weights and a small training set or batch")

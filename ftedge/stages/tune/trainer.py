@@ -29,7 +29,7 @@ from ftedge.io import folder_lock, make_parent, memoised_reads, new_folder, read
 from ftedge.metrics import classification_report
 from ftedge.models import build_model
 from ftedge.training import dist as D
-from ftedge.stages.tune import qat_stage, report
+from ftedge.stages.tune import label_check, qat_stage, report
 from ftedge.training.checkpoint import (CheckpointKeeper, load_checkpoint, rng_state, save_best,
                                        save_last)
 from ftedge.training.data_setup import (PreparedData, prepare_data, run_contract, train_loader,
@@ -227,14 +227,8 @@ class Trainer:
         self.bn_frozen = resolve_bn_frozen(cfg.train.bn, cfg.train.batch_size,
                                            cfg.model.weights != "none",
                                            train_images=len(self.data.train))
-        if cfg.train.head_init == "probe" and ckpt is None:
-            from ftedge.stages.tune.probe import init_head_from_probe
-
-            c = init_head_from_probe(self.built, self.data.train, self.contract,
-                                     n_classes=len(self.data.classes))
-            if ctx.is_main:
-                console.print(f"head initialised from the linear probe (C {c:.3g})")
         self._setup_model()
+        self._frozen_feature_steps(probe=cfg.train.head_init == "probe" and ckpt is None)
         self.qat_inputs = qat_stage.QatInputs(
             model=self.model, train_loader=self.train_loader, val_loader=self.val_loader,
             val_x=self.val_x, val_labels=self.val_labels, cfg=cfg, contract=self.contract,
@@ -249,6 +243,29 @@ class Trainer:
         if ckpt is not None:
             self._restore(ckpt)
         self.best_keeper = self._best_keeper()
+
+    def _frozen_feature_steps(self, *, probe: bool) -> None:
+        """What needs the pretrained network's features, from one forward pass: the label
+        check (data.label_check) and the probe head (train.head_init: probe)."""
+        self.label_check: label_check.LabelCheck | None = None
+        check = label_check.wanted(self)
+        if not (check or probe):
+            return
+        t0 = time.perf_counter()
+        features = label_check.split_features(self, ("train", "val", "test") if check
+                                              else ("train",))
+        seconds = time.perf_counter() - t0
+        if probe:
+            from ftedge.stages.tune.probe import init_head_from_probe
+
+            c = init_head_from_probe(self.built, self.data.train, self.contract,
+                                     n_classes=len(self.data.classes),
+                                     features=features["train"])
+            if self.ctx.is_main:
+                console.print(f"head initialised from the linear probe (C {c:.3g})")
+        if check:
+            self.label_check = label_check.check_labels_before_training(
+                self, features, feature_seconds=seconds)
 
     def _best_keeper(self) -> CheckpointKeeper:
         """best.pt (qat_best.pt in the QAT stage): the stage's best epoch so far."""

@@ -18,6 +18,7 @@ FAST = BenchOptions(batches=(1, 4), warmup=2, runs=5, e2e_images=5, camera_image
     (dict(runs=0), "--runs must be >= 1"), (dict(seconds=-1.0), "--time must be > 0"),
     (dict(seconds=float("nan")), "--time must be a finite number"),
     (dict(warmup=-1), "--warmup must be >= 0"),
+    (dict(threads=1024), "--threads 1024 is more than the"), (dict(threads=0), "--threads must"),
 ])
 def test_bench_options_refuse_what_would_measure_nothing(bad, want):
     from ftedge.errors import ConfigError

@@ -551,12 +551,27 @@ def test_auto_int8_source_passes_over_a_qat_graph_that_failed_to_a_ptq_graph_tha
         export_run(run, "onnxruntime-cpu", precision="int8", out=tmp_path / "b", log=said.append)
 
 
+@pytest.fixture(scope="module")
+def float_int8_artifacts(qat_run, tmp_path_factory) -> dict:
+    """The float-input INT8 artifact of the QAT run per target, exported once for this module
+    (the uint8-input tests compare against it; it is only read)."""
+    made: dict = {}
+
+    def artifact(target: str):
+        if target not in made:
+            made[target] = export_run(qat_run.run_dir, target, precision="int8",
+                                      out=tmp_path_factory.mktemp("float") / target,
+                                      log=lambda m: None)
+        return made[target]
+    return artifact
+
+
 @pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
-def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, tmp_path, target, layout):
+def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, float_int8_artifacts, tmp_path,
+                                                        target, layout):
     """--input-format uint8: the graph normalises; parity, eval and infer.py feed it pixels."""
-    plain = export_run(qat_run.run_dir, target, precision="int8", out=tmp_path / "float",
-                       log=lambda m: None)
+    plain = float_int8_artifacts(target)
     res = export_run(qat_run.run_dir, target, precision="int8", out=tmp_path / "u8",
                      log=lambda m: None,
                      input_format="uint8", input_layout=layout)
@@ -565,10 +580,10 @@ def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, tmp_path, targe
     assert m["input_shape"][1:] == ([32, 32, 3] if layout == "NHWC" else [3, 32, 32])
     assert res.passed and m["parity"]["top1_agreement"] == plain.manifest["parity"][
         "top1_agreement"]
-    a, b = evaluate(tmp_path / "float"), evaluate(tmp_path / "u8")
+    a, b = evaluate(plain.folder), evaluate(tmp_path / "u8")
     assert a["top1"] == b["top1"]
     image = next(iter(sorted((qat_run.run_dir.parent / "colours").rglob("*.png"))))
-    want = predict(tmp_path / "float", [image])[0]["top"][0]["class"]
+    want = predict(plain.folder, [image])[0]["top"][0]["class"]
     assert predict(tmp_path / "u8", [image])[0]["top"][0]["class"] == want
     out = subprocess.run([sys.executable, str(tmp_path / "u8" / "deploy" / "infer.py"),
                           str(image), "--json"], capture_output=True, text=True, check=True)
