@@ -10,7 +10,6 @@ DeepStream emulation scale alike.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Callable
 
@@ -189,7 +188,7 @@ def geometry_steps(contract: dict) -> list:
 def eval_transform(contract: dict) -> T.Compose:
     """The contract's geometry, scale to [0,1], normalise, in torchvision: the statement of the
     contract the kit's numpy preprocess (which every stage runs: preprocess_samples,
-    contract_tensor) is tested against bit for bit, and training's geometry steps."""
+    split_arrays) is tested against bit for bit, and training's geometry steps."""
     return T.Compose([*geometry_steps(contract), *_to_tensor(contract)])
 
 
@@ -268,13 +267,3 @@ def _decoded(path, contract: dict):
 def preprocess_image(path, contract: dict) -> np.ndarray:
     """One image file as a (1, C, H, W) float32 batch."""
     return preprocess(decode_image(path, contract), contract)[None]
-
-
-def _contract_tensor(img, contract: dict) -> torch.Tensor:
-    return torch.from_numpy(preprocess(img, contract))
-
-
-def contract_tensor(contract: dict) -> Callable:
-    """The contract's eval path as a Dataset transform (RGB PIL -> CHW float32 tensor): the
-    kit's own preprocess, so val, the gates and deploy/infer.py compute the same function."""
-    return functools.partial(_contract_tensor, contract=contract)

@@ -10,7 +10,7 @@ None where it cannot tell),
 "accuracy" {top1, top5, reference_top1, drop_points, drop_ci95_points (quant/gate.py
 drop_interval), top1_agreement, mcnemar, per_class, passed}, "latency" [{batch, runs, p50_ms, p90_ms, p99_ms, mean_ms, std_ms, min_ms, max_ms,
 images_per_s, ...}],
-"end_to_end" {same keys, batch 1}, "end_to_end_camera"? {batch, workers, source, model_only
+"end_to_end" {same keys, batch 1}, "end_to_end_camera"? {batch, workers, source, contract?, model_only
 {batch, images_per_s, p50_ms_b1}, inputs [{input, kind, width, height, latency_p50_ms,
 latency_p90_ms, latency_model_share, images_per_s, throughput_model_share, ...}]}, "energy" {source, mj_per_image}, "memory" {...}}]}.
 Readers go through `load_report`, which refuses anything else with a clear error.
