@@ -47,6 +47,8 @@ DRAFT_MARGIN = 2.0  # as Pillow's thumbnail(reducing_gap=2.0): the resize still 
 # whole image; what every run made before the key existed). 1.0 is the fastest (a 1080p frame to
 # 256 px: 4x4 boxes, then a 1.05x filter), 3.0 Pillow's "indistinguishable" gap.
 MIN_REDUCING_GAP = 1.0
+# a gap above this reduces nothing a camera makes (a 12 MP frame is under 64 x a 224 px input)
+MAX_REDUCING_GAP = 64.0
 DEFAULT_PAD_VALUE = (0, 0, 0)  # letterbox bars: black, as nvinfer pads
 # What an artifact's input takes (export --input-format; a profile's input_format):
 INPUT_FORMATS = ("normalized", "float255", "uint8")  # normalized: float32 already
@@ -509,8 +511,9 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (p.filter is None or p.filter in FILTERS,
          f"preprocess.filter must be one of {', '.join(FILTERS)}"),
         (p.decode in DECODES, f"preprocess.decode must be one of {', '.join(DECODES)}"),
-        (p.reducing_gap is None or p.reducing_gap >= MIN_REDUCING_GAP,
-         f"preprocess.reducing_gap must be a number >= {MIN_REDUCING_GAP:g} (or left out: off)"),
+        (p.reducing_gap is None or MIN_REDUCING_GAP <= p.reducing_gap <= MAX_REDUCING_GAP,
+         f"preprocess.reducing_gap must be a number from {MIN_REDUCING_GAP:g} to "
+         f"{MAX_REDUCING_GAP:g} (or left out: off)"),
         (len(p.pad_value) == 3 and all(0 <= v <= 255 for v in p.pad_value),
          "preprocess.pad_value is an RGB colour: three integers in 0..255"),
         (0 <= a.hflip <= 1, "augment.hflip is a probability in [0, 1]"),

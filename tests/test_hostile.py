@@ -18,7 +18,7 @@ from tests.conftest import tiny_options, write_class_folders
 from tests.test_cli import run_cli
 
 TUNE = ["--model", "efficientnet_lite0", "--img-size", 32, "--epochs", 2, "--batch-size", 8,
-        "--device", "cpu", "--workers", 0, "--lr", 0.005, "--no-label-check"]
+        "--device", "cpu", "--workers", 0, "--no-label-check", "--lr", 0.005]  # --lr last: [:-2]
 
 
 @pytest.fixture(scope="module")

@@ -63,12 +63,18 @@ class PlainBilinearResize(torch.nn.Module):
         self.size = size
 
     def forward(self, img):
-        height, width = F.get_size(img)
-        if isinstance(self.size, int):
-            w, h = short_side_size(width, height, self.size)
-        else:
-            h, w = self.size
+        w, h = _resized_size(img, self.size)
         return _plain(img, h, w)
+
+
+def _resized_size(img, size: int | list[int]) -> tuple[int, int]:
+    """(width, height) for `size`: [h, w] as given, or an int for the short side, sized as
+    torchvision's Resize sizes it."""
+    if isinstance(size, int):
+        height, width = F.get_size(img)
+        return short_side_size(width, height, size)
+    h, w = size
+    return w, h
 
 
 def _plain(img, h: int, w: int):
@@ -99,11 +105,7 @@ class ReducingResize(torch.nn.Module):
         self.size, self.contract = size, contract
 
     def forward(self, img):
-        height, width = F.get_size(img)
-        if isinstance(self.size, int):
-            w, h = short_side_size(width, height, self.size)
-        else:
-            h, w = self.size
+        w, h = _resized_size(img, self.size)
         return img if (w, h) == img.size else pillow_resize(img, w, h, contract=self.contract)
 
 

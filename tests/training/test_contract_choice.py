@@ -39,8 +39,12 @@ def test_choices_are_checked():
         _contract(preprocess="fisheye")
     with pytest.raises(ConfigError, match="unknown target"):
         _contract(target="no-such-device")
-    with pytest.raises(ConfigError, match="reducing_gap must be a number >= 1"):
-        _contract(reducing_gap=0.5)
+    for gap in (0.5, 65.0):
+        with pytest.raises(ConfigError, match="reducing_gap must be a number from 1 to 64"):
+            _contract(reducing_gap=gap)
+    for gap in (float("inf"), float("nan")):
+        with pytest.raises(ConfigError, match="reducing_gap must be null or a finite number"):
+            _contract(reducing_gap=gap)
     with pytest.raises(ConfigError, match="reducing_gap 2 with the nearest filter") as e:
         _contract(filter="nearest", reducing_gap=2.0)
     assert "--filter bicubic" in e.value.hint
