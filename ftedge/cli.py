@@ -197,7 +197,9 @@ def data_check(root, as_json, labels, *, model) -> None:
     """Audit a dataset: images per class, imbalance, sizes, unusable files, duplicate and
     leaked images across train/val/test, outliers; --labels adds suspected label errors."""
     from ftedge.config import ModelConfig
-    from ftedge.data.audit import audit_dataset, print_audit
+    from ftedge.console import print_view
+    from ftedge.data.audit import audit_dataset
+    from ftedge.stages.common.audit_view import audit_view
 
     audit = audit_dataset(root, duplicates=True)
     if labels:
@@ -207,7 +209,7 @@ def data_check(root, as_json, labels, *, model) -> None:
     if as_json:
         click.echo(json.dumps(audit.to_dict(), indent=2))
     else:
-        print_audit(audit, results)
+        print_view(results, audit_view(audit))
 
 
 @cli.command("eval")

@@ -32,3 +32,18 @@ def plain(name: object):
     from rich.text import Text
 
     return Text(literal(name))
+
+
+LINE = {"markup": False, "highlight": False, "soft_wrap": True}  # a literal text line
+
+
+def line(text: str, style: str | None = None) -> tuple[str, dict]:
+    """One literal line of a view (no rich markup read from it), in `style`."""
+    return text, {**LINE, "style": style}
+
+
+def print_view(out: Console, view: list[tuple[object, dict]]) -> None:
+    """Print what a library returned to show: (renderable, print options) pairs. Libraries
+    build views; stages and the CLI print them."""
+    for renderable, options in view:
+        out.print(renderable, **options)

@@ -1,13 +1,14 @@
-"""The audit's findings as console text: duplicates and leaks, outliers, label issues."""
+"""The audit's findings as text the stages print (stages/common/audit_view.py): what a leak
+warning and the tiny-image note say."""
 
 from __future__ import annotations
 
-from collections import Counter
 
 SHOW = 20  # rows of each list printed; --json has them all
 
 
-def _rel(audit, path) -> str:
+def rel(audit, path) -> str:
+    """`path` relative to the audit's root where it lies below it."""
     try:
         return str(path.relative_to(audit.root))
     except ValueError:
@@ -33,60 +34,3 @@ def small_image_note(audit) -> str | None:
     return (f"near-duplicates not searched among {'all ' if n == total else ''}{n} image(s) "
             f"under {MIN_HASH_SIDE} px on the short side (too small for a perceptual hash to "
             "tell a copy from a look-alike); identical files are still found")
-
-
-def print_findings(audit, console) -> None:
-    """Duplicates (leaks and label conflicts first), outliers and suspected label errors."""
-    from ftedge.console import literal
-
-    def line(text: str, style: str | None = None) -> None:
-        console.print(text, markup=False, highlight=False, soft_wrap=True, style=style)
-
-    if audit.duplicates is not None:
-        note = small_image_note(audit)
-        if note:
-            line(note)
-        dups = sorted(audit.duplicates, key=lambda p: (not p.conflict, not p.leak, str(p.a)))
-        kinds = Counter(p.kind for p in dups)
-        if not dups:
-            line("no duplicate images found")
-        else:
-            line(f"{len(dups)} duplicate pair(s): "
-                 + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
-                 + f"; {sum(p.leak for p in dups)} across splits, "
-                 f"{sum(p.conflict for p in dups)} with two different labels", "yellow")
-            for p in dups[:SHOW]:
-                tags = ("LABEL CONFLICT " if p.conflict else "") + ("LEAK " if p.leak else "")
-                line(f"  {tags}{p.kind} ({p.bits} bits): {literal(_rel(audit, p.a))} ~ "
-                     f"{literal(_rel(audit, p.b))}")
-            if len(dups) > SHOW:
-                line(f"  ... and {len(dups) - SHOW} more (--json lists every pair)")
-        warn = leak_warning(audit)
-        if warn:
-            line("warning: " + warn, "yellow")
-    if audit.outliers:
-        line(f"{len(audit.outliers)} outlier image(s):", "yellow")
-        for p, why in audit.outliers[:SHOW]:
-            line(f"  {literal(_rel(audit, p))}: {why}")
-    if audit.label_issues is not None:
-        print_label_issues(audit, console)
-
-
-def print_label_issues(audit, console, *, show: int = SHOW,
-                       more: str = "--json lists them all") -> None:
-    """The suspected label errors, most suspicious first (`show` of them; `more` says where
-    the rest are)."""
-    from ftedge.console import literal
-
-    def line(text: str, style: str | None = None) -> None:
-        console.print(text, markup=False, highlight=False, soft_wrap=True, style=style)
-
-    if not audit.label_issues:
-        line("no suspected label errors")
-        return
-    line(f"{len(audit.label_issues)} suspected label error(s), most suspicious first:", "yellow")
-    for i in audit.label_issues[:show]:
-        line(f"  {literal(_rel(audit, i.path))}: in {literal(i.given)}, looks like "
-             f"{literal(i.suggested)} (p(given) {i.quality:.2f})")
-    if len(audit.label_issues) > show:
-        line(f"  ... and {len(audit.label_issues) - show} more ({more})")

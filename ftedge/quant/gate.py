@@ -190,7 +190,8 @@ def gate_int8_model(fp32_logits: np.ndarray, int8_logits: np.ndarray, int8_path:
 
 def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np.ndarray,
                        *, x: np.ndarray, labels: np.ndarray, classes: list[str], max_drop: float,
-                       fallback: bool = True, cap_fraction: float | None = None) -> dict:
+                       fallback: bool = True, cap_fraction: float | None = None,
+                       on_layer=None) -> dict:
     """The INT8 gate; when it fails and `fallback` is on, the float fallback on the shared
     graph (written over `int8_path` only when the gate then passes). The result says which
     layers stayed in float and why (`cap_fraction` None: config.FALLBACK_CAP)."""
@@ -202,7 +203,8 @@ def gate_with_fallback(int8_path: Path, int8_logits: np.ndarray, fp32_logits: np
                               if result["passed"] else "off (--no-fallback)"}
         return result
     model = load_onnx(int8_path)
-    sens = layer_sensitivity(model, x, labels, fp32_logits=fp32_logits, int8_logits=int8_logits)
+    sens = layer_sensitivity(model, x, labels, fp32_logits=fp32_logits, int8_logits=int8_logits,
+                             on_layer=on_layer)
     write_sensitivity(int8_path.parent, sens, int8_path.name)
     probe = int8_path.with_name(f".{int8_path.stem}.fallback.onnx")
     last: dict = {}  # the gate of the last graph tried: when it passed, the final gate
@@ -249,14 +251,15 @@ class GraphGate:
 
 def gate_graphs(fp32_path: Path, int8_path: Path, x: np.ndarray, *, labels: np.ndarray,
                 classes: list[str], max_drop: float, fallback: bool = True,
-                cap_fraction: float | None = None) -> GraphGate:
+                cap_fraction: float | None = None, on_layer=None) -> GraphGate:
     """The INT8 gate of tune --qat and quantize: both graphs run in ONNX Runtime on `x`, the
     gate with its float fallback (which may rewrite `int8_path`), and the coverage read from
     the graph as shipped, not counted from the preparation. Writes no gate file: the stage
-    adds what it knows and calls write_gate."""
+    adds what it knows and calls write_gate. `on_layer`: layer_sensitivity's, for a stage's
+    progress bar over the fallback's sensitivity scan."""
     fp32_logits, int8_logits = onnx_logits(fp32_path, x), onnx_logits(int8_path, x)
     result = gate_with_fallback(int8_path, int8_logits, fp32_logits, x=x, labels=labels,
                                 classes=classes, max_drop=max_drop, fallback=fallback,
-                                cap_fraction=cap_fraction)
+                                cap_fraction=cap_fraction, on_layer=on_layer)
     result["coverage"] = coverage_of_file(int8_path)
     return GraphGate(result, fp32_logits, int8_logits)

@@ -15,33 +15,32 @@ from pathlib import Path
 import numpy as np
 
 from ftedge.config import FALLBACK_CAP, or_default
-from ftedge.console import make_progress
 from ftedge.graph.fallback import keep_in_float, quantized_layers
 from ftedge.io import atomic_path, atomic_save_figure, atomic_write_json, atomic_write_text
 from ftedge.runtime.onnxruntime.runner import onnx_logits
 
 
 def layer_sensitivity(model, x: np.ndarray, labels: np.ndarray, *, fp32_logits: np.ndarray,
-                      int8_logits: np.ndarray | None = None) -> dict:
+                      int8_logits: np.ndarray | None = None, on_layer=None) -> dict:
     """Per quantized layer: top-1 and logit error vs FP32 with only that layer in float
-    (`int8_logits`: the whole graph's, when the caller has them already)."""
+    (`int8_logits`: the whole graph's, when the caller has them already). `on_layer(done,
+    total, name)` is called after each layer (a stage draws its progress bar with it)."""
     base = onnx_logits(model, x) if int8_logits is None else int8_logits
     base_top1 = float((base.argmax(1) == labels).mean())
     base_err = float(np.abs(base - fp32_logits).mean())
     fp32_top1 = float((fp32_logits.argmax(1) == labels).mean())
     rows = []
     layers = quantized_layers(model)
-    with make_progress(transient=True) as progress:
-        task = progress.add_task("sensitivity", total=len(layers), stats="")
-        for layer in layers:
-            logits = onnx_logits(keep_in_float(model, [layer.name]), x)
-            top1 = float((logits.argmax(1) == labels).mean())
-            err = float(np.abs(logits - fp32_logits).mean())
-            rows.append({"layer": layer.name, "op": layer.op_type,
-                         "weight_shape": list(layer.weight_shape),
-                         "top1_change_points": 100 * (top1 - base_top1),
-                         "logit_error": err, "logit_error_change": err - base_err})
-            progress.update(task, advance=1, stats=layer.name)
+    for done, layer in enumerate(layers, 1):
+        logits = onnx_logits(keep_in_float(model, [layer.name]), x)
+        top1 = float((logits.argmax(1) == labels).mean())
+        err = float(np.abs(logits - fp32_logits).mean())
+        rows.append({"layer": layer.name, "op": layer.op_type,
+                     "weight_shape": list(layer.weight_shape),
+                     "top1_change_points": 100 * (top1 - base_top1),
+                     "logit_error": err, "logit_error_change": err - base_err})
+        if on_layer is not None:
+            on_layer(done, len(layers), layer.name)
     return {"n": int(len(labels)), "fp32_top1": fp32_top1, "int8_top1": base_top1,
             "int8_logit_error": base_err, "layers": rows}
 

@@ -25,7 +25,7 @@ from ftedge.quant.ptq import bias_correction, calibrate_ptq
 from ftedge.quant.qat import DEPTHWISE_RULE
 from ftedge.quant.sensitivity import layer_sensitivity, write_sensitivity
 from ftedge.runtime.pytorch.runner import load_run
-from ftedge.stages.common import publish_gate
+from ftedge.stages.common import layer_progress, publish_gate
 
 PTQ_SCHEME = {"weights": "int8 symmetric per-channel (axis 0), max calibration",
               **DEPTHWISE_RULE,
@@ -122,8 +122,10 @@ def _quantize(loaded, calib, calib_method, percentile, max_drop, opset, weight_b
                        opset=opset,
                        metadata=meta)
     x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
-    result = gate_graphs(fp32_path, int8_path, x, labels=labels, classes=loaded.classes,
-                         max_drop=max_drop, fallback=fallback, cap_fraction=fallback_cap).result
+    with layer_progress() as on_layer:
+        result = gate_graphs(fp32_path, int8_path, x, labels=labels, classes=loaded.classes,
+                             max_drop=max_drop, fallback=fallback, cap_fraction=fallback_cap,
+                             on_layer=on_layer).result
     result.update(method="ptq", calibration=calib_method, calibration_sha256=manifest["sha256"],
                   calibration_images=len(manifest["files"]), warnings=manifest["warnings"],
                   bias_corrected_layers=corrected, prepared=coverage.to_dict(), onnx=info,
@@ -157,7 +159,9 @@ def analyse_sensitivity(run: str | Path, graph: str | None = None) -> dict:
 
 def _sensitivity(loaded, folder: RunFolder, int8_path: Path, fp32_path: Path) -> dict:
     x, labels = split_arrays(folder.samples("val", loaded.classes), loaded.contract)
-    sens = layer_sensitivity(load_onnx(int8_path), x, labels, fp32_logits=onnx_logits(fp32_path, x))
+    with layer_progress() as on_layer:
+        sens = layer_sensitivity(load_onnx(int8_path), x, labels,
+                                 fp32_logits=onnx_logits(fp32_path, x), on_layer=on_layer)
     paths = write_sensitivity(loaded.path, sens, int8_path.name)
     console.print(f"sensitivity of {int8_path.name} ({len(sens['layers'])} layers) written to "
                   f"{paths['md']} ({paths['json'].name}, {paths['png'].name})", soft_wrap=True)

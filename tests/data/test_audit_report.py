@@ -6,7 +6,9 @@ from pathlib import Path
 from rich.console import Console
 
 from ftedge.data.audit import DatasetAudit
-from ftedge.data.audit_report import SHOW, leak_warning, print_findings
+from ftedge.console import print_view
+from ftedge.data.audit_report import SHOW, leak_warning
+from ftedge.stages.common.audit_view import findings_view
 from ftedge.data.duplicates import DuplicatePair
 from ftedge.data.folder import Sample
 from ftedge.data.labels import LabelIssue
@@ -27,7 +29,7 @@ def _audit(duplicates=None, outliers=(), label_issues=None, val=()):
 
 def _printed(audit) -> str:
     out = io.StringIO()
-    print_findings(audit, Console(file=out, width=300))
+    print_view(Console(file=out, width=300), findings_view(audit))
     return out.getvalue()
 
 

@@ -18,8 +18,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ftedge.config import resolve_label_check
-from ftedge.console import console
-from ftedge.data.audit_report import print_label_issues
+from ftedge.console import console, print_view
+from ftedge.stages.common.audit_view import label_issues_view
 from ftedge.data.dataset import ImageSamples
 from ftedge.data.features import final_linear
 from ftedge.data.transforms import draft_request, eval_transform
@@ -107,5 +107,6 @@ def announce(trainer, check: LabelCheck) -> None:
         return
     line(f"label check ({check.images} images, frozen {trainer.cfg.model.name} features, "
          f"{check.seconds:.0f} s; --no-label-check turns it off):")
-    print_label_issues(trainer.data.audit, console, show=SHOW,
-                       more=f"all listed in {trainer.run / AUDIT}, label_issues")
+    print_view(console, label_issues_view(trainer.data.audit, show=SHOW,
+                                          more=f"all listed in {trainer.run / AUDIT}, "
+                                               "label_issues"))

@@ -29,7 +29,7 @@ from ftedge.quant.onnx_export import export_onnx
 from ftedge.quant.ptq import bias_correction, set_activation_ranges
 from ftedge.quant.qat import (DEPTHWISE_KEY, DEPTHWISE_RULE, QatCoverage,
                               calibrate_activations, prepare_qat, set_activation_observers)
-from ftedge.stages.common import publish_gate
+from ftedge.stages.common import layer_progress, publish_gate
 from ftedge.training.checkpoint import (CheckpointKeeper, load_checkpoint, rank_later,
                                        save_best)
 from ftedge.training.dist import DistContext
@@ -313,9 +313,10 @@ def finish_qat(inp: QatInputs, fp32_model: nn.Module, *, candidates: list[dict],
                             metadata=onnx_metadata(inp, "int8", run.file(QAT_BEST)))
     torch_fp32, _ = predict_logits(fp32_model, inp.val_loader, inp.settings)
     torch_qat, _ = predict_logits(inp.model, inp.val_loader, inp.settings)
-    gated = gate_graphs(fp32_path, int8_path, inp.val_x, labels=inp.val_labels,
-                        classes=inp.classes, max_drop=q.max_drop, fallback=q.fallback,
-                        cap_fraction=q.fallback_cap)
+    with layer_progress() as on_layer:
+        gated = gate_graphs(fp32_path, int8_path, inp.val_x, labels=inp.val_labels,
+                            classes=inp.classes, max_drop=q.max_drop, fallback=q.fallback,
+                            cap_fraction=q.fallback_cap, on_layer=on_layer)
     result = gated.result
     result["qat_checkpoint"] = selection or {"candidates": [], "chosen_epoch": qat_best["epoch"]}
     result["parity"] = {

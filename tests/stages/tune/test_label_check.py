@@ -68,3 +68,25 @@ def test_the_default_checks_only_pretrained_features():
     assert resolve_label_check(None, "none") is False  # random features say nothing
     assert resolve_label_check(False, "imagenet") is False
     assert resolve_label_check(True, "none") is True
+
+
+def test_the_announcement_lists_the_worst_and_says_where_the_rest_are(tmp_path):
+    from types import SimpleNamespace
+
+    from ftedge.data.labels import LabelIssue
+    from ftedge.stages.tune.label_check import SHOW, LabelCheck, announce
+    from tests.data.test_audit_report import ROOT, _audit
+
+    issues = [LabelIssue(ROOT / f"train/cat/{i}.png", "cat", "dog", 0.01 * i)
+              for i in range(SHOW + 2)]
+    trainer = SimpleNamespace(cfg=SimpleNamespace(model=SimpleNamespace(name="tinynet")),
+                              data=SimpleNamespace(audit=_audit(label_issues=issues)),
+                              run=tmp_path)
+    with console.capture() as captured:
+        announce(trainer, LabelCheck(images=36, seconds=2.4))
+        announce(trainer, LabelCheck(images=6, seconds=0.0, skipped="2 images per class"))
+    out = " ".join(captured.get().split())
+    assert "label check (36 images, frozen tinynet features, 2 s" in out
+    assert f"{SHOW + 2} suspected label error(s)" in out and "train/cat/9.png" in out
+    assert "train/cat/10.png" not in out and "... and 2 more (all listed in" in out
+    assert "label check skipped: 2 images per class" in out

@@ -5,9 +5,11 @@ another comes from disk (the run folder, the artifact folder) or from a library 
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+from typing import Callable, Iterator
 
-from ftedge.console import console
+from ftedge.console import console, make_progress
 from ftedge.data.audit import audit_dataset
 from ftedge.data.folder import Sample
 from ftedge.errors import DatasetError, RunError
@@ -59,3 +61,18 @@ def publish_gate(int8_path: Path, result: dict, *, kind: str, title: str) -> Pat
                   f"(ONNX Runtime) {result['int8_top1']:.4f}, {drop_text(result)}; {int8_path} "
                   f"and {md}", soft_wrap=True)
     return md
+
+
+@contextlib.contextmanager
+def layer_progress() -> Iterator[Callable[[int, int, str], None]]:
+    """A progress bar for quant.sensitivity's per-layer scan: the `on_layer` callback to hand
+    it (the library only reports each layer; the stage draws)."""
+    with make_progress(transient=True) as progress:
+        task = None
+
+        def on_layer(done: int, total: int, name: str) -> None:
+            nonlocal task
+            if task is None:
+                task = progress.add_task("sensitivity", total=total, stats="")
+            progress.update(task, completed=done, stats=name)
+        yield on_layer
