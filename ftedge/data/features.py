@@ -6,6 +6,9 @@ images are preprocessed exactly as every runtime does (the contract, its backgro
 
 from __future__ import annotations
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -21,18 +24,26 @@ def final_linear(built) -> nn.Linear:
     return heads[-1]
 
 
+@contextlib.contextmanager
+def pre_logit_capture(built) -> Iterator[list[torch.Tensor]]:
+    """While the block runs, every forward pass appends the final Linear's input (the
+    pre-logit features, float, on the CPU) to the yielded list."""
+    captured: list[torch.Tensor] = []
+    hook = final_linear(built).register_forward_pre_hook(
+        lambda mod, args: captured.append(args[0].detach().float().cpu()))
+    try:
+        yield captured
+    finally:
+        hook.remove()
+
+
 @torch.no_grad()
 def pre_logit_features(built, samples, contract: dict, *, batch: int = 64) -> np.ndarray:
     """The input of the final Linear for every sample (eval mode: no dropout, BN frozen)."""
     model = built.model.eval()
-    captured: list[torch.Tensor] = []
-    hook = final_linear(built).register_forward_pre_hook(
-        lambda mod, args: captured.append(args[0].detach().float()))
-    try:
+    with pre_logit_capture(built) as captured:
         for i in range(0, len(samples), batch):
             model(torch.from_numpy(preprocess_samples(samples[i:i + batch], contract)))
-    finally:
-        hook.remove()
     if not captured:
         return np.zeros((0, final_linear(built).in_features), np.float32)
     return torch.cat(captured).numpy()

@@ -19,12 +19,12 @@ from torch.utils.data import DataLoader
 
 from ftedge.config import resolve_label_check
 from ftedge.console import console, print_view
-from ftedge.stages.common.audit_view import label_issues_view
 from ftedge.data.dataset import ImageSamples
-from ftedge.data.features import final_linear
+from ftedge.data.features import pre_logit_capture
 from ftedge.data.transforms import draft_request, eval_transform
 from ftedge.errors import DatasetError
 from ftedge.formats.run import AUDIT
+from ftedge.stages.common.audit_view import label_issues_view
 from ftedge.training.loop import predict_logits
 
 SHOW = 10  # suspected label errors printed before training; the run's audit has them all
@@ -53,17 +53,12 @@ def split_features(trainer, splits=("train", "val", "test")) -> dict[str, np.nda
                               background=cfg.data.background,
                               draft=draft_request(trainer.contract))
             loaders[split] = DataLoader(ds, batch_size=BATCH, shuffle=False)
-    captured: list[torch.Tensor] = []
-    hook = final_linear(trainer.built).register_forward_pre_hook(
-        lambda mod, args: captured.append(args[0].detach().float().cpu()))
     out = {}
-    try:
+    with pre_logit_capture(trainer.built) as captured:
         for split, loader in loaders.items():
             captured.clear()
             predict_logits(trainer.model, loader, trainer.settings)
             out[split] = torch.cat(captured).numpy() if captured else np.zeros((0, 0))
-    finally:
-        hook.remove()
     return out
 
 
