@@ -111,3 +111,52 @@ def test_graphs_it_cannot_take_are_refused():
         prepend_normalization(model, mean=MEAN, std=STD, input_format="uint8")
     with pytest.raises(ExportError, match="unknown input"):
         prepend_normalization(_graph(False), mean=MEAN, std=STD, input_format="int4")
+
+
+def _ort_session_run(model, x):
+    import onnxruntime as ort
+
+    s = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return s.run(None, {s.get_inputs()[0].name: x})[0]
+
+
+@pytest.mark.parametrize("mean,std", [(MEAN, STD), ([0.5] * 3, [0.5] * 3)],
+                         ids=["imagenet-per-channel", "lite0-one-std"])
+@pytest.mark.parametrize("fmt,layout", [("uint8", "NCHW"), ("float255", "NCHW"),
+                                        ("uint8", "NHWC")])
+def test_the_input_quantizer_absorbs_the_normalisation_with_the_same_integers(
+        mean, std, fmt, layout):
+    from ftedge.graph.normalize import fold_into_quantizer, probe_pixels, quantizer_probe
+
+    model = prepend_normalization(_graph(True), mean=mean, std=std, input_format=fmt,
+                                  layout=layout)
+    before = quantizer_probe(model)
+    folded = onnx.ModelProto()
+    folded.CopyFrom(model)
+    assert fold_into_quantizer(folded)
+    ops = [n.op_type for n in folded.graph.node]
+    assert "Mul" not in ops and "Sub" not in ops and "Div" not in ops
+    assert ops.count("QuantizeLinear") == 1 and "Add" in ops
+    onnx.checker.check_model(onnx.shape_inference.infer_shapes(folded, strict_mode=True),
+                             full_check=True)
+    # every pixel value of every channel: the same integers as Mul/Sub/Div + the quantizer
+    x = probe_pixels(before)
+    assert x.shape[3 if layout == "NCHW" else 2] > 256
+    assert np.array_equal(_ort_session_run(before, x),
+                          _ort_session_run(quantizer_probe(folded), x))
+    # so the same logits for any image
+    pixels = np.random.default_rng(2).integers(0, 256, (4, 3, 8, 8)).astype(np.uint8)
+    feed = pixels.transpose(0, 2, 3, 1) if layout == "NHWC" else pixels
+    feed = np.ascontiguousarray(feed, np.uint8 if fmt == "uint8" else np.float32)
+    assert np.array_equal(_ort(folded, feed), _ort(model, feed))
+
+
+def test_a_graph_without_an_input_quantizer_is_left_alone():
+    from ftedge.graph.normalize import fold_into_quantizer, quantizer_probe
+
+    fp32 = prepend_normalization(_graph(False), mean=MEAN, std=STD, input_format="uint8")
+    before = fp32.SerializeToString()
+    assert quantizer_probe(fp32) is None and not fold_into_quantizer(fp32)
+    assert fp32.SerializeToString() == before
+    int8 = _graph(True)  # float input: no in-graph normalisation to fold
+    assert quantizer_probe(int8) is None and not fold_into_quantizer(int8)

@@ -11,6 +11,36 @@ from ftedge.formats.artifact import SATURATES_WITHOUT_VNNI
 from ftedge.runtime.onnxruntime.runner import OrtRunner
 
 
+def fold_normalization(model) -> bool | None:
+    """Fold an INT8 graph's in-graph normalisation into its input quantizer (graph/normalize.py
+    fold_into_quantizer) when ONNX Runtime gives both the same integers for every pixel
+    value; edits `model`. True: folded; False: kept as Mul/Sub/Div (a .5 tie differed);
+    None: nothing to fold (a float input, or no input quantizer)."""
+    import numpy as np
+    import onnx
+
+    from ftedge.graph.normalize import fold_into_quantizer, probe_pixels, quantizer_probe
+    from ftedge.runtime.onnxruntime.runner import inference_session
+
+    before = quantizer_probe(model)
+    if before is None:
+        return None
+    candidate = onnx.ModelProto()
+    candidate.CopyFrom(model)
+    if not fold_into_quantizer(candidate):
+        return None
+    x = probe_pixels(before)
+
+    def integers(probe):
+        session = inference_session(probe)
+        return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+    if not np.array_equal(integers(before), integers(quantizer_probe(candidate))):
+        return False
+    model.CopyFrom(candidate)
+    return True
+
+
 class OnnxRuntimeTarget(Target):
     name = "onnxruntime"
 
@@ -34,6 +64,9 @@ class OnnxRuntimeTarget(Target):
         if source.precision == "int8":
             # the shared graph re-expressed for ORT's integer kernels (same scales; see module)
             facts = to_ort_layout(model)
+            folded = fold_normalization(model)
+            if folded is not None:  # the graph normalises 8-bit pixels itself
+                facts["normalization_in_quantizer"] = folded
             if pair_sums_may_saturate(facts):  # kept S8 x S8: exact only without QDQS8ToU8
                 facts[SATURATES_WITHOUT_VNNI] = True
         model = onnx_graph.clean(model)
