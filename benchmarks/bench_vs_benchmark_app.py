@@ -9,7 +9,9 @@ batch size: ftedge's figure is bench's own `_latency` on the artifact's runner (
   that have it, which is not what the artifact was verified with; `--app-default-precision`
   adds the tool's default beside it);
 - ONNX Runtime (no perf tool ships in its wheel): a bare `session.run` loop in a separate
-  process that imports nothing but onnxruntime and numpy, same file, same thread count.
+  process that imports nothing but onnxruntime and numpy, same file, same thread count, its
+  threads not spinning between runs as the kit's (and ftedge's) sessions; a second row gives
+  the loop with ONNX Runtime's default spinning, what spinning would buy a lone model.
 benchmark_app's Median is of `InferRequest.latency`, timed inside OpenVINO's C++ call (the
 Python binding's call and return fall outside it); its Duration/Count, the wall time per call,
 is printed beside it ("tool wall/call"), the figure comparable to a timer around the call.
@@ -40,8 +42,11 @@ path, name, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float
 shape = tuple(int(v) for v in sys.argv[5].split(","))
 so = ort.SessionOptions()
 so.intra_op_num_threads = threads
+so.add_session_config_entry("session.intra_op.allow_spinning", sys.argv[6])
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
-x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+rng = np.random.default_rng(0)
+x = (rng.integers(0, 256, shape).astype(np.uint8) if sys.argv[7] == "u8"
+     else rng.standard_normal(shape).astype(np.float32))
 for _ in range(10):
     s.run(None, {name: x})
 t, end = [], time.perf_counter() + seconds
@@ -70,9 +75,11 @@ def benchmark_app(xml: Path, shape: str, threads: int, seconds: float,
     return median, duration / count
 
 
-def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float) -> float:
+def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float,
+             spinning: bool = False, input_type: str = "f32") -> float:
     out = subprocess.run([sys.executable, "-c", BARE_ORT, str(model), name, str(threads),
-                          str(seconds), ",".join(map(str, shape))],
+                          str(seconds), ",".join(map(str, shape)), "1" if spinning else "0",
+                          input_type],
                          capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1]), None  # timed around session.run: wall already
 
@@ -82,7 +89,9 @@ def in_process_bare(folder: Path, m: dict, runner, b: int, threads: int, seconds
     from ftedge.stages.bench.latency import time_calls
 
     chw = tuple(m["input_shape"][1:])
-    x = np.random.default_rng(0).standard_normal((b, *chw)).astype(np.float32)
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (b, *chw)).astype(np.uint8) if m.get("input_format") == "uint8"
+         else rng.standard_normal((b, *chw)).astype(np.float32))
     if m["runtime"] == "openvino":
         import openvino as ov
 
@@ -148,10 +157,13 @@ def main() -> None:
                         "benchmark_app (its default precision)", None))
             else:
                 model = folder / m["artifact"]
-                theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"]:
-                          bare_ort(model, name, (b, *chw), a.threads, a.seconds))
                 bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
-                rows.append((label, ours, theirs, "bare session.run loop", bare))
+                for spin in (False, True):
+                    theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"], spin=spin:
+                              bare_ort(model, name, (b, *chw), a.threads, a.seconds, spin,
+                                       input_type))
+                    rows.append((label, ours, theirs, "bare session.run loop" + (
+                        ", ORT's default spinning" if spin else ""), None if spin else bare))
 
     env = environment(a.threads)
     print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs), {a.threads} threads; "
