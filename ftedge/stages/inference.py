@@ -14,7 +14,7 @@ from ftedge.console import console, literal
 from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
 from ftedge.data.transforms import preprocess_image, preprocess_samples
-from ftedge.errors import DatasetError, RunError
+from ftedge.errors import ConfigError, DatasetError, RunError
 from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
 from ftedge.io import memoised_reads
@@ -257,28 +257,36 @@ class _ScoreColumn:
 
 
 @memoised_reads()  # each input hashed and parsed once per command
-def predict(run: str | Path, images: list, topk: int | None = None, *, batch: int | None = None,
-            workers: int | None = None, threads: int | None = None) -> list[dict]:
+def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None, *,
+            batch: int | None = None, workers: int | None = None,
+            threads: int | None = None) -> list[dict]:
     """Top-k classes with probabilities for each image file or raw frame, in input order.
 
     Files are decoded and preprocessed on `workers` threads while the model infers the batch
     before (runtime/overlap.py). A frame is an HxWx3 uint8 RGB array (what a camera or video
     decoder hands over): it takes the same preprocessing as a decoded file, so the same pixels
-    give the same logits.
+    give the same logits. For a stream, open the model once and pass it on every call
+    (`with ftedge.open_model(folder) as m: ftedge.predict(m, [frame])`): opening checks every
+    file's sha256 and compiles the graph, which costs far more than one image.
 
     Args:
-        run: run folder, checkpoint file, or artifact folder.
+        run: run folder, checkpoint file, or artifact folder; or a model ftedge.open_model
+            opened (left open; its notes are printed on the first call only).
         images: file paths and/or frames.
         batch: images per inference (default: the artifact's fixed batch, else PREDICT_BATCH).
         workers: decode threads (default: one per core).
-        threads: the runtime's CPU threads (default: its own).
+        threads: the runtime's CPU threads (default: its own; for an open model, chosen when
+            it was opened).
     Returns:
         one dict per input: {"image": path} or {"frame": index}, with "top" [{class, prob}]
         (softmax of the logits over the run's calibrated temperature) and "temperature", or
         "error" (an unreadable file).
     Raises:
         DatasetError: topk < 1, or a frame that is not HxWx3 uint8 (before any work).
+        ConfigError: `threads` with a model that is already open.
     """
+    from contextlib import nullcontext
+
     from ftedge.config import PREDICT_BATCH
     from ftedge.data.frames import check_frame, is_frame, preprocess_frame
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
@@ -286,6 +294,10 @@ def predict(run: str | Path, images: list, topk: int | None = None, *, batch: in
     topk = or_default(topk, TOPK)
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
+    held = isinstance(run, LoadedModel)
+    if held and threads is not None:
+        raise ConfigError("threads are chosen when the model is opened, not per call",
+                          "ftedge.open_model(path, threads=N)")
     images = list(images)
     for i, x in enumerate(images):
         if is_frame(x):
@@ -294,11 +306,16 @@ def predict(run: str | Path, images: list, topk: int | None = None, *, batch: in
             raise DatasetError(f"images[{i}] is a {type(x).__name__}, neither a file path nor "
                                "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
     check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
-    with open_model(run, threads) as loaded:
-        warn_host_note(loaded)
-        temperature, _ = warn_uncalibrated(loaded)
+    with nullcontext(run) if held else open_model(run, threads) as loaded:
+        first = not getattr(loaded, "_ftedge_noted", False)
+        loaded._ftedge_noted = True  # an open model passed again: its notes were printed
+        if first:
+            warn_host_note(loaded)
+            temperature, _ = warn_uncalibrated(loaded)
+        else:
+            temperature = temperature_of(confidence_of(loaded)[0])[0]
         unk = unknown_of(loaded)
-        if unk is None:
+        if unk is None and first:
             console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                           highlight=False, soft_wrap=True)
         fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None

@@ -159,3 +159,21 @@ def test_a_bad_frame_is_refused_before_any_work(qat_run):
         predict(qat_run.run_dir, [3])
     with pytest.raises(ConfigError, match="batch must be an integer >= 1"):
         predict(qat_run.run_dir, [np.zeros((9, 9, 3), np.uint8)], batch=0)
+
+
+def test_a_stream_passes_the_open_model_and_gets_what_a_fresh_open_gives(qat_run, ort_int8,
+                                                                          capsys):
+    paths = sorted(Path(qat_run.run_dir).parent.glob("colours/*/*.png"))[:4]
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
+    capsys.readouterr()
+    want = predict(ort_int8, frames, topk=2)
+    fresh_notes = capsys.readouterr().err
+    with open_model(ort_int8) as held:
+        got = [predict(held, frames[:1], topk=2)[0]]
+        assert capsys.readouterr().err == fresh_notes  # the notes, on the first call
+        got += [predict(held, [f], topk=2)[0] for f in frames[1:]]  # one frame a call
+        assert capsys.readouterr().err == ""  # not again on every frame of the stream
+        assert held.runner.infer is not None  # still open: predict left it to its owner
+    assert [g["top"] for g in got] == [w["top"] for w in want]
+    with open_model(ort_int8) as held, pytest.raises(ConfigError, match="when the model is"):
+        predict(held, frames[:1], threads=1)
