@@ -38,7 +38,9 @@ def check_frame(frame, where: str = "frame") -> np.ndarray:
 
 
 def frame_image(frame: np.ndarray) -> Image.Image:
-    """A checked frame as the RGB PIL image a decoded file would be (no copy of the pixels)."""
+    """A checked frame as the RGB PIL image a decoded file would be. Pillow copies the pixels
+    (it stores RGB as 4 bytes a pixel): about 1 ms for a 1080p frame here, a fifth of its
+    preparation."""
     return Image.fromarray(check_frame(frame))  # HxWx3 uint8: RGB
 
 
