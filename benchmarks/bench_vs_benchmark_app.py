@@ -10,8 +10,9 @@ batch size: ftedge's figure is bench's own `_latency` on the artifact's runner (
   adds the tool's default beside it);
 - ONNX Runtime (no perf tool ships in its wheel): a bare `session.run` loop in a separate
   process that imports nothing but onnxruntime and numpy, same file, same thread count, its
-  threads not spinning between runs as the kit's (and ftedge's) sessions; a second row gives
-  the loop with ONNX Runtime's default spinning, what spinning would buy a lone model.
+  threads never spinning, as the kit's (and ftedge's) sessions; a second row gives the loop
+  with ONNX Runtime's defaults (threads spin, also between runs), a third spinning only while
+  a run lasts (session.force_spinning_stop): what spinning would buy a lone model.
 benchmark_app's Median is of `InferRequest.latency`, timed inside OpenVINO's C++ call (the
 Python binding's call and return fall outside it); its Duration/Count, the wall time per call,
 is printed beside it ("tool wall/call"), the figure comparable to a timer around the call.
@@ -42,7 +43,10 @@ path, name, threads, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float
 shape = tuple(int(v) for v in sys.argv[5].split(","))
 so = ort.SessionOptions()
 so.intra_op_num_threads = threads
-so.add_session_config_entry("session.intra_op.allow_spinning", sys.argv[6])
+if sys.argv[6] == "kit":
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+elif sys.argv[6] == "in-run":
+    so.add_session_config_entry("session.force_spinning_stop", "1")
 s = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
 rng = np.random.default_rng(0)
 x = (rng.integers(0, 256, shape).astype(np.uint8) if sys.argv[7] == "u8"
@@ -76,9 +80,9 @@ def benchmark_app(xml: Path, shape: str, threads: int, seconds: float,
 
 
 def bare_ort(model: Path, name: str, shape: tuple, threads: int, seconds: float,
-             spinning: bool = False, input_type: str = "f32") -> float:
+             spinning: str = "kit", input_type: str = "f32") -> float:
     out = subprocess.run([sys.executable, "-c", BARE_ORT, str(model), name, str(threads),
-                          str(seconds), ",".join(map(str, shape)), "1" if spinning else "0",
+                          str(seconds), ",".join(map(str, shape)), spinning,
                           input_type],
                          capture_output=True, text=True, check=True).stdout
     return float(out.strip().splitlines()[-1]), None  # timed around session.run: wall already
@@ -158,12 +162,13 @@ def main() -> None:
             else:
                 model = folder / m["artifact"]
                 bare = in_process_bare(folder, m, loaded.runner, b, a.threads, a.seconds)
-                for spin in (False, True):
+                for spin, what in (("kit", ""), ("default", ", ORT's default spinning"),
+                                   ("in-run", ", spinning within runs")):
                     theirs = (lambda b=b, model=model, chw=chw, name=m["input_name"], spin=spin:
                               bare_ort(model, name, (b, *chw), a.threads, a.seconds, spin,
                                        input_type))
-                    rows.append((label, ours, theirs, "bare session.run loop" + (
-                        ", ORT's default spinning" if spin else ""), None if spin else bare))
+                    rows.append((label, ours, theirs, "bare session.run loop" + what,
+                                 bare if spin == "kit" else None))
 
     env = environment(a.threads)
     print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs), {a.threads} threads; "

@@ -166,6 +166,12 @@ class LoadedModel:
 
     def close(self) -> None:
         close_runner(self.runner)
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() ran (its `with` ended): it cannot infer any more."""
+        return getattr(self, "_closed", False)
 
     def __enter__(self) -> "LoadedModel":
         return self

@@ -295,6 +295,10 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
     if topk < 1:
         raise DatasetError(f"--topk {topk} must be at least 1")
     held = isinstance(run, LoadedModel)
+    if held and run.closed:
+        raise RunError(f"{run.path} was opened and closed again (its `with` ended): it cannot "
+                       "run any more", "call predict inside the with block, or open it again: "
+                       "ftedge.open_model(path)")
     if held and threads is not None:
         raise ConfigError("threads are chosen when the model is opened, not per call",
                           "ftedge.open_model(path, threads=N)")

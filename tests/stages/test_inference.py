@@ -177,3 +177,6 @@ def test_a_stream_passes_the_open_model_and_gets_what_a_fresh_open_gives(qat_run
     assert [g["top"] for g in got] == [w["top"] for w in want]
     with open_model(ort_int8) as held, pytest.raises(ConfigError, match="when the model is"):
         predict(held, frames[:1], threads=1)
+    with pytest.raises(RunError, match="opened and closed again") as e:
+        predict(held, frames[:1])  # its with ended
+    assert "open_model" in e.value.hint

@@ -45,9 +45,9 @@ def inference_session(model, threads: int | None = None):
     so = ort.SessionOptions()
     if threads:
         so.intra_op_num_threads = threads
-    # as the kit's runner (deploy/templates/runner_onnxruntime.py): its threads sleep between
-    # runs instead of spinning, so the threads decoding the next batch (predict, bench's end to
-    # end) get the cores, and bench times the session the device runs
+    # as the kit's runner (deploy/templates/runner_onnxruntime.py, which says what it costs and
+    # buys): its threads never spin, so the threads decoding the next batch (predict, bench's
+    # end to end) get the cores, and bench times the session the device runs
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     source = model.SerializeToString() if hasattr(model, "SerializeToString") else str(model)
     try:
