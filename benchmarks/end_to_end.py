@@ -73,11 +73,12 @@ class BeforeModel:
         return self.infer(batch), None
 
     def _ov(self, batch):
-        self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})
+        dtype = np.uint8 if batch.dtype == np.uint8 else np.float32  # a pixel-input artifact
+        self.request.infer({0: np.ascontiguousarray(batch, dtype=dtype)})
         return self.request.get_output_tensor(0).data.copy()
 
 
-def before(infer, model, paths: list, contract: dict, batch: int) -> float:
+def before(infer, model, paths: list, contract: dict, batch: int, clf) -> float:
     """Images per second the way infer.py classified before: sequential decode, then a batch."""
     # the decode and resize as they were: a full decode and a filter over the whole image,
     # whatever decode mode and reducing gap a newer contract records
@@ -85,7 +86,8 @@ def before(infer, model, paths: list, contract: dict, batch: int) -> float:
     t0 = time.perf_counter()
     pending = []
     for p in paths:
-        pending.append(infer.preprocess(infer.load_image(p), plain))
+        pending.append(infer.model_input(infer.load_image(p), plain,
+                                         input_format=clf.input_format, layout=clf.input_layout))
         if len(pending) == batch:
             infer.run_batch(model, pending, batch, fixed=False)
             pending = []
@@ -129,8 +131,11 @@ def prepare_seconds(clf, items: list, repeats: int = 3) -> float:
     return float(np.median(times))
 
 
-def model_only(model, shape: tuple, batch: int, seconds: float = 2.0) -> float:
-    x = np.random.default_rng(0).standard_normal((batch, *shape)).astype(np.float32)
+def model_only(model, shape: tuple, batch: int, seconds: float = 2.0,
+               pixels: str = "normalized") -> float:
+    rng = np.random.default_rng(0)
+    x = (rng.integers(0, 256, (batch, *shape)).astype(np.uint8) if pixels == "uint8"
+         else rng.standard_normal((batch, *shape)).astype(np.float32))
     for _ in range(3):
         model.infer(x)
     n, t0 = 0, time.perf_counter()
@@ -165,10 +170,12 @@ def main() -> None:
             infer = load_infer_script(folder)
             clf = infer.Classifier(folder, batch=a.batch, workers=a.workers)
             old = BeforeModel(folder, m)
-            ceiling = model_only(clf.model, tuple(m["input_shape"][1:]), a.batch)
+            ceiling = model_only(clf.model, tuple(m["input_shape"][1:]), a.batch,
+                                 pixels=clf.input_format)
             print(f"\n{folder} ({m['runtime']} {m['precision']}, {m['input_shape'][-1]} px), "
                   f"batch {a.batch}, {clf.workers} decode threads; model only "
-                  f"{ceiling:.1f} img/s\ncontract: {describe(clf.contract)}")
+                  f"{ceiling:.1f} img/s\ncontract: {describe(clf.contract)}; input "
+                  f"{clf.input_format} {clf.input_layout}")
             print(f"{'input':16} {'before':>8} {'after':>8} {'predict':>8} {'pred-open':>9} "
                   f"{'after/before':>12} {'after/model':>11} {'bound':>7} {'after/bound':>11}"
                   "   (img/s, median of rounds)")
@@ -177,7 +184,8 @@ def main() -> None:
                 runs: dict[str, list] = {"before": [], "after": [], "predict": [], "open": []}
                 for _ in range(a.rounds):
                     if kind.startswith("jpeg"):
-                        runs["before"].append(before(infer, old, items, clf.contract, a.batch))
+                        runs["before"].append(before(infer, old, items, clf.contract, a.batch,
+                                                          clf))
                     runs["after"].append(after(clf, items))
                     if not a.no_predict:
                         whole, past_open = via_predict(folder, items, a.batch, a.workers)
