@@ -19,7 +19,7 @@ from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
 from ftedge.io import memoised_reads
 from ftedge.metrics import classification_report, softmax
-from ftedge.runtime import FixedBatchRunner, LoadedModel
+from ftedge.runtime import FixedBatchRunner, LoadedModel, PixelInputRunner
 from ftedge.runtime.artifact import host_note, open_model
 from ftedge.stages.common import eval_samples
 
@@ -242,15 +242,15 @@ class _ScoreColumn:
     """The artifact's runner with its unknown score as one more column after the logits, so
     batched prediction (runtime/overlap.py) carries it along with each image's row."""
 
-    def __init__(self, loaded: LoadedModel, unk: dict):
-        self.loaded, self.unk = loaded, unk
+    def __init__(self, runner, path: Path, unk: dict):
+        self.runner, self.path, self.unk = runner, path, unk
 
     def infer(self, batch: np.ndarray) -> np.ndarray:
         from ftedge.runtime import infer_scored
 
-        logits, score = infer_scored(self.loaded.runner, batch)
+        logits, score = infer_scored(self.runner, batch)
         if score is None:
-            raise RunError(f"{self.loaded.path}: the manifest records an unknown score but the "
+            raise RunError(f"{self.path}: the manifest records an unknown score but the "
                            f"model has no {self.unk['output']!r} output",
                            "export the artifact again with --force")
         return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
@@ -288,7 +288,8 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
     from contextlib import nullcontext
 
     from ftedge.config import PREDICT_BATCH
-    from ftedge.data.frames import check_frame, is_frame, preprocess_frame
+    from ftedge.data.frames import check_frame, frame_image, is_frame, preprocess_frame
+    from ftedge.data.transforms import decode_image, pixel_input
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
 
     topk = or_default(topk, TOPK)
@@ -322,18 +323,25 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
         if unk is None and first:
             console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                           highlight=False, soft_wrap=True)
-        fixed = loaded.runner.batch if isinstance(loaded.runner, FixedBatchRunner) else None
+        contract = loaded.contract
+        # an artifact that normalises in its graph is prepared its 8-bit pixels, as the kit
+        # does, not floats its runner would turn back into pixels
+        pixels = loaded.runner if isinstance(loaded.runner, PixelInputRunner) else None
+        model = pixels.inner if pixels is not None else loaded.runner
+        fixed = model.batch if isinstance(model, FixedBatchRunner) else None
         if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
             batch = fixed or PREDICT_BATCH
-        contract = loaded.contract
 
         def prepare(entry):
             x = entry[1]
+            if pixels is not None:
+                img = frame_image(x) if is_frame(x) else decode_image(x, contract)
+                return pixel_input(img, contract, pixels.input_format, pixels.layout)
             return (preprocess_frame(x, contract) if is_frame(x)
                     else preprocess_image(x, contract)[0])
 
         results = []
-        runner = _ScoreColumn(loaded, unk) if unk else loaded.runner
+        runner = _ScoreColumn(model, loaded.path, unk) if unk else model
         for (i, x), out in overlapped_infer(runner, enumerate(images), prepare, batch=batch,
                                             workers=workers,
                                             item_errors=(ImageDecodeError, OSError)):

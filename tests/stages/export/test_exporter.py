@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
+from PIL import Image
 
 from ftedge.errors import RunError
 from ftedge.io import sha256_file
+from ftedge.runtime import PixelInputRunner
 from ftedge.runtime.base import ExportError
 from ftedge.stages.export.exporter import export_run
 from ftedge.stages.inference import evaluate, open_model, predict
@@ -569,8 +571,9 @@ def float_int8_artifacts(qat_run, tmp_path_factory) -> dict:
 @pytest.mark.parametrize("target", ["onnxruntime-cpu", "openvino-cpu"])
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, float_int8_artifacts, tmp_path,
-                                                        target, layout):
-    """--input-format uint8: the graph normalises; parity, eval and infer.py feed it pixels."""
+                                                        target, layout, monkeypatch):
+    """--input-format uint8: the graph normalises; parity, eval and infer.py feed it pixels;
+    in ONNX Runtime the input quantizer absorbs the normalisation; predict prepares pixels."""
     plain = float_int8_artifacts(target)
     res = export_run(qat_run.run_dir, target, precision="int8", out=tmp_path / "u8",
                      log=lambda m: None,
@@ -580,11 +583,25 @@ def test_uint8_input_artifacts_answer_as_the_float_ones(qat_run, float_int8_arti
     assert m["input_shape"][1:] == ([32, 32, 3] if layout == "NHWC" else [3, 32, 32])
     assert res.passed and m["parity"]["top1_agreement"] == plain.manifest["parity"][
         "top1_agreement"]
+    folded = m["extra"]["graph"].get("normalization_in_quantizer")
+    assert folded is (True if target == "onnxruntime-cpu" else None)
     a, b = evaluate(plain.folder), evaluate(tmp_path / "u8")
     assert a["top1"] == b["top1"]
-    image = next(iter(sorted((qat_run.run_dir.parent / "colours").rglob("*.png"))))
-    want = predict(plain.folder, [image])[0]["top"][0]["class"]
-    assert predict(tmp_path / "u8", [image])[0]["top"][0]["class"] == want
+    images = sorted((qat_run.run_dir.parent / "colours").rglob("*.png"))[:5]
+    image = images[0]
+    inputs = images + [np.asarray(Image.open(images[1]).convert("RGB"))]
+    want_all = predict(plain.folder, inputs, topk=2)
+    want = want_all[0]["top"][0]["class"]
+
+    def no_float_round_trip(self, batch):
+        raise AssertionError("predict prepared floats for a pixel-input artifact")
+
+    with monkeypatch.context() as mp:  # predict prepares the pixels itself, as the kit does
+        mp.setattr(PixelInputRunner, "native", no_float_round_trip)
+        got = predict(tmp_path / "u8", inputs, topk=2)
+    assert [r["top"][0]["class"] for r in got] == [r["top"][0]["class"] for r in want_all]
+    np.testing.assert_allclose([r["top"][0]["prob"] for r in got],
+                               [r["top"][0]["prob"] for r in want_all], atol=0.02)
     out = subprocess.run([sys.executable, str(tmp_path / "u8" / "deploy" / "infer.py"),
                           str(image), "--json"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)[0]["top"][0]["class"] == want
