@@ -13,15 +13,15 @@ from ftedge.confidence import evaluation_report, temperature_of
 from ftedge.console import console, literal
 from ftedge.data.folder import Sample
 from ftedge.data.images import ImageDecodeError
-from ftedge.data.transforms import preprocess_image, preprocess_samples
+from ftedge.data.transforms import preprocess_samples
 from ftedge.errors import ConfigError, DatasetError, RunError
 from ftedge.formats.artifact import reexport_command
 from ftedge.formats.run import RunFolder
 from ftedge.io import memoised_reads
 from ftedge.metrics import classification_report, softmax
-from ftedge.runtime import FixedBatchRunner, LoadedModel, PixelInputRunner
+from ftedge.runtime import FixedBatchRunner, LoadedModel
 from ftedge.runtime.artifact import host_note, open_model
-from ftedge.stages.common import eval_samples
+from ftedge.stages.common import eval_samples, native_inputs
 
 __all__ = ["evaluate", "open_model", "predict", "warn_host_note"]
 
@@ -288,8 +288,7 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
     from contextlib import nullcontext
 
     from ftedge.config import PREDICT_BATCH
-    from ftedge.data.frames import check_frame, frame_image, is_frame, preprocess_frame
-    from ftedge.data.transforms import decode_image, pixel_input
+    from ftedge.data.frames import check_frame, is_frame
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
 
     topk = or_default(topk, TOPK)
@@ -323,22 +322,14 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
         if unk is None and first:
             console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                           highlight=False, soft_wrap=True)
-        contract = loaded.contract
-        # an artifact that normalises in its graph is prepared its 8-bit pixels, as the kit
-        # does, not floats its runner would turn back into pixels
-        pixels = loaded.runner if isinstance(loaded.runner, PixelInputRunner) else None
-        model = pixels.inner if pixels is not None else loaded.runner
+        # a pixel-input artifact is prepared its 8-bit pixels, as the kit does
+        prepare_one, model = native_inputs(loaded.runner, loaded.contract)
         fixed = model.batch if isinstance(model, FixedBatchRunner) else None
         if batch is None:  # a fixed-batch graph pads smaller batches: its own batch is best
             batch = fixed or PREDICT_BATCH
 
         def prepare(entry):
-            x = entry[1]
-            if pixels is not None:
-                img = frame_image(x) if is_frame(x) else decode_image(x, contract)
-                return pixel_input(img, contract, pixels.input_format, pixels.layout)
-            return (preprocess_frame(x, contract) if is_frame(x)
-                    else preprocess_image(x, contract)[0])
+            return prepare_one(entry[1])
 
         results = []
         runner = _ScoreColumn(model, loaded.path, unk) if unk else model

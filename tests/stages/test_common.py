@@ -75,3 +75,34 @@ def test_publish_gate_writes_the_kinds_files_beside_the_graph_and_prints_the_ver
     err = " ".join(capsys.readouterr().err.split())
     assert f"{label} FAILED: FP32 top-1 1.0000, INT8 (ONNX Runtime) 0.7500, drop +25.00" in err
     assert str(md) in err
+
+
+def test_native_inputs_prepare_pixels_for_a_pixel_input_artifact_and_floats_otherwise(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from ftedge.data.transforms import preprocess_image
+    from ftedge.graph.normalize import pixels_from_normalized
+    from ftedge.runtime import PixelInputRunner
+    from ftedge.stages.common import native_inputs
+
+    contract = {"input_size": [3, 8, 8], "resize": 10, "crop": "center",
+                "interpolation": "bicubic", "mean": [0.485, 0.456, 0.406],
+                "std": [0.229, 0.224, 0.225], "scale": "1/255", "channel_order": "RGB",
+                "layout": "NCHW"}
+    frame = np.random.default_rng(0).integers(0, 256, (12, 15, 3)).astype(np.uint8)
+    path = tmp_path / "x.png"
+    Image.fromarray(frame).save(path)
+    inner = SimpleNamespace(infer=lambda b: b)
+    floats = preprocess_image(path, contract)
+    for layout in ("NCHW", "NHWC"):
+        prepare, model = native_inputs(PixelInputRunner(inner, contract, "uint8", layout=layout),
+                                       contract)
+        assert model is inner  # fed directly: no float round trip
+        want = pixels_from_normalized(floats, contract, "uint8", layout=layout)[0]
+        for x in (path, frame):
+            got = prepare(x)
+            assert got.dtype == np.uint8 and np.array_equal(got, want)
+    prepare, model = native_inputs(inner, contract)
+    assert model is inner and np.array_equal(prepare(path), floats[0])
+    assert np.array_equal(prepare(frame), floats[0])

@@ -85,14 +85,13 @@ def camera_end_to_end(runner, contract: dict, inputs: dict[str, list], *, batch:
         images: inputs timed per kind (throughput; latency over half as many, at least 3).
         workers: decode threads (default: one per core).
     """
-    from ftedge.data.frames import is_frame, preprocess_frame
-    from ftedge.data.transforms import preprocess_image
+    from ftedge.data.frames import is_frame
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
+    from ftedge.stages.common import native_inputs
 
     workers = check_batch_workers(batch, workers)
-
-    def prepare(x) -> np.ndarray:
-        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+    # a pixel-input artifact is prepared its 8-bit pixels, as the kit does
+    prepare, runner = native_inputs(runner, contract)
 
     rows = []
     for kind, items in inputs.items():

@@ -76,3 +76,25 @@ def layer_progress() -> Iterator[Callable[[int, int, str], None]]:
                 task = progress.add_task("sensitivity", total=total, stats="")
             progress.update(task, completed=done, stats=name)
         yield on_layer
+
+
+def native_inputs(runner, contract: dict) -> tuple[Callable, object]:
+    """(prepare, model): what one input (a file path or an HxWx3 uint8 frame) becomes, and the
+    runner to feed it to. An artifact that normalises in its graph (PixelInputRunner) is
+    prepared its 8-bit pixels, as the kit's infer.py does, and fed to its inner runner: no
+    floats turned back into pixels. Any other model gets the contract's float32 CHW.
+    predict and bench's camera end to end prepare alike."""
+    from ftedge.data.frames import frame_image, is_frame, preprocess_frame
+    from ftedge.data.transforms import decode_image, pixel_input, preprocess_image
+    from ftedge.runtime import PixelInputRunner
+
+    if isinstance(runner, PixelInputRunner):
+        def pixels(x):
+            img = frame_image(x) if is_frame(x) else decode_image(x, contract)
+            return pixel_input(img, contract, runner.input_format, runner.layout)
+        return pixels, runner.inner
+
+    def floats(x):
+        return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
+    return floats, runner
+
