@@ -271,7 +271,8 @@ def preprocess_image(path, contract: dict) -> np.ndarray:
     return preprocess(decode_image(path, contract), contract)[None]
 
 
-def pixel_input(img: Image.Image, contract: dict, input_format: str, layout: str) -> np.ndarray:
+def pixel_input(img: Image.Image, contract: dict, *, input_format: str,
+                layout: str) -> np.ndarray:
     """A decoded RGB image as an artifact that normalises in its graph takes it: the
     contract's 8-bit pixels (uint8, or float32 0..255), CHW or HWC, without the float work
     (the kit's model_input: the pixels the normalised floats were computed from)."""

@@ -91,7 +91,8 @@ def native_inputs(runner, contract: dict) -> tuple[Callable, object]:
     if isinstance(runner, PixelInputRunner):
         def pixels(x):
             img = frame_image(x) if is_frame(x) else decode_image(x, contract)
-            return pixel_input(img, contract, runner.input_format, runner.layout)
+            return pixel_input(img, contract, input_format=runner.input_format,
+                               layout=runner.layout)
         return pixels, runner.inner
 
     def floats(x):
