@@ -256,6 +256,20 @@ class _ScoreColumn:
         return np.concatenate([logits, score[:, None].astype(logits.dtype)], axis=1)
 
 
+def _temperature_noted_once(loaded: LoadedModel) -> float:
+    """The model's temperature; its notes (the host's caveat, no calibration, no unknown
+    score) on stderr the first time predict uses it only: a stream passes it on every frame."""
+    if getattr(loaded, "_ftedge_noted", False):
+        return temperature_of(confidence_of(loaded)[0])[0]
+    loaded._ftedge_noted = True
+    warn_host_note(loaded)
+    temperature, _ = warn_uncalibrated(loaded)
+    if unknown_of(loaded) is None:
+        console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
+                      highlight=False, soft_wrap=True)
+    return temperature
+
+
 @memoised_reads()  # each input hashed and parsed once per command
 def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None, *,
             batch: int | None = None, workers: int | None = None,
@@ -311,17 +325,8 @@ def predict(run: str | Path | LoadedModel, images: list, topk: int | None = None
                                "a frame", "pass file paths or HxWx3 uint8 RGB numpy arrays")
     check_batch_workers(PREDICT_BATCH if batch is None else batch, workers)  # before loading
     with nullcontext(run) if held else open_model(run, threads) as loaded:
-        first = not getattr(loaded, "_ftedge_noted", False)
-        loaded._ftedge_noted = True  # an open model passed again: its notes were printed
-        if first:
-            warn_host_note(loaded)
-            temperature, _ = warn_uncalibrated(loaded)
-        else:
-            temperature = temperature_of(confidence_of(loaded)[0])[0]
+        temperature = _temperature_noted_once(loaded)
         unk = unknown_of(loaded)
-        if unk is None and first:
-            console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
-                          highlight=False, soft_wrap=True)
         # a pixel-input artifact is prepared its 8-bit pixels, as the kit does
         prepare_one, model = native_inputs(loaded.runner, loaded.contract)
         fixed = model.batch if isinstance(model, FixedBatchRunner) else None
