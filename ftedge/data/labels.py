@@ -63,8 +63,12 @@ def find_label_issues(paths: list[Path], labels: np.ndarray, probs: np.ndarray,
     """The images cleanlab flags, worst (lowest given-label probability) first."""
     from cleanlab.filter import find_label_issues as _find
 
+    # n_jobs=1: cleanlab's default forks a multiprocessing pool, and a fork from a process
+    # whose other threads hold locks (PyTorch's, DDP's gloo: tune's label check) can leave the
+    # child waiting forever on a lock no thread will release (seen: a torchrun tune hung);
+    # results are the same for any n_jobs, and one core handles thousands of images in ms
     order = _find(labels, probs, filter_by="prune_by_noise_rate",
-                  return_indices_ranked_by="self_confidence")
+                  return_indices_ranked_by="self_confidence", n_jobs=1)
     return [LabelIssue(Path(paths[i]), classes[labels[i]], classes[int(probs[i].argmax())],
                        float(probs[i, labels[i]])) for i in order]
 

@@ -82,3 +82,21 @@ def test_data_check_labels_lists_the_suspects(tmp_path, monkeypatch):
     assert issues[0]["given"] == "blue" and issues[0]["suggested"] == "red"
     res = CliRunner().invoke(cli, ["data", "check", str(root), "--labels"])
     assert "suspected label error" in res.output and "looks like red" in res.output
+
+
+def test_finding_label_issues_forks_no_process_pool(monkeypatch):
+    """A fork from tune's threaded (PyTorch, DDP) process can deadlock the child on a lock held
+    by another thread (a torchrun tune hung in cleanlab's pool): the search stays in-process."""
+    import multiprocessing
+    import multiprocessing.pool
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("find_label_issues started a process pool")
+
+    x, y, wrong = _clusters()
+    probs = cross_val_probabilities(x, y)
+    monkeypatch.setattr(multiprocessing, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing.pool, "Pool", no_pool)
+    monkeypatch.setattr(multiprocessing.context.BaseContext, "Pool", no_pool)
+    issues = find_label_issues([f"f{i}" for i in range(len(y))], y, probs, classes=list("abcd"))
+    assert len({int(i.path.name[1:]) for i in issues} & wrong) >= 7
