@@ -28,9 +28,9 @@ from ftedge.errors import DatasetError
 # Plain (not antialiased) bilinear, nvinfer's scaler, is that module's resize_bilinear too.
 # A reducing gap (Pillow's resize(reducing_gap=G), recorded in the contract) is that module's
 # pillow_resize: torchvision's Resize cannot pass it.
-from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, model_input,
-                                                pillow_resize, plain_bilinear, preprocess,
-                                                reducing_gap, resize_bilinear, short_side_size)
+from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, pillow_resize,
+                                                plain_bilinear, preprocess, reducing_gap,
+                                                resize_bilinear, short_side_size)
 
 _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
            "nearest": T.InterpolationMode.NEAREST}
@@ -270,10 +270,3 @@ def preprocess_image(path, contract: dict) -> np.ndarray:
     """One image file as a (1, C, H, W) float32 batch."""
     return preprocess(decode_image(path, contract), contract)[None]
 
-
-def pixel_input(img: Image.Image, contract: dict, *, input_format: str,
-                layout: str) -> np.ndarray:
-    """A decoded RGB image as an artifact that normalises in its graph takes it: the
-    contract's 8-bit pixels (uint8, or float32 0..255), CHW or HWC, without the float work
-    (the kit's model_input: the pixels the normalised floats were computed from)."""
-    return model_input(img, contract, input_format=input_format, layout=layout)

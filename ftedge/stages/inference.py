@@ -257,16 +257,18 @@ class _ScoreColumn:
 
 
 def _temperature_noted_once(loaded: LoadedModel) -> float:
-    """The model's temperature; its notes (the host's caveat, no calibration, no unknown
-    score) on stderr the first time predict uses it only: a stream passes it on every frame."""
-    if getattr(loaded, "_ftedge_noted", False):
-        return temperature_of(confidence_of(loaded)[0])[0]
-    loaded._ftedge_noted = True
+    """The model's temperature, read and its notes (the host's caveat, no calibration, no
+    unknown score) printed the first time predict uses it only: a stream passes it on every
+    frame, which neither re-reads the record nor repeats the notes."""
+    known = getattr(loaded, "_ftedge_temperature", None)
+    if known is not None:
+        return known
     warn_host_note(loaded)
     temperature, _ = warn_uncalibrated(loaded)
     if unknown_of(loaded) is None:
         console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                       highlight=False, soft_wrap=True)
+    loaded._ftedge_temperature = temperature
     return temperature
 
 

@@ -86,6 +86,7 @@ def camera_end_to_end(runner, contract: dict, inputs: dict[str, list], *, batch:
         workers: decode threads (default: one per core).
     """
     from ftedge.data.frames import is_frame
+    from ftedge.formats.contract import describe
     from ftedge.runtime.overlap import check_batch_workers, overlapped_infer
     from ftedge.stages.common import native_inputs
 
@@ -117,8 +118,6 @@ def camera_end_to_end(runner, contract: dict, inputs: dict[str, list], *, batch:
         if not is_frame(first):
             row["file_kb_mean"] = float(np.mean([Path(p).stat().st_size for p in items]) / 1024)
         rows.append(row)
-    from ftedge.formats.contract import describe
-
     return {"batch": batch, "workers": workers, "source": SOURCE,
             "contract": describe(contract),  # a draft decode or reducing gap: why it is fast
             "model_only": {"batch": batch, "images_per_s": model_images_per_s,

@@ -1,6 +1,7 @@
 """What the stages share, and the only module one stage may import from another's: which
-images a model is judged on (eval, predict and bench alike), and how an INT8 graph's gate is
-written and announced (tune --qat and quantize alike). Anything else a stage needs from
+images a model is judged on (eval, predict and bench alike), what one input becomes for a
+model (predict and bench's camera rows alike), how an INT8 graph's gate is written and
+announced (tune --qat and quantize alike) and the sensitivity scan's progress bar. Anything else a stage needs from
 another comes from disk (the run folder, the artifact folder) or from a library below."""
 
 from __future__ import annotations
@@ -85,17 +86,17 @@ def native_inputs(runner, contract: dict) -> tuple[Callable, object]:
     floats turned back into pixels. Any other model gets the contract's float32 CHW.
     predict and bench's camera end to end prepare alike."""
     from ftedge.data.frames import frame_image, is_frame, preprocess_frame
-    from ftedge.data.transforms import decode_image, pixel_input, preprocess_image
+    from ftedge.data.transforms import decode_image, preprocess_image
+    from ftedge.deploy.templates.preprocess import model_input
     from ftedge.runtime import PixelInputRunner
 
     if isinstance(runner, PixelInputRunner):
-        def pixels(x):
+        def pixels(x):  # the kit's model_input: the pixels the floats were computed from
             img = frame_image(x) if is_frame(x) else decode_image(x, contract)
-            return pixel_input(img, contract, input_format=runner.input_format,
+            return model_input(img, contract, input_format=runner.input_format,
                                layout=runner.layout)
         return pixels, runner.inner
 
     def floats(x):
         return preprocess_frame(x, contract) if is_frame(x) else preprocess_image(x, contract)[0]
     return floats, runner
-
