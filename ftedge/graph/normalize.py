@@ -16,6 +16,11 @@ the per-tensor quantizer of scale s, since round((v/255 - m)/sd/s) = round((v - 
 for the 256 values v a pixel can take. Float rounding could only tell the two apart on a .5
 tie, so the exporter keeps the fold only after running both prefixes over every pixel value
 of every channel in the runtime that will run it (`quantizer_probe`, `probe_pixels`).
+Ties are not rare: an input quantizer of scale 2/255 (Lite0's mean = std = 0.5 with a min-max
+range of exactly [-1, 1], as the demo's QAT graph has) puts every pixel value on one, and
+Mul/Sub/Div's float32 errors then round 16 of the 256 one way and the rest the other, which
+no float32 scale and shift reproduce (their nearest neighbours were tried): that graph keeps
+Mul/Sub/Div, exact, and the manifest says so (normalization_in_quantizer false).
 """
 
 from __future__ import annotations
