@@ -1,12 +1,16 @@
 """A real-photo class-folder set at camera size, for the decode-mode training runs (issue 22
 item 4): every photo upscaled (Lanczos) to a short side of 1080 px, aspect kept, saved as
 JPEG quality 90 under the same class folders and names. The real sets here are ~500 px photos,
-where a draft decode changes nothing at 224 px; at camera size it decodes at 1/2 scale.
+where a draft decode changes nothing at 224 px; at camera size it decodes at 1/2 scale (1/4 with
+--draft-margin 1).
 
 Usage: python benchmarks/camera_set.py SRC_DIR OUT_DIR [--short 1080] [--workers 2]
 Then, side by side (same seed, same split, only the decode mode differs):
     ftedge tune --data OUT_DIR --val-fraction 0.5 --out runs/cam-full
     ftedge tune --data OUT_DIR --val-fraction 0.5 --decode draft --reducing-gap 1 --out runs/cam-fast
+    ftedge tune --data OUT_DIR --val-fraction 0.5 --decode draft --reducing-gap 1 \
+        --draft-margin 1 --out runs/cam-fast1
+then python benchmarks/decode_ab.py runs/cam-full runs/cam-fast runs/cam-fast1.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -158,10 +157,12 @@ def main() -> None:
     from ftedge.stages.bench.camera import SOURCE, write_camera_inputs
     from ftedge.stages.bench.system import environment
     from ftedge.formats.contract import describe
+    from ftedge.config import usable_cpus
     from ftedge.io import read_json
 
     env = environment(None)
-    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs); inputs: {SOURCE}")
+    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs, {usable_cpus()} usable); "
+          f"inputs: {SOURCE}")
     with tempfile.TemporaryDirectory() as tmp:
         inputs = write_camera_inputs(Path(tmp), per_size=4)
         cycle = {k: [v[i % len(v)] for i in range(a.images)] for k, v in inputs.items()}
@@ -179,7 +180,7 @@ def main() -> None:
             print(f"{'input':16} {'before':>8} {'after':>8} {'predict':>8} {'pred-open':>9} "
                   f"{'after/before':>12} {'after/model':>11} {'bound':>7} {'after/bound':>11}"
                   "   (img/s, median of rounds)")
-            cores = os.cpu_count() or 1
+            cores = usable_cpus()  # `taskset -c 0` measures one core
             for kind, items in cycle.items():
                 runs: dict[str, list] = {"before": [], "after": [], "predict": [], "open": []}
                 for _ in range(a.rounds):

@@ -13,7 +13,8 @@ import sys
 import click
 
 from ftedge.config import (DECODES, FILTERS, GEOMETRIES, INPUT_FORMATS, INPUT_LAYOUTS,
-                           MIN_REDUCING_GAP, MAX_REDUCING_GAP)
+                           MIN_REDUCING_GAP, MAX_REDUCING_GAP, MIN_DRAFT_MARGIN,
+                           MAX_DRAFT_MARGIN)
 from ftedge.config import (BENCH_WARMUP, CALIB_METHOD, CALIB_PERCENTILE, CALIB_RECIPE, FALLBACK_CAP,
                            INT8_SOURCE, INT8_SOURCES, MAX_DROP, TOPK, WEIGHT_BITS)
 from ftedge.config import (MAX_BATCH, MAX_EPOCHS, MAX_IMG_SIZE, MAX_SEED, MAX_THREADS,
@@ -84,6 +85,7 @@ def _tune_options(f):
         click.option("--preprocess", type=click.Choice(GEOMETRIES), help="Geometry of the preprocessing contract: crop (short side, centre crop), stretch (whole image to HxW) or letterbox (aspect kept, padded). Default: the --target pipeline's, else crop."),
         click.option("--filter", type=click.Choice(FILTERS), help="Resize filter, Pillow's (bilinear and bicubic antialias when shrinking). Default: the --target pipeline's, with its antialiasing (the DeepStream targets: bilinear, not antialiased, as nvinfer scales), else the model's."),
         click.option("--decode", type=click.Choice(DECODES), help="full, or draft: JPEGs decoded at 1/2-1/8 scale in the DCT domain, in training and on the device alike (default full)."),
+        click.option("--draft-margin", type=FiniteFloat(min=MIN_DRAFT_MARGIN, max=MAX_DRAFT_MARGIN), help="With --decode draft: the DCT scale keeps at least this many times the size the resize produces (1.0 the fastest: the smallest scale that still covers it; default 2.0)."),
         click.option("--label-check/--no-label-check", default=None, help="List suspected label errors before training (frozen pretrained features, a cross-validated linear probe, cleanlab; the check of `data check --labels`). Default: on with pretrained weights."),
         click.option("--reducing-gap", type=FiniteFloat(min=MIN_REDUCING_GAP, max=MAX_REDUCING_GAP), help="Box-reduce by an integer factor before the resize filter, keeping at least this many times the output (Pillow's reducing_gap; 1.0 fastest, 3.0 near-exact), for every source (raw frames too), in training and on the device alike (default: off)."),
         click.option("--target", help="Train for this target's pipeline: its profile's geometry and filter (e.g. the DeepStream targets: stretch, bilinear not antialiased)."),

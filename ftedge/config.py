@@ -41,6 +41,11 @@ FILTERS = ("bicubic", "bilinear", "nearest")  # Pillow's; bicubic/bilinear antia
 DECODES = ("full", "draft")  # draft: JPEGs decoded DCT-domain at 1/2, 1/4 or 1/8 scale (still
 # at least DRAFT_MARGIN x the size the resize needs); other formats decode in full
 DRAFT_MARGIN = 2.0  # as Pillow's thumbnail(reducing_gap=2.0): the resize still sees 2x its output
+# preprocess.draft_margin: another margin for a draft decode, recorded in the contract (a draft
+# contract without the key meant DRAFT_MARGIN). 1.0 decodes at the smallest DCT scale that still
+# covers the resize (a 1080p JPEG to 256 px: 1/4, not 1/2), the fastest and the softest; past 8
+# the 1/8 scale is never reached, and the decode is a full one.
+MIN_DRAFT_MARGIN, MAX_DRAFT_MARGIN = 1.0, 8.0
 # preprocess.reducing_gap: Pillow's resize(..., reducing_gap=G) for every filter resize: box-
 # reduce by the largest integer factor that leaves at least G x the output, then the filter from
 # there (any source: raw frames, PNGs, JPEGs after their draft). None: off (the filter reads the
@@ -140,6 +145,7 @@ class PreprocessConfig:
     pad_value: tuple[int, int, int] = DEFAULT_PAD_VALUE  # letterbox bars, RGB 0..255
     decode: str = DEFAULT_DECODE  # full | draft (see DECODES)
     reducing_gap: float | None = None  # None: off; >= 1.0: box-reduce first (see MIN_REDUCING_GAP)
+    draft_margin: float | None = None  # decode draft only; None: DRAFT_MARGIN (MIN_DRAFT_MARGIN)
     target: str | None = None  # a target profile whose pipeline's geometry/filter to train for
 
 
@@ -276,11 +282,10 @@ _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 def usable_cpus() -> int:
     """The CPU cores this process may run on (its affinity mask: a container or `taskset`
-    may allow fewer than the machine has)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
+    may allow fewer than the machine has); the kit's rule, deploy/templates/cli.py."""
+    from ftedge.deploy.templates.cli import usable_cores
+
+    return usable_cores()
 
 
 def check_threads(threads: int | None) -> int | None:
@@ -514,6 +519,12 @@ def validate_tune_config(cfg: TuneConfig) -> None:
         (p.reducing_gap is None or MIN_REDUCING_GAP <= p.reducing_gap <= MAX_REDUCING_GAP,
          f"preprocess.reducing_gap must be a number from {MIN_REDUCING_GAP:g} to "
          f"{MAX_REDUCING_GAP:g} (or left out: off)"),
+        (p.draft_margin is None or MIN_DRAFT_MARGIN <= p.draft_margin <= MAX_DRAFT_MARGIN,
+         f"preprocess.draft_margin must be a number from {MIN_DRAFT_MARGIN:g} to "
+         f"{MAX_DRAFT_MARGIN:g} (or left out: {DRAFT_MARGIN:g})"),
+        (p.draft_margin is None or p.decode == "draft",
+         "preprocess.draft_margin sets how far a draft decode may shrink a JPEG: it needs "
+         "preprocess.decode: draft (--decode draft)"),
         (len(p.pad_value) == 3 and all(0 <= v <= 255 for v in p.pad_value),
          "preprocess.pad_value is an RGB colour: three integers in 0..255"),
         (0 <= a.hflip <= 1, "augment.hflip is a probability in [0, 1]"),
@@ -591,6 +602,7 @@ FLAT_KEYS = {
     "decode": ("preprocess", "decode"), "target": ("preprocess", "target"),
     "label_check": ("data", "label_check"),
     "reducing_gap": ("preprocess", "reducing_gap"),
+    "draft_margin": ("preprocess", "draft_margin"),
 }
 
 

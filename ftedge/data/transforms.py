@@ -11,7 +11,6 @@ DeepStream emulation scale alike.
 from __future__ import annotations
 
 import math
-from typing import Callable
 
 import numpy as np
 import torch
@@ -19,7 +18,7 @@ from torchvision.transforms import v2 as T
 from PIL import Image
 from torchvision.transforms.v2 import functional as F
 
-from ftedge.config import DRAFT_MARGIN, AugmentConfig
+from ftedge.config import AugmentConfig
 from ftedge.errors import DatasetError
 # The geometry rules are the standalone kit's own (deploy/templates/preprocess.py imports
 # nothing of ftedge): one copy, so ftedge and deploy/infer.py size every image alike.
@@ -28,7 +27,9 @@ from ftedge.errors import DatasetError
 # Plain (not antialiased) bilinear, nvinfer's scaler, is that module's resize_bilinear too.
 # A reducing gap (Pillow's resize(reducing_gap=G), recorded in the contract) is that module's
 # pillow_resize: torchvision's Resize cannot pass it.
-from ftedge.deploy.templates.preprocess import (contract_resize, letterbox_box, pillow_resize,
+# The JPEG draft request (decode 'draft', the contract's margin) is the kit's draft_request.
+from ftedge.deploy.templates.preprocess import (contract_resize, draft_request,  # noqa: F401
+                                                letterbox_box, pillow_resize,
                                                 plain_bilinear, preprocess, reducing_gap,
                                                 resize_bilinear, short_side_size)
 
@@ -39,19 +40,6 @@ _INTERP = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationM
 def _to_tensor(contract: dict) -> list:
     return [T.ToImage(), T.ToDtype(torch.float32, scale=True),
             T.Normalize(contract["mean"], contract["std"])]
-
-
-def draft_request(contract: dict) -> Callable[[int, int], tuple[int, int]] | None:
-    """For decode 'draft': the smallest size a JPEG may be decoded to, DRAFT_MARGIN times
-    what the resize produces, so the filter still shrinks by 2x or more."""
-    if contract.get("decode", "full") != "draft":
-        return None
-
-    def request(width: int, height: int) -> tuple[int, int]:
-        w, h = contract_resize(width, height, contract)
-        return math.ceil(w * DRAFT_MARGIN), math.ceil(h * DRAFT_MARGIN)
-
-    return request
 
 
 class PlainBilinearResize(torch.nn.Module):

@@ -13,6 +13,7 @@ import numpy as np
 from ftedge.deploy.common import batch_of, max_batch, temperature_sentence
 from ftedge.deploy.deepstream import CONFIG as DS_CONFIG
 from ftedge.deploy.deepstream import deepstream_normalization
+from ftedge.deploy.templates.preprocess import draft_margin
 from ftedge.formats.artifact import MANIFEST
 from ftedge.runtime.kit import kit_pieces, vnni_caveat
 
@@ -105,9 +106,10 @@ Clients send the preprocessed float32 tensor `{manifest['input_name']}` (section
 def _decode_step(c: dict) -> str:
     if c.get("decode", "full") != "draft":
         return "1. **Decode** the whole file;"
+    margin = draft_margin(c)
     return ("1. **Decode** the file; a JPEG in draft mode (Pillow `Image.draft(None, (w, h))`, "
-            "libjpeg's\n   DCT-domain scaling by 1/2, 1/4 or 1/8) with (w, h) = ceil(2 x the "
-            "size step 2 resizes to,\n   computed from the stored size);")
+            f"libjpeg's\n   DCT-domain scaling by 1/2, 1/4 or 1/8) with (w, h) = ceil({margin:g} "
+            "x the size step 2 resizes to,\n   computed from the stored size);")
 
 
 def _filter_text(c: dict) -> str:

@@ -3,13 +3,15 @@
 A contract is a plain dict (stored in the run's preprocessing.json, every checkpoint, every
 artifact manifest and the ONNX metadata). Contracts written before geometry, filter and decode
 were named lack those keys: they read as what that code did (`crop`, the recorded
-interpolation, antialiased, full decode), so an old run or artifact keeps meaning what it meant.
+interpolation, antialiased, full decode; a draft decode without `draft_margin`: 2.0), so an
+old run or artifact keeps meaning what it meant.
 """
 
 from __future__ import annotations
 
-from ftedge.config import (DECODES, DEFAULT_DECODE, DEFAULT_GEOMETRY, DEFAULT_PAD_VALUE, FILTERS,
-                           GEOMETRIES, MIN_REDUCING_GAP)
+from ftedge.config import (DECODES, DEFAULT_DECODE, DEFAULT_GEOMETRY, DEFAULT_PAD_VALUE,
+                           DRAFT_MARGIN, FILTERS, GEOMETRIES, MAX_DRAFT_MARGIN, MIN_DRAFT_MARGIN,
+                           MIN_REDUCING_GAP)
 from ftedge.errors import RunError
 
 REQUIRED = ("input_size", "resize", "interpolation", "mean", "std")
@@ -36,11 +38,15 @@ def resize_allowed(interpolation: str, antialias: bool) -> bool:
 def build_contract(*, input_size: int, resize: int, interpolation: str, mean, std,
                    background=(255, 255, 255), geometry: str = DEFAULT_GEOMETRY,
                    pad_value=DEFAULT_PAD_VALUE, decode: str = DEFAULT_DECODE,
-                   antialias: bool | None = None, reducing_gap: float | None = None) -> dict:
+                   antialias: bool | None = None, reducing_gap: float | None = None,
+                   draft_margin: float | None = None) -> dict:
     """A complete contract; `resize` is the short side before the centre crop (crop only);
     `antialias` None is the filter's own (Pillow's), False with bilinear is plain bilinear;
     `reducing_gap` None resizes from the whole image, a number box-reduces first (Pillow's
-    resize(reducing_gap=...), config.MIN_REDUCING_GAP)."""
+    resize(reducing_gap=...), config.MIN_REDUCING_GAP); `draft_margin` (decode draft only;
+    None: config.DRAFT_MARGIN) is how many times the resize's size a draft decode keeps."""
+    if draft_margin is not None and decode != "draft":
+        raise ValueError("draft_margin applies to decode 'draft' only")
     contract = {
         "input_size": [3, int(input_size), int(input_size)],
         "geometry": geometry,
@@ -50,6 +56,8 @@ def build_contract(*, input_size: int, resize: int, interpolation: str, mean, st
         "antialias": antialias_of(interpolation) if antialias is None else bool(antialias),
         "pad_value": [int(v) for v in pad_value],
         "decode": decode,
+        "draft_margin": (float(DRAFT_MARGIN if draft_margin is None else draft_margin)
+                         if decode == "draft" else None),
         "reducing_gap": None if reducing_gap is None else float(reducing_gap),
         "scale": "1/255",
         "mean": [float(v) for v in mean],
@@ -105,6 +113,7 @@ def check_contract(contract, where: str) -> dict:
         raise _bad(where, f"antialias={contract['antialias']!r} with {contract['interpolation']}"
                           " is not a resize this version can apply (Pillow's filters, or "
                           "bilinear with antialias false)")
+    _check_draft_margin(contract, where)
     gap = contract["reducing_gap"]
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
                             or not gap >= MIN_REDUCING_GAP or gap == float("inf")):
@@ -125,6 +134,22 @@ def check_contract(contract, where: str) -> dict:
     return contract
 
 
+def _check_draft_margin(contract: dict, where: str) -> None:
+    """A draft contract written before the key meant DRAFT_MARGIN; a full decode has none."""
+    draft = contract["decode"] == "draft"
+    contract.setdefault("draft_margin", DRAFT_MARGIN if draft else None)
+    margin = contract["draft_margin"]
+    if not draft:
+        if margin is not None:
+            raise _bad(where, f"draft_margin {margin!r} with decode {contract['decode']!r}: a "
+                              "margin belongs to a draft decode only")
+        return
+    if (isinstance(margin, bool) or not isinstance(margin, (int, float))
+            or not MIN_DRAFT_MARGIN <= margin <= MAX_DRAFT_MARGIN):
+        raise _bad(where, f"draft_margin {margin!r} is not a number from {MIN_DRAFT_MARGIN:g} "
+                          f"to {MAX_DRAFT_MARGIN:g}")
+
+
 def describe(contract: dict) -> str:
     """One line for logs and warnings: 'stretch to 224x224, bilinear (antialiased)'."""
     h, w = contract["input_size"][1:]
@@ -139,7 +164,11 @@ def describe(contract: dict) -> str:
         shape = f"stretch to {h}x{w}"
     else:
         shape = f"letterbox into {h}x{w}, pad {tuple(contract.get('pad_value', (0, 0, 0)))}"
-    decode = ", JPEG draft decode" if contract.get("decode") == "draft" else ""
+    decode = ""
+    if contract.get("decode") == "draft":
+        margin = contract.get("draft_margin")
+        margin = DRAFT_MARGIN if margin is None else margin
+        decode = f", JPEG draft decode (>= {margin:g}x the resize)"
     if contract.get("reducing_gap") is not None:
         decode += f", box-reduced first (reducing gap {contract['reducing_gap']:g})"
     return f"{shape}, {filt}{decode}"

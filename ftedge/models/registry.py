@@ -148,7 +148,8 @@ def preprocessing_contract(spec: ModelSpec, img_size: int | None,
                            background=(255, 255, 255), *, geometry: str = DEFAULT_GEOMETRY,
                            interpolation: str | None = None, pad_value=(0, 0, 0),
                            decode: str = DEFAULT_DECODE, antialias: bool | None = None,
-                           reducing_gap: float | None = None) -> dict:
+                           reducing_gap: float | None = None,
+                           draft_margin: float | None = None) -> dict:
     """The input contract every artifact carries: what a caller must do to an image.
 
     `interpolation` None keeps the model's pretraining filter; `antialias` None the filter's
@@ -159,7 +160,7 @@ def preprocessing_contract(spec: ModelSpec, img_size: int | None,
                           interpolation=interpolation or spec.interpolation, mean=spec.mean,
                           std=spec.std, background=background, geometry=geometry,
                           pad_value=pad_value, decode=decode, antialias=antialias,
-                          reducing_gap=reducing_gap)
+                          reducing_gap=reducing_gap, draft_margin=draft_margin)
 
 
 def count_parameters(model: nn.Module) -> int:

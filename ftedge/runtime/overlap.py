@@ -16,13 +16,13 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ftedge.deploy.templates.cli import prepared_batches
+from ftedge.deploy.templates.cli import prepared_batches, usable_cores
 from ftedge.errors import ConfigError
 
 
 def default_workers() -> int:
     """Decode threads: one per core (the runtime's threads sleep while they wait for a batch)."""
-    return max(1, os.cpu_count() or 1)
+    return usable_cores()
 
 
 def check_batch_workers(batch: int, workers: int | None) -> int:

@@ -56,7 +56,8 @@ def run_contract(cfg: TuneConfig) -> dict:
     contract = preprocessing_contract(get_spec(cfg.model.name), cfg.model.img_size,
                                       cfg.data.background, geometry=geometry or "crop",
                                       interpolation=filt, pad_value=p.pad_value,
-                                      decode=p.decode, antialias=antialias)
+                                      decode=p.decode, antialias=antialias,
+                                      draft_margin=p.draft_margin)
     if p.reducing_gap is None:
         return contract
     if contract["interpolation"] == "nearest" or not contract["antialias"]:

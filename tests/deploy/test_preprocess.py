@@ -53,6 +53,11 @@ for _g in ("crop", "stretch", "letterbox"):
     CONTRACTS[f"{_g}_bicubic_draft_gap1"] = {**CONTRACT, "geometry": _g,
                                              "interpolation": "bicubic", "decode": "draft",
                                              "reducing_gap": 1.0}
+    # the smallest DCT scale that covers the resize (draft_margin 1): 1/8 of the test JPEG,
+    # where the default margin of 2 keeps 1/4
+    CONTRACTS[f"{_g}_bicubic_draft_margin1"] = {**CONTRACT, "geometry": _g,
+                                                "interpolation": "bicubic", "decode": "draft",
+                                                "draft_margin": 1.0}
 
 
 def torchvision_reference(paths, contract) -> np.ndarray:
@@ -74,6 +79,10 @@ def test_template_equals_ftedge_bit_for_bit(images, name):
         big = images["big.jpg"]
         assert not np.array_equal(template.preprocess_file(big, full),
                                   template.preprocess_file(big, contract))
+        if contract.get("draft_margin") is not None:  # and the margin: not the default's scale
+            default = {**contract, "draft_margin": None}
+            assert not np.array_equal(template.preprocess_file(big, default),
+                                      template.preprocess_file(big, contract))
     if contract.get("reducing_gap") is not None:  # the gap did something: not the filter alone
         whole = {**contract, "reducing_gap": None}
         big = images["big.jpg"]
@@ -90,7 +99,8 @@ def test_generated_scripts_preprocess_like_ftedge(ort_artifact, ov_artifact, trt
     contract = CONTRACTS["bicubic_padded"]
     want = torchvision_reference(paths, contract)
     others = [CONTRACTS["letterbox_bicubic_draft"], CONTRACTS["stretch_bilinear_draft"],
-              CONTRACTS["crop_bicubic_draft_gap1"], CONTRACTS["letterbox_bilinear_gap2.5"]]
+              CONTRACTS["crop_bicubic_draft_gap1"], CONTRACTS["letterbox_bilinear_gap2.5"],
+              CONTRACTS["crop_bicubic_draft_margin1"]]
     wants = [torchvision_reference(paths, c) for c in others]
     for folder, _ in (ort_artifact, ov_artifact, trt_artifact):
         script = _load_script(folder / "deploy" / "infer.py")
@@ -154,6 +164,10 @@ def test_draft_request_keeps_twice_the_resize():
     assert template.draft_request(stretch)(1920, 1080) == (64, 64)
     letterbox = {**crop, "geometry": "letterbox"}
     assert template.draft_request(letterbox)(1920, 1080) == (64, 36)
+    # a recorded margin: 1 asks for no more than the resize itself, 1.5 rounds up
+    assert template.draft_request({**crop, "draft_margin": 1.0})(4032, 3024) == (48, 36)
+    assert template.draft_request({**crop, "draft_margin": 1.5})(1920, 1080) == (96, 54)
+    assert template.draft_request({**crop, "draft_margin": None})(4032, 3024) == (96, 72)
 
 
 def test_unknown_geometry_or_decode_is_refused():
@@ -162,7 +176,12 @@ def test_unknown_geometry_or_decode_is_refused():
                 {**CONTRACT, "reducing_gap": 0.5}, {**CONTRACT, "reducing_gap": "2"},
                 {**CONTRACT, "reducing_gap": True},
                 {**CONTRACT, "interpolation": "nearest", "reducing_gap": 2.0},
-                {**CONTRACT, "antialias": False, "reducing_gap": 2.0}):
+                {**CONTRACT, "antialias": False, "reducing_gap": 2.0},
+                {**CONTRACT, "draft_margin": 1.0},  # a margin without a draft decode
+                {**CONTRACT, "decode": "draft", "draft_margin": 0.5},
+                {**CONTRACT, "decode": "draft", "draft_margin": 9},
+                {**CONTRACT, "decode": "draft", "draft_margin": "1"},
+                {**CONTRACT, "decode": "draft", "draft_margin": False}):
         with pytest.raises(ValueError):
             template.check_contract(bad)
     template.check_contract(dict(CONTRACT))  # an old contract: no geometry, decode, antialias

@@ -38,3 +38,14 @@ def test_a_tensorrt_kit_says_how_to_build_its_engine(tmp_path):
                    extra={"onnx": "model.int8.onnx"})
     assert "sh trtexec.sh" in text and "model.engine" in text
     assert "## 2. DeepStream" in text and "export the run for a TensorRT target" not in text
+
+
+def test_the_decode_step_names_the_contracts_draft_margin(tmp_path):
+    full = _readme(tmp_path, "onnxruntime", "model.fp32.onnx")
+    assert "1. **Decode** the whole file;" in full
+    old = _readme(tmp_path, "onnxruntime", "model.fp32.onnx",
+                  contract={**CONTRACT, "decode": "draft"})  # before the key: 2
+    assert "(w, h) = ceil(2 x the size step 2 resizes to" in old
+    one = _readme(tmp_path, "onnxruntime", "model.fp32.onnx",
+                  contract={**CONTRACT, "decode": "draft", "draft_margin": 1.0})
+    assert "(w, h) = ceil(1 x the size step 2 resizes to" in one

@@ -50,6 +50,9 @@ def test_bilinear_can_be_plain_and_says_so():
     {"reducing_gap": 0.5}, {"reducing_gap": "2"}, {"reducing_gap": True},
     {"reducing_gap": float("inf")}, {"reducing_gap": 2.0, "interpolation": "nearest"},
     {"reducing_gap": 2.0, "interpolation": "bilinear", "antialias": False},
+    {"draft_margin": 1.0}, {"decode": "draft", "draft_margin": 0.5},
+    {"decode": "draft", "draft_margin": 9.0}, {"decode": "draft", "draft_margin": "1"},
+    {"decode": "draft", "draft_margin": True}, {"decode": "draft", "draft_margin": float("nan")},
 ])
 def test_malformed_contracts_are_refused_with_the_fix(change):
     with pytest.raises(RunError) as e:
@@ -95,11 +98,28 @@ def test_the_reducing_gap_is_recorded_and_described():
     assert off["reducing_gap"] is None  # new runs: off unless asked for
 
 
+def test_the_draft_margin_is_recorded_and_old_draft_contracts_keep_2():
+    kw = dict(input_size=224, resize=256, interpolation="bicubic", mean=(0.5,) * 3,
+              std=(0.5,) * 3)
+    assert build_contract(**kw)["draft_margin"] is None  # a full decode has no margin
+    assert build_contract(**kw, decode="draft")["draft_margin"] == 2.0  # the default
+    c = build_contract(**kw, decode="draft", draft_margin=1)
+    assert c["draft_margin"] == 1.0 and isinstance(c["draft_margin"], float)
+    assert "JPEG draft decode (>= 1x the resize)" in describe(c)
+    assert check_contract(dict(c), "again") == c
+    # a draft contract written before the key: the margin that code used
+    old = check_contract({**OLD, "decode": "draft"}, "old")
+    assert old["draft_margin"] == 2.0 and "(>= 2x the resize)" in describe(old)
+    assert check_contract(dict(OLD), "old")["draft_margin"] is None
+    with pytest.raises(ValueError, match="decode 'draft' only"):
+        build_contract(**kw, draft_margin=1.0)
+
+
 def test_a_new_manifest_round_trips_every_choice(tmp_path):
     from ftedge.formats.artifact import read_manifest
 
     c = build_contract(input_size=32, resize=32, interpolation="bilinear", mean=(0.5,) * 3,
                        std=(0.25,) * 3, geometry="letterbox", pad_value=(1, 2, 3),
-                       decode="draft", reducing_gap=2.5)
+                       decode="draft", reducing_gap=2.5, draft_margin=1.5)
     _sealed(tmp_path / "new", dict(c))
     assert read_manifest(tmp_path / "new").preprocessing == c

@@ -85,3 +85,19 @@ def test_bad_batch_or_workers_are_refused(kw):
 def test_empty_input_runs_nothing():
     runner = SumRunner()
     assert list(overlapped_infer(runner, [], prepare, batch=4)) == [] and runner.batches == []
+
+
+def test_decode_threads_follow_the_cores_this_process_may_use(monkeypatch):
+    """A container or `taskset` may allow fewer cores than the machine has: one decode thread
+    per allowed core, in ftedge and in the kit alike (os.cpu_count() counts them all)."""
+    import os
+
+    from ftedge.config import usable_cpus
+    from ftedge.deploy.templates.cli import usable_cores
+    from ftedge.runtime.overlap import default_workers
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
+    assert usable_cores() == usable_cpus() == default_workers() == 1
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # not Linux: the machine's
+    assert usable_cores() == usable_cpus() == default_workers() == 64

@@ -51,6 +51,13 @@ def test_choices_are_checked():
     with pytest.raises(ConfigError, match="not antialiased, as nvinfer scales"):
         _contract(target="jetson-orin-nano", reducing_gap=2.0)
     assert _contract(decode="draft", reducing_gap=1.0)["reducing_gap"] == 1.0
+    assert _contract(decode="draft")["draft_margin"] == 2.0
+    assert _contract(decode="draft", draft_margin=1.0)["draft_margin"] == 1.0
+    for margin in (0.5, 8.5):
+        with pytest.raises(ConfigError, match="draft_margin must be a number from 1 to 8"):
+            _contract(decode="draft", draft_margin=margin)
+    with pytest.raises(ConfigError, match="it needs preprocess.decode: draft"):
+        _contract(draft_margin=1.0)  # a full decode: the margin would do nothing
     c = _contract(preprocess="stretch", filter="nearest", decode="draft")
     assert (c["geometry"], c["interpolation"], c["antialias"], c["decode"]) == (
         "stretch", "nearest", False, "draft")

@@ -162,6 +162,15 @@ def frame_image(frame, where="frame"):
     return Image.fromarray(np.ascontiguousarray(frame))
 
 
+def usable_cores():
+    """The CPU cores this process may run on: its affinity mask (a container or `taskset` may
+    allow fewer than the machine has), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def prepared_batches(inputs, prepare, *, batch, workers, item_errors=(), window=None):
     """Yield (group, arrays) for each batch of `inputs`, in input order, while `prepare` runs
     on `workers` threads: Pillow releases the GIL while it decodes and resizes, and the
@@ -236,7 +245,7 @@ class Classifier:
                                 "script", "use the infer.py written with this artifact")
         self.batch = batch_size(manifest, batch)
         self.fixed = manifest["input_shape"][0] != "dynamic"
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or usable_cores()
         self.temperature, note = temperature_of(manifest)
         if note:
             print(note, file=sys.stderr)

@@ -25,7 +25,8 @@ RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.
               "bicubic": Image.Resampling.BICUBIC}
 GEOMETRIES = ("crop", "stretch", "letterbox")
 DECODES = ("full", "draft")
-DRAFT_MARGIN = 2.0  # a draft decode keeps at least 2x the size the resize produces
+DRAFT_MARGIN = 2.0  # a draft decode keeps at least 2x the size the resize produces, unless
+# the contract records another draft_margin (1.0 to 8.0)
 ROTATIONS = range(2, 9)  # EXIF orientations that move pixels (1: as stored)
 
 
@@ -137,14 +138,24 @@ def contract_resize(width, height, contract):
     return letterbox_box(width, height, out_w, out_h=out_h)[:2]
 
 
-def draft_request(contract):
-    """The decode mode's draft(w, h) for load_image, or None (decode 'full')."""
+def draft_margin(contract):
+    """How many times the resize's size a draft decode keeps (None: decode 'full')."""
     if contract.get("decode", "full") != "draft":
+        return None
+    margin = contract.get("draft_margin")
+    return DRAFT_MARGIN if margin is None else float(margin)
+
+
+def draft_request(contract):
+    """The decode mode's draft(w, h) for load_image, or None (decode 'full'): the smallest
+    size a JPEG may be decoded to, the contract's margin times what the resize produces."""
+    margin = draft_margin(contract)
+    if margin is None:
         return None
 
     def request(width, height):
         w, h = contract_resize(width, height, contract)
-        return math.ceil(w * DRAFT_MARGIN), math.ceil(h * DRAFT_MARGIN)
+        return math.ceil(w * margin), math.ceil(h * margin)
 
     return request
 
@@ -244,6 +255,12 @@ def check_contract(contract):
             contract):
         raise ValueError(f"preprocessing antialias={antialiased(contract)} with "
                          f"{contract['interpolation']} is not a resize this script applies")
+    margin = contract.get("draft_margin")
+    if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
+                               or not 1.0 <= margin <= 8.0
+                               or contract.get("decode", "full") != "draft"):
+        raise ValueError(f"preprocessing draft_margin={margin!r} is not a number from 1 to 8 "
+                         "with decode 'draft'")
     gap = contract.get("reducing_gap")
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
                             or not 1.0 <= gap < float("inf")):
