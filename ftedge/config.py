@@ -283,7 +283,7 @@ _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 def usable_cpus() -> int:
     """The CPU cores this process may run on (its affinity mask: a container or `taskset`
     may allow fewer than the machine has); the kit's rule, deploy/templates/cli.py."""
-    from ftedge.deploy.templates.cli import usable_cores
+    from ftedge.deploy.templates.artifact import usable_cores
 
     return usable_cores()
 

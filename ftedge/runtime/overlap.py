@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from ftedge.deploy.templates.cli import prepared_batches, usable_cores
+from ftedge.deploy.templates.artifact import usable_cores
+from ftedge.deploy.templates.cli import prepared_batches
 from ftedge.errors import ConfigError
 
 

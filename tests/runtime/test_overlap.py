@@ -93,7 +93,7 @@ def test_decode_threads_follow_the_cores_this_process_may_use(monkeypatch):
     import os
 
     from ftedge.config import usable_cpus
-    from ftedge.deploy.templates.cli import usable_cores
+    from ftedge.deploy.templates.artifact import usable_cores
     from ftedge.runtime.overlap import default_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)

@@ -123,6 +123,15 @@ def verify_file(folder, manifest, name):
 
 
 
+def usable_cores():
+    """The CPU cores this process may run on: its affinity mask (a container or `taskset` may
+    allow fewer than the machine has), else the machine's count."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def vnni_state():
     """"vnni", "no-vnni" (an x86 CPU whose u8 x s8 dot product sums pairs of products in 16
     bits, which full-range 8-bit weights saturate), "unknown" (x86, /proc/cpuinfo unreadable)

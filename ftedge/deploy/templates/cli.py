@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from ftedge.deploy.templates.artifact import (ArtifactError, load_manifest, reexport_hint,
-                                              verify_file)
+                                              usable_cores, verify_file)
 from ftedge.deploy.templates.labels import escape_label
 from ftedge.deploy.templates.preprocess import (IMAGE_EXTENSIONS, ImageDecodeError,
                                                 check_contract, decode_file, model_input)
@@ -160,15 +160,6 @@ def frame_image(frame, where="frame"):
     """A checked frame (check_frame) as a PIL image."""
     check_frame(frame, where)
     return Image.fromarray(np.ascontiguousarray(frame))
-
-
-def usable_cores():
-    """The CPU cores this process may run on: its affinity mask (a container or `taskset` may
-    allow fewer than the machine has), else the machine's count."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def prepared_batches(inputs, prepare, *, batch, workers, item_errors=(), window=None):

@@ -10,6 +10,7 @@ import numpy as np
 
 from ftedge.config import EVAL_BATCH, disable_telemetry, or_default
 from ftedge.deploy.templates.artifact import vnni_state as template_vnni_state
+from ftedge.deploy.templates.runner_onnxruntime import session_threads
 from ftedge.runtime import ClosingRunner
 
 # Every ftedge session comes through here: ONNX Runtime's telemetry (its device id file) is off
@@ -43,8 +44,8 @@ def inference_session(model, threads: int | None = None):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
-    if threads:
-        so.intra_op_num_threads = threads
+    # as the kit's runner: ORT's own pool (0) only when this process may use every core
+    so.intra_op_num_threads = threads or session_threads()
     # as the kit's runner (deploy/templates/runner_onnxruntime.py, which says what it costs and
     # buys): its threads never spin, so the threads decoding the next batch (predict, bench's
     # end to end) get the cores, and bench times the session the device runs
