@@ -157,11 +157,11 @@ def main() -> None:
     from ftedge.stages.bench.camera import SOURCE, write_camera_inputs
     from ftedge.stages.bench.system import environment
     from ftedge.formats.contract import describe
-    from ftedge.config import usable_cpus
+    from ftedge.deploy.templates.artifact import usable_cores
     from ftedge.io import read_json
 
     env = environment(None)
-    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs, {usable_cpus()} usable); "
+    print(f"CPU: {env.get('cpu')} ({env.get('cpu_count')} CPUs, {usable_cores()} usable); "
           f"inputs: {SOURCE}")
     with tempfile.TemporaryDirectory() as tmp:
         inputs = write_camera_inputs(Path(tmp), per_size=4)
@@ -180,7 +180,7 @@ def main() -> None:
             print(f"{'input':16} {'before':>8} {'after':>8} {'predict':>8} {'pred-open':>9} "
                   f"{'after/before':>12} {'after/model':>11} {'bound':>7} {'after/bound':>11}"
                   "   (img/s, median of rounds)")
-            cores = usable_cpus()  # `taskset -c 0` measures one core
+            cores = usable_cores()  # `taskset -c 0` measures one core
             for kind, items in cycle.items():
                 runs: dict[str, list] = {"before": [], "after": [], "predict": [], "open": []}
                 for _ in range(a.rounds):

@@ -280,14 +280,6 @@ def disable_telemetry() -> None:
 _YAML11_EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-def usable_cpus() -> int:
-    """The CPU cores this process may run on (its affinity mask: a container or `taskset`
-    may allow fewer than the machine has); the kit's rule, deploy/templates/cli.py."""
-    from ftedge.deploy.templates.artifact import usable_cores
-
-    return usable_cores()
-
-
 def check_threads(threads: int | None) -> int | None:
     """A runtime's CPU threads (`--threads`), or None for the runtime's default. More threads
     than usable cores is refused: ONNX Runtime and OpenVINO would start them all, and they
@@ -298,7 +290,9 @@ def check_threads(threads: int | None) -> int | None:
         raise ConfigError(f"--threads must be a whole number >= 1, got {shown(threads)}",
                           "give the runtime's CPU threads, e.g. 1, or leave it out for the "
                           "runtime's default")
-    cpus = usable_cpus()
+    from ftedge.deploy.templates.artifact import usable_cores  # the kit's rule: its mask
+
+    cpus = usable_cores()
     if threads > cpus:
         raise ConfigError(f"--threads {threads} is more than the {cpus} CPU core(s) this "
                           "process may use: the runtime's threads would wait on each other, "
@@ -566,7 +560,9 @@ def resolve_workers(workers: int | None) -> int:
     """DataLoader workers: decoded images are cached, so small CPUs do best with none."""
     if workers is not None:
         return workers
-    cpus = os.cpu_count() or 1
+    from ftedge.deploy.templates.artifact import usable_cores  # its mask, not the machine's
+
+    cpus = usable_cores()
     return 0 if cpus <= 2 else min(8, cpus // 2)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from ftedge.data.duplicates import (DRAFT_SIZE, MIN_HASH_SIDE, DuplicatePair, Fi
                                     find_duplicates, fingerprint, leaked_into)
 from ftedge.data.folder import MIN_CLASSES, DatasetLayout, Sample, discover_dataset
 from ftedge.data.images import WHITE, ImageDecodeError, decode_image, read_image_bytes
+from ftedge.deploy.templates.artifact import usable_cores
 from ftedge.errors import DatasetError
 
 
@@ -109,7 +109,7 @@ def _decode_all(samples: list[Sample], background, keep_short_side, cache: bool,
         return (s, size, (_shrink(img, keep_short_side) if cache else None),
                 fingerprint(img, data) if prints else None)
 
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=usable_cores()) as pool:
         return list(pool.map(one, samples))
 
 
@@ -146,7 +146,7 @@ def audit_dataset(root: str | Path, *, background: tuple[int, int, int] = WHITE,
         min_classes: 2 to train a classifier; 1 to evaluate one on a subset of its classes.
         duplicates: also find identical files and near-duplicate pictures within and
             across splits (a perceptual hash from the same decode), and blank images.
-        draft: the contract's JPEG draft request (data.transforms.draft_request): cached
+        draft: the contract's JPEG draft request (deploy/templates/preprocess.draft_request): cached
             images are decoded as the device decodes them.
     Raises:
         DatasetError: a class has no usable training image.

@@ -10,7 +10,6 @@ however many inputs come (a video stream too).
 
 from __future__ import annotations
 
-import os
 from contextlib import closing
 from typing import Any, Callable, Iterable, Iterator
 

@@ -89,15 +89,18 @@ def test_empty_input_runs_nothing():
 
 def test_decode_threads_follow_the_cores_this_process_may_use(monkeypatch):
     """A container or `taskset` may allow fewer cores than the machine has: one decode thread
-    per allowed core, in ftedge and in the kit alike (os.cpu_count() counts them all)."""
+    per allowed core, in ftedge and in the kit alike, and DataLoader workers by the same count
+    (os.cpu_count() counts them all)."""
     import os
 
-    from ftedge.config import usable_cpus
+    from ftedge.config import resolve_workers
     from ftedge.deploy.templates.artifact import usable_cores
     from ftedge.runtime.overlap import default_workers
 
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3}, raising=False)
-    assert usable_cores() == usable_cpus() == default_workers() == 1
+    assert usable_cores() == default_workers() == 1
+    assert resolve_workers(None) == 0  # DataLoader workers: 1 usable core, none
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # not Linux: the machine's
-    assert usable_cores() == usable_cpus() == default_workers() == 64
+    assert usable_cores() == default_workers() == 64
+    assert resolve_workers(None) == 8

@@ -135,16 +135,16 @@ def test_a_frame_gives_the_logits_of_the_file_with_its_pixels(which, qat_run, or
 def test_threads_are_bounded_by_the_cores_and_a_run_takes_them(qat_run):
     import torch
 
-    from ftedge.config import usable_cpus
+    from ftedge.deploy.templates.artifact import usable_cores
 
     frame = [np.zeros((9, 9, 3), np.uint8)]
-    too_many = usable_cpus() + 1
+    too_many = usable_cores() + 1
     with pytest.raises(ConfigError, match=f"--threads {too_many} is more than the") as e:
         predict(qat_run.run_dir, frame, threads=too_many)
-    assert f"--threads 1 to {usable_cpus()}" in e.value.hint
+    assert f"--threads 1 to {usable_cores()}" in e.value.hint
     before = torch.get_num_threads()
     try:
-        torch.set_num_threads(usable_cpus())
+        torch.set_num_threads(usable_cores())
         predict(qat_run.run_dir, frame, threads=1)  # PyTorch ignored it before
         assert torch.get_num_threads() == 1
     finally:
