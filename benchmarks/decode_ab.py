@@ -1,8 +1,9 @@
-"""The decode mode's accuracy effect: runs tuned alike but for `--decode`/`--reducing-gap`,
-each run's best.pt on its own val split under each decode mode (full; JPEG draft at the default
-margin 2 + reducing gap 1; draft at margin 1 + gap 1), paired: the same model on the same images, so the change it makes is counted image by
-image, beside each run's top-1 under its own contract. Make the runs with
-benchmarks/camera_set.py (its docstring has the two tune commands).
+"""The decode mode's accuracy effect: runs tuned alike but for `--decode`/`--reducing-gap`/
+`--draft-margin`, each run's best.pt on its own val split under each decode mode (full; JPEG
+draft at the default margin 2 + reducing gap 1; draft at margin 1 + gap 1), paired: the same
+model on the same images, so the change it makes is counted image by image, beside each run's
+top-1 under its own contract. Make the runs with benchmarks/camera_set.py (its docstring has
+the three tune commands).
 
 Usage: python benchmarks/decode_ab.py RUN [RUN ...]
 """

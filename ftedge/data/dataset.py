@@ -22,7 +22,7 @@ class ImageSamples(Dataset):
                  *, cache: dict[Path, Image.Image] | None = None,
                  background=(255, 255, 255), draft=None):
         self.samples = samples
-        self.draft = draft  # the contract's decode mode (data.transforms.draft_request)
+        self.draft = draft  # the contract's decode mode (deploy/templates/preprocess.draft_request)
         self.transform = transform
         self.cache = cache or {}
         self.background = tuple(background)

@@ -27,9 +27,8 @@ from ftedge.errors import DatasetError
 # Plain (not antialiased) bilinear, nvinfer's scaler, is that module's resize_bilinear too.
 # A reducing gap (Pillow's resize(reducing_gap=G), recorded in the contract) is that module's
 # pillow_resize: torchvision's Resize cannot pass it.
-# The JPEG draft request (decode 'draft', the contract's margin) is the kit's draft_request.
-from ftedge.deploy.templates.preprocess import (contract_resize, draft_request,  # noqa: F401
-                                                letterbox_box, pillow_resize,
+# The JPEG draft request (decode 'draft', the contract's margin) is its draft_request.
+from ftedge.deploy.templates.preprocess import (draft_request, letterbox_box, pillow_resize,
                                                 plain_bilinear, preprocess, reducing_gap,
                                                 resize_bilinear, short_side_size)
 
@@ -257,4 +256,3 @@ def _decoded(path, contract: dict):
 def preprocess_image(path, contract: dict) -> np.ndarray:
     """One image file as a (1, C, H, W) float32 batch."""
     return preprocess(decode_image(path, contract), contract)[None]
-

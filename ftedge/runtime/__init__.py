@@ -7,7 +7,7 @@ a machine without OpenVINO or TensorRT. bench, eval, parity and the gates only t
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -163,6 +163,11 @@ class LoadedModel:
     model_name: str  # the registry name
     kind: str = "run"  # "run" | "artifact"
     manifest: object = None  # formats.artifact.Manifest for artifacts
+    # the temperature predict read on its first call, its notes printed (stages/inference.py):
+    # a stream passing the open model on every frame neither re-reads nor repeats them
+    noted_temperature: float | None = field(default=None, init=False, repr=False,
+                                            compare=False)
+    _closed: bool = field(default=False, init=False, repr=False, compare=False)
 
     def close(self) -> None:
         close_runner(self.runner)
@@ -171,7 +176,7 @@ class LoadedModel:
     @property
     def closed(self) -> bool:
         """Whether close() ran (its `with` ended): it cannot infer any more."""
-        return getattr(self, "_closed", False)
+        return self._closed
 
     def __enter__(self) -> "LoadedModel":
         return self

@@ -260,15 +260,14 @@ def _temperature_noted_once(loaded: LoadedModel) -> float:
     """The model's temperature, read and its notes (the host's caveat, no calibration, no
     unknown score) printed the first time predict uses it only: a stream passes it on every
     frame, which neither re-reads the record nor repeats the notes."""
-    known = getattr(loaded, "_ftedge_temperature", None)
-    if known is not None:
-        return known
+    if loaded.noted_temperature is not None:
+        return loaded.noted_temperature
     warn_host_note(loaded)
     temperature, _ = warn_uncalibrated(loaded)
     if unknown_of(loaded) is None:
         console.print(f"note: {NO_UNKNOWN[loaded.kind]}", style="yellow", markup=False,
                       highlight=False, soft_wrap=True)
-    loaded._ftedge_temperature = temperature
+    loaded.noted_temperature = temperature
     return temperature
 
 

@@ -14,7 +14,8 @@ from ftedge.data.audit import DatasetAudit, audit_dataset
 from ftedge.data.dataset import ImageSamples, cache_fits
 from ftedge.data.duplicates import leaked_into
 from ftedge.data.folder import Sample, stratified_split
-from ftedge.data.transforms import draft_request, train_transform
+from ftedge.data.transforms import train_transform
+from ftedge.deploy.templates.preprocess import draft_request
 from ftedge.errors import ConfigError, DatasetError
 from ftedge.formats.contract import check_contract
 from ftedge.models import get_spec, preprocessing_contract

@@ -21,7 +21,8 @@ from ftedge.config import resolve_label_check
 from ftedge.console import console, print_view
 from ftedge.data.dataset import ImageSamples
 from ftedge.data.features import pre_logit_capture
-from ftedge.data.transforms import draft_request, eval_transform
+from ftedge.data.transforms import eval_transform
+from ftedge.deploy.templates.preprocess import draft_request
 from ftedge.errors import DatasetError
 from ftedge.formats.run import AUDIT
 from ftedge.stages.common.audit_view import label_issues_view
