@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ftedge.config import DEFAULT_LAYOUT
 from ftedge.graph import const, edges
+from ftedge.graph.constants import prune_unused_initializers
 from ftedge.errors import ExportError
 from ftedge.formats.run import FP32_ONNX, INT8_ONNX
 
@@ -148,8 +149,6 @@ def fold_into_quantizer(model: onnx.ModelProto) -> bool:
     kept = [n for n in nodes if n.output[0] not in gone]
     del model.graph.node[:]
     model.graph.node.extend(kept[:at] + new + kept[at:])
-    from ftedge.graph.constants import prune_unused_initializers
-
     prune_unused_initializers(model)  # 1/255, mean, std and the old scale if nothing else reads
     return True
 
