@@ -118,15 +118,32 @@ def test_models_lists_registry(monkeypatch, capsys):
 
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes(tmp_path):
-    """DDP on gloo with two CPU ranks, QAT stage included: one run folder, written by rank 0."""
+    """DDP on gloo with two CPU ranks, QAT stage included: one run folder, written by rank 0.
+    Each rank destroys its process group with no DDP wrapper alive: a wrapper holds the group,
+    and one left to the interpreter's exit aborted a rank (SIGABRT) in CI."""
     data = write_class_folders(tmp_path / "c", per_class=12)
     out = tmp_path / "ddp"
+    # `python -m ftedge`, with destroy_process_group observed
+    launcher = tmp_path / "ftedge_checking_ddp.py"
+    launcher.write_text(
+        "import gc, runpy, sys\n"
+        "import torch.distributed as dist, torch.nn as nn\n"
+        "destroy = dist.destroy_process_group\n"
+        "def observed(*args, **kwargs):\n"
+        "    live = sum(isinstance(o, nn.parallel.DistributedDataParallel)\n"
+        "               for o in gc.get_objects())\n"
+        "    print(f'DDP wrappers alive at destroy_process_group: {live}', file=sys.stderr)\n"
+        "    destroy(*args, **kwargs)\n"
+        "dist.destroy_process_group = observed\n"
+        "runpy.run_module('ftedge', run_name='__main__', alter_sys=True)\n")
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "ftedge", "tune", "--data", str(data), "--out",
+           "--master_port", "29517", str(launcher), "tune", "--data", str(data), "--out",
            str(out), "--img-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "0.005",
            "--device", "cpu", "--qat", "--qat-epochs", "1", "--max-drop", "100"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    destroyed = [line for line in proc.stderr.splitlines() if "alive at destroy" in line]
+    assert destroyed == ["DDP wrappers alive at destroy_process_group: 0"] * 2, destroyed
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["epochs_run"] == 4  # 3 FP32 + 1 QAT
     assert summary["qat"]["coverage"]["float_layers"] == []  # read from model.int8.onnx

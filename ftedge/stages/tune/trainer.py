@@ -95,10 +95,14 @@ def tune(config: TuneConfig | None = None, *, config_file: str | None = None,
         ckpt = None
     keep_freed_memory()
     ctx, device = D.init_distributed(resolve_device(cfg.train.device))
+    trainer = None
     try:
         with contextlib.ExitStack() as held:  # the run folder's one-writer lock
-            return Trainer(cfg, ctx, device, ckpt=ckpt, callbacks=callbacks, held=held).fit()
+            trainer = Trainer(cfg, ctx, device, ckpt=ckpt, callbacks=callbacks, held=held)
+            return trainer.fit()
     finally:
+        if trainer is not None:
+            trainer.release_ddp()
         D.shutdown(ctx)
 
 
@@ -390,6 +394,11 @@ class Trainer:
         ids = [int(self.device.split(":")[1])] if self.device.startswith("cuda") else None
         self.train_model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._ddp_head_only = head_only
+
+    def release_ddp(self) -> None:
+        """Let go of the DDP wrapper, which holds the process group: the group must be
+        destroyed with no wrapper left (see dist.shutdown)."""
+        self.train_model, self._ddp_head_only = self.model, None
 
     def _set_phase(self, head_only: bool) -> None:
         for p in self.built.backbone_parameters():
