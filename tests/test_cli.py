@@ -136,8 +136,9 @@ def test_torchrun_two_cpu_processes(tmp_path):
         "    destroy(*args, **kwargs)\n"
         "dist.destroy_process_group = observed\n"
         "runpy.run_module('ftedge', run_name='__main__', alter_sys=True)\n")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", str(launcher), "tune", "--data", str(data), "--out",
+    # --standalone: torchrun takes a free port (a fixed one fails when another job holds it)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(launcher), "tune", "--data", str(data), "--out",
            str(out), "--img-size", "32", "--epochs", "3", "--batch-size", "8", "--lr", "0.005",
            "--device", "cpu", "--qat", "--qat-epochs", "1", "--max-drop", "100"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
