@@ -170,6 +170,18 @@ def test_draft_request_keeps_twice_the_resize():
     assert template.draft_request({**crop, "draft_margin": None})(4032, 3024) == (96, 72)
 
 
+def test_the_kits_contract_constants_are_ftedges():
+    """The kit imports nothing of ftedge, so it holds its own copy of the contract's vocabulary
+    (and ftedge's config does not import the kit, numpy and Pillow with it, at start-up): the
+    two copies must agree, or the kit refuses contracts ftedge writes."""
+    from ftedge import config
+
+    assert template.GEOMETRIES == config.GEOMETRIES and template.DECODES == config.DECODES
+    assert set(template.RESAMPLING) == set(config.FILTERS)
+    assert template.DRAFT_MARGIN == config.DRAFT_MARGIN
+    assert template.DRAFT_MARGINS == (config.MIN_DRAFT_MARGIN, config.MAX_DRAFT_MARGIN)
+
+
 def test_unknown_geometry_or_decode_is_refused():
     for bad in ({**CONTRACT, "geometry": "fisheye"}, {**CONTRACT, "decode": "gpu"},
                 {**CONTRACT, "interpolation": "bicubic", "antialias": False},

@@ -26,7 +26,8 @@ RESAMPLING = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.
 GEOMETRIES = ("crop", "stretch", "letterbox")
 DECODES = ("full", "draft")
 DRAFT_MARGIN = 2.0  # a draft decode keeps at least 2x the size the resize produces, unless
-# the contract records another draft_margin (1.0 to 8.0)
+# the contract records another draft_margin, within DRAFT_MARGINS
+DRAFT_MARGINS = (1.0, 8.0)
 ROTATIONS = range(2, 9)  # EXIF orientations that move pixels (1: as stored)
 
 
@@ -256,11 +257,12 @@ def check_contract(contract):
         raise ValueError(f"preprocessing antialias={antialiased(contract)} with "
                          f"{contract['interpolation']} is not a resize this script applies")
     margin = contract.get("draft_margin")
+    low, high = DRAFT_MARGINS
     if margin is not None and (isinstance(margin, bool) or not isinstance(margin, (int, float))
-                               or not 1.0 <= margin <= 8.0
+                               or not low <= margin <= high
                                or contract.get("decode", "full") != "draft"):
-        raise ValueError(f"preprocessing draft_margin={margin!r} is not a number from 1 to 8 "
-                         "with decode 'draft'")
+        raise ValueError(f"preprocessing draft_margin={margin!r} is not a number from {low:g} "
+                         f"to {high:g} with decode 'draft'")
     gap = contract.get("reducing_gap")
     if gap is not None and (isinstance(gap, bool) or not isinstance(gap, (int, float))
                             or not 1.0 <= gap < float("inf")):
