@@ -1,8 +1,9 @@
 """What the stages share, and the only module one stage may import from another's: which
 images a model is judged on (eval, predict and bench alike), what one input becomes for a
 model (predict and bench's camera rows alike), how an INT8 graph's gate is written and
-announced (tune --qat and quantize alike) and the sensitivity scan's progress bar. Anything else a stage needs from
-another comes from disk (the run folder, the artifact folder) or from a library below."""
+announced (tune --qat and quantize alike) and the sensitivity scan's progress bar. Anything
+else a stage needs from another comes from disk (the run folder, the artifact folder) or from
+a library below."""
 
 from __future__ import annotations
 
