@@ -277,6 +277,18 @@ def test_out_of_range_flags(world, monkeypatch, capsys, tmp_path, flag, value, w
     assert code == 2 and want in err and not (tmp_path / "r").exists()
 
 
+def test_a_tune_that_fails_on_its_data_leaves_no_folder_it_made(monkeypatch, capsys, tmp_path):
+    one_class = tmp_path / "d"
+    (one_class / "a").mkdir(parents=True)
+    out = tmp_path / "new"
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", one_class, "--out", out, *TUNE)
+    assert code == 2 and "at least 2" in err and not out.exists()
+    mine = tmp_path / "mine"  # an empty folder the user made for the run is theirs
+    mine.mkdir()
+    code, _, err = run_cli(monkeypatch, capsys, "tune", "--data", one_class, "--out", mine, *TUNE)
+    assert code == 2 and mine.is_dir()
+
+
 @pytest.mark.parametrize("yaml_text, want", [
     ("model: {dropout: 1.5}", "dropout"), ("data: {background: [300, 0, 0]}", "background"),
     ("train: {patience: -1}", "patience"), ("train: {lr: .inf}", "finite number"),

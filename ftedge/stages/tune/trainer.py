@@ -214,7 +214,9 @@ class Trainer:
         run = cfg.out or (str(new_folder(default_run_dir(cfg))) if ctx.is_main else None)
         self.run = Path(D.broadcast_object(run, ctx))
         if ctx.is_main:
-            if not cfg.out:  # a run that fails before its first file leaves no empty folder
+            # a run that fails before its first file leaves no empty folder it made (a
+            # default name, or an --out that did not exist; an empty one the user made stays)
+            if not cfg.out or not self.run.exists():
                 held.callback(_remove_if_empty, self.run)
             held.enter_context(folder_lock(self.run))
         if ckpt is None:
